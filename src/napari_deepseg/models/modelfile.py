@@ -1,0 +1,252 @@
+"""Self-describing model files: weights + architecture + classes + task + normalization + provenance.
+
+A model file is a ``torch.save`` of a dict holding only plain types and tensors::
+
+    {"format": "napari-deepseg-model", "schema_version": 1,
+     "architecture": {"name", "in_channels", "num_classes", "options"},
+     "meta": "<JSON of ModelMeta>", "state_dict": {name: tensor}}
+
+It is read with ``torch.load(weights_only=True)``: loading never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import ModelFileError
+from .registry import ArchSpec, build_model
+
+FORMAT = "napari-deepseg-model"
+SCHEMA_VERSION = 1
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
+
+PALETTE = [
+    "#000000",
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#46f0f0",
+    "#f032e6",
+    "#bcf60c",
+    "#fabebe",
+    "#008080",
+    "#e6beff",
+    "#9a6324",
+    "#fffac8",
+    "#800000",
+    "#aaffc3",
+    "#808000",
+    "#ffd8b1",
+    "#000075",
+    "#808080",
+    "#ffe119",
+]
+
+
+@dataclass
+class ModelMeta:
+    """Everything needed to use a model's weights.
+
+    Attributes:
+        name: short name shown in pickers.
+        description: one line.
+        task: ``"semantic"`` (class map) or ``"instance-boundary"`` (classes background,
+            interior, boundary; instances by seeded watershed).
+        class_names: K names, index 0 = background.
+        class_colors: K hex colours (index 0 is drawn transparent in napari).
+        normalization: ``{"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}``
+            or ``{"method": "meanstd", "mean": [...], "std": [...], "scale": 255.0}``.
+        channel_mode: how image channels feed the model: ``"gray"`` (1 input; RGB averaged),
+            ``"rgb"`` (3 inputs; gray replicated) or ``"select"`` (the user picks C_in channels).
+        tile_size: the patch size the model was trained at.
+        provenance: training data, epochs, metrics, date, package version.
+    """
+
+    name: str = ""
+    description: str = ""
+    task: Literal["semantic", "instance-boundary"] = "semantic"
+    class_names: list[str] = field(default_factory=list)
+    class_colors: list[str] = field(default_factory=list)
+    normalization: dict[str, Any] = field(
+        default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
+    )
+    channel_mode: str = "gray"
+    tile_size: int = 256
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def complete(self, num_classes: int) -> ModelMeta:
+        """Fill class names and colours up to ``num_classes`` (returns self)."""
+        if not self.class_names:
+            if self.task == "instance-boundary" and num_classes == 3:
+                self.class_names = ["background", "interior", "boundary"]
+            else:
+                self.class_names = ["background"] + [f"class {i}" for i in range(1, num_classes)]
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
+        if len(self.class_colors) != num_classes:
+            self.class_colors = [PALETTE[i % len(PALETTE)] for i in range(num_classes)]
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def model_meta(model: nn.Module) -> ModelMeta:
+    """The model's :class:`ModelMeta` (a default one, completed, when it has none)."""
+    meta = getattr(model, "deepseg_meta", None)
+    if meta is None:
+        arch = _arch_of(model)
+        meta = ModelMeta(name=arch.name).complete(arch.num_classes)
+        model.deepseg_meta = meta
+    return meta
+
+
+def _arch_of(model: nn.Module) -> ArchSpec:
+    arch = getattr(model, "deepseg_arch", None)
+    if arch is None:
+        raise ValueError("this model was not made by build_model(); cannot describe it in a file")
+    return arch
+
+
+def save_model(
+    path: str | os.PathLike, model: nn.Module, meta: ModelMeta | None = None, half: bool = False
+) -> Path:
+    """Write ``model`` and its metadata to ``path`` atomically (temporary file, then rename).
+
+    Args:
+        path: destination file (conventionally ``*.pt``).
+        model: a module made by :func:`build_model` or :func:`load_model`.
+        meta: metadata; defaults to the model's own (``model.deepseg_meta``).
+        half: store floating-point weights as float16 (half the size; loaded back as float32).
+    """
+    arch = _arch_of(model)
+    meta = (meta or model_meta(model)).complete(arch.num_classes)
+    meta.provenance.setdefault("package_version", __version__)
+    state = {
+        k: (v.detach().to("cpu", torch.float16) if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in model.state_dict().items()
+    }
+    payload = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "architecture": arch.to_dict(),
+        "meta": json.dumps(asdict(meta)),
+        "state_dict": state,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    model.deepseg_meta = meta
+    return path
+
+
+def bundled_models() -> dict[str, Path]:
+    """Model files shipped in the package, by name (file stem)."""
+    return {p.stem: p for p in sorted(BUNDLED_DIR.glob("*.pt"))}
+
+
+def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
+    """A model file path from a path or the name of a bundled model."""
+    bundled = bundled_models()
+    if isinstance(path_or_name, str) and path_or_name in bundled and not Path(path_or_name).exists():
+        return bundled[path_or_name]
+    path = Path(path_or_name)
+    if not path.exists():
+        names = ", ".join(bundled) or "none"
+        raise ModelFileError(
+            f"model file {path} not found; give an existing file or a bundled model ({names})"
+        )
+    return path
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """Read and validate a model file's payload without building the model."""
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"model file {path} is empty (0 bytes); re-save or re-download it")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise ModelFileError(
+                f"{path} contains Python objects that would run code when loaded; refusing to "
+                "load it (re-save it with napari_deepseg.models.save_model)"
+            ) from None
+        raise ModelFileError(f"{path} is corrupt or not a model file ({_first_line(err)})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ModelFileError(
+            f"{path} is corrupt or truncated ({_first_line(err)}); re-save or re-download it"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path} is not a napari-deepseg model file (no '{FORMAT}' header); "
+            "convert plain state dicts with save_model(path, build_model(...), meta)"
+        )
+    version = payload.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ModelFileError(
+            f"{path} uses model-file schema {version}, newer than this napari-deepseg "
+            f"({__version__}, schema {SCHEMA_VERSION}) reads; upgrade napari-deepseg"
+        )
+    return payload
+
+
+def load_model(path_or_name: str | os.PathLike) -> nn.Module:
+    """Load a model file (or a bundled model by name) into a module in eval mode on the CPU.
+
+    The module carries ``model.deepseg_meta`` (:class:`ModelMeta`) and ``model.deepseg_arch``.
+    Raises :class:`~napari_deepseg.errors.ModelFileError` with a one-line reason on any problem.
+    """
+    path = resolve_model_path(path_or_name)
+    payload = read_model_file(path)
+    arch = payload["architecture"]
+    try:
+        model = build_model(
+            arch["name"],
+            in_channels=int(arch["in_channels"]),
+            num_classes=int(arch["num_classes"]),
+            **dict(arch.get("options", {})),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path}: cannot rebuild its architecture ({_first_line(err)})") from None
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (RuntimeError, KeyError) as err:
+        raise ModelFileError(
+            f"{path}: weights do not fit architecture {arch['name']!r} ({_first_line(err)})"
+        ) from None
+    try:
+        meta = ModelMeta.from_dict(json.loads(payload.get("meta") or "{}"))
+        model.deepseg_meta = meta.complete(int(arch["num_classes"]))
+    except (ValueError, TypeError) as err:
+        raise ModelFileError(f"{path}: unreadable metadata ({_first_line(err)})") from None
+    model.deepseg_source = str(path)
+    return model.eval()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__

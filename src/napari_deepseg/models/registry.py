@@ -1,0 +1,109 @@
+"""Model registry: keyword-only builders registered by name (as torchvision does).
+
+``build_model`` records the architecture (name, channels, classes, options) on the module as
+``model.deepseg_arch`` so that :func:`save_model` can write a self-describing file.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What rebuilds a model: registered name, input channels, classes and builder options."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in_channels": self.in_channels,
+            "num_classes": self.num_classes,
+            "options": dict(self.options),
+        }
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered architecture."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    pretrained: tuple[str, ...] = ()
+    # options used for the parameter/GMAC table and tiny test builds are the builder defaults
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str, description: str, pretrained: tuple[str, ...] = ()
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a keyword-only builder ``fn(*, in_channels, num_classes, **opts)``."""
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelEntry(name, fn, description, tuple(pretrained))
+        return fn
+
+    return decorator
+
+
+def registered_models() -> dict[str, ModelEntry]:
+    """All registered architectures by name (a copy)."""
+    _ensure_builtin()
+    return dict(_REGISTRY)
+
+
+def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **options: Any) -> nn.Module:
+    """Build a registered architecture.
+
+    Args:
+        name: registered name, e.g. ``"unet"``; see :func:`list_models`.
+        in_channels: input channels C_in.
+        num_classes: output classes K.
+        **options: architecture options (e.g. ``base=32`` for the U-Net).
+
+    Returns:
+        An ``nn.Module`` mapping (N, C_in, H, W) to logits (N, K, H, W) (smaller by
+        ``model.output_margin`` on every side for valid-padding models).
+    """
+    _ensure_builtin()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown model {name!r}; choose one of: {known}")
+    entry = _REGISTRY[name]
+    _check_options(entry, options)
+    model = entry.builder(in_channels=in_channels, num_classes=num_classes, **options)
+    model.deepseg_arch = ArchSpec(name, in_channels, num_classes, dict(options))
+    if not hasattr(model, "output_margin"):
+        model.output_margin = 0
+    return model
+
+
+def _check_options(entry: ModelEntry, options: dict[str, Any]) -> None:
+    params = inspect.signature(entry.builder).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        allowed = sorted(set(params) - {"in_channels", "num_classes"})
+        raise ValueError(
+            f"model {entry.name!r} has no option {', '.join(unknown)}; options: {', '.join(allowed)}"
+        )
+
+
+def _ensure_builtin() -> None:
+    """Import the modules that register the built-in architectures (once)."""
+    from . import zoo  # noqa: F401  (registers on import)

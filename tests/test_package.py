@@ -1,0 +1,88 @@
+"""Package-level contracts: the core never imports GUI packages; CLI basics; npe2 manifest."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import napari_deepseg
+
+GUI_MODULES = ("napari", "qtpy", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6")
+
+
+def core_modules() -> list[str]:
+    """Every module of the package outside ``_napari``."""
+    names = ["napari_deepseg"]
+    for info in pkgutil.walk_packages(napari_deepseg.__path__, "napari_deepseg."):
+        if "._napari" not in info.name and not info.name.endswith("__main__"):
+            names.append(info.name)
+    return names
+
+
+def test_core_modules_found():
+    mods = core_modules()
+    assert "napari_deepseg.models" in mods
+    assert "napari_deepseg.cli" in mods
+    assert not any("_napari" in m for m in mods)
+
+
+def test_core_imports_without_gui_packages():
+    code = (
+        "import importlib, json, sys\n"
+        f"mods = {core_modules()!r}\n"
+        "for m in mods: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(g for g in {GUI_MODULES!r} if g in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_gui_layer_does_import_napari():
+    """The check above can fail: importing the GUI layer does pull napari in."""
+    code = "import sys, napari_deepseg._napari.workers\nprint('napari' in sys.modules)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("True")
+
+
+def test_npe2_manifest_validates():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-deepseg")
+    assert manifest.name == "napari-deepseg"
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari_deepseg"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "napari_deepseg.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_help_and_version():
+    help_ = run_cli("--help")
+    assert help_.returncode == 0
+    assert "models" in help_.stdout
+    version = run_cli("--version")
+    assert version.returncode == 0
+    assert napari_deepseg.__version__ in version.stdout
+
+
+def test_cli_unknown_command_is_one_line():
+    result = run_cli("frobnicate")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "unknown command 'frobnicate'" in lines[0]
+
+
+@pytest.mark.parametrize("command", ["models"])
+def test_every_command_has_help(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "usage: deepseg" in result.stdout
