@@ -1,0 +1,212 @@
+"""Train the bundled default nuclei model on the DSB2018 train split (resumable, CPU or GPU).
+
+The model: an instance-boundary U-Net (classes background, interior, boundary) on grayscale
+input (RGB images averaged to gray), percentile-normalised per image, as the default model
+`nuclei` describes in its model file. Snapshots are written every ``--snapshot-every`` steps;
+``scripts/select_default_model.py`` scores them on the val split and ships the best.
+
+Usage (records itself in each snapshot's provenance):
+    python scripts/train_default_model.py --data ../shared/data/dsb2018 --out runs/nuclei \
+        --minutes 70
+Rerunning the same command resumes from ``OUT/checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+import torch.nn.functional as F
+from skimage.segmentation import find_boundaries
+
+from napari_deepseg.models import ModelMeta, build_model, save_model
+
+KIND_WEIGHT = {"fluorescence": 0.6, "histology": 0.3, "brightfield": 0.1}
+NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) image -> (H, W) float32 gray."""
+    image = image.astype(np.float32)
+    return image[..., :3].mean(-1) if image.ndim == 3 else image
+
+
+def percentile_normalize(plane: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    lo, hi = np.percentile(plane, [low, high])
+    return ((plane - lo) / max(hi - lo, 1e-6)).astype(np.float32)
+
+
+def boundary_targets(labels: np.ndarray) -> np.ndarray:
+    """Instance labels (H, W) -> uint8 classes: 0 background, 1 interior, 2 boundary (inner)."""
+    target = (labels > 0).astype(np.uint8)
+    target[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
+    return target
+
+
+def load_split(root: Path, split: str) -> list[dict]:
+    index = json.loads((root / "index.json").read_text())
+    records = []
+    for rec in index:
+        if rec["split"] != split:
+            continue
+        image = tifffile.imread(root / split / "images" / f"{rec['id']}.tif")
+        labels = tifffile.imread(root / split / "masks" / f"{rec['id']}.tif")
+        records.append(
+            {
+                "id": rec["id"],
+                "kind": rec["kind"],
+                "image": percentile_normalize(to_gray(image)),
+                "target": boundary_targets(labels),
+            }
+        )
+    return records
+
+
+def sample_batch(records, probs, rng, batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = np.zeros((batch, 1, size, size), np.float32), np.zeros((batch, size, size), np.int64)
+    for b in range(batch):
+        rec = records[rng.choice(len(records), p=probs)]
+        img, tgt = rec["image"], rec["target"]
+        h, w = img.shape
+        ph, pw = max(0, size - h), max(0, size - w)
+        if ph or pw:
+            img = np.pad(img, ((0, ph), (0, pw)), mode="reflect")
+            tgt = np.pad(tgt, ((0, ph), (0, pw)), mode="reflect")
+        y0 = rng.integers(0, img.shape[0] - size + 1)
+        x0 = rng.integers(0, img.shape[1] - size + 1)
+        pi, pt = img[y0 : y0 + size, x0 : x0 + size], tgt[y0 : y0 + size, x0 : x0 + size]
+        k = rng.integers(4)
+        pi, pt = np.rot90(pi, k), np.rot90(pt, k)
+        if rng.random() < 0.5:
+            pi, pt = pi[:, ::-1], pt[:, ::-1]
+        # intensity augmentation: scale, shift, gamma on the normalised image
+        pi = np.clip(pi, 0, None) ** rng.uniform(0.7, 1.4) * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
+        xs[b, 0], ys[b] = pi, pt
+    return torch.from_numpy(xs), torch.from_numpy(ys)
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted cross-entropy plus soft Dice over the foreground classes."""
+    logits = logits.float()
+    ce = F.cross_entropy(logits, target, weight=weights)
+    prob = logits.softmax(1)
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+    inter = (prob * onehot).sum((0, 2, 3))
+    dice = 1 - (2 * inter + 1) / (prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)
+    return ce + dice[1:].mean()
+
+
+def native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
+    ap.add_argument("--out", type=Path, default=Path("runs/nuclei"))
+    ap.add_argument("--base", type=int, default=16)
+    ap.add_argument("--patch", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--steps", type=int, default=6000, help="schedule length")
+    ap.add_argument("--minutes", type=float, default=None, help="stop after this wall time")
+    ap.add_argument("--snapshot-every", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if not (args.data / "index.json").exists():
+        print(f"dataset not found at {args.data}; pass --data", file=sys.stderr)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    amp = torch.bfloat16 if (device == "cuda" or native_bf16()) else None
+
+    records = load_split(args.data, "train")
+    w = np.array([KIND_WEIGHT[r["kind"]] / sum(q["kind"] == r["kind"] for q in records) for r in records])
+    probs = w / w.sum()
+    model = build_model("unet", in_channels=1, num_classes=3, base=args.base, depth=4).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    weights = torch.tensor([1.0, 1.0, 2.0], device=device)
+    step, rng = 0, np.random.default_rng(args.seed)
+    ckpt = args.out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step = int(state["step"])
+        rng = np.random.default_rng([args.seed, step])
+        print(f"resumed at step {step}", flush=True)
+    torch.manual_seed(args.seed + step)
+
+    start, losses = time.time(), []
+    command = "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])
+    while step < args.steps:
+        if args.minutes and (time.time() - start) / 60 > args.minutes:
+            break
+        model.train()
+        x, y = sample_batch(records, probs, rng, args.batch, args.patch)
+        x = x.to(device).to(memory_format=torch.channels_last)
+        y = y.to(device)
+        with torch.autocast(device_type=device, dtype=amp, enabled=amp is not None):
+            logits = model(x)
+        loss = loss_fn(logits, y, weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(loss.item())
+        if step % 50 == 0:
+            rate = (time.time() - start) / max(1, len(losses))
+            print(f"step {step} loss {np.mean(losses[-50:]):.4f} {rate:.2f}s/step", flush=True)
+        if step % args.snapshot_every == 0 or step == args.steps:
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "step": step}, tmp)
+            os.replace(tmp, ckpt)
+            meta = ModelMeta(
+                name="nuclei",
+                description="Nuclei in fluorescence, brightfield and histology (DSB2018), instances",
+                task="instance-boundary",
+                class_names=["background", "interior", "boundary"],
+                normalization=dict(NORMALIZATION),
+                channel_mode="gray",
+                tile_size=args.patch,
+                provenance={
+                    "data": f"DSB2018 stage1_train (BBBC038, community-fixed masks), split 'train', "
+                    f"{len(records)} images, all kinds",
+                    "command": command,
+                    "steps": step,
+                    "batch": args.batch,
+                    "patch": args.patch,
+                    "train_loss": float(np.mean(losses[-100:])),
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "device": device,
+                    "precision": "bf16 autocast" if amp else "fp32",
+                },
+            )
+            save_model(args.out / f"snapshot_{step:06d}.pt", model.to(memory_format=torch.contiguous_format),
+                       meta)
+            model.to(memory_format=torch.channels_last)
+            print(f"snapshot at step {step}", flush=True)
+    print(f"done: step {step}, {math.floor(time.time() - start)} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
