@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import napari_deepseg
+from napari_deepseg.cli import COMMANDS
 
 GUI_MODULES = ("napari", "qtpy", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6")
 
@@ -81,7 +82,7 @@ def test_cli_unknown_command_is_one_line():
     assert "unknown command 'frobnicate'" in lines[0]
 
 
-@pytest.mark.parametrize("command", ["models"])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0
