@@ -1,0 +1,16 @@
+"""Image input and label output: TIFF/OME-TIFF, PNG/JPEG, .npy, Zarr/OME-Zarr."""
+
+from .images import IMAGE_SUFFIXES, guess_axes, image_stem, is_zarr_path, read_image, write_labels_tiff
+from .zarr import OmeZarrLabelsWriter, is_complete, open_labels
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "OmeZarrLabelsWriter",
+    "guess_axes",
+    "image_stem",
+    "is_complete",
+    "is_zarr_path",
+    "open_labels",
+    "read_image",
+    "write_labels_tiff",
+]

@@ -1,0 +1,201 @@
+"""Read images (TIFF/OME-TIFF, PNG/JPEG, .npy, Zarr/OME-Zarr) and write ImageJ-compatible labels.
+
+Axes are strings of the letters ``T`` (time), ``Z`` (depth), ``C`` (channels), ``Y``, ``X``,
+one letter per array dimension, in array order (e.g. ``"ZYX"``, ``"YXC"``, ``"TZCYX"``).
+:func:`read_image` returns a *guess*; callers let the user override it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DeepsegError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
+NPY_SUFFIXES = (".npy",)
+ZARR_SUFFIXES = (".zarr",)
+IMAGE_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES + NPY_SUFFIXES + ZARR_SUFFIXES
+
+#: TIFF files larger than this (bytes) are read lazily through tifffile's zarr store.
+LAZY_TIFF_BYTES = 256 * 2**20
+
+# tifffile series axes -> ours (S = samples/RGB, I/Q = unnamed page axis)
+_TIFF_AXES = {"S": "C", "I": "Z", "Q": "Z", "E": "C", "R": "T", "V": "T", "L": "Z", "H": "C"}
+_IMAGEJ_ORDER = "TZCYX"
+
+
+def is_zarr_path(path: str | os.PathLike) -> bool:
+    """True for a Zarr store on disk (a ``*.zarr`` folder or a folder with Zarr metadata)."""
+    p = Path(path)
+    if p.suffix.lower() in ZARR_SUFFIXES:
+        return True
+    return p.is_dir() and any((p / name).exists() for name in ("zarr.json", ".zgroup", ".zarray"))
+
+
+def image_stem(path: str | os.PathLike) -> str:
+    """The file name without its image suffixes (``a.ome.tif`` -> ``a``, ``b.ome.zarr`` -> ``b``)."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    if name.lower().endswith(".ome"):
+        name = name[:-4]
+    return name
+
+
+def guess_axes(shape: tuple[int, ...]) -> str:
+    """Axes for an array without metadata: a last dimension of 3 or 4 is colour (``C``)."""
+    nd = len(shape)
+    if nd < 2:
+        raise DeepsegError(f"array of shape {shape} is not an image; give at least 2 dimensions (YX)")
+    if nd > 5:
+        raise DeepsegError(f"array of shape {shape} has more than 5 dimensions; give at most TZCYX")
+    if nd >= 3 and shape[-1] in (3, 4) and shape[-2] > 4:
+        return {3: "YXC", 4: "ZYXC", 5: "TZYXC"}[nd]
+    return {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}[nd]
+
+
+def read_image(path: str | os.PathLike) -> tuple[Any, str]:
+    """Open an image file, lazily where it is large.
+
+    Args:
+        path: a TIFF/OME-TIFF (one or many pages), PNG/JPEG, ``.npy`` or Zarr/OME-Zarr path.
+
+    Returns:
+        ``(array, axes)``: a numpy array (``.npy`` files memory-mapped) or, for large TIFFs and
+        all Zarr stores, a read-only ``zarr.Array`` (index it to read part of it); and the
+        guessed axes string, one of T, Z, C, Y, X per dimension.
+
+    Raises:
+        DeepsegError: the file is missing, of an unknown type, or corrupt (one-line message).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DeepsegError(f"{p} not found; check the path")
+    suffix = p.suffix.lower()
+    try:
+        if is_zarr_path(p):
+            return _read_zarr(p)
+        if suffix in TIFF_SUFFIXES:
+            return _read_tiff(p)
+        if suffix in NPY_SUFFIXES:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            return arr, guess_axes(arr.shape)
+        if suffix in PLAIN_SUFFIXES:
+            import imageio.v3 as iio
+
+            arr = np.asarray(iio.imread(p))
+            return arr, guess_axes(arr.shape)
+    except DeepsegError:
+        raise
+    except Exception as err:  # any reader failure means an unreadable file; name it
+        text = str(err).strip().splitlines()
+        reason = text[0][:200] if text else type(err).__name__
+        raise DeepsegError(f"cannot read {p}: {reason} (corrupt or not an image?)") from None
+    raise DeepsegError(f"{p}: unsupported file type {suffix!r}; use TIFF, PNG, JPEG, .npy or Zarr")
+
+
+def _read_tiff(path: Path) -> tuple[Any, str]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = "".join(_TIFF_AXES.get(a, a) for a in series.axes)
+        shape = tuple(series.shape)
+        nbytes = int(np.prod(shape)) * np.dtype(series.dtype).itemsize
+        arr = series.asarray() if nbytes <= LAZY_TIFF_BYTES else None
+    if arr is None:
+        import zarr
+
+        arr = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    return arr, _clean_axes(axes, shape)
+
+
+def _read_zarr(path: Path) -> tuple[Any, str]:
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return node, guess_axes(node.shape)
+    attrs = dict(node.attrs)
+    ome = attrs.get("ome", attrs)  # OME-NGFF 0.5 nests under "ome"
+    multiscales = ome.get("multiscales")
+    if multiscales:
+        scale = multiscales[0]
+        arr = node[scale["datasets"][0]["path"]]
+        names = [a["name"] if isinstance(a, dict) else a for a in scale.get("axes", [])]
+        axes = "".join(n.upper() for n in names) if names else guess_axes(arr.shape)
+        return arr, _clean_axes(axes, arr.shape)
+    arrays = sorted(name for name, _ in node.arrays())
+    if not arrays:
+        raise DeepsegError(f"{path}: Zarr group holds no array; give the array's path")
+    arr = node[arrays[0]]
+    return arr, guess_axes(arr.shape)
+
+
+def _clean_axes(axes: str, shape: tuple[int, ...]) -> str:
+    """Map unknown letters to a free one of T/Z/C so the string is valid for ``shape``."""
+    if len(axes) != len(shape) or len(set(axes)) != len(axes) or not set(axes) <= set("TZCYX"):
+        return guess_axes(shape)
+    return axes
+
+
+def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, axes: str) -> Path:
+    """Write labels as an ImageJ hyperstack TIFF, atomically (temporary name, then rename).
+
+    Args:
+        path: destination ``*.tif``.
+        labels: integer labels (or float probabilities) with axes ``axes`` (letters of TZCYX,
+            must include Y and X).
+        axes: axes of ``labels``; reordered to ImageJ's TZCYX order in the file.
+
+    ImageJ stores uint8, uint16 and float32 only: uint32 labels are stored as uint16 when their
+    maximum fits, else as float32 (exact up to 2**24 labels), else as a plain (non-ImageJ) uint32
+    TIFF. Float data (probabilities) are stored as float32.
+    """
+    import tifffile
+
+    axes = axes.upper()
+    if len(axes) != labels.ndim or not {"Y", "X"} <= set(axes) or not set(axes) <= set(_IMAGEJ_ORDER):
+        raise DeepsegError(f"axes {axes!r} do not describe labels of shape {labels.shape}; use TZCYX letters")
+    order = [axes.index(a) for a in _IMAGEJ_ORDER if a in axes]
+    data = np.transpose(labels, order)
+    out_axes = "".join(axes[i] for i in order)
+    data, imagej = _imagej_dtype(data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        if imagej:
+            tifffile.imwrite(tmp, data, imagej=True, metadata={"axes": out_axes}, compression=None)
+        else:
+            tifffile.imwrite(tmp, data, metadata={"axes": out_axes})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _imagej_dtype(data: np.ndarray) -> tuple[np.ndarray, bool]:
+    if data.dtype.kind == "f":
+        return data.astype(np.float32, copy=False), True
+    if data.dtype in (np.uint8, np.uint16):
+        return data, True
+    top = int(data.max()) if data.size else 0
+    low = int(data.min()) if data.size else 0
+    if low < 0:
+        raise DeepsegError("labels contain negative values; labels must be >= 0")
+    if top <= np.iinfo(np.uint16).max:
+        return data.astype(np.uint16), True
+    if top <= 2**24:
+        return data.astype(np.float32), True
+    return data.astype(np.uint32, copy=False), False
