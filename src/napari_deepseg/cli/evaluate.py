@@ -1,0 +1,182 @@
+"""``deepseg evaluate``: score predicted label images against ground truth, per image and pooled.
+
+Files pair by name: the stem without image suffixes and without one or more trailing tags such as
+``_labels``, ``_mask``, ``_pred`` or ``_gt`` (``a_labels.tif`` pairs with ``a.tif`` or ``a_mask.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeepsegError
+
+LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
+# trailing tags that name the role of a label file, not the image it belongs to
+_TAG = re.compile(
+    r"[_\-.](labels?|masks?|pred|preds|prediction|predictions|seg|segmentation|instances?|gt|truth|"
+    r"ground_truth|groundtruth|classes)$",
+    re.IGNORECASE,
+)
+REPORT_THRESHOLDS = (0.5, 0.75, 0.9)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score predicted labels against ground truth (IoU, Dice, instance AP)",
+        description=(
+            "Pair label files of two folders by name and report foreground IoU and Dice, instance "
+            "AP = TP/(TP+FP+FN) at IoU 0.5..0.95 with optimal one-to-one matching, and the DSB mean AP, "
+            "per image and pooled (TP, FP, FN summed over images)."
+        ),
+    )
+    p.add_argument("--pred", required=True, type=Path, help="folder (or file) of predicted labels")
+    p.add_argument("--truth", required=True, type=Path, help="folder (or file) of ground-truth labels")
+    p.add_argument("--json", type=Path, default=None, help="also write every score to this JSON file")
+    p.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="score only the files present in both folders instead of stopping at the first unpaired one",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the pooled row")
+    p.set_defaults(func=run)
+
+
+def pair_key(path: str | os.PathLike) -> str:
+    """The name a label file pairs by: stem without image suffixes and role tags, lower case."""
+    from ..io.images import image_stem
+
+    key = image_stem(path)
+    while True:
+        stripped = _TAG.sub("", key)
+        if stripped == key or not stripped:
+            return key.lower()
+        key = stripped
+
+
+def _label_files(path: Path) -> dict[str, Path]:
+    if path.is_file():
+        return {pair_key(path): path}
+    if not path.is_dir():
+        raise DeepsegError(f"{path} not found; give a folder of label images or one label file")
+    found: dict[str, Path] = {}
+    for f in sorted(path.iterdir()):
+        if f.is_file() and f.name.lower().endswith(LABEL_SUFFIXES) and not f.name.startswith("."):
+            key = pair_key(f)
+            if key in found:
+                raise DeepsegError(
+                    f"{found[key].name} and {f.name} in {path} both pair as {key!r}; keep one of them"
+                )
+            found[key] = f
+    if not found:
+        raise DeepsegError(f"no label images (.tif, .png, .npy) in {path}")
+    return found
+
+
+def pair_files(pred: Path, truth: Path, skip_missing: bool = False) -> list[tuple[str, Path, Path]]:
+    """``(key, pred_file, truth_file)`` for every name present in both; unpaired files are an error
+    unless ``skip_missing``."""
+    p, t = _label_files(pred), _label_files(truth)
+    if pred.is_file() and truth.is_file():
+        return [(pair_key(truth), pred, truth)]
+    no_truth, no_pred = sorted(set(p) - set(t)), sorted(set(t) - set(p))
+    if (no_truth or no_pred) and not skip_missing:
+        first = (
+            f"prediction {p[no_truth[0]].name} has no ground truth"
+            if no_truth
+            else f"ground truth {t[no_pred[0]].name} has no prediction"
+        )
+        raise DeepsegError(
+            f"{first} ({len(no_truth)} predictions and {len(no_pred)} ground truths unpaired); "
+            "name the files alike or pass --skip-missing"
+        )
+    keys = sorted(set(p) & set(t))
+    if not keys:
+        raise DeepsegError(f"no file names in common between {pred} and {truth}; name the files alike")
+    return [(k, p[k], t[k]) for k in keys]
+
+
+def read_labels(path: Path) -> np.ndarray:
+    """A label image as an integer numpy array (RGB(A) files are refused)."""
+    from ..io.images import read_image
+
+    arr, axes = read_image(path)
+    arr = np.asarray(arr)
+    if "C" in axes:
+        raise DeepsegError(f"{path} has colour channels (axes {axes}); give single-channel label images")
+    if arr.dtype.kind == "f" and np.array_equal(arr, np.round(arr)):
+        arr = arr.astype(np.int64)
+    return arr
+
+
+def _load_pair(pred_file: Path, truth_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    pred, truth = read_labels(pred_file), read_labels(truth_file)
+    if pred.shape != truth.shape and pred.squeeze().shape == truth.squeeze().shape:
+        pred, truth = pred.squeeze(), truth.squeeze()
+    if pred.shape != truth.shape:
+        raise DeepsegError(
+            f"{pred_file.name} has shape {pred.shape} but {truth_file.name} has {truth.shape}; "
+            "pair predictions with ground truth of the same image"
+        )
+    return pred, truth
+
+
+def evaluate_folders(pred: Path, truth: Path, skip_missing: bool = False) -> dict:
+    """Score every pair of label files; returns the JSON-ready report (images, pooled, mean)."""
+    from ..evaluation import foreground_scores, match_instances, pool_foreground, pool_scores
+
+    images, inst, fgs = [], [], []
+    for key, pred_file, truth_file in pair_files(pred, truth, skip_missing):
+        p, t = _load_pair(pred_file, truth_file)
+        try:
+            scores, fg = match_instances(p, t, name=key), foreground_scores(p, t)
+        except DeepsegError as err:
+            raise DeepsegError(f"{pred_file.name}: {err}") from None
+        inst.append(scores)
+        fgs.append(fg)
+        images.append({"name": key, "pred": str(pred_file), "truth": str(truth_file), **_row(scores, fg)})
+    pooled = _row(pool_scores(inst), pool_foreground(fgs))
+    keys = ["iou", "dice", "mean_ap"] + [f"ap@{t}" for t in REPORT_THRESHOLDS]
+    mean = {k: float(np.mean([im[k] for im in images])) for k in keys}
+    return {"images": images, "pooled": pooled, "mean_over_images": mean}
+
+
+def _row(scores, fg: dict) -> dict:
+    row = {"iou": fg["iou"], "dice": fg["dice"], "n_true": scores.n_true, "n_pred": scores.n_pred}
+    row.update({f"ap@{t}": scores.at(t) for t in REPORT_THRESHOLDS})
+    row["mean_ap"] = scores.mean_ap
+    row["instance"] = scores.to_dict()
+    row["pixels"] = {k: fg[k] for k in ("tp", "fp", "fn")}
+    return row
+
+
+def format_table(report: dict, quiet: bool = False) -> str:
+    """The report as a fixed-width text table: one row per image, then mean and pooled rows."""
+    cols = ["iou", "dice"] + [f"ap@{t}" for t in REPORT_THRESHOLDS] + ["mean_ap"]
+    rows = [] if quiet else [(im["name"], im["n_true"], im["n_pred"], im) for im in report["images"]]
+    pooled = report["pooled"]
+    if not quiet:
+        rows.append(("mean of images", "", "", report["mean_over_images"]))
+    rows.append(("pooled", pooled["n_true"], pooled["n_pred"], pooled))
+    width = max(len("image"), *(len(r[0]) for r in rows))
+    lines = [f"{'image':<{width}}  {'true':>5} {'pred':>5} " + " ".join(f"{c:>8}" for c in cols)]
+    for name, n_true, n_pred, vals in rows:
+        nums = " ".join(f"{vals[c]:8.4f}" for c in cols)
+        lines.append(f"{name:<{width}}  {n_true!s:>5} {n_pred!s:>5} {nums}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate_folders(args.pred, args.truth, skip_missing=args.skip_missing)
+    print(format_table(report, quiet=args.quiet))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+        print(f"scores written to {args.json}")
+    return 0
