@@ -1,0 +1,186 @@
+"""Layer <-> array helpers for the dock widgets.
+
+- :func:`image_axes` guesses an image layer's axis letters (``YX``, ``ZYX``, ``TZYX``, with
+  ``C`` where the image has channels);
+- :class:`SourceSnapshot` freezes what a run needs from its source layer at launch (data,
+  name, world transform), so renaming or deleting layers mid-run cannot misplace the result;
+- :func:`labels_kwargs` / :func:`class_colormap` / :func:`class_features` turn a result and
+  its :class:`~napari_deepseg.models.ModelMeta` into napari ``Labels`` layer arguments;
+- :func:`mark_result` / :func:`is_edited` record a result layer's content at creation and
+  detect later user edits (paint, fill, erase or a programmatic change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap
+
+from ..errors import DeepsegError
+
+META_KEY = "deepseg"
+_SPATIAL = {2: "YX", 3: "ZYX", 4: "TZYX"}
+
+
+def channel_axis_choices(layer: Image) -> list[int]:
+    """Data axes that can hold channels: the RGB(A) axis of an RGB layer, else any but Y and X."""
+    if layer.rgb:
+        return [layer.data.ndim - 1]
+    return list(range(max(0, layer.data.ndim - 2)))
+
+
+def image_axes(ndim: int, *, rgb: bool = False, channel_axis: int | None = None) -> str:
+    """Axis letters of an image with ``ndim`` data axes, e.g. ``"ZYX"`` or ``"YXC"``.
+
+    Args:
+        ndim: number of axes of the data array (including the RGB or channel axis).
+        rgb: the last axis holds RGB(A) colour (napari's ``layer.rgb``).
+        channel_axis: which data axis holds channels (ignored when ``rgb``); ``None`` for none.
+
+    Non-channel axes read 2 -> ``YX``, 3 -> ``ZYX``, 4 -> ``TZYX``.
+    """
+    if rgb:
+        channel_axis = ndim - 1
+    n_space = ndim - (channel_axis is not None)
+    if n_space not in _SPATIAL:
+        raise DeepsegError(
+            f"cannot segment an image with {n_space} non-channel axes; use 2 (YX), 3 (ZYX) or 4 (TZYX)"
+        )
+    axes = list(_SPATIAL[n_space])
+    if channel_axis is not None:
+        if not 0 <= channel_axis < ndim or (channel_axis >= ndim - 2 and not rgb):
+            raise DeepsegError(f"channel axis {channel_axis} is Y, X or out of range for {ndim}-D data")
+        axes.insert(channel_axis, "C")
+    return "".join(axes)
+
+
+@dataclass
+class SourceSnapshot:
+    """What a run takes from its source image layer at launch (independent of the layer list).
+
+    Attributes:
+        name: the layer's name at launch.
+        data: the layer's array (level 0 of a multiscale image).
+        axes: axis letters of ``data`` (see :func:`image_axes`).
+        transform: ``scale``, ``translate``, ``affine`` (and ``units``, ``axis_labels``) for a
+            layer over the non-channel axes, in data-axis order.
+    """
+
+    name: str
+    data: Any
+    axes: str
+    transform: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """Shape of ``data`` without its channel axis: the shape of the result."""
+        return tuple(s for s, a in zip(self.data.shape, self.axes) if a != "C")
+
+    @classmethod
+    def from_layer(cls, layer: Image, channel_axis: int | None = None) -> SourceSnapshot:
+        """Snapshot ``layer``; ``channel_axis`` as in :func:`image_axes` (implied for RGB)."""
+        data = layer.data[0] if layer.multiscale else layer.data
+        axes = image_axes(data.ndim, rgb=layer.rgb, channel_axis=channel_axis)
+        return cls(layer.name, data, axes, layer_transform(layer, axes))
+
+
+def layer_transform(layer: Image, axes: str) -> dict[str, Any]:
+    """The layer's scale, translate, affine, units and axis labels without its channel axis."""
+    # layer-level axes: an RGB layer has no layer axis for colour; a channel axis inside the
+    # data (one layer holding channels) is a layer axis and must be dropped.
+    layer_axes = axes[:-1] if layer.rgb else axes
+    keep = [i for i, a in enumerate(layer_axes) if a != "C"]
+    matrix = np.asarray(layer.affine.affine_matrix)
+    rows = [*keep, matrix.shape[0] - 1]
+    transform: dict[str, Any] = {
+        "scale": tuple(np.asarray(layer.scale)[keep]),
+        "translate": tuple(np.asarray(layer.translate)[keep]),
+        "affine": matrix[np.ix_(rows, rows)],
+        "units": tuple(layer.units[i] for i in keep),
+        "axis_labels": tuple(layer.axis_labels[i] for i in keep),
+    }
+    if len(keep) == len(layer_axes):  # rotate and shear only survive when no axis is dropped
+        transform["rotate"] = np.asarray(layer.rotate)
+        transform["shear"] = np.asarray(layer.shear)
+    return transform
+
+
+def class_colormap(class_colors: list[str]) -> DirectLabelColormap:
+    """A napari label colour map: value i drawn in ``class_colors[i]``, 0 transparent."""
+    color_dict: dict[int | None, Any] = {0: "transparent", None: "transparent"}
+    color_dict.update({i: c for i, c in enumerate(class_colors) if i > 0})
+    return DirectLabelColormap(color_dict=color_dict)
+
+
+def class_features(class_names: list[str], class_colors: list[str]) -> dict[str, list]:
+    """Labels layer features: one row per class value (``index``), with its name and colour."""
+    return {
+        "index": list(range(len(class_names))),
+        "class": list(class_names),
+        "color": list(class_colors),
+    }
+
+
+def labels_kwargs(snapshot: SourceSnapshot, name: str, meta: Any = None) -> dict[str, Any]:
+    """``Labels`` layer keyword arguments placing a result over ``snapshot``'s image.
+
+    Args:
+        snapshot: the source image at launch.
+        name: layer name.
+        meta: a :class:`~napari_deepseg.models.ModelMeta` for a class map (class names and
+            colours become features and a colour map); ``None`` for instance labels.
+    """
+    kwargs: dict[str, Any] = {"name": name, **snapshot.transform}
+    if meta is not None and meta.class_names:
+        kwargs["colormap"] = class_colormap(meta.class_colors)
+        kwargs["features"] = class_features(meta.class_names, meta.class_colors)
+    return kwargs
+
+
+def data_digest(data: Any) -> str:
+    """A content hash of a labels array (shape, dtype and values)."""
+    array = np.ascontiguousarray(np.asarray(data))
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{array.shape}{array.dtype}".encode())
+    digest.update(array.view(np.uint8).reshape(-1) if array.size else b"")
+    return digest.hexdigest()
+
+
+def mark_result(layer: Labels, **record: Any) -> None:
+    """Record ``layer`` as an unedited deepseg result (content hash + ``record`` in metadata).
+
+    Painting, filling or erasing afterwards (``layer.events.paint``) marks it edited.
+    """
+    first = META_KEY not in layer.metadata
+    layer.metadata[META_KEY] = {**record, "digest": data_digest(layer.data), "painted": False}
+    if first:
+        layer.events.paint.connect(lambda _event: _set_painted(layer))
+
+
+def _set_painted(layer: Labels) -> None:
+    record = layer.metadata.get(META_KEY)
+    if record is not None:
+        record["painted"] = True
+
+
+def is_edited(layer: Labels) -> bool:
+    """Whether the user may have changed ``layer`` since :func:`mark_result`.
+
+    Layers that deepseg did not make count as edited (they are the user's).
+    """
+    record = layer.metadata.get(META_KEY)
+    if not record:
+        return True
+    return bool(record.get("painted")) or data_digest(layer.data) != record.get("digest")
+
+
+def result_layer_record(layer: Any) -> dict[str, Any] | None:
+    """The deepseg record of a layer made by a run, or ``None``."""
+    if not isinstance(layer, Labels):
+        return None
+    record = layer.metadata.get(META_KEY)
+    return record if isinstance(record, dict) else None

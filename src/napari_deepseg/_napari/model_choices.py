@@ -1,0 +1,113 @@
+"""The model picker's list: bundled models, zoo architectures with pretrained weights, model files.
+
+A :class:`ModelChoices` object is owned by each widget (no module-level state). Model files
+chosen with "model file..." or registered at runtime (e.g. by the Fine-tune widget, through
+:meth:`ModelChoices.add`) join the list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import nn
+
+from .. import models
+
+FILE_ENTRY = "model file..."
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model picker.
+
+    Attributes:
+        kind: ``"bundled"`` (by name), ``"file"`` (a path) or ``"pretrained"`` (architecture
+            with named pretrained weights).
+        ref: the bundled name, the file path, or the architecture name.
+        weights: the pretrained weights' name (``"pretrained"`` only).
+    """
+
+    kind: Literal["bundled", "file", "pretrained"]
+    ref: str
+    weights: str = ""
+
+    @property
+    def label(self) -> str:
+        """Text shown in the picker."""
+        if self.kind == "bundled":
+            return f"{self.ref} (bundled)"
+        if self.kind == "pretrained":
+            return f"{self.ref} ({self.weights} weights)"
+        return Path(self.ref).name
+
+    @property
+    def short_name(self) -> str:
+        """Short name used in result layer names."""
+        if self.kind == "file":
+            return Path(self.ref).stem
+        return self.ref
+
+    def cache_key(self) -> tuple[Any, ...]:
+        """Key for the widget's model cache; a re-saved model file gets a new key."""
+        if self.kind == "file":
+            try:
+                stat = os.stat(self.ref)
+            except OSError:
+                return (self.kind, self.ref, None)
+            return (self.kind, self.ref, stat.st_mtime_ns, stat.st_size)
+        return (self.kind, self.ref, self.weights)
+
+    def load(self) -> nn.Module:
+        """Load the model (CPU, eval mode); raises ``ModelFileError``/``DeepsegError`` on problems."""
+        if self.kind == "pretrained":
+            return _load_pretrained(self.ref, self.weights)
+        return models.load_model(self.ref)
+
+
+def _load_pretrained(arch: str, weights: str) -> nn.Module:
+    """An architecture with its registered pretrained weights (see ``models`` for the weights)."""
+    loader: Callable[..., nn.Module] | None = getattr(models, "load_pretrained", None)
+    if loader is not None:
+        return loader(arch, weights).eval()
+    return models.build_model(arch, pretrained=weights).eval()
+
+
+class ModelChoices:
+    """The model picker's entries, in display order.
+
+    Bundled models first (the default ``nuclei`` model leads when present), then zoo
+    architectures with pretrained weights, then model files added at runtime.
+    """
+
+    def __init__(self) -> None:
+        self._files: list[ModelChoice] = []
+        self._listeners: list[Callable[[], None]] = []
+
+    def entries(self) -> list[ModelChoice]:
+        """All model entries (without the "model file..." action)."""
+        bundled = sorted(models.bundled_models(), key=lambda name: (name != "nuclei", name))
+        out = [ModelChoice("bundled", name) for name in bundled]
+        for entry in models.list_models():
+            out += [ModelChoice("pretrained", entry["name"], w) for w in entry.get("pretrained", ())]
+        return out + list(self._files)
+
+    def choices(self) -> list[tuple[str, ModelChoice | str]]:
+        """``(label, value)`` pairs for a magicgui ComboBox, ending with the file action."""
+        return [(c.label, c) for c in self.entries()] + [(FILE_ENTRY, FILE_ENTRY)]
+
+    def add(self, path: str | os.PathLike) -> ModelChoice:
+        """Add a model file (if new) and return its entry; listeners are told of the change."""
+        choice = ModelChoice("file", str(Path(path).resolve()))
+        if choice not in self._files:
+            self._files.append(choice)
+            for listener in list(self._listeners):
+                listener()
+        return choice
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever an entry is added."""
+        self._listeners.append(callback)
