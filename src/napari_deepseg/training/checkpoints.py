@@ -1,0 +1,61 @@
+"""Training checkpoints: everything needed to resume, written atomically, read with weights_only.
+
+A checkpoint is a ``torch.save`` of plain types and tensors::
+
+    {"format": "napari-deepseg-checkpoint", "version": 1,
+     "architecture": {...}, "meta": "<ModelMeta JSON>", "config": {...},
+     "model": state_dict, "best": state_dict | None, "optimizer": ..., "scheduler": ...,
+     "scaler": ... | None, "step": int, "history": [...], "best_score": float | None,
+     "rng": {"numpy": "<JSON bit-generator state>", "torch": ByteTensor}}
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import DeepsegError
+
+FORMAT = "napari-deepseg-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``; never runs code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DeepsegError(f"checkpoint {path} not found; give the file written with checkpoint=...")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DeepsegError(f"checkpoint {path} is unreadable ({first}); start again without resume") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DeepsegError(
+            f"{path} is not a napari-deepseg training checkpoint (a model file? use it as the model)"
+        )
+    if int(state.get("version", 0)) > VERSION:
+        raise DeepsegError(f"checkpoint {path} is from a newer napari-deepseg; upgrade to resume it")
+    return state

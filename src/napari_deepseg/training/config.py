@@ -1,0 +1,73 @@
+"""Settings and result of a fine-tuning run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import DeepsegError
+
+
+@dataclass
+class FinetuneConfig:
+    """Hyperparameters of a fine-tuning run (stored in checkpoints and provenance)."""
+
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 8
+    patch_size: int = 256
+    sparse: bool = False
+    background_label: int = 1
+    val_fraction: float = 0.1
+    steps_per_epoch: int | None = None
+    schedule: str = "cosine"
+    weight_decay: float = 1e-4
+    class_weights: list[float] | None = None
+    dice_weight: float = 1.0
+    augment: bool = True
+    elastic: bool = False
+    fg_fraction: float = 0.8
+    seed: int = 0
+    task: str | None = None
+    class_names: list[str] | None = None
+    channels: list[int] | None = None
+    arch_options: dict[str, Any] | None = None
+    name: str = ""
+
+    def check(self) -> None:
+        """Raise a one-line DeepsegError for out-of-range settings."""
+        problems = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.patch_size >= 16, "patch_size must be >= 16"),
+            (0 <= self.val_fraction < 0.9, "val_fraction must be in [0, 0.9)"),
+            (self.schedule in ("cosine", "onecycle"), "schedule must be 'cosine' or 'onecycle'"),
+            (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch must be >= 1"),
+            (0 <= self.fg_fraction <= 1, "fg_fraction must be in [0, 1]"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise DeepsegError(message)
+
+
+@dataclass
+class FinetuneResult:
+    """What a finished run returns.
+
+    Attributes:
+        model: the best model (CPU, eval mode, ``deepseg_meta`` with provenance).
+        path: the model file written (``output``), or None.
+        history: one dict per epoch (epoch 0 = the starting model when validated).
+        best_epoch: the epoch whose weights ``model`` holds.
+        checkpoint: the checkpoint file, or None.
+    """
+
+    model: nn.Module
+    path: Path | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    checkpoint: Path | None = None

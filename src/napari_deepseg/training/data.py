@@ -1,0 +1,268 @@
+"""Training pairs, model-input conversion, validation split, patch sampling and augmentation.
+
+A training pair is an image and its labels (and optionally a *reviewed* mask):
+
+- image (H, W) or (H, W, C) channels-last (RGB(A) as napari and most files hold it), or a
+  stack (..., H, W) / (..., H, W, C) whose labels have shape (..., H, W): each plane is a pair;
+- labels (H, W) integer (see :mod:`napari_deepseg.training.labels` for dense/sparse meaning);
+- reviewed (H, W) bool or None: only True pixels count in the loss.
+
+Images are converted to the model's input exactly as inference does: channels chosen by the
+model's ``channel_mode`` (gray: RGB averaged; rgb: gray replicated), then normalized with the
+model's ``normalization`` (percentile per plane by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import DeepsegError
+from .labels import IGNORE
+
+
+@dataclass
+class TrainingPair:
+    """One annotated image. ``image`` (H, W) or (H, W, C); ``labels`` and ``reviewed`` (H, W)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    reviewed: np.ndarray | None = None
+    name: str = ""
+
+
+def as_pairs(pairs: Iterable[Any], prefix: str = "pair") -> list[TrainingPair]:
+    """Normalize user input to 2D :class:`TrainingPair` objects, splitting stacks into planes.
+
+    Each item may be a TrainingPair, a tuple ``(image, labels)`` / ``(image, labels, reviewed)``
+    or a dict with keys image, labels, reviewed, name. Shapes are checked here (one-line errors).
+    """
+    out: list[TrainingPair] = []
+    for i, item in enumerate(pairs):
+        pair = _to_pair(item, f"{prefix} {i}")
+        out.extend(_split_planes(pair))
+    if not out:
+        raise DeepsegError("no training pairs given; pass at least one (image, labels) pair")
+    return out
+
+
+def _to_pair(item: Any, default_name: str) -> TrainingPair:
+    if isinstance(item, TrainingPair):
+        pair = item
+    elif isinstance(item, dict):
+        pair = TrainingPair(item["image"], item["labels"], item.get("reviewed"), item.get("name", ""))
+    elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
+        pair = TrainingPair(item[0], item[1], item[2] if len(item) == 3 else None)
+    else:
+        raise DeepsegError(f"{default_name}: expected (image, labels[, reviewed]) or a TrainingPair")
+    return TrainingPair(
+        np.asarray(pair.image),
+        np.asarray(pair.labels),
+        None if pair.reviewed is None else np.asarray(pair.reviewed, dtype=bool),
+        pair.name or default_name,
+    )
+
+
+def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
+    image, labels, name = pair.image, pair.labels, pair.name
+    if labels.ndim < 2:
+        raise DeepsegError(f"{name}: labels must be 2D or a stack of 2D planes, got shape {labels.shape}")
+    channels_last = image.ndim == labels.ndim + 1 and image.shape[:-1] == labels.shape
+    if image.shape != labels.shape and not (channels_last and image.shape[-1] <= 4):
+        raise DeepsegError(
+            f"{name}: image shape {image.shape} does not match labels shape {labels.shape}; "
+            "labels must cover the image pixel for pixel (colour as the last image axis)"
+        )
+    if pair.reviewed is not None and pair.reviewed.shape != labels.shape:
+        raise DeepsegError(
+            f"{name}: reviewed mask shape {pair.reviewed.shape} differs from labels shape {labels.shape}"
+        )
+    if labels.ndim == 2:
+        return [pair]
+    lead = labels.shape[:-2]
+    planes = []
+    for idx in np.ndindex(*lead):
+        img = image[idx]  # (H, W) or (H, W, C)
+        rev = None if pair.reviewed is None else pair.reviewed[idx]
+        planes.append(TrainingPair(np.asarray(img), np.asarray(labels[idx]), rev, f"{name}{list(idx)}"))
+    return planes
+
+
+# --------------------------------------------------------------------------- model input
+
+
+def _normalize_fallback(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Minimal normalization (C, H, W) float32 matching ModelMeta.normalization semantics."""
+    image = image.astype(np.float32)
+    method = spec.get("method", "percentile")
+    if method == "percentile":
+        lo, hi = np.percentile(image, [float(spec.get("low", 1.0)), float(spec.get("high", 99.8))])
+        return (image - lo) / max(float(hi - lo), 1e-6)
+    if method == "meanstd":
+        scale = float(spec.get("scale", 1.0))
+        mean = np.asarray(spec.get("mean", [0.0]), np.float32).reshape(-1, 1, 1)
+        std = np.asarray(spec.get("std", [1.0]), np.float32).reshape(-1, 1, 1)
+        return (image / scale - mean) / std
+    if method in ("none", None):
+        return image
+    raise DeepsegError(f"unknown normalization method {method!r} in the model file")
+
+
+def normalize_plane(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Normalize a (C, H, W) plane as inference does (``inference.normalization`` when present)."""
+    try:
+        from ..inference.normalization import normalize
+    except ImportError:
+        return _normalize_fallback(image, spec)
+    return np.asarray(normalize(image, spec), dtype=np.float32)
+
+
+def to_model_input(
+    image: np.ndarray, in_channels: int, channel_mode: str, channels: Sequence[int] | None = None
+) -> np.ndarray:
+    """(H, W) or (H, W, C) image -> float32 (in_channels, H, W) before normalization."""
+    image = np.asarray(image, dtype=np.float32)
+    planes = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+    if channels is not None:
+        planes = planes[list(channels)]
+    elif channel_mode == "gray" and planes.shape[0] > 1:
+        planes = planes[:3].mean(0, keepdims=True)
+    elif channel_mode == "rgb":
+        planes = np.repeat(planes, 3, axis=0) if planes.shape[0] == 1 else planes[:3]
+    if planes.shape[0] != in_channels:
+        raise DeepsegError(
+            f"image gives {planes.shape[0]} channels but the model takes {in_channels}; "
+            "pick channels with channels=[...]"
+        )
+    return planes
+
+
+# --------------------------------------------------------------------------- prepared regions
+
+
+@dataclass
+class Region:
+    """An image (C, Hp, Wp) and target (Hp, Wp) padded for sampling; ``centers`` index annotations."""
+
+    image: np.ndarray
+    target: np.ndarray
+    name: str
+    centers: np.ndarray
+
+
+def pad_region(
+    image: np.ndarray, target: np.ndarray, name: str, margin: int, min_size: int, multiple: int = 1
+) -> Region:
+    """Pad image (reflect) and target (``IGNORE``) by ``margin`` plus enough to reach ``min_size``.
+
+    With ``multiple`` > 1 the padded target interior is a multiple of it (for exact tiling).
+    """
+    h, w = target.shape
+    th = max(min_size, -(-h // multiple) * multiple)
+    tw = max(min_size, -(-w // multiple) * multiple)
+    pads = ((margin, margin + th - h), (margin, margin + tw - w))
+    mode = "reflect" if max(pads[0]) < h and max(pads[1]) < w else "symmetric"
+    img = np.pad(image, ((0, 0), *pads), mode=mode)
+    tgt = np.pad(target, pads, constant_values=IGNORE)
+    centers = np.flatnonzero(tgt >= 0)
+    return Region(img.astype(np.float32), tgt, name, centers)
+
+
+def split_validation(target: np.ndarray, fraction: float) -> tuple[slice, slice] | None:
+    """The (rows, cols) slices of the held-out strip: the last ``fraction`` of the longer axis."""
+    if fraction <= 0:
+        return None
+    h, w = target.shape
+    if h >= w:
+        n = max(1, round(h * fraction))
+        return slice(h - n, h), slice(0, w)
+    n = max(1, round(w * fraction))
+    return slice(0, h), slice(w - n, w)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class PatchSampler:
+    """Random training windows, centred on annotated pixels with probability ``fg_fraction``.
+
+    Regions are chosen in proportion to their annotated pixels. A sample is an input window
+    (C, in_size, in_size) and its target (out_size, out_size), the centre of the window
+    (``in_size - out_size`` = 2 x the model's output margin).
+    """
+
+    def __init__(self, regions: list[Region], in_size: int, out_size: int, fg_fraction: float = 0.8) -> None:
+        self.regions = [r for r in regions if len(r.centers)]
+        counts = np.array([len(r.centers) for r in self.regions], np.float64)
+        self.weights = counts / counts.sum()
+        self.in_size, self.out_size, self.fg_fraction = in_size, out_size, fg_fraction
+
+    def sample(
+        self, batch: int, rng: np.random.Generator, augment: bool = True, elastic: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A batch: inputs (B, C, in, in) float32 and targets (B, out, out) int64."""
+        xs, ys = [], []
+        for _ in range(batch):
+            region = self.regions[rng.choice(len(self.regions), p=self.weights)]
+            x, y = self._window(region, rng)
+            if augment:
+                x, y = augment_patch(x, y, rng, elastic=elastic)
+            m = (self.in_size - self.out_size) // 2
+            xs.append(x)
+            ys.append(y[m : m + self.out_size, m : m + self.out_size])
+        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int64)
+
+    def _window(self, region: Region, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        hp, wp = region.target.shape
+        n = self.in_size
+        if rng.random() < self.fg_fraction:
+            cy, cx = divmod(int(region.centers[rng.integers(len(region.centers))]), wp)
+            y0 = int(np.clip(cy - n // 2 + rng.integers(-n // 4, n // 4 + 1), 0, hp - n))
+            x0 = int(np.clip(cx - n // 2 + rng.integers(-n // 4, n // 4 + 1), 0, wp - n))
+        else:
+            y0, x0 = int(rng.integers(hp - n + 1)), int(rng.integers(wp - n + 1))
+        return region.image[:, y0 : y0 + n, x0 : x0 + n], region.target[y0 : y0 + n, x0 : x0 + n]
+
+
+def augment_patch(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, elastic: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random rot90, flip, gamma, intensity scale and shift (and elastic) of x (C, n, n), y (n, n)."""
+    k = int(rng.integers(4))
+    x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
+    if rng.random() < 0.5:
+        x, y = x[:, :, ::-1], y[:, ::-1]
+    if elastic and rng.random() < 0.5:
+        x, y = elastic_deform(x, y, rng)
+    lo, hi = float(x.min()), float(x.max())
+    if hi > lo:
+        x = lo + (hi - lo) * ((x - lo) / (hi - lo)) ** rng.uniform(0.7, 1.4)
+    x = x * rng.uniform(0.8, 1.25) + rng.uniform(-0.1, 0.1)
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+
+
+def elastic_deform(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float = 6.0, sigma: float = 8.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth random displacement (max about ``alpha`` px): bilinear for x, nearest for y."""
+    n = y.shape
+    d = [ndi.gaussian_filter(rng.uniform(-1, 1, n), sigma) for _ in range(2)]
+    scale = alpha / max(1e-6, max(np.abs(d[0]).max(), np.abs(d[1]).max()))
+    yy, xx = np.meshgrid(np.arange(n[0]), np.arange(n[1]), indexing="ij")
+    coords = np.array([yy + d[0] * scale, xx + d[1] * scale])
+    xo = np.stack([ndi.map_coordinates(c, coords, order=1, mode="reflect") for c in x])
+    yo = ndi.map_coordinates(y, coords, order=0, mode="nearest")
+    return xo, yo.astype(y.dtype)
+
+
+def tile_windows(region: Region, in_size: int, out_size: int) -> list[tuple[int, int]]:
+    """Top-left corners of windows whose centres (out_size) tile the padded target exactly."""
+    margin = (in_size - out_size) // 2
+    h, w = region.target.shape[0] - 2 * margin, region.target.shape[1] - 2 * margin
+    return [
+        (y, x) for y in range(0, h - out_size + 1, out_size) for x in range(0, w - out_size + 1, out_size)
+    ]

@@ -1,0 +1,150 @@
+"""Label images -> training targets (class index per pixel, ``IGNORE`` where the loss must not look).
+
+Conventions (see docs/training.md):
+
+- **Dense** labels: every pixel counts; 0 = background.
+  * instance-boundary task: labels are instances (0 = background, 1..N = objects) and become
+    classes 0 = background, 1 = interior, 2 = boundary. The boundary is
+    ``skimage.segmentation.find_boundaries(objects, mode="inner")`` restricted to object pixels:
+    the one-pixel rim *inside* each object that touches another object or background, exactly
+    as the bundled default model was trained (scripts/train_default_model.py).
+  * semantic task: labels are the class map itself (0 = background, 1..K-1 = classes).
+- **Sparse** labels (scribbles): 0 = not annotated, ignored by the loss; the user paints
+  background as its own label, ``background_label`` (default 1).
+  * instance-boundary task: ``background_label`` marks background, every other positive value
+    is one object (boundaries from the painted objects, as above).
+  * semantic task: label ``v >= 1`` means class ``v - 1`` (1 = background, 2 = class 1, ...);
+    ``background_label`` must be 1.
+- **Reviewed** mask (optional, bool, same shape): pixels where it is False are ignored in both
+  modes, so only pixels a person has checked teach the model. Boundaries are computed from the
+  full label image first, so an object's rim next to unreviewed pixels is still its rim.
+
+Targets are ``int16`` arrays of the labels' shape with values ``IGNORE`` (-1) or 0..K-1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.segmentation import find_boundaries
+
+from ..errors import DeepsegError
+
+#: target value of pixels that the loss ignores (cross-entropy ``ignore_index``).
+IGNORE = -1
+
+INSTANCE_CLASSES = ["background", "interior", "boundary"]
+
+
+def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
+    """Return ``labels`` as a non-negative integer array, or raise a one-line DeepsegError."""
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        return labels.astype(np.uint8)
+    if labels.dtype.kind == "f":
+        raise DeepsegError(
+            f"{name} are floating point ({labels.dtype}); pass integer labels "
+            "(a Labels layer, or labels.astype(int) if the values are whole numbers)"
+        )
+    if labels.dtype.kind not in "iu":
+        raise DeepsegError(f"{name} have dtype {labels.dtype}; pass an integer label image")
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise DeepsegError(f"{name} contain negative values; labels must be 0 or positive integers")
+    return labels
+
+
+def boundary_targets(objects: np.ndarray) -> np.ndarray:
+    """Instance labels (H, W) -> uint8 classes 0 background, 1 interior, 2 boundary (inner rim)."""
+    target = (objects > 0).astype(np.uint8)
+    target[find_boundaries(objects, mode="inner") & (objects > 0)] = 2
+    return target
+
+
+def make_target(
+    labels: np.ndarray,
+    *,
+    task: str,
+    sparse: bool = False,
+    background_label: int = 1,
+    reviewed: np.ndarray | None = None,
+    num_classes: int | None = None,
+    name: str = "labels",
+) -> np.ndarray:
+    """Convert a 2D label image (H, W) to an int16 target (H, W) with ``IGNORE`` = -1.
+
+    Args:
+        labels: integer labels (see the module docstring for their meaning).
+        task: ``"instance-boundary"`` or ``"semantic"``.
+        sparse: 0 means "not annotated" (ignored) instead of background.
+        background_label: in sparse mode, the value painted on background.
+        reviewed: optional bool mask (H, W); False pixels are ignored.
+        num_classes: for semantic targets, the model's K (classes >= K are an error).
+        name: how error messages call this label image.
+    """
+    labels = check_labels(labels, name)
+    if task == "instance-boundary":
+        target = _instance_target(labels, sparse, background_label)
+    elif task == "semantic":
+        target = _semantic_target(labels, sparse, background_label, num_classes, name)
+    else:
+        raise DeepsegError(f"unknown task {task!r}; use 'instance-boundary' or 'semantic'")
+    if reviewed is not None:
+        reviewed = np.asarray(reviewed)
+        if reviewed.shape != labels.shape:
+            raise DeepsegError(
+                f"reviewed mask of {name} has shape {reviewed.shape}, labels {labels.shape}; "
+                "pass a mask of the labels' shape"
+            )
+        target[~reviewed.astype(bool)] = IGNORE
+    return target
+
+
+def _instance_target(labels: np.ndarray, sparse: bool, background_label: int) -> np.ndarray:
+    if not sparse:
+        return boundary_targets(labels).astype(np.int16)
+    objects = np.where(labels == background_label, 0, labels)
+    target = boundary_targets(objects).astype(np.int16)
+    target[labels == 0] = IGNORE
+    return target
+
+
+def _semantic_target(
+    labels: np.ndarray, sparse: bool, background_label: int, num_classes: int | None, name: str
+) -> np.ndarray:
+    if sparse and background_label != 1:
+        raise DeepsegError(
+            "background_label applies to instance labels only; sparse semantic labels use "
+            "1 = background, 2 = class 1, ... (0 = not annotated)"
+        )
+    top = int(labels.max()) if labels.size else 0
+    target = labels.astype(np.int16) - 1 if sparse else labels.astype(np.int16)
+    classes = top - 1 if sparse else top
+    if num_classes is not None and classes >= num_classes:
+        raise DeepsegError(
+            f"{name} contain class {classes} but the model has {num_classes} classes; "
+            "pass class_names for every class to grow the model's head"
+        )
+    return target
+
+
+def class_counts(targets: list[np.ndarray], num_classes: int) -> np.ndarray:
+    """Annotated pixels per class over all targets (int64, shape (K,))."""
+    counts = np.zeros(num_classes, np.int64)
+    for t in targets:
+        valid = t[t >= 0]
+        counts += np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+    return counts
+
+
+def check_annotations(counts: np.ndarray, class_names: list[str]) -> None:
+    """Raise a one-line DeepsegError when nothing, or only one class, is annotated."""
+    if counts.sum() == 0:
+        raise DeepsegError(
+            "the labels have no annotated pixels; paint some objects and (in sparse mode) background"
+        )
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        only = class_names[present[0]] if present[0] < len(class_names) else str(present[0])
+        raise DeepsegError(
+            f"only one class ({only!r}) is annotated; paint at least one other class "
+            "(in sparse mode background is its own label)"
+        )

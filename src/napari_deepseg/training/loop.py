@@ -1,0 +1,173 @@
+"""Fine-tuning loop: ``finetune_iter`` (a progress generator) and ``finetune`` (drains it).
+
+Events (for progress bars and the napari widget's live curves):
+
+- ``Progress("step", done=global step, total=all steps, info={"loss", "epoch", "step", "lr",
+  "steps_per_epoch", "elapsed_s"})`` after every optimizer step;
+- ``Progress("epoch", done=epoch, total=epochs, info={"epoch", "train_loss", "val_loss",
+  "val_iou": {class name: IoU or None}, "mean_iou", "best": bool, "model_path", "elapsed_s"})``
+  after every epoch, and once with ``epoch=0`` before training when there is validation data
+  (the starting model's scores).
+
+Stopping: close the generator (or ``drain(..., should_stop=...)``); it stops within one step,
+writes a checkpoint (when ``checkpoint`` is set) and the best model so far to ``output``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import DeepsegError
+from ..models import build_model, model_meta
+from ..models.modelfile import ModelMeta
+from ..progress import ProgressGenerator, drain
+from .checkpoints import load_checkpoint
+from .config import FinetuneConfig, FinetuneResult
+from .prepare import build_regions, check_targets, make_targets, needed_classes
+from .setup import grow_head, scratch_model, start_model
+from .trainer import Trainer
+
+
+def finetune_iter(
+    pairs: Iterable[Any],
+    model_or_path: nn.Module | str | os.PathLike | None = None,
+    *,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    batch_size: int = 8,
+    patch_size: int = 256,
+    sparse: bool = False,
+    background_label: int = 1,
+    val_pairs: Iterable[Any] | None = None,
+    val_fraction: float = 0.1,
+    steps_per_epoch: int | None = None,
+    schedule: str = "cosine",
+    weight_decay: float = 1e-4,
+    class_weights: Sequence[float] | None = None,
+    dice_weight: float = 1.0,
+    augment: bool = True,
+    elastic: bool = False,
+    fg_fraction: float = 0.8,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    task: str | None = None,
+    class_names: Sequence[str] | None = None,
+    channels: Sequence[int] | None = None,
+    arch_options: dict[str, Any] | None = None,
+    name: str = "",
+    output: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+) -> ProgressGenerator[FinetuneResult]:
+    """Fine-tune (or train from scratch) a segmentation model on annotated images.
+
+    Args:
+        pairs: training pairs: ``(image, labels)``, ``(image, labels, reviewed)``, dicts or
+            :class:`~napari_deepseg.training.data.TrainingPair`. image (H, W) or (H, W, C), or
+            stacks (..., H, W[, C]) whose labels are (..., H, W); labels integer; reviewed bool.
+        model_or_path: starting model (module, model file or bundled name); None = a new
+            U-Net (``arch_options``, default base 32, depth 4) with percentile normalization.
+        epochs, lr, batch_size, patch_size, steps_per_epoch: schedule length and sizes
+            (steps per epoch default: annotated pixels / (batch x patch²), clamped to 10..100).
+        sparse: 0 = not annotated (ignored); ``background_label`` marks painted background.
+        val_pairs: validation pairs; else the last ``val_fraction`` strip of each image.
+        schedule: ``"cosine"`` or ``"onecycle"`` learning-rate schedule for AdamW.
+        class_weights: cross-entropy class weights; default (1, 1, 2) for instance-boundary
+            models, uniform otherwise. ``dice_weight`` scales the soft-Dice term.
+        augment, elastic, fg_fraction: flips/rot90/intensity/gamma, optional elastic warps,
+            fraction of patches centred on annotated pixels.
+        seed: seeds sampling, augmentation and new weights (same seed, same device -> same run).
+        device, precision: ``"auto"`` picks CUDA/MPS/CPU and bf16/fp16/fp32 (see setup.py).
+        task, class_names, channels, name: for new models (and names of added classes).
+        output: model file written with the best weights (on each new best, at the end and on stop).
+        checkpoint: file for resumable state (each epoch and on stop); ``resume``: such a file
+            to continue from (its hyperparameters are used; pass the same pairs).
+
+    Yields:
+        :class:`~napari_deepseg.progress.Progress` events (see the module docstring).
+
+    Returns:
+        :class:`FinetuneResult`.
+    """
+    if resume is not None:
+        state = load_checkpoint(resume)
+        cfg = FinetuneConfig(**state["config"])
+        model, source = _model_from_checkpoint(state), str(state.get("source", "checkpoint"))
+    else:
+        state = None
+        cfg = FinetuneConfig(
+            epochs=epochs, lr=lr, batch_size=batch_size, patch_size=patch_size, sparse=sparse,
+            background_label=background_label, val_fraction=val_fraction,
+            steps_per_epoch=steps_per_epoch, schedule=schedule, weight_decay=weight_decay,
+            class_weights=None if class_weights is None else [float(w) for w in class_weights],
+            dice_weight=dice_weight, augment=augment, elastic=elastic, fg_fraction=fg_fraction,
+            seed=seed, task=task, class_names=None if class_names is None else list(class_names),
+            channels=None if channels is None else [int(c) for c in channels],
+            arch_options=arch_options, name=name,
+        )  # fmt: skip
+        cfg.check()
+        model, source = start_model(model_or_path)
+    model, data = _prepare(model, pairs, val_pairs, cfg, fresh=state is None)
+    trainer = Trainer(
+        model, cfg, data, device=device, precision=precision, output=output,
+        checkpoint=checkpoint, source=source, state=state,
+    )  # fmt: skip
+    return (yield from trainer.run())
+
+
+def finetune(
+    pairs: Iterable[Any], model_or_path: nn.Module | str | os.PathLike | None = None, **kwargs: Any
+) -> FinetuneResult:
+    """Run :func:`finetune_iter` to the end and return its :class:`FinetuneResult`."""
+    return drain(finetune_iter(pairs, model_or_path, **kwargs))
+
+
+def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneConfig, fresh: bool):
+    """Check the data, build or adapt the model, and convert the data for it."""
+    task = model_meta(model).task if model is not None else (cfg.task or "instance-boundary")
+    if model is not None and cfg.task and cfg.task != task:
+        raise DeepsegError(f"the starting model's task is {task!r}, not {cfg.task!r}; start from scratch")
+    targets = make_targets(
+        pairs, val_pairs, task=task, sparse=cfg.sparse, background_label=cfg.background_label
+    )
+    k = needed_classes(task, targets, cfg.class_names)
+    if model is None:
+        torch.manual_seed(cfg.seed)
+        in_ch = len(cfg.channels) if cfg.channels else 1
+        model = scratch_model(
+            in_channels=in_ch, num_classes=k, task=task, arch_options=cfg.arch_options, name=cfg.name
+        )
+        if cfg.class_names and len(cfg.class_names) == k:
+            model.deepseg_meta.class_names = list(cfg.class_names)
+    elif fresh and k > model.deepseg_arch.num_classes:
+        torch.manual_seed(cfg.seed)
+        model = grow_head(model, k, cfg.class_names)
+    elif k > model.deepseg_arch.num_classes:
+        raise DeepsegError("the labels have more classes than the checkpoint's model; start a new run")
+    counts = check_targets(targets, model_meta(model).class_names)
+    data = build_regions(
+        model, targets, patch_size=cfg.patch_size, val_fraction=cfg.val_fraction, channels=cfg.channels
+    )
+    data.counts = counts
+    return model, data
+
+
+def _model_from_checkpoint(state: dict[str, Any]) -> nn.Module:
+    arch = state["architecture"]
+    model = build_model(
+        arch["name"], in_channels=int(arch["in_channels"]), num_classes=int(arch["num_classes"]),
+        **dict(arch.get("options", {})),
+    )  # fmt: skip
+    model.load_state_dict(state["model"])
+    model.deepseg_meta = ModelMeta.from_dict(json.loads(state["meta"]))
+    return model
+
+
+__all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "finetune_iter"]

@@ -1,0 +1,53 @@
+"""Cross-entropy plus soft Dice, both ignoring pixels whose target is ``IGNORE`` (-1).
+
+Shapes: logits (N, K, H, W) float; target (N, H, W) int64 with values -1 (ignored) or 0..K-1.
+Ignored pixels contribute nothing to the loss or its gradient, so in sparse mode the loss is the
+same whatever the model predicts on unannotated pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .labels import IGNORE
+
+
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, skip_background: bool = True
+) -> torch.Tensor:
+    """1 - mean soft Dice over classes (background excluded by default), on valid pixels only.
+
+    Dice per class c is ``(2 sum p_c t_c + s) / (sum p_c + sum t_c + s)`` over the valid pixels
+    of the whole batch (p = softmax probabilities, t = one-hot target, s = ``smooth``).
+    """
+    num_classes = logits.shape[1]
+    valid = (target != IGNORE).unsqueeze(1).to(logits.dtype)
+    prob = logits.softmax(1) * valid
+    onehot = F.one_hot(target.clamp(min=0), num_classes).permute(0, 3, 1, 2).to(logits.dtype) * valid
+    dims = (0, 2, 3)
+    inter = (prob * onehot).sum(dims)
+    dice = (2 * inter + smooth) / (prob.sum(dims) + onehot.sum(dims) + smooth)
+    if skip_background and num_classes > 1:
+        dice = dice[1:]
+    return 1 - dice.mean()
+
+
+def segmentation_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    dice_weight: float = 1.0,
+) -> torch.Tensor:
+    """Cross-entropy (``ignore_index=-1``, optional class weights) + ``dice_weight`` x soft Dice.
+
+    Computed in float32 whatever the autocast dtype. A batch without valid pixels gives a zero
+    loss that still has a graph (so ``backward`` works and changes nothing).
+    """
+    logits = logits.float()
+    if not (target != IGNORE).any():
+        return logits.sum() * 0.0
+    ce = F.cross_entropy(logits, target, weight=class_weights, ignore_index=IGNORE)
+    if dice_weight == 0:
+        return ce
+    return ce + dice_weight * soft_dice_loss(logits, target)

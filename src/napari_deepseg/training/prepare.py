@@ -1,0 +1,146 @@
+"""Checked, converted training data: targets, validation split, padded regions, class counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ..errors import DeepsegError
+from ..models import model_meta
+from .data import (
+    Region,
+    TrainingPair,
+    as_pairs,
+    normalize_plane,
+    pad_region,
+    split_validation,
+    to_model_input,
+)
+from .labels import IGNORE, INSTANCE_CLASSES, check_annotations, class_counts, make_target
+
+
+@dataclass
+class Targets:
+    """Pairs (2D) with their int16 targets; ``val`` the same for validation pairs (may be empty)."""
+
+    pairs: list[TrainingPair]
+    targets: list[np.ndarray]
+    val_pairs: list[TrainingPair] = field(default_factory=list)
+    val_targets: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class TrainingData:
+    """Everything the loop samples from: regions (train/val), window sizes and bookkeeping."""
+
+    train: list[Region]
+    val: list[Region]
+    in_size: int
+    out_size: int
+    counts: np.ndarray
+    sources: list[str]
+    val_sources: list[str] | str
+
+
+def make_targets(
+    pairs: Iterable[Any],
+    val_pairs: Iterable[Any] | None,
+    *,
+    task: str,
+    sparse: bool,
+    background_label: int,
+) -> Targets:
+    """Check pairs and turn their labels into targets (one-line DeepsegError on bad input)."""
+    train = as_pairs(pairs, "pair")
+    out = Targets(train, [_target(p, task, sparse, background_label) for p in train])
+    if val_pairs is not None:
+        out.val_pairs = as_pairs(val_pairs, "val pair")
+        out.val_targets = [_target(p, task, sparse, background_label) for p in out.val_pairs]
+    return out
+
+
+def _target(pair: TrainingPair, task: str, sparse: bool, background_label: int) -> np.ndarray:
+    return make_target(
+        pair.labels,
+        task=task,
+        sparse=sparse,
+        background_label=background_label,
+        reviewed=pair.reviewed,
+        name=f"labels of {pair.name}",
+    )
+
+
+def needed_classes(task: str, targets: Targets, class_names: Sequence[str] | None) -> int:
+    """Number of classes the labels (and ``class_names``) need."""
+    if task == "instance-boundary":
+        return len(INSTANCE_CLASSES)
+    top = max(int(t.max()) for t in [*targets.targets, *targets.val_targets])
+    return max(top + 1, len(class_names or ()), 2)
+
+
+def check_targets(targets: Targets, class_names: list[str]) -> np.ndarray:
+    """Annotated pixels per class over the training pairs; raises when unusable."""
+    counts = class_counts(targets.targets, len(class_names))
+    check_annotations(counts, class_names)
+    return counts
+
+
+def window_sizes(model: nn.Module, patch_size: int) -> tuple[int, int]:
+    """(input, output) window sizes for ``patch_size``: equal for same-padding models."""
+    if getattr(model, "padding", "same") == "valid" and hasattr(model, "valid_input_size"):
+        n = model.valid_input_size(patch_size)
+        return n, n - 2 * int(model.output_margin)
+    m = int(getattr(model, "size_multiple", 32))
+    n = -(-patch_size // m) * m
+    return n, n
+
+
+def build_regions(
+    model: nn.Module,
+    targets: Targets,
+    *,
+    patch_size: int,
+    val_fraction: float,
+    channels: Sequence[int] | None = None,
+) -> TrainingData:
+    """Normalized model inputs and targets, padded for sampling; validation strips held out."""
+    meta = model_meta(model)
+    in_size, out_size = window_sizes(model, patch_size)
+    margin = (in_size - out_size) // 2
+    in_ch = model.deepseg_arch.in_channels
+    train, val = [], []
+    hold_out = not targets.val_pairs and val_fraction > 0
+    for pair, target in zip(targets.pairs, targets.targets):
+        x = normalize_plane(
+            to_model_input(pair.image, in_ch, meta.channel_mode, channels), meta.normalization
+        )
+        target = target.copy()
+        strip = split_validation(target, val_fraction) if hold_out else None
+        if strip is not None:
+            val.append(
+                pad_region(
+                    x[:, strip[0], strip[1]], target[strip].copy(), pair.name, margin, out_size, out_size
+                )
+            )
+            target[strip] = IGNORE
+        train.append(pad_region(x, target, pair.name, margin, out_size))
+    for pair, target in zip(targets.val_pairs, targets.val_targets):
+        x = normalize_plane(
+            to_model_input(pair.image, in_ch, meta.channel_mode, channels), meta.normalization
+        )
+        val.append(pad_region(x, target, pair.name, margin, out_size, out_size))
+    if not any(len(r.centers) for r in train):
+        raise DeepsegError(
+            "no annotated pixels left for training after holding out validation; lower val_fraction"
+        )
+    val = [r for r in val if len(r.centers)]
+    val_sources: list[str] | str = [p.name for p in targets.val_pairs]
+    if hold_out:
+        val_sources = f"held-out strip: last {val_fraction:.0%} of the longer axis of each training image"
+    return TrainingData(
+        train, val, in_size, out_size, np.zeros(0), [p.name for p in targets.pairs], val_sources
+    )

@@ -1,0 +1,134 @@
+"""Starting model, head replacement, device and precision choice for fine-tuning."""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import DeepsegError
+from ..models import ModelMeta, build_model, load_model, model_meta
+from ..models.modelfile import PALETTE
+
+DEFAULT_ARCH = {"base": 32, "depth": 4}
+DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
+
+
+def start_model(model_or_path: nn.Module | str | os.PathLike | None) -> tuple[nn.Module | None, str]:
+    """A private copy of the starting model (or None to build from scratch) and where it came from."""
+    if model_or_path is None:
+        return None, "scratch"
+    if isinstance(model_or_path, nn.Module):
+        model_meta(model_or_path)  # raises if it was not made by build_model
+        source = getattr(model_or_path, "deepseg_source", None) or model_meta(model_or_path).name
+        model = copy.deepcopy(model_or_path).cpu()
+        return model, str(source or "in-memory model")
+    model = load_model(model_or_path)
+    return model, str(getattr(model, "deepseg_source", model_or_path))
+
+
+def scratch_model(
+    *, in_channels: int, num_classes: int, task: str, arch_options: dict | None, name: str
+) -> nn.Module:
+    """A new U-Net (``DEFAULT_ARCH`` unless ``arch_options``) with fresh metadata."""
+    options = dict(DEFAULT_ARCH if arch_options is None else arch_options)
+    model = build_model("unet", in_channels=in_channels, num_classes=num_classes, **options)
+    model.deepseg_meta = ModelMeta(
+        name=name or "finetuned",
+        task=task,  # type: ignore[arg-type]
+        normalization=dict(DEFAULT_NORMALIZATION),
+        channel_mode="gray" if in_channels == 1 else "select",
+    ).complete(num_classes)
+    return model
+
+
+def grow_head(model: nn.Module, num_classes: int, class_names: list[str] | None = None) -> nn.Module:
+    """Replace the model's final 1x1 convolution by one with ``num_classes`` outputs.
+
+    The weights of the existing classes are copied, so they keep what they learned; the new
+    classes start from PyTorch's default initialisation. Class names and colours are extended.
+    Needs a model whose ``head`` is a Conv2d or ends with one (U-Net, FCN, DeepLab heads).
+    """
+    meta, arch = model_meta(model), model.deepseg_arch
+    old_k = arch.num_classes
+    head = getattr(model, "head", None)
+    conv = head[-1] if isinstance(head, nn.Sequential) and len(head) else head
+    if not isinstance(conv, nn.Conv2d):
+        raise DeepsegError(
+            f"cannot add classes to a {arch.name!r} model (no final convolution 'head'); "
+            "train from scratch instead"
+        )
+    new = nn.Conv2d(conv.in_channels, num_classes, conv.kernel_size, padding=conv.padding)
+    with torch.no_grad():
+        new.weight[:old_k] = conv.weight
+        if conv.bias is not None:
+            new.bias[:old_k] = conv.bias
+    if isinstance(head, nn.Sequential):
+        head[-1] = new
+    else:
+        model.head = new
+    model.deepseg_arch = replace(arch, num_classes=num_classes)
+    names = list(class_names or [])
+    meta.class_names = (
+        names
+        if len(names) == num_classes
+        else [*meta.class_names, *(f"class {i}" for i in range(old_k, num_classes))]
+    )
+    meta.class_colors = [
+        *meta.class_colors[:old_k],
+        *(PALETTE[i % len(PALETTE)] for i in range(old_k, num_classes)),
+    ]
+    return model
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA, else Apple MPS, else CPU; anything else as torch understands it."""
+    if str(device) != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise DeepsegError(f"device {device!r} asked for but CUDA is not available; use device='cpu'")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (bf16 is then ~3x faster than fp32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision(device: torch.device, precision: str = "auto") -> tuple[torch.dtype | None, bool, bool]:
+    """(autocast dtype or None, channels_last, use GradScaler) for ``device`` and ``precision``.
+
+    ``"auto"``: CUDA -> bf16 where supported else fp16 with a gradient scaler; CPU -> bf16 +
+    channels_last on CPUs with native bf16, else fp32; MPS -> fp32.
+    """
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise DeepsegError(f"precision {precision!r} unknown; use auto, fp32, bf16 or fp16")
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "cpu" and cpu_has_native_bf16():
+            precision = "bf16"
+        else:
+            precision = "fp32"
+    if precision == "fp32":
+        return None, False, False
+    if precision == "fp16" and device.type != "cuda":
+        raise DeepsegError("fp16 training needs CUDA; use precision='bf16' or 'fp32'")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return dtype, device.type == "cpu", precision == "fp16"

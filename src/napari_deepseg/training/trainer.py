@@ -1,0 +1,345 @@
+"""The training state machine behind :func:`~napari_deepseg.training.finetune_iter`.
+
+One :class:`Trainer` owns the model on its device, the optimizer, the schedule, the random
+generator and the best weights. :meth:`Trainer.run` is the generator: a step per ``next``,
+validation at each epoch end, checkpoint and best-model writes, and cleanup in ``finally``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from collections.abc import Generator
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import DeepsegError
+from ..models import model_meta, save_model
+from ..progress import Progress
+from .checkpoints import save_checkpoint
+from .config import FinetuneConfig, FinetuneResult
+from .data import PatchSampler, tile_windows
+from .losses import segmentation_loss
+from .prepare import TrainingData
+from .setup import choose_precision, resolve_device
+
+VAL_KEYS = ("val_loss", "val_iou", "mean_iou", "foreground_iou")
+
+
+class Trainer:
+    """Training state; see the module docstring. ``state`` is a checkpoint dict to resume from."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: FinetuneConfig,
+        data: TrainingData,
+        *,
+        device: str | torch.device,
+        precision: str,
+        output: str | os.PathLike | None,
+        checkpoint: str | os.PathLike | None,
+        source: str,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg, self.data, self.source = cfg, data, source
+        self.meta = copy.deepcopy(model_meta(model))
+        self.output = Path(output) if output is not None else None
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.device = resolve_device(device)
+        self.amp, self.channels_last, use_scaler = choose_precision(self.device, precision)
+        self.precision = str(self.amp).replace("torch.", "") if self.amp else "float32"
+        self.export = copy.deepcopy(model).cpu().eval()  # CPU copy that receives weights to save
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.sampler = PatchSampler(data.train, data.in_size, data.out_size, cfg.fg_fraction)
+        self.spe = cfg.steps_per_epoch or _default_steps(data, cfg.batch_size)
+        self.total = cfg.epochs * self.spe
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = _scheduler(self.opt, cfg, self.total)
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.class_weights = self._class_weights()
+        self.rng = np.random.default_rng(cfg.seed)
+        self.step, self.history, self.epoch_losses = 0, [], []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self.elapsed = 0.0
+        if state is not None:
+            self._restore(state)
+
+    # ------------------------------------------------------------------ the generator
+
+    def run(self) -> Generator[Progress, None, FinetuneResult]:
+        """Train to the end, yielding progress; return the best model (see FinetuneResult)."""
+        start = time.perf_counter() - self.elapsed
+        self._clock = lambda: time.perf_counter() - start
+        try:
+            if self.data.val and not self.history:
+                yield self._end_epoch(initial=True)
+            while True:
+                if self.step // self.spe > self.epochs_done:
+                    yield self._end_epoch()
+                    continue
+                if self.step >= self.total:
+                    break
+                loss = self._train_step()
+                yield self._step_event(loss)
+        except GeneratorExit:
+            self._on_stop()
+            raise
+        finally:
+            self._release()
+        path = self._save_output(stopped=False)
+        return FinetuneResult(self.export, path, list(self.history), self.best_epoch, self.checkpoint)
+
+    @property
+    def epochs_done(self) -> int:
+        return sum(1 for h in self.history if h["epoch"] >= 1)
+
+    def _train_step(self) -> float:
+        x, y = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
+        x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            logits = self.model(x)
+        loss = segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight)
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        self.sched.step()
+        self.step += 1
+        value = float(loss.detach())
+        self.epoch_losses.append(value)
+        return value
+
+    def _step_event(self, loss: float) -> Progress:
+        epoch = (self.step - 1) // self.spe + 1
+        info = {
+            "loss": loss,
+            "epoch": epoch,
+            "step": self.step,
+            "lr": float(self.sched.get_last_lr()[0]),
+            "steps_per_epoch": self.spe,
+            "elapsed_s": self._clock(),
+        }
+        msg = f"epoch {epoch}/{self.cfg.epochs} loss {loss:.4f}"
+        return Progress("step", self.step, self.total, msg, info)
+
+    def _end_epoch(self, initial: bool = False) -> Progress:
+        epoch = 0 if initial else self.epochs_done + 1
+        entry: dict[str, Any] = {"epoch": epoch, "step": self.step}
+        entry["train_loss"] = None if initial else float(np.mean(self.epoch_losses or [math.nan]))
+        self.epoch_losses = []
+        entry.update(self._validate() if self.data.val else dict.fromkeys(VAL_KEYS) | {"val_iou": {}})
+        score = entry["mean_iou"] if entry["mean_iou"] is not None else float(epoch)
+        entry["best"] = self.best_score is None or score >= self.best_score
+        if entry["best"]:
+            self.best_score, self.best_epoch = score, epoch
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        entry["elapsed_s"] = self._clock()
+        self.history.append(entry)
+        entry["model_path"] = str(self._save_output(stopped=False)) if entry["best"] and not initial else None
+        if not initial:
+            self._save_checkpoint()
+        return Progress("epoch", epoch, self.cfg.epochs, _epoch_message(entry), dict(entry))
+
+    # ------------------------------------------------------------------ validation
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, Any]:
+        """Loss and per-class IoU over the validation regions (pooled confusion matrix)."""
+        k = self.model_classes
+        cm = torch.zeros(k * k, dtype=torch.int64)
+        loss_sum, n_valid = 0.0, 0
+        self.model.eval()
+        for x, y in self._val_batches():
+            x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                logits = self.model(x)
+            valid = y >= 0
+            nv = int(valid.sum())
+            if nv == 0:
+                continue
+            loss_sum += float(segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight)) * nv
+            n_valid += nv
+            pred = logits.argmax(1)
+            cm += torch.bincount((y[valid] * k + pred[valid]).cpu(), minlength=k * k)
+        self.model.train()
+        cm = cm.reshape(k, k).double()
+        inter, union = cm.diag(), cm.sum(0) + cm.sum(1) - cm.diag()
+        ious = [float(i / u) if u > 0 else None for i, u in zip(inter, union)]
+        fg = [v for v in ious[1:] if v is not None]
+        return {
+            "val_loss": loss_sum / n_valid if n_valid else None,
+            "val_iou": dict(zip(self.meta.class_names, ious)),
+            "mean_iou": float(np.mean(fg)) if fg else None,
+            "foreground_iou": _foreground_iou(cm),
+        }
+
+    def _val_batches(self):
+        n, m = self.data.in_size, (self.data.in_size - self.data.out_size) // 2
+        out = self.data.out_size
+        windows = [(r, y, x) for r in self.data.val for y, x in tile_windows(r, n, out)]
+        for i in range(0, len(windows), self.cfg.batch_size):
+            chunk = windows[i : i + self.cfg.batch_size]
+            xs = np.stack([r.image[:, y : y + n, x : x + n] for r, y, x in chunk])
+            ys = np.stack([r.target[y + m : y + m + out, x + m : x + m + out] for r, y, x in chunk])
+            yield xs.astype(np.float32), ys.astype(np.int64)
+
+    # ------------------------------------------------------------------ saving
+
+    def _save_output(self, stopped: bool) -> Path | None:
+        """Write the best (else current) weights with provenance to ``output``; returns the path."""
+        weights = self.best_state or {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        self.export.load_state_dict(weights)
+        self.export.to(memory_format=torch.contiguous_format)
+        meta = copy.deepcopy(self.meta)
+        meta.name = self.cfg.name or (self.output.stem if self.output else f"{meta.name}-finetuned")
+        meta.tile_size = self.data.in_size
+        meta.provenance = self._provenance(stopped)
+        self.export.deepseg_meta = meta
+        if self.output is None:
+            return None
+        return save_model(self.output, self.export, meta)
+
+    def _provenance(self, stopped: bool) -> dict[str, Any]:
+        best = next((h for h in self.history if h["epoch"] == self.best_epoch), None)
+        return {
+            "training": "napari-deepseg finetune",
+            "base_model": self.source,
+            "base_model_date": self.meta.provenance.get("date"),
+            "sources": self.data.sources,
+            "validation": self.data.val_sources,
+            "annotated_pixels": dict(zip(self.meta.class_names, map(int, self.data.counts))),
+            "sparse": self.cfg.sparse,
+            "epochs": self.epochs_done,
+            "epochs_planned": self.cfg.epochs,
+            "steps": self.step,
+            "best_epoch": self.best_epoch,
+            "val_metrics": None if best is None else {k: best.get(k) for k in VAL_KEYS},
+            "config": asdict(self.cfg),
+            "device": self.device.type,
+            "precision": self.precision,
+            "stopped_early": stopped,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "package_version": __version__,
+        }
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint is None:
+            return
+        state = {
+            "architecture": self.model.deepseg_arch.to_dict(),
+            "meta": json.dumps(asdict(self.meta)),
+            "config": asdict(self.cfg),
+            "source": self.source,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "best": self.best_state,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "step": self.step,
+            "history": json.dumps(self.history),
+            "epoch_losses": list(self.epoch_losses),
+            "elapsed_s": self._clock(),
+            "rng": {"numpy": json.dumps(self.rng.bit_generator.state), "torch": torch.get_rng_state()},
+        }
+        save_checkpoint(self.checkpoint, state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.history = json.loads(state["history"])
+        self.epoch_losses = [float(v) for v in state.get("epoch_losses", [])]
+        self.best_state, self.best_score = state.get("best"), state.get("best_score")
+        self.best_epoch = state.get("best_epoch")
+        self.elapsed = float(state.get("elapsed_s", 0.0))
+        self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def _on_stop(self) -> None:
+        """Stopped from outside: keep a resumable checkpoint and the best model so far."""
+        self._save_checkpoint()
+        self._save_output(stopped=True)
+
+    def _release(self) -> None:
+        """Free device memory: move the model to the CPU, drop optimizer state, empty caches."""
+        self.model.to("cpu")
+        self.opt.state.clear()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self.device.type == "mps":
+            torch.mps.empty_cache()
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def model_classes(self) -> int:
+        return int(self.model.deepseg_arch.num_classes)
+
+    def _to_device(self, x: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(x).to(self.device)
+        return t.to(memory_format=torch.channels_last) if self.channels_last else t
+
+    def _class_weights(self) -> torch.Tensor | None:
+        weights = self.cfg.class_weights
+        if weights is None and self.meta.task == "instance-boundary" and self.model_classes == 3:
+            weights = [1.0, 1.0, 2.0]
+        if weights is None:
+            return None
+        if len(weights) != self.model_classes:
+            raise DeepsegError(
+                f"{len(weights)} class weights for {self.model_classes} classes; give one per class"
+            )
+        return torch.tensor(weights, dtype=torch.float32, device=self.device)
+
+
+def _default_steps(data: TrainingData, batch_size: int) -> int:
+    annotated = sum(len(r.centers) for r in data.train)
+    return int(np.clip(math.ceil(annotated / (batch_size * data.out_size**2)), 10, 100))
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: FinetuneConfig, total: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.lr * 0.01)
+
+
+def _foreground_iou(cm: torch.Tensor) -> float | None:
+    """IoU of "any non-background class" against background, from a (K, K) confusion matrix."""
+    tp = float(cm[1:, 1:].sum())
+    union = float(cm[1:, :].sum() + cm[:, 1:].sum()) - tp
+    return tp / union if union > 0 else None
+
+
+def _epoch_message(entry: dict[str, Any]) -> str:
+    parts = [f"epoch {entry['epoch']}"]
+    if entry.get("train_loss") is not None:
+        parts.append(f"loss {entry['train_loss']:.4f}")
+    if entry.get("val_loss") is not None:
+        parts.append(f"val loss {entry['val_loss']:.4f}")
+    if entry.get("mean_iou") is not None:
+        parts.append(f"mean IoU {entry['mean_iou']:.3f}")
+    return " ".join(parts) + (" (best)" if entry.get("best") else "")
