@@ -62,11 +62,13 @@ def guess_axes(shape: tuple[int, ...]) -> str:
     return {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}[nd]
 
 
-def read_image(path: str | os.PathLike) -> tuple[Any, str]:
+def read_image(path: str | os.PathLike, lazy: bool | None = None) -> tuple[Any, str]:
     """Open an image file, lazily where it is large.
 
     Args:
         path: a TIFF/OME-TIFF (one or many pages), PNG/JPEG, ``.npy`` or Zarr/OME-Zarr path.
+        lazy: for TIFFs, ``True`` always returns a lazy zarr view (cheap: reads the header
+            only), ``False`` always reads into memory; default: lazy above ``LAZY_TIFF_BYTES``.
 
     Returns:
         ``(array, axes)``: a numpy array (``.npy`` files memory-mapped) or, for large TIFFs and
@@ -84,7 +86,7 @@ def read_image(path: str | os.PathLike) -> tuple[Any, str]:
         if is_zarr_path(p):
             return _read_zarr(p)
         if suffix in TIFF_SUFFIXES:
-            return _read_tiff(p)
+            return _read_tiff(p, lazy)
         if suffix in NPY_SUFFIXES:
             arr = np.load(p, mmap_mode="r", allow_pickle=False)
             return arr, guess_axes(arr.shape)
@@ -102,7 +104,7 @@ def read_image(path: str | os.PathLike) -> tuple[Any, str]:
     raise DeepsegError(f"{p}: unsupported file type {suffix!r}; use TIFF, PNG, JPEG, .npy or Zarr")
 
 
-def _read_tiff(path: Path) -> tuple[Any, str]:
+def _read_tiff(path: Path, lazy: bool | None) -> tuple[Any, str]:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -110,7 +112,9 @@ def _read_tiff(path: Path) -> tuple[Any, str]:
         axes = "".join(_TIFF_AXES.get(a, a) for a in series.axes)
         shape = tuple(series.shape)
         nbytes = int(np.prod(shape)) * np.dtype(series.dtype).itemsize
-        arr = series.asarray() if nbytes <= LAZY_TIFF_BYTES else None
+        if lazy is None:
+            lazy = nbytes > LAZY_TIFF_BYTES
+        arr = None if lazy else series.asarray()
     if arr is None:
         import zarr
 

@@ -124,7 +124,17 @@ class OmeZarrLabelsWriter:
         sel = tuple(selection[i] for i in self.order)
         kept = [a for a, s in zip(self.axes, selection) if not isinstance(s, (int, np.integer))]
         block_order = [kept.index(a) for a in self.file_axes if a in kept]
-        self.array[sel] = np.transpose(np.asarray(block), block_order)
+        block = np.transpose(np.asarray(block), block_order)
+        want = tuple(
+            len(range(*s.indices(n)))
+            for s, n in zip(sel, self.array.shape)
+            if not isinstance(s, (int, np.integer))
+        )
+        if block.shape != want:
+            raise ValueError(
+                f"block of shape {block.shape} does not fit the region {want} of {self.path.name}"
+            )
+        self.array[sel] = block
 
     def finalize(self, info: dict[str, Any] | None = None) -> Path:
         """Write the completion marker (last step; the store counts as finished from now on)."""

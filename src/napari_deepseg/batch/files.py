@@ -1,0 +1,192 @@
+"""Input expansion, output naming, the run manifest and resume decisions.
+
+The manifest ``OUT_DIR/deepseg_manifest.json`` (written atomically after every file)::
+
+    {"format": "napari-deepseg-batch", "schema_version": 1,
+     "package_version": "0.1.0", "created": ISO time, "updated": ISO time,
+     "model": {"name": ..., "path": ..., "sha256": ...},
+     "options": {"output": "instances", "axes": null, "channels": null, "tile": null, ...},
+     "runs": [{"started": ..., "finished": ..., "done": 3, "skipped": 1, "failed": 0}],
+     "files": {"/abs/input.tif": {"output": "/abs/out/input_labels.tif", "kind": "tiff",
+               "status": "done" | "failed" | "skipped", "seconds": 1.2, "error": null,
+               "shape": [...], "axes": "ZYX", "model_sha256": ..., "output_mode": "instances",
+               "finished": ISO time}}}
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import DeepsegError
+from ..io import IMAGE_SUFFIXES, image_stem, is_complete, is_zarr_path
+
+MANIFEST_NAME = "deepseg_manifest.json"
+MANIFEST_FORMAT = "napari-deepseg-batch"
+OUTPUT_SUFFIX = "_labels"
+
+
+def now() -> str:
+    """Local time as an ISO 8601 string with seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _is_image(path: Path) -> bool:
+    return is_zarr_path(path) or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files, folders (their images, not recursive) and glob patterns.
+
+    Returns:
+        ``(images, problems)``: absolute image paths, sorted and de-duplicated in input order;
+        and ``(path, reason)`` for inputs that match nothing (reported as failed by the batch).
+    """
+    found: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for item in inputs:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if _is_image(Path(m))]
+            if not matches:
+                problems.append((Path(text), "no image matches this pattern"))
+            found.extend(matches)
+            continue
+        path = Path(text)
+        if not path.exists():
+            problems.append((path.absolute(), "not found"))
+        elif is_zarr_path(path) or path.is_file():
+            found.append(path)
+        else:
+            images = sorted(p for p in path.iterdir() if _is_image(p) and not p.name.startswith("."))
+            if not images:
+                problems.append((path.absolute(), "folder holds no TIFF, PNG, JPEG, .npy or Zarr image"))
+            found.extend(images)
+    unique: dict[Path, None] = {}
+    for p in found:
+        unique.setdefault(p.absolute(), None)
+    return list(unique), problems
+
+
+def output_path(src: Path, out_dir: Path, kind: str) -> Path:
+    """``OUT_DIR/<stem>_labels.tif`` (kind ``"tiff"``) or ``OUT_DIR/<stem>_labels.zarr``."""
+    suffix = ".zarr" if kind == "zarr" else ".tif"
+    return Path(out_dir).absolute() / f"{image_stem(src)}{OUTPUT_SUFFIX}{suffix}"
+
+
+def check_unique_outputs(sources: Sequence[Path], out_dir: Path) -> None:
+    """Raise when two inputs would write the same output name (same stem in two folders)."""
+    seen: dict[str, Path] = {}
+    for src in sources:
+        key = image_stem(src)
+        if key in seen:
+            raise DeepsegError(
+                f"{seen[key]} and {src} would both write {key}{OUTPUT_SUFFIX}.*; "
+                "process them into separate output folders"
+            )
+        seen[key] = src
+
+
+def output_complete(path: Path, kind: str) -> bool:
+    """A TIFF output exists only once renamed from its temporary name; Zarr needs its marker."""
+    return is_complete(path) if kind == "zarr" else path.is_file()
+
+
+def sha256_file(path: str | os.PathLike, block: int = 2**20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_size(text: str | int | float) -> int:
+    """Bytes from ``"512M"``, ``"2G"``, ``"1.5GB"``, ``"100k"`` or a plain number of bytes."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
+    if not match:
+        raise DeepsegError(f"size {text!r} not understood; use e.g. 512M, 2G or a number of bytes")
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return int(float(match.group(1)) * 1024**power)
+
+
+@dataclass
+class Manifest:
+    """The run manifest in ``out_dir``; :meth:`save` writes it atomically."""
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, out_dir: Path) -> Manifest:
+        """Read ``out_dir``'s manifest, or start an empty one (a corrupt one raises)."""
+        path = Path(out_dir) / MANIFEST_NAME
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise DeepsegError(f"{path} is not valid JSON ({err}); delete it to start afresh") from None
+            if data.get("format") != MANIFEST_FORMAT:
+                raise DeepsegError(f"{path} is not a napari-deepseg batch manifest; delete or move it")
+        else:
+            data = {
+                "format": MANIFEST_FORMAT,
+                "schema_version": 1,
+                "created": now(),
+                "files": {},
+                "runs": [],
+            }
+        return cls(path, data)
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        return self.data.setdefault("files", {})
+
+    def start_run(self, model: dict[str, Any], options: dict[str, Any]) -> None:
+        self.data.update(package_version=__version__, model=model, options=options)
+        self.data.setdefault("runs", []).append({"started": now()})
+
+    def record(self, src: Path, entry: dict[str, Any]) -> None:
+        """Set ``src``'s entry (adds the finish time) and save."""
+        self.files[str(src)] = {**entry, "finished": now()}
+        self.save()
+
+    def finish_run(self, counts: dict[str, int]) -> None:
+        self.data["runs"][-1].update(finished=now(), **counts)
+        self.save()
+
+    def save(self) -> None:
+        self.data["updated"] = now()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.data, f, indent=1)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def should_skip(self, src: Path, out: Path, kind: str, model_sha: str, output_mode: str) -> bool:
+        """True when ``out`` is complete and was made with the same model and output mode.
+
+        A complete output with no manifest entry (e.g. the manifest was deleted) is kept too.
+        """
+        if not output_complete(out, kind):
+            return False
+        entry = self.files.get(str(src))
+        if entry is None or entry.get("status") not in ("done", "skipped"):
+            return entry is None
+        return entry.get("model_sha256") == model_sha and entry.get("output_mode") == output_mode

@@ -1,0 +1,344 @@
+"""The batch generator: :func:`predict_iter` drives the CLI, the napari widget and the tests.
+
+For each input it writes ``OUT_DIR/<stem>_labels.tif`` or, above ``zarr_threshold``, an
+OME-Zarr store ``OUT_DIR/<stem>_labels.zarr`` filled chunk by chunk. It yields
+``Progress("files", done, total)`` after each file, ``Progress("chunks", ...)`` within large
+files and, in-process, the engine's own ``"tiles"``/``"planes"`` events; it returns a
+:class:`BatchSummary`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DeepsegError
+from ..io import OmeZarrLabelsWriter, read_image
+from ..progress import Progress
+from . import dask as dask_backend
+from .files import Manifest, check_unique_outputs, expand_inputs, output_path, parse_size, sha256_file
+from .work import (
+    ModelRef,
+    Options,
+    SegmentFn,
+    get_model,
+    plan_chunks,
+    run_chunk_task,
+    run_file_task,
+    segment_chunk_iter,
+    segment_file_iter,
+)
+
+OUTPUTS = ("auto", "classes", "instances", "probabilities")
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did; ``exit_code`` is 1 when any input failed."""
+
+    done: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    manifest: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def text(self) -> str:
+        """A few lines: counts, then one line per failed input with its reason."""
+        lines = [
+            f"{len(self.done)} segmented, {len(self.skipped)} skipped (already done), "
+            f"{len(self.failed)} failed in {self.seconds:.1f} s; manifest: {self.manifest}"
+        ]
+        lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Job:
+    src: Path
+    dst: Path
+    kind: str  # "tiff" or "zarr"
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    axes: str
+    started: float = 0.0
+    pending: int = 0
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    first = text[0] if text else ""
+    return first if isinstance(err, DeepsegError) and first else f"{type(err).__name__}: {first}"
+
+
+def predict_iter(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    model: str | os.PathLike = "nuclei",
+    output: str = "auto",
+    axes: str | None = None,
+    channels: Sequence[int] | None = None,
+    device: str = "auto",
+    tile: int | None = None,
+    overlap: int | None = None,
+    zarr_threshold: int | str = "1G",
+    chunk_bytes: int | str = "256M",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    overwrite: bool = False,
+    segment_fn: SegmentFn | None = None,
+) -> Generator[Progress, None, BatchSummary]:
+    """Segment every image of ``inputs`` into ``out_dir``, resumably.
+
+    Args:
+        inputs: files, folders (their images) and glob patterns.
+        out_dir: output folder (created); holds the outputs and ``deepseg_manifest.json``.
+        model: a model file or the name of a bundled model.
+        output: ``"instances"`` (instance-boundary models), ``"classes"``, ``"probabilities"``
+            or ``"auto"`` (instances where the model predicts boundaries, else classes).
+        axes: the inputs' axes (letters of TZCYX, e.g. ``"ZYX"``); default: each file's own.
+        channels, device, tile, overlap: passed to the inference engine.
+        zarr_threshold: inputs larger than this (bytes or ``"2G"``) are read lazily, segmented
+            chunk by chunk and written as OME-Zarr.
+        chunk_bytes: input bytes per chunk of a large image (bounds memory per worker).
+        workers: run on a new LocalCluster of this many processes (127.0.0.1).
+        scheduler: run on an existing dask cluster (``tcp://HOST:PORT``).
+        client: run on this existing ``distributed.Client``.
+        overwrite: redo inputs whose outputs are complete.
+        segment_fn: replacement for ``inference.segment_iter`` (same signature; tests).
+
+    Returns:
+        A :class:`BatchSummary`. Failed inputs are recorded and skipped, never raised.
+    """
+    if output not in OUTPUTS:
+        raise DeepsegError(f"output {output!r} unknown; choose one of {', '.join(OUTPUTS)}")
+    t_start = time.perf_counter()
+    out = Path(out_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    sources, problems = expand_inputs(inputs)
+    if not sources and problems:
+        raise DeepsegError(f"no input images found ({problems[0][0]}: {problems[0][1]})")
+    check_unique_outputs(sources, out)
+    ref, mdl = _model_ref(model)
+    output = _resolve_output(output, mdl)
+    opts = Options(output, axes.upper() if axes else None, _channels(channels), device, tile, overlap)
+    manifest = Manifest.load(out)
+    manifest.start_run(
+        {"name": ref.name, "path": ref.path, "sha256": ref.sha256},
+        {
+            "output": output,
+            "axes": opts.axes,
+            "channels": channels and list(channels),
+            "device": device,
+            "tile": tile,
+            "overlap": overlap,
+            "zarr_threshold": parse_size(zarr_threshold),
+            "chunk_bytes": parse_size(chunk_bytes),
+            "workers": workers,
+            "scheduler": scheduler,
+        },
+    )
+    summary = BatchSummary(manifest=manifest.path)
+    for path, reason in problems:
+        _record(manifest, summary, path, None, status="failed", error=reason, ref=ref, opts=opts)
+    jobs = yield from _plan(sources, out, opts, ref, manifest, summary, parse_size(zarr_threshold), overwrite)
+    total = len(jobs)
+    ctx = dict(ref=ref, opts=opts, manifest=manifest, summary=summary, segment_fn=segment_fn)
+    ctx["chunk_bytes"] = parse_size(chunk_bytes)
+    ctx["num_classes"] = int(mdl.deepseg_arch.num_classes)
+    if client is not None:
+        yield from _run_distributed(client, jobs, total, **ctx)
+    elif workers is not None or scheduler is not None:
+        with dask_backend.open_client(workers, scheduler) as new_client:
+            yield from _run_distributed(new_client, jobs, total, **ctx)
+    else:
+        yield from _run_in_process(jobs, total, **ctx)
+    summary.seconds = time.perf_counter() - t_start
+    manifest.finish_run(
+        {"done": len(summary.done), "skipped": len(summary.skipped), "failed": len(summary.failed)}
+    )
+    return summary
+
+
+def _model_ref(model: str | os.PathLike) -> tuple[ModelRef, Any]:
+    from ..models.modelfile import resolve_model_path
+
+    path = resolve_model_path(model).absolute()
+    ref = ModelRef(str(path), sha256_file(path), Path(path).stem)
+    return ref, get_model(ref)
+
+
+def _resolve_output(output: str, model: Any) -> str:
+    task = getattr(getattr(model, "deepseg_meta", None), "task", "semantic")
+    if output == "auto":
+        return "instances" if task == "instance-boundary" else "classes"
+    if output == "instances" and task != "instance-boundary":
+        raise DeepsegError("this model predicts classes only (task 'semantic'); use --output classes")
+    return output
+
+
+def _channels(channels: Sequence[int] | None) -> tuple[int, ...] | None:
+    return None if channels is None else tuple(int(c) for c in channels)
+
+
+def _record(manifest, summary, src, job, *, status, error=None, ref, opts, seconds=0.0) -> None:
+    entry = {
+        "output": str(job.dst) if job else None,
+        "kind": job.kind if job else None,
+        "status": status,
+        "seconds": round(seconds, 3),
+        "error": error,
+        "shape": list(job.shape) if job else None,
+        "axes": job.axes if job else None,
+        "model_sha256": ref.sha256,
+        "output_mode": opts.output,
+    }
+    if job is not None:
+        entry.update({k: v for k, v in job.info.items() if k in ("pid", "chunks")})
+    manifest.record(src, entry)
+    if status == "failed":
+        summary.failed.append((src, error or "failed"))
+    elif status == "skipped":
+        summary.skipped.append(src)
+    else:
+        summary.done.append(src)
+
+
+def _plan(sources, out, opts, ref, manifest, summary, zarr_threshold, overwrite):
+    """Probe every input (header only) and decide output kind and skip; yields ``"scan"``."""
+    jobs: list[_Job] = []
+    for i, src in enumerate(sources):
+        try:
+            image, guessed = read_image(src, lazy=True)
+            axes = opts.axes or guessed
+            if len(axes) != len(image.shape):
+                raise DeepsegError(f"axes {axes!r} do not fit shape {tuple(image.shape)}; fix --axes")
+            dtype = np.dtype(image.dtype)
+            kind = "zarr" if int(np.prod(image.shape)) * dtype.itemsize > zarr_threshold else "tiff"
+            job = _Job(src, output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
+        except Exception as err:  # unreadable input: recorded as failed, the batch goes on
+            _record(manifest, summary, src, None, status="failed", error=_reason(err), ref=ref, opts=opts)
+            job = None
+        yield Progress("scan", i + 1, len(sources), message=src.name)
+        if job is None:
+            continue
+        if not overwrite and manifest.should_skip(src, job.dst, kind, ref.sha256, opts.output):
+            _record(manifest, summary, src, job, status="skipped", ref=ref, opts=opts)
+        else:
+            jobs.append(job)
+    return jobs
+
+
+def _create_store(job: _Job, opts: Options, num_classes: int, ref: ModelRef) -> None:
+    spatial = job.axes.replace("C", "")
+    if spatial[-2:] != "YX":
+        raise DeepsegError(f"axes {job.axes!r}: Y and X must be the last spatial axes for chunked output")
+    shape = [n for n, a in zip(job.shape, job.axes) if a != "C"]
+    if opts.output == "probabilities":
+        dtype, shape, spatial = np.float16, [num_classes, *shape], "C" + spatial
+    elif opts.output == "instances":
+        dtype = np.uint64 if int(np.prod(shape)) >= 2**32 else np.uint32
+    else:
+        dtype = np.uint8 if num_classes <= 256 else np.uint16
+    attrs = {"source": str(job.src), "model": ref.name, "model_sha256": ref.sha256, "output": opts.output}
+    OmeZarrLabelsWriter(job.dst, shape, dtype, spatial, attrs=attrs)
+
+
+def _chunks(job: _Job, chunk_bytes: int, opts: Options):
+    halo = opts.overlap if opts.overlap is not None else 64
+    return plan_chunks(job.shape, job.axes, job.dtype.itemsize, chunk_bytes, halo)
+
+
+def _finish(job, ok_status, manifest, summary, ref, opts, seconds):
+    if job.error is None and job.kind == "zarr":
+        OmeZarrLabelsWriter.reopen(job.dst).finalize(
+            {"seconds": round(seconds, 3), "model_sha256": ref.sha256}
+        )
+    status = "failed" if job.error else ok_status
+    _record(
+        manifest, summary, job.src, job, status=status, error=job.error, ref=ref, opts=opts, seconds=seconds
+    )
+
+
+def _run_in_process(jobs, total, *, ref, opts, manifest, summary, segment_fn, chunk_bytes, num_classes):
+    for i, job in enumerate(jobs):
+        t0 = time.perf_counter()
+        try:
+            if job.kind == "tiff":
+                job.info = yield from segment_file_iter(job.src, job.dst, ref, opts, segment_fn)
+            else:
+                _create_store(job, opts, num_classes, ref)
+                chunks = _chunks(job, chunk_bytes, opts)
+                job.info = {"chunks": len(chunks), "pid": os.getpid()}
+                for k, chunk in enumerate(chunks):
+                    yield from segment_chunk_iter(job.src, job.dst, chunk, job.axes, ref, opts, segment_fn)
+                    yield Progress("chunks", k + 1, len(chunks), message=job.src.name)
+        except Exception as err:  # this input failed: recorded with its reason, the batch goes on
+            job.error = _reason(err)
+        _finish(job, "done", manifest, summary, ref, opts, time.perf_counter() - t0)
+        yield Progress("files", i + 1, total, message=f"{job.src.name}: {'failed' if job.error else 'done'}")
+
+
+def _run_distributed(
+    client, jobs, total, *, ref, opts, manifest, summary, segment_fn, chunk_bytes, num_classes
+):
+    futures: dict[Any, tuple[_Job, Any]] = {}
+    n_chunks = prepared_failed = 0
+    try:
+        for job in jobs:
+            job.started = time.perf_counter()
+            try:
+                if job.kind == "tiff":
+                    args = (str(job.src), str(job.dst), ref, opts, segment_fn)
+                    futures[dask_backend.submit(client, run_file_task, *args)] = (job, None)
+                    continue
+                _create_store(job, opts, num_classes, ref)
+                chunks = _chunks(job, chunk_bytes, opts)
+            except Exception as err:  # could not prepare this input's output: recorded
+                job.error = _reason(err)
+                _finish(job, "done", manifest, summary, ref, opts, 0.0)
+                prepared_failed += 1
+                continue
+            job.pending, job.info = len(chunks), {"chunks": len(chunks)}
+            n_chunks += len(chunks)
+            for chunk in chunks:
+                args = (str(job.src), str(job.dst), chunk, job.axes, ref, opts, segment_fn)
+                futures[dask_backend.submit(client, run_chunk_task, *args)] = (job, chunk)
+        yield from _collect(futures, total, prepared_failed, n_chunks, ref, opts, manifest, summary)
+    finally:
+        client.cancel(list(futures))
+
+
+def _collect(futures, total, files_done, n_chunks, ref, opts, manifest, summary):
+    """Record files as their tasks finish; a Zarr output is finalized after its last chunk."""
+    chunks_done = 0
+    for future, result, err in dask_backend.iter_completed(list(futures)):
+        job, chunk = futures[future]
+        if err is not None and job.error is None:
+            job.error = _reason(err)
+        if chunk is not None:
+            chunks_done += 1
+            job.pending -= 1
+            yield Progress("chunks", chunks_done, n_chunks, message=job.src.name)
+            if job.pending:
+                continue
+        elif result is not None:
+            job.info = result
+        _finish(job, "done", manifest, summary, ref, opts, time.perf_counter() - job.started)
+        files_done += 1
+        yield Progress(
+            "files", files_done, total, message=f"{job.src.name}: {'failed' if job.error else 'done'}"
+        )

@@ -1,0 +1,252 @@
+"""Units of batch work that run the same in-process or on a dask worker.
+
+* :func:`segment_file_iter`: one whole image (read, segment, write ``*_labels.tif``).
+* :func:`segment_chunk_iter`: one chunk of a large image (a run of planes, or a Y/X block of a
+  huge plane with a halo of ``overlap`` pixels), read lazily and written into an OME-Zarr store.
+
+Tasks name their input and output by path and the model by :class:`ModelRef`, so a dask worker
+reads and writes the (shared) files itself and nothing large travels over the network; each
+process loads a given model file once (:func:`get_model`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..io import OmeZarrLabelsWriter, read_image, write_labels_tiff
+from ..progress import Progress, drain
+
+SegmentFn = Callable[..., Generator[Progress, Any, Any]]
+
+_MODEL_CACHE: dict[tuple[str, str], Any] = {}
+#: how many times this process loaded a model file (tests check "once per worker")
+MODEL_LOADS = {"count": 0}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model file by absolute path and SHA-256 (the cache key on every worker)."""
+
+    path: str
+    sha256: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-run options passed to every unit of work.
+
+    Attributes:
+        output: ``"classes"``, ``"instances"`` or ``"probabilities"``.
+        axes: the images' axes (letters of TZCYX) or ``None`` to use each file's own guess.
+        channels, device, tile, overlap: passed to ``segment_iter``.
+    """
+
+    output: str
+    axes: str | None = None
+    channels: tuple[int, ...] | None = None
+    device: str = "auto"
+    tile: int | None = None
+    overlap: int | None = None
+
+
+def get_model(ref: ModelRef) -> Any:
+    """The model for ``ref``, loaded once per process (a worker-side cache)."""
+    key = (ref.path, ref.sha256)
+    model = _MODEL_CACHE.get(key)
+    if model is None:
+        from ..models import load_model
+
+        model = load_model(ref.path)
+        MODEL_LOADS["count"] += 1
+        _MODEL_CACHE.clear()  # keep one model per process: bounded memory on workers
+        _MODEL_CACHE[key] = model
+    return model
+
+
+def default_segment_fn() -> SegmentFn:
+    from ..inference import segment_iter
+
+    return segment_iter
+
+
+def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options, segment_fn: SegmentFn | None):
+    fn = segment_fn or default_segment_fn()
+    return fn(
+        image,
+        get_model(ref),
+        axes=axes,
+        channels=list(opts.channels) if opts.channels is not None else None,
+        device=opts.device,
+        tile=opts.tile,
+        overlap=opts.overlap,
+        outputs=(opts.output,),
+    )
+
+
+def pick_output(result: Any, output: str, axes: str) -> tuple[np.ndarray, str]:
+    """The requested array of a ``SegmentationResult`` and its axes (``C`` first for probabilities)."""
+    data = getattr(result, output)
+    if data is None:
+        raise ValueError(f"the model gave no {output!r} output; use --output classes")
+    spatial = axes.replace("C", "")
+    return np.asarray(data), ("C" + spatial if output == "probabilities" else spatial)
+
+
+def segment_file_iter(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    ref: ModelRef,
+    opts: Options,
+    segment_fn: SegmentFn | None = None,
+) -> Generator[Progress, None, dict[str, Any]]:
+    """Segment one image held in memory and write ``dst`` (ImageJ TIFF, atomically).
+
+    Yields the engine's own progress (stages ``"tiles"`` and ``"planes"``); returns
+    ``{"shape", "axes", "output_axes", "pid"}``.
+    """
+    image, axes = read_image(src)
+    axes = (opts.axes or axes).upper()
+    image = np.asarray(image)
+    result = yield from _segment(image, axes, ref, opts, segment_fn)
+    data, out_axes = pick_output(result, opts.output, axes)
+    write_labels_tiff(dst, data, out_axes)
+    return {"shape": list(image.shape), "axes": axes, "output_axes": out_axes, "pid": os.getpid()}
+
+
+def run_file_task(src: str, dst: str, ref: ModelRef, opts: Options, segment_fn: SegmentFn | None = None):
+    """:func:`segment_file_iter` run to the end (the dask task)."""
+    return drain(segment_file_iter(src, dst, ref, opts, segment_fn))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of a large image.
+
+    Attributes:
+        index: position in the plan.
+        lead: one entry per non-channel, non-Y/X axis (ints, the last may be a slice).
+        y, x: the core region written to the output.
+        read_y, read_x: the region read (core plus halo, clipped to the image).
+        id_offsets: per plane of the chunk, the offset added to its instance ids (the count of
+            pixels before it in plan order: unique ids without a second pass).
+    """
+
+    index: int
+    lead: tuple[int | slice, ...]
+    y: slice
+    x: slice
+    read_y: slice
+    read_x: slice
+    id_offsets: tuple[int, ...]
+
+
+def _selection(axes: str, lead: tuple[int | slice, ...], y: slice, x: slice, channel: Any) -> tuple:
+    it = iter(lead)
+    sel = []
+    for a in axes:
+        sel.append(y if a == "Y" else x if a == "X" else channel if a == "C" else next(it))
+    return tuple(sel)
+
+
+def segment_chunk_iter(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    chunk: Chunk,
+    axes: str,
+    ref: ModelRef,
+    opts: Options,
+    segment_fn: SegmentFn | None = None,
+) -> Generator[Progress, None, dict[str, Any]]:
+    """Read one chunk lazily, segment it, crop the halo and write the core into ``dst``.
+
+    ``axes`` are the input's axes; ``dst`` is an unfinished store made by
+    :class:`~napari_deepseg.io.OmeZarrLabelsWriter` with the input's non-channel axes (plus a
+    leading ``C`` for probabilities). Returns ``{"index", "max_id", "pid"}``.
+    """
+    image, _ = read_image(src, lazy=True)
+    sel = _selection(axes, chunk.lead, chunk.read_y, chunk.read_x, slice(None))
+    sub_axes = "".join(a for a, s in zip(axes, sel) if not isinstance(s, int))
+    block = np.asarray(image[sel])
+    result = yield from _segment(block, sub_axes, ref, opts, segment_fn)
+    data, out_axes = pick_output(result, opts.output, sub_axes)
+    ys = slice(chunk.y.start - chunk.read_y.start, chunk.y.stop - chunk.read_y.start)
+    xs = slice(chunk.x.start - chunk.read_x.start, chunk.x.stop - chunk.read_x.start)
+    crop = tuple(ys if a == "Y" else xs if a == "X" else slice(None) for a in out_axes)
+    data = data[crop]
+    max_id = 0
+    if opts.output == "instances":
+        data, max_id = _offset_ids(data, out_axes, chunk.id_offsets)
+    writer = OmeZarrLabelsWriter.reopen(dst)
+    spatial = axes.replace("C", "")
+    out_sel = _selection(spatial, chunk.lead, chunk.y, chunk.x, None)
+    if opts.output == "probabilities":
+        out_sel = (slice(None), *out_sel)
+    writer.write(out_sel, data)
+    return {"index": chunk.index, "max_id": max_id, "pid": os.getpid()}
+
+
+def _offset_ids(data: np.ndarray, axes: str, offsets: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """Relabel each Y/X plane to 1..n and add its plane's offset; returns (ids, max id)."""
+    from skimage.segmentation import relabel_sequential
+
+    planes = data.reshape(-1, *data.shape[-2:])
+    if len(planes) != len(offsets):
+        raise ValueError(f"{len(planes)} planes in the chunk but {len(offsets)} id offsets")
+    dtype = np.uint64 if offsets[-1] + planes[-1].size >= 2**32 else np.uint32
+    out = np.zeros(planes.shape, dtype)
+    for i, (plane, off) in enumerate(zip(planes, offsets)):
+        seq = relabel_sequential(plane)[0].astype(dtype)
+        out[i] = np.where(seq > 0, seq + dtype(off), 0)
+    return out.reshape(data.shape), int(out.max()) if out.size else 0
+
+
+def run_chunk_task(
+    src: str, dst: str, chunk: Chunk, axes: str, ref: ModelRef, opts: Options, segment_fn=None
+) -> dict[str, Any]:
+    """:func:`segment_chunk_iter` run to the end (the dask task)."""
+    return drain(segment_chunk_iter(src, dst, chunk, axes, ref, opts, segment_fn))
+
+
+def plan_chunks(
+    shape: tuple[int, ...], axes: str, itemsize: int, chunk_bytes: int, halo: int, block: int | None = None
+) -> list[Chunk]:
+    """Split an image into chunks of at most about ``chunk_bytes`` of input.
+
+    Runs of whole planes along the last non-channel, non-Y/X axis when a plane fits;
+    otherwise square Y/X blocks (a multiple of 1024, the output's chunk size) with ``halo``
+    pixels of context read around each block and cropped after segmentation.
+    """
+    dims = dict(zip(axes, shape))
+    lead_axes = [a for a in axes if a not in "CYX"]
+    lead_shape = [dims[a] for a in lead_axes]
+    h, w, c = dims["Y"], dims["X"], dims.get("C", 1)
+    plane_bytes = h * w * c * itemsize
+    if block is None and plane_bytes > chunk_bytes:
+        side = int((chunk_bytes / (c * itemsize)) ** 0.5)
+        block = max(1024, side // 1024 * 1024)
+    block_y, block_x = (h, w) if block is None else (block, block)
+    per_run = max(1, chunk_bytes // plane_bytes) if block is None else 1
+    outer = list(np.ndindex(*lead_shape[:-1])) if lead_axes else [()]
+    last = lead_shape[-1] if lead_axes else 1
+    chunks: list[Chunk] = []
+    offset = 0
+    for head in outer:
+        for z0 in range(0, last, per_run):
+            z1 = min(last, z0 + per_run)
+            lead = (*head, slice(z0, z1)) if lead_axes else ()
+            for y0 in range(0, h, block_y):
+                for x0 in range(0, w, block_x):
+                    y, x = slice(y0, min(h, y0 + block_y)), slice(x0, min(w, x0 + block_x))
+                    area = (y.stop - y0) * (x.stop - x0)
+                    read_y = slice(max(0, y0 - halo), min(h, y.stop + halo))
+                    read_x = slice(max(0, x0 - halo), min(w, x.stop + halo))
+                    offs = tuple(offset + i * area for i in range(z1 - z0))
+                    offset += (z1 - z0) * area
+                    chunks.append(Chunk(len(chunks), lead, y, x, read_y, read_x, offs))
+    return chunks

@@ -1,0 +1,43 @@
+"""A stand-in for ``inference.segment_iter`` (same call signature) used by batch tests.
+
+Pointwise, so results of chunks and blocks must equal the whole-image result exactly:
+classes = 1 where the pixel is above 100, instances = connected components of each plane.
+It records the shape of every block it is given (``CALLS``) so tests can check laziness.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_deepseg.progress import Progress
+
+CALLS: list[tuple[int, ...]] = []
+
+
+def fake_segment_iter(image, model, *, axes, outputs=("classes",), **options):
+    image = np.asarray(image)
+    CALLS.append(image.shape)
+    if "C" in axes:
+        image = image.max(axis=axes.index("C"))
+    spatial = axes.replace("C", "")
+    classes = (image > 100).astype(np.uint8)
+    planes = classes.reshape(-1, *classes.shape[-2:])
+    instances = np.zeros(planes.shape, np.uint32)
+    next_id = 0
+    for i, plane in enumerate(planes):
+        lab, n = ndi.label(plane)
+        instances[i] = np.where(lab > 0, lab + next_id, 0)
+        next_id += n
+        yield Progress("planes", i + 1, len(planes), info={"index": (i,)})
+    probs = np.stack([1.0 - classes, classes, np.zeros_like(classes)]).astype(np.float16)  # K = 3
+    return SimpleNamespace(
+        classes=classes, instances=instances.reshape(classes.shape), probabilities=probs, axes=spatial
+    )
+
+
+def failing_segment_iter(image, model, *, axes, **options):
+    raise RuntimeError("boom")
+    yield  # pragma: no cover
