@@ -1,0 +1,24 @@
+"""Inference engine: tiled, memory-bounded, device-aware segmentation (public API).
+
+>>> from napari_deepseg.inference import segment, segment_iter, SegmentationResult
+>>> result = segment(image, model, axes="ZYX", tile=512, overlap=64, outputs=("classes", "instances"))
+"""
+
+from .device import cpu_has_native_bf16, resolve_device, resolve_precision
+from .engine import SegmentationResult, segment, segment_iter
+from .normalization import Normalizer, percentile_normalizer
+from .postprocess import class_map, instances_from_probabilities, stitch_to_previous
+
+__all__ = [
+    "Normalizer",
+    "SegmentationResult",
+    "class_map",
+    "cpu_has_native_bf16",
+    "instances_from_probabilities",
+    "percentile_normalizer",
+    "resolve_device",
+    "resolve_precision",
+    "segment",
+    "segment_iter",
+    "stitch_to_previous",
+]

@@ -1,0 +1,152 @@
+"""Axes strings (Y, X, C, Z, T in any order), plane-by-plane reading and channel mapping.
+
+Every 2D plane (all Y, X and C of one combination of the other axes) is read with one basic
+index into the image, ``np.asarray(image[index])``, so numpy, dask and zarr inputs are read one
+plane at a time and never loaded whole.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DeepsegError
+
+AXES = "TZCYX"
+
+
+def default_axes(shape: tuple[int, ...]) -> str:
+    """A guess for ``axes=None``: YX, YXC (last dim 3/4) or ZYX, ZYXC or TZYX, TCZYX."""
+    nd = len(shape)
+    rgb = nd >= 3 and shape[-1] in (3, 4)
+    guesses = {2: "YX", 3: "YXC" if rgb else "ZYX", 4: "ZYXC" if rgb else "TZYX", 5: "TCZYX"}
+    if nd not in guesses:
+        raise DeepsegError(f"cannot guess axes of a {nd}-D image {shape}; pass axes= (e.g. 'TCZYX')")
+    return guesses[nd]
+
+
+@dataclass(frozen=True)
+class AxesPlan:
+    """How an image with ``axes`` is walked plane by plane.
+
+    Attributes:
+        axes: the image's axes, upper case, one letter per dimension.
+        shape: the image's shape.
+        loop_axes: axes other than C, Y, X in image order (e.g. "TZ"); a plane index is a tuple
+            over these.
+        out_axes: the image's axes without C (the shape of class maps and instances).
+    """
+
+    axes: str
+    shape: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, shape: tuple[int, ...], axes: str | None) -> AxesPlan:
+        """Validate ``axes`` against ``shape`` (one-line DeepsegError on mismatch)."""
+        if axes is None:
+            axes = default_axes(shape)
+        if not isinstance(axes, str):
+            raise DeepsegError(f"axes must be a string such as 'ZYX', not {type(axes).__name__}")
+        ax = axes.upper()
+        if len(ax) != len(shape):
+            raise DeepsegError(
+                f"axes {axes!r} has {len(ax)} letters but the image has {len(shape)} dimensions {shape}"
+            )
+        bad = set(ax) - set(AXES)
+        if bad or len(set(ax)) != len(ax) or "Y" not in ax or "X" not in ax:
+            raise DeepsegError(
+                f"axes {axes!r} must use each of Y and X once and optionally C, Z, T (e.g. 'ZYX', 'YXC')"
+            )
+        if any(n == 0 for n in shape):
+            raise DeepsegError(f"the image is empty (shape {shape}); give an image with pixels")
+        return cls(ax, tuple(int(n) for n in shape))
+
+    def size(self, axis: str) -> int:
+        return self.shape[self.axes.index(axis)] if axis in self.axes else 1
+
+    @property
+    def loop_axes(self) -> str:
+        return "".join(a for a in self.axes if a in "TZ")
+
+    @property
+    def out_axes(self) -> str:
+        return self.axes.replace("C", "")
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(n for a, n in zip(self.axes, self.shape) if a != "C")
+
+    @property
+    def channels(self) -> int:
+        return self.size("C")
+
+    def plane_indices(self) -> Iterator[tuple[int, ...]]:
+        """All plane indices (tuples over :attr:`loop_axes`) in C order."""
+        return itertools.product(*(range(self.size(a)) for a in self.loop_axes))
+
+    @property
+    def n_planes(self) -> int:
+        return int(np.prod([self.size(a) for a in self.loop_axes], dtype=np.int64))
+
+    def read_plane(self, image, index: tuple[int, ...]) -> np.ndarray:
+        """The raw (C, H, W) plane at ``index`` (C = 1 when the image has no C axis)."""
+        pos = dict(zip(self.loop_axes, index))
+        key = tuple(pos[a] if a in pos else slice(None) for a in self.axes)
+        plane = np.asarray(image[key])
+        kept = "".join(a for a in self.axes if a in "CYX")
+        if "C" not in kept:
+            plane, kept = plane[None], "C" + kept
+        return plane.transpose([kept.index(a) for a in "CYX"])
+
+    def out_key(self, index: tuple[int, ...]) -> tuple[tuple, bool]:
+        """Index into an output (non-C) array for a plane, and whether X comes before Y there."""
+        pos = dict(zip(self.loop_axes, index))
+        key = tuple(pos[a] if a in pos else slice(None) for a in self.out_axes)
+        return key, self.out_axes.index("X") < self.out_axes.index("Y")
+
+
+def check_channels(image_channels: int, channels: Sequence[int] | None) -> list[int] | None:
+    """Validate ``channels=`` indices against the image's channel count."""
+    if channels is None:
+        return None
+    if isinstance(channels, int | np.integer):
+        channels = [int(channels)]
+    chans = [int(c) for c in channels]
+    if not chans or any(c < -image_channels or c >= image_channels for c in chans):
+        raise DeepsegError(
+            f"channels={list(channels)} is out of range for an image with {image_channels} channel(s)"
+        )
+    return [c % image_channels for c in chans]
+
+
+def channel_mapping(available: int, wanted: int, mode: str, picked: bool) -> str:
+    """How ``available`` image channels feed a ``wanted``-channel model: "same", "gray", "rgb", "drop-alpha".
+
+    Raises a one-line DeepsegError for an impossible mapping.
+    """
+    if available == wanted:
+        return "same"
+    if wanted == 1 and available in (3, 4) and mode != "select" and not picked:
+        return "gray"
+    if wanted == 3 and available == 1:
+        return "rgb"
+    if wanted == 3 and available == 4:
+        return "drop-alpha"
+    raise DeepsegError(
+        f"the model takes {wanted} channel(s) but {available} are given; pick {wanted} with "
+        f"channels=[...] (image channel indices)"
+    )
+
+
+def map_channels(plane: np.ndarray, how: str) -> np.ndarray:
+    """Apply a :func:`channel_mapping` result to a raw (C, H, W) plane."""
+    if how == "gray":
+        return plane[:3].mean(axis=0, dtype=np.float32)[None]
+    if how == "rgb":
+        return np.broadcast_to(plane, (3, *plane.shape[1:]))
+    if how == "drop-alpha":
+        return plane[:3]
+    return plane

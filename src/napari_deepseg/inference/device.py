@@ -1,0 +1,140 @@
+"""Device and precision choice, and a per-device model cache.
+
+``device="auto"`` picks CUDA, then Apple MPS, then the CPU. ``precision``:
+
+- ``"auto"``: bf16 autocast on CUDA where supported (else fp16); fp32 on MPS; on CPUs with native
+  bf16 (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo) bf16 when :data:`CPU_AUTO_BF16` is
+  set (decided from the class-map agreement measured by benchmarks/inference.py), else fp32.
+- ``"fp32"``: no autocast. ``"bf16"`` / ``"fp16"``: autocast to that type (fp16 not on CPU).
+
+Models are copied to the device (and to channels_last where it helps) once; the copy is cached
+per (model, device, memory format) and refreshed when the model's weights change in place
+(fine-tuning, ``load_state_dict``), so repeated calls do not move weights again.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import weakref
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import DeepsegError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Measured by benchmarks/inference.py on an AMD EPYC with avx512_bf16 (see docs/benchmarks.md):
+# bf16 class maps agree with fp32 on >= 99.9% of pixels, so "auto" uses bf16 on such CPUs.
+CPU_AUTO_BF16 = True
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The torch device for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a device."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise DeepsegError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'mps'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeepsegError("device 'cuda' requested but no CUDA GPU is available; use device='auto'")
+    if dev.type == "mps" and not _mps_available():
+        raise DeepsegError("device 'mps' requested but Apple MPS is not available; use device='auto'")
+    return dev
+
+
+def _mps_available() -> bool:
+    return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU reports AVX512-BF16 or AMX-BF16 (Linux /proc/cpuinfo flags)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None`` = plain fp32)."""
+    if precision not in PRECISIONS:
+        raise DeepsegError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "mps":
+        return None if precision == "auto" else (torch.bfloat16 if precision == "bf16" else torch.float16)
+    if precision == "fp16":
+        raise DeepsegError("precision 'fp16' is not supported on the CPU; use 'bf16' or 'fp32'")
+    if precision == "auto":
+        return torch.bfloat16 if (CPU_AUTO_BF16 and cpu_has_native_bf16()) else None
+    return torch.bfloat16
+
+
+def use_channels_last(device: torch.device, dtype: torch.dtype | None) -> bool:
+    """channels_last helps on CUDA and for CPU bf16 (oneDNN); plain CPU fp32 stays contiguous."""
+    return device.type == "cuda" or (device.type == "cpu" and dtype is not None)
+
+
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    return tuple((id(p), p._version) for p in model.parameters()) + tuple(
+        (id(b), b._version) for b in model.buffers()
+    )
+
+
+def _on_device(model: nn.Module, device: torch.device, channels_last: bool) -> bool:
+    tensors = [*model.parameters(), *model.buffers()]
+    if any(t.device != device and not (t.device.type == device.type == "cuda") for t in tensors):
+        return False
+    if channels_last:
+        return all(t.dim() != 4 or t.is_contiguous(memory_format=torch.channels_last) for t in tensors)
+    return all(t.is_contiguous() for t in tensors)
+
+
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """The model ready for inference on ``device`` in eval mode (cached; the caller's model is untouched).
+
+    When the model already sits on the device in the wanted memory format it is used directly
+    (its train/eval mode is restored by :func:`eval_mode`). Otherwise an eval-mode copy is made
+    once and kept until the original's weights change.
+    """
+    if _on_device(model, device, channels_last):
+        return model
+    key = (str(device), channels_last)
+    entries = _CACHE.setdefault(model, {})
+    fp = _fingerprint(model)
+    hit = entries.get(key)
+    if hit is not None and hit[0] == fp:
+        return hit[1]
+    moved = copy.deepcopy(model).to(device).eval()
+    if channels_last:
+        moved = moved.to(memory_format=torch.channels_last)
+    entries.clear()  # keep one copy per model: device memory is precious
+    entries[key] = (fp, moved)
+    return moved
+
+
+def clear_model_cache() -> None:
+    """Forget all cached device copies (frees their memory)."""
+    _CACHE.clear()

@@ -1,0 +1,346 @@
+"""``segment`` / ``segment_iter``: tiled, memory-bounded segmentation of 2D planes, stacks and time series.
+
+Each 2D plane (one T, Z combination) is read alone, its channels picked and mapped to the
+model's inputs, normalized tile by tile, run in tile batches and blended in a row-strip
+accumulator; finished rows are turned into classes (and probabilities) at once, so memory is
+the image, the outputs and O(tile batch + one strip of rows), not the whole plane's logits.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DeepsegError
+from ..models.modelfile import model_meta
+from ..progress import Progress, drain
+from .axes import AxesPlan, channel_mapping, check_channels, map_channels
+from .device import resolve_device, resolve_precision
+from .normalization import Normalizer, check_normalization, fixed_normalizer, percentile_normalizer
+from .postprocess import (
+    DEFAULT_MIN_SIZE,
+    class_map,
+    instances_from_probabilities,
+    offset_labels,
+    stitch_to_previous,
+)
+from .runner import TileRunner, TileTooLarge, model_in_channels
+from .tiling import StripAccumulator, TileGrid
+
+OUTPUTS = ("classes", "instances", "probabilities")
+DEFAULT_TILE = 512
+DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
+MIN_TILE = 8
+
+
+@dataclass
+class SegmentationResult:
+    """What :func:`segment` returns.
+
+    Attributes:
+        classes: class map, uint8 (K <= 256) or uint16, with the image's non-channel shape.
+        instances: uint32 instance labels (same shape, ids unique over the whole stack), or None
+            when not asked for or the model is not an instance-boundary model.
+        probabilities: float16 (K, *non-channel shape) softmax probabilities, or None.
+        axes: the axes of ``classes`` (the image's axes without C).
+        meta: model name, task, class names/colours, device, precision, tile, overlap, timing.
+    """
+
+    classes: np.ndarray
+    instances: np.ndarray | None
+    probabilities: np.ndarray | None
+    axes: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def segment(image: Any, model: nn.Module, **options: Any) -> SegmentationResult:
+    """Segment ``image`` with ``model``; the options are those of :func:`segment_iter`."""
+    return drain(segment_iter(image, model, **options))
+
+
+def segment_iter(
+    image: Any,
+    model: nn.Module,
+    *,
+    axes: str | None = None,
+    channels: Sequence[int] | None = None,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    outputs: Sequence[str] = ("classes",),
+    tta: bool = False,
+    min_size: int = DEFAULT_MIN_SIZE,
+    stitch_3d: bool | float = False,
+) -> Generator[Progress, None, SegmentationResult]:
+    """Segment an image plane by plane, yielding progress; returns a :class:`SegmentationResult`.
+
+    Args:
+        image: numpy, dask or zarr array (anything with shape, dtype and basic indexing).
+        model: a 2D segmentation module mapping (N, C_in, h, w) to logits (N, K, h, w).
+        axes: the image's axes over Y, X, C, Z, T in any order ("YX", "YXC", "TCZYX", ...);
+            None guesses from the shape.
+        channels: image channel indices feeding the model (default: all, mapped by the model's
+            channel_mode: RGB -> gray for 1-channel models, gray replicated for 3-channel ones).
+        device: "auto" (CUDA, MPS, CPU), "cpu", "cuda", "cuda:N", "mps" or a torch.device.
+        precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`.device`).
+        tile: output tile size in pixels (default 512); overlap: pixels shared by neighbouring
+            tiles (default tile // 8); batch_size: tiles per forward pass (default 2 CPU, 4 GPU).
+        outputs: any of "classes", "instances", "probabilities" (classes are always made).
+        tta: average the 8 flips/rotations (8x slower).
+        min_size: instances with fewer pixels are dropped.
+        stitch_3d: join instances of consecutive Z planes by IoU (True = 0.5, or a threshold).
+
+    Yields:
+        ``Progress("tiles", done, total)`` after each tile batch and ``Progress("planes", done,
+        total, info={"index": plane index over the T/Z axes, "classes": 2D map, "instances": 2D
+        labels or None})`` after each plane. Closing the generator cancels within one tile batch.
+    """
+    job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
+    job.tta, job.min_size, job.stitch = bool(tta), int(min_size), _stitch_threshold(stitch_3d)
+    job.runner = TileRunner(model, job.device, job.dtype, job.batch_size, job.tta)
+    return (yield from job.run())
+
+
+def _stitch_threshold(stitch_3d: bool | float) -> float | None:
+    if stitch_3d is False or stitch_3d is None:
+        return None
+    value = 0.5 if stitch_3d is True else float(stitch_3d)
+    if not 0 < value <= 1:
+        raise DeepsegError(f"stitch_3d IoU threshold must be in (0, 1], not {stitch_3d}")
+    return value
+
+
+@dataclass
+class _Job:
+    image: Any
+    plan: AxesPlan
+    picked: list[int] | None
+    mapping: str
+    norm_spec: dict[str, Any]
+    device: torch.device
+    dtype: torch.dtype | None
+    tile: int
+    overlap: int
+    batch_size: int
+    outputs: tuple[str, ...]
+    model: nn.Module
+    tta: bool = False
+    min_size: int = DEFAULT_MIN_SIZE
+    stitch: float | None = None
+    runner: TileRunner | None = None
+    result: dict[str, np.ndarray | None] = field(default_factory=dict)
+
+    @classmethod
+    def make(
+        cls, image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs
+    ) -> _Job:
+        """Validate every argument before any work (one-line DeepsegError on bad input)."""
+        image = _as_array(image)
+        plan = AxesPlan.parse(tuple(image.shape), axes)
+        meta = model_meta(model) if getattr(model, "deepseg_arch", None) is not None else None
+        wanted = model_in_channels(model)
+        picked = check_channels(plan.channels, channels)
+        available = len(picked) if picked is not None else plan.channels
+        mode = meta.channel_mode if meta is not None else "gray"
+        mapping = channel_mapping(available, wanted, mode, picked is not None)
+        norm = meta.normalization if meta is not None else {"method": "percentile"}
+        norm_spec = check_normalization(norm, wanted)
+        dev = resolve_device(device)
+        dtype = resolve_precision(precision, dev)
+        tile, overlap = _check_tile(model, tile, overlap)
+        bs = int(batch_size or DEFAULT_BATCH.get(dev.type, 2))
+        if bs < 1:
+            raise DeepsegError(f"batch_size must be at least 1, not {batch_size}")
+        outs = tuple(outputs)
+        unknown = set(outs) - set(OUTPUTS)
+        if unknown:
+            raise DeepsegError(f"unknown outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
+        if meta is None or meta.task != "instance-boundary":
+            outs = tuple(o for o in outs if o != "instances")
+        return cls(image, plan, picked, mapping, norm_spec, dev, dtype, tile, overlap, bs, outs, model)
+
+    def run(self) -> Generator[Progress, None, SegmentationResult]:
+        start = time.perf_counter()
+        plan = self.plan
+        fixed = fixed_normalizer(self.norm_spec, model_in_channels(self.model))
+        if fixed is None and self.norm_spec["scope"] == "stack":
+            spec = self.norm_spec
+            planes = (self._plane(i) for i in plan.plane_indices())
+            fixed = percentile_normalizer(planes, spec["low"], spec["high"])
+        h, w = plan.size("Y"), plan.size("X")
+        grid = TileGrid.plan(h, w, self.tile, self.overlap, self.model)
+        self.tiles_total, self.tiles_done = grid.count * plan.n_planes, 0
+        self.result = {"classes": None, "instances": None, "probabilities": None}
+        previous, next_id = None, 1
+        for n, index in enumerate(plan.plane_indices()):
+            raw = self._plane(index)
+            norm = fixed or percentile_normalizer([raw], self.norm_spec["low"], self.norm_spec["high"])
+            prob = yield from self._plane_with_retry(raw, norm, index)
+            classes_2d = self._view("classes", index)
+            inst_2d = None
+            if "instances" in self.outputs:
+                inst_2d, previous, next_id = self._instances(prob, index, previous, next_id)
+            info = {"index": tuple(index), "classes": classes_2d, "instances": inst_2d}
+            yield Progress("planes", n + 1, plan.n_planes, f"plane {n + 1}/{plan.n_planes}", info)
+        return self._finish(time.perf_counter() - start)
+
+    def _plane(self, index: tuple[int, ...]) -> np.ndarray:
+        raw = self.plan.read_plane(self.image, index)
+        if self.picked is not None:
+            raw = raw[self.picked]
+        return map_channels(raw, self.mapping)
+
+    def _plane_with_retry(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
+        """Run one plane; on a tile that does not fit in memory halve the tile and redo the plane."""
+        while True:
+            grid = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
+            try:
+                return (yield from self._run_plane(raw, norm, grid, index))
+            except TileTooLarge as err:
+                smaller = self.tile // 2
+                if smaller < max(MIN_TILE, getattr(self.model, "size_multiple", 1), self.overlap + 1):
+                    raise DeepsegError(
+                        f"out of memory on {self.device} even with tile {self.tile} and batch 1 ({err}); "
+                        "use device='cpu' or free device memory"
+                    ) from None
+                warnings.warn(
+                    f"out of memory on {self.device}; retrying the plane with tile {smaller}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self.tile = smaller
+                self.overlap = min(self.overlap, smaller // 4)
+                new = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
+                self.tiles_total += new.count * self.plan.n_planes - grid.count * self.plan.n_planes
+
+    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, index: tuple[int, ...]):
+        """Tile batches -> strip accumulator -> finished rows; returns (K, H, W) probs or None."""
+        wy, wx = grid.weights()
+        tiles = grid.tiles()
+        acc: StripAccumulator | None = None
+        keep_prob = None
+        i = 0
+        while i < len(tiles):
+            chunk = tiles[i : i + self.runner.batch_size]
+            batch = norm(np.stack([grid.read(raw, y, x) for y, x in chunk]))
+            out = self.runner.run(batch)
+            if out.shape[2] < grid.th or out.shape[3] < grid.tw:
+                raise DeepsegError(
+                    f"the model returned {out.shape[2]}x{out.shape[3]} for {grid.in_h}x{grid.in_w} input; "
+                    "valid-padding models must report output_margin"
+                )
+            if acc is None:
+                acc = StripAccumulator(out.shape[1], grid.width)
+                keep_prob = self._allocate(out.shape[1], index)
+            for (y, x), o in zip(chunk, out):
+                acc.add(o[:, : grid.th, : grid.tw], y, x, wy[y], wx[x])
+            i += len(chunk)
+            until = tiles[i][0] if i < len(tiles) else grid.height
+            if until > acc.top:
+                self._finalize_rows(acc.pop_final(until), index, keep_prob)
+            self.tiles_done += len(chunk)
+            message = f"tile {self.tiles_done}/{self.tiles_total}"
+            yield Progress("tiles", self.tiles_done, self.tiles_total, message)
+        return keep_prob
+
+    def _allocate(self, k: int, index: tuple[int, ...]) -> np.ndarray | None:
+        """Allocate outputs at the first tile; returns a (K, H, W) float16 plane buffer for instances."""
+        shape = self.plan.out_shape
+        if self.result["classes"] is None:
+            self.result["classes"] = np.zeros(shape, np.uint8 if k <= 256 else np.uint16)
+            if "probabilities" in self.outputs:
+                self.result["probabilities"] = np.zeros((k, *shape), np.float16)
+            if "instances" in self.outputs:
+                self.result["instances"] = np.zeros(shape, np.uint32)
+        if "instances" in self.outputs:
+            return np.zeros((k, self.plan.size("Y"), self.plan.size("X")), np.float16)
+        return None
+
+    def _view(self, name: str, index: tuple[int, ...], k: int | None = None) -> np.ndarray:
+        """The 2D (Y, X) view of output ``name`` (class ``k`` for probabilities) for a plane."""
+        key, transposed = self.plan.out_key(index)
+        arr = self.result[name] if k is None else self.result[name][k]
+        view = arr[key]
+        return view.T if transposed else view
+
+    def _finalize_rows(self, popped, index: tuple[int, ...], keep_prob: np.ndarray | None) -> None:
+        first, sums, wsum = popped
+        rows = slice(first, first + sums.shape[1])
+        self._view("classes", index)[rows] = class_map(sums)
+        if self.result["probabilities"] is None and keep_prob is None:
+            return
+        logits = sums / wsum
+        logits -= logits.max(axis=0, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=0, keepdims=True)
+        if self.result["probabilities"] is not None:
+            for k in range(len(logits)):
+                self._view("probabilities", index, k)[rows] = logits[k]
+        if keep_prob is not None:
+            keep_prob[:, rows] = logits
+
+    def _instances(self, prob: np.ndarray, index, previous, next_id):
+        labels = instances_from_probabilities(prob, min_size=self.min_size)
+        z_axis = "Z" in self.plan.loop_axes
+        first_z = not z_axis or index[self.plan.loop_axes.index("Z")] == 0
+        if self.stitch is not None and previous is not None and not first_z:
+            labels, next_id = stitch_to_previous(labels, previous, next_id, self.stitch)
+        else:
+            count = int(labels.max())
+            labels = offset_labels(labels, next_id - 1)
+            next_id += count
+        self._view("instances", index)[...] = labels
+        return self._view("instances", index), labels, next_id
+
+    def _finish(self, seconds: float) -> SegmentationResult:
+        meta = model_meta(self.model) if getattr(self.model, "deepseg_arch", None) is not None else None
+        info = {
+            "model": meta.name if meta else type(self.model).__name__,
+            "task": meta.task if meta else "semantic",
+            "class_names": list(meta.class_names) if meta else [],
+            "class_colors": list(meta.class_colors) if meta else [],
+            "device": str(self.device),
+            "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype],
+            "tile": self.tile,
+            "overlap": self.overlap,
+            "batch_size": self.runner.batch_size,
+            "tta": self.tta,
+            "normalization": self.norm_spec,
+            "seconds": seconds,
+        }
+        r = self.result
+        return SegmentationResult(r["classes"], r["instances"], r["probabilities"], self.plan.out_axes, info)
+
+
+def _as_array(image: Any) -> Any:
+    if not all(hasattr(image, a) for a in ("shape", "dtype", "__getitem__")):
+        image = np.asarray(image)
+    dtype = np.dtype(image.dtype)
+    if dtype.kind not in "biuf":
+        raise DeepsegError(f"images must be numeric (bool, int, uint or float), not {dtype}")
+    if len(image.shape) < 2:
+        raise DeepsegError(f"the image needs at least 2 dimensions (Y, X), got shape {tuple(image.shape)}")
+    if any(n == 0 for n in image.shape):
+        raise DeepsegError(f"the image is empty (shape {tuple(image.shape)}); give an image with pixels")
+    return image
+
+
+def _check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple[int, int]:
+    multiple = int(getattr(model, "size_multiple", 1) or 1)
+    smallest = max(MIN_TILE, multiple)
+    tile = DEFAULT_TILE if tile is None else int(tile)
+    if tile < smallest:
+        raise DeepsegError(f"tile {tile} is smaller than this model allows; use tile >= {smallest}")
+    overlap = tile // 8 if overlap is None else int(overlap)
+    if not 0 <= overlap < tile:
+        raise DeepsegError(f"overlap must be in [0, tile) = [0, {tile}), not {overlap}")
+    return tile, overlap

@@ -1,0 +1,127 @@
+"""Post-processing: class maps, instances from boundary models, stack-unique ids, 3D stitching.
+
+Instance-boundary models predict K = 3 classes: 0 background, 1 interior, 2 boundary. Instances
+come from a seeded watershed: seeds are connected components of confident interior
+(``P(interior) > seed_threshold``), the watershed floods ``1 - P(interior)`` inside the
+foreground mask ``P(interior) + P(boundary) > 0.5``; foreground components that hold no seed
+become objects of their own; objects smaller than ``min_size`` pixels are removed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+DEFAULT_MIN_SIZE = 16
+_STRUCT = ndi.generate_binary_structure(2, 1)
+
+
+def class_map(prob_or_logits: np.ndarray) -> np.ndarray:
+    """Argmax over the first axis of a (K, ...) array -> uint8 (K <= 256) or uint16 class map."""
+    k = prob_or_logits.shape[0]
+    dtype = np.uint8 if k <= 256 else np.uint16
+    return np.argmax(prob_or_logits, axis=0).astype(dtype, copy=False)
+
+
+def instances_from_probabilities(
+    prob: np.ndarray,
+    min_size: int = DEFAULT_MIN_SIZE,
+    seed_threshold: float = 0.5,
+    foreground_threshold: float = 0.5,
+) -> np.ndarray:
+    """Instance labels from the class probabilities of an instance-boundary model.
+
+    Args:
+        prob: (K, H, W) float probabilities (softmax over K, K >= 2); channel 1 is interior,
+            channel 2 (when K >= 3) is boundary, channel 0 background.
+        min_size: objects with fewer pixels are removed (0 keeps everything).
+        seed_threshold: interior probability above which a pixel can seed an object.
+        foreground_threshold: ``P(interior) + P(boundary)`` above which a pixel belongs to an object.
+
+    Returns:
+        (H, W) uint32 labels: 0 background, 1..N objects numbered consecutively.
+    """
+    prob = np.asarray(prob)
+    if prob.ndim != 3 or prob.shape[0] < 2:
+        raise ValueError(f"instances need (K>=2, H, W) probabilities, got shape {prob.shape}")
+    interior = prob[1].astype(np.float32, copy=False)
+    fg = interior + (prob[2].astype(np.float32, copy=False) if prob.shape[0] >= 3 else 0.0)
+    mask = fg > foreground_threshold
+    if not mask.any():
+        return np.zeros(interior.shape, np.uint32)
+    seeds, n_seeds = ndi.label((interior > seed_threshold) & mask, structure=_STRUCT)
+    # Foreground components without any seed become objects of their own.
+    comps, n_comps = ndi.label(mask, structure=_STRUCT)
+    seeded = np.zeros(n_comps + 1, bool)
+    seeded[np.unique(comps[seeds > 0])] = True
+    orphan = ~seeded[comps] & mask
+    if orphan.any():
+        orphans, _ = ndi.label(orphan, structure=_STRUCT)
+        seeds = np.where(orphan, orphans + n_seeds, seeds)
+    labels = watershed(1.0 - interior, markers=seeds, mask=mask)
+    return _remove_small(labels, min_size)
+
+
+def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop objects under ``min_size`` pixels and renumber 1..N as uint32."""
+    counts = np.bincount(labels.ravel())
+    keep = counts >= max(1, min_size)
+    keep[0] = False
+    lut = np.zeros(len(counts), np.uint32)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
+    return lut[labels]
+
+
+def offset_labels(labels: np.ndarray, offset: int) -> np.ndarray:
+    """Add ``offset`` to every non-zero label in place (uint32) and return the array."""
+    labels[labels > 0] += np.uint32(offset)
+    return labels
+
+
+def stitch_to_previous(
+    current: np.ndarray, previous: np.ndarray, next_id: int, iou_threshold: float = 0.5
+) -> tuple[np.ndarray, int]:
+    """Relabel one plane's instances so that objects continuing from the previous plane keep its ids.
+
+    Args:
+        current: (H, W) uint32 labels of this plane, numbered 1..N.
+        previous: (H, W) uint32 final labels of the previous plane (ids unique in the stack).
+        next_id: the first unused id in the stack.
+        iou_threshold: an object takes the id of the previous-plane object it overlaps with the
+            highest IoU when that IoU is at least this; each previous object is taken once.
+
+    Returns:
+        (relabelled plane, next unused id). Unmatched objects get new ids from ``next_id``.
+    """
+    n = int(current.max())
+    lut = np.zeros(n + 1, np.uint32)
+    if n == 0:
+        return current, next_id
+    both = (current > 0) & (previous > 0)
+    matched: dict[int, int] = {}
+    if both.any():
+        pairs, inter = np.unique(
+            np.stack([current[both].astype(np.int64), previous[both].astype(np.int64)]),
+            axis=1,
+            return_counts=True,
+        )
+        area_c = np.bincount(current.ravel(), minlength=n + 1)
+        prev_ids, prev_area = np.unique(previous, return_counts=True)
+        area_p = dict(zip(prev_ids.tolist(), prev_area.tolist()))
+        iou = inter / (area_c[pairs[0]] + np.array([area_p[p] for p in pairs[1]]) - inter)
+        taken: set[int] = set()
+        for j in np.argsort(-iou, kind="stable"):
+            c, p = int(pairs[0, j]), int(pairs[1, j])
+            if iou[j] < iou_threshold:
+                break
+            if c not in matched and p not in taken:
+                matched[c] = p
+                taken.add(p)
+    for c in range(1, n + 1):
+        if c in matched:
+            lut[c] = matched[c]
+        else:
+            lut[c] = next_id
+            next_id += 1
+    return lut[current], next_id

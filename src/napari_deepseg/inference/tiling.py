@@ -1,0 +1,148 @@
+"""Tile layout, blending windows and a row-strip accumulator with bounded memory.
+
+A plane of (H, W) pixels is covered by tiles of (th, tw) = (min(tile, H), min(tile, W)) output
+pixels whose starts are spread evenly so that neighbours overlap by at least ``overlap``. A model
+with ``output_margin`` m (valid padding) reads an input window of ``in_h x in_w`` starting m
+pixels before the tile (reflect-padded beyond the image) and its output is cropped to the tile.
+
+Overlaps are blended with separable cosine (Hann) ramps spanning exactly the overlap with each
+neighbour, so the weights of two neighbours sum to one there; image borders are not tapered, so
+an image that fits one tile gets weight 1 everywhere (identical to an untiled pass).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DeepsegError
+
+MIN_WEIGHT = 1e-3
+
+
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of length ``min(tile, n)`` covering ``range(n)`` with overlaps >= ``overlap``."""
+    t = min(tile, n)
+    if t == n:
+        return [0]
+    step = t - min(overlap, t - 1)
+    count = math.ceil((n - t) / step) + 1
+    return [round(i * (n - t) / (count - 1)) for i in range(count)]
+
+
+def ramp_weights(starts: list[int], t: int, n: int) -> list[np.ndarray]:
+    """1D blending weights (length t) of each tile along one axis."""
+    out = []
+    for i, s in enumerate(starts):
+        w = np.ones(t, np.float32)
+        idx = np.arange(t, dtype=np.float64) + 0.5
+        if i > 0:
+            left = starts[i - 1] + t - s
+            if left > 0:
+                ramp = 0.5 - 0.5 * np.cos(np.pi * np.minimum(idx / left, 1.0))
+                w = np.minimum(w, ramp.astype(np.float32))
+        if i + 1 < len(starts):
+            right = s + t - starts[i + 1]
+            if right > 0:
+                ramp = 0.5 - 0.5 * np.cos(np.pi * np.minimum((t - idx) / right, 1.0))
+                w = np.minimum(w, ramp.astype(np.float32))
+        out.append(np.maximum(w, MIN_WEIGHT))
+    return out
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiles of one (height, width) plane: output tile (th, tw), input window (in_h, in_w), margin."""
+
+    height: int
+    width: int
+    th: int
+    tw: int
+    in_h: int
+    in_w: int
+    margin: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    @classmethod
+    def plan(cls, height: int, width: int, tile: int, overlap: int, model: object = None) -> TileGrid:
+        """Lay out tiles for a model (uses its ``output_margin`` and ``valid_input_size`` if any)."""
+        if tile < 1 or overlap < 0:
+            raise DeepsegError(f"tile must be positive and overlap non-negative (got {tile}, {overlap})")
+        margin = int(getattr(model, "output_margin", 0) or 0)
+        valid = getattr(model, "valid_input_size", None)
+        th, tw = min(tile, height), min(tile, width)
+        in_h, in_w = th + 2 * margin, tw + 2 * margin
+        if margin and callable(valid):
+            in_h, in_w = int(valid(in_h)), int(valid(in_w))
+        ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
+        return cls(height, width, th, tw, in_h, in_w, margin, tuple(ys), tuple(xs))
+
+    @property
+    def count(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def tiles(self) -> list[tuple[int, int]]:
+        """(y0, x0) output starts in row-major order."""
+        return [(y, x) for y in self.ys for x in self.xs]
+
+    def weights(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """1D weights by tile start along Y and X."""
+        wy = dict(zip(self.ys, ramp_weights(list(self.ys), self.th, self.height)))
+        wx = dict(zip(self.xs, ramp_weights(list(self.xs), self.tw, self.width)))
+        return wy, wx
+
+    def read(self, plane: np.ndarray, y0: int, x0: int) -> np.ndarray:
+        """The (C, in_h, in_w) input window of the tile at (y0, x0), reflect-padded past the borders."""
+        top, left = y0 - self.margin, x0 - self.margin
+        return _window(plane, top, left, self.in_h, self.in_w)
+
+
+def _window(plane: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:
+    """plane[:, top:top+h, left:left+w] with out-of-image parts filled by reflection."""
+    _, height, width = plane.shape
+    y0, y1 = max(top, 0), min(top + h, height)
+    x0, x1 = max(left, 0), min(left + w, width)
+    win = plane[:, y0:y1, x0:x1]
+    pads = ((0, 0), (y0 - top, top + h - y1), (x0 - left, left + w - x1))
+    if any(p for pair in pads for p in pair):
+        win = np.pad(win, pads, mode="reflect" if min(win.shape[1:]) > 1 else "edge")
+    return win
+
+
+class StripAccumulator:
+    """Weighted sums of tile outputs over the not-yet-final rows of a plane.
+
+    Holds (K, rows, W) float32 sums and (rows, W) weights for rows [top, top + rows) only; rows
+    above the next unfinished tile are handed out by :meth:`pop_final` and dropped, so memory
+    is O(K x (tile + batch rows) x W), never the whole plane.
+    """
+
+    def __init__(self, k: int, width: int) -> None:
+        self.k, self.width, self.top = k, width, 0
+        self.sums = np.zeros((k, 0, width), np.float32)
+        self.wsum = np.zeros((0, width), np.float32)
+
+    def add(self, out: np.ndarray, y0: int, x0: int, wy: np.ndarray, wx: np.ndarray) -> None:
+        """Add a (K, th, tw) tile output with separable weights wy (th,), wx (tw,)."""
+        th, tw = out.shape[1:]
+        need = y0 + th - self.top
+        if need > self.wsum.shape[0]:
+            grow = need - self.wsum.shape[0]
+            self.sums = np.concatenate([self.sums, np.zeros((self.k, grow, self.width), np.float32)], 1)
+            self.wsum = np.concatenate([self.wsum, np.zeros((grow, self.width), np.float32)], 0)
+        w = wy[:, None] * wx[None, :]
+        r = y0 - self.top
+        self.sums[:, r : r + th, x0 : x0 + tw] += out * w
+        self.wsum[r : r + th, x0 : x0 + tw] += w
+
+    def pop_final(self, until: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Remove and return rows [top, until): (first row, (K, n, W) sums, (n, W) weights)."""
+        n = until - self.top
+        first = self.top
+        sums, wsum = self.sums[:, :n], self.wsum[:n]
+        self.sums, self.wsum = self.sums[:, n:].copy(), self.wsum[n:].copy()
+        self.top = until
+        return first, sums, wsum

@@ -1,0 +1,70 @@
+"""Instances from boundary-model probabilities, stack-unique ids and 3D stitching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_deepseg.inference import instances_from_probabilities, stitch_to_previous
+
+
+def _probs_from_labels(labels: np.ndarray) -> np.ndarray:
+    """Ideal (3, H, W) probabilities: interior inside objects, boundary on their rims."""
+    from skimage.segmentation import find_boundaries
+
+    boundary = find_boundaries(labels, mode="inner") & (labels > 0)
+    interior = (labels > 0) & ~boundary
+    prob = np.zeros((3, *labels.shape), np.float32)
+    prob[1][interior] = 0.9
+    prob[2][boundary] = 0.9
+    prob[0] = 1 - prob[1] - prob[2]
+    return prob
+
+
+def test_touching_objects_are_split(nuclei_image):
+    _, truth = nuclei_image
+    labels = instances_from_probabilities(_probs_from_labels(truth), min_size=0)
+    assert labels.dtype == np.uint32
+    assert labels.shape == truth.shape
+    # Every true object maps to one predicted object and vice versa.
+    assert len(np.unique(labels)) - 1 == len(np.unique(truth)) - 1
+    assert set(np.unique(labels)) == set(range(labels.max() + 1))
+
+
+def test_min_size_and_empty():
+    prob = np.zeros((3, 32, 32), np.float32)
+    prob[0] = 1
+    assert instances_from_probabilities(prob).max() == 0
+    prob[:, 2:4, 2:4] = [[[0]], [[1]], [[0]]]  # a 4-pixel object
+    prob[:, 10:20, 10:20] = [[[0]], [[1]], [[0]]]
+    out = instances_from_probabilities(prob, min_size=16)
+    assert out.max() == 1
+    assert out[2, 2] == 0
+    assert out[15, 15] == 1
+
+
+def test_boundary_only_component_kept():
+    prob = np.zeros((3, 32, 32), np.float32)
+    prob[0] = 1
+    prob[:, 5:15, 5:15] = [[[0.2]], [[0.3]], [[0.5]]]  # foreground without confident interior
+    out = instances_from_probabilities(prob, min_size=4)
+    assert out.max() == 1
+    assert (out > 0).sum() == 100
+
+
+def test_bad_shape():
+    with pytest.raises(ValueError, match="probabilities"):
+        instances_from_probabilities(np.zeros((32, 32)))
+
+
+def test_stitch_keeps_ids_of_overlapping_objects():
+    prev = np.zeros((20, 20), np.uint32)
+    prev[2:8, 2:8] = 7
+    prev[12:18, 12:18] = 9
+    cur = np.zeros((20, 20), np.uint32)
+    cur[3:8, 2:8] = 1  # overlaps 7 strongly
+    cur[0:2, 15:20] = 2  # new object
+    out, next_id = stitch_to_previous(cur, prev, next_id=10, iou_threshold=0.5)
+    assert out[4, 4] == 7
+    assert out[0, 16] == 10
+    assert next_id == 11
