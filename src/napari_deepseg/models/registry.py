@@ -40,21 +40,30 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     description: str
     pretrained: tuple[str, ...] = ()
-    # options used for the parameter/GMAC table and tiny test builds are the builder defaults
+    variants: tuple[dict[str, Any], ...] = ()  # notable non-default options (model table rows)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+# options that choose initial weights only: not recorded in ``deepseg_arch`` (files hold weights)
+LOAD_ONLY_OPTIONS = ("pretrained", "weights_file", "progress")
 
 
 def register_model(
-    name: str, description: str, pretrained: tuple[str, ...] = ()
+    name: str,
+    description: str,
+    pretrained: tuple[str, ...] = (),
+    variants: tuple[dict[str, Any], ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a keyword-only builder ``fn(*, in_channels, num_classes, **opts)``."""
+    """Decorator registering a keyword-only builder ``fn(*, in_channels, num_classes, **opts)``.
+
+    ``pretrained`` lists the weights that exist (for the model table); ``variants`` lists
+    notable option sets (e.g. other backbones) shown as extra rows by ``deepseg models --all``.
+    """
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, fn, description, tuple(pretrained))
+        _REGISTRY[name] = ModelEntry(name, fn, description, tuple(pretrained), tuple(variants))
         return fn
 
     return decorator
@@ -73,7 +82,8 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **opti
         name: registered name, e.g. ``"unet"``; see :func:`list_models`.
         in_channels: input channels C_in.
         num_classes: output classes K.
-        **options: architecture options (e.g. ``base=32`` for the U-Net).
+        **options: architecture options (e.g. ``base=32`` for the U-Net); ``pretrained``,
+            ``weights_file`` and ``progress`` pick initial weights and are not recorded.
 
     Returns:
         An ``nn.Module`` mapping (N, C_in, H, W) to logits (N, K, H, W) (smaller by
@@ -86,7 +96,8 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **opti
     entry = _REGISTRY[name]
     _check_options(entry, options)
     model = entry.builder(in_channels=in_channels, num_classes=num_classes, **options)
-    model.deepseg_arch = ArchSpec(name, in_channels, num_classes, dict(options))
+    recorded = {k: v for k, v in options.items() if k not in LOAD_ONLY_OPTIONS}
+    model.deepseg_arch = ArchSpec(name, in_channels, num_classes, recorded)
     if not hasattr(model, "output_margin"):
         model.output_margin = 0
     return model

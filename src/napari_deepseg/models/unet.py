@@ -2,16 +2,20 @@
 
 Shapes: input (N, C_in, H, W) -> logits (N, K, H', W'), where H' = H and W' = W for
 ``padding="same"`` and H' = H - 2 * output_margin for ``padding="valid"`` (the original design:
-unpadded convolutions, skip features centre-cropped).
+unpadded convolutions, skip features centre-cropped). ``encoder="resnet18|resnet34|resnet50"``
+replaces the contracting path by a torchvision ResNet (skips at strides 2, 4, 8, 16; bottleneck
+at 32), with a last transposed conv + DoubleConv back to full resolution.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .blocks import DoubleConv, center_crop
+from .backbones import ResNet
+from .blocks import DoubleConv, center_crop, pad_to_multiple
+
+UNET_ENCODERS = ("resnet18", "resnet34", "resnet50")
 
 
 class UNetEncoder(nn.Module):
@@ -40,6 +44,20 @@ class UNetEncoder(nn.Module):
             skips.append(x)
             x = self.pool(x)
         return skips, self.bottleneck(x)
+
+
+class ResNetUNetEncoder(nn.Module):
+    """A ResNet as contracting path: skips = stem, layer1..layer3 (strides 2..16); bottleneck = layer4."""
+
+    def __init__(self, name: str, in_channels: int, base: int = 64) -> None:
+        super().__init__()
+        self.backbone = ResNet(name, in_channels, base=base)
+        self.skip_channels = self.backbone.channels[:4]
+        self.out_channels = self.backbone.channels[4]
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        feats = self.backbone(x)
+        return feats[:4], feats[4]
 
 
 class UNetDecoder(nn.Module):
@@ -82,6 +100,8 @@ class UNet(nn.Module):
         padding: ``"same"`` pads inputs to a multiple of ``2**depth`` inside and crops the
             logits back, so output size = input size; ``"valid"`` uses unpadded convolutions and
             returns logits smaller by ``output_margin`` pixels on every side.
+        encoder: ``None`` (the paper's contracting path) or ``resnet18``/``resnet34``/``resnet50``
+            (``base`` is then the ResNet stem width, 64 for the published network; depth is 5).
     """
 
     def __init__(
@@ -91,6 +111,7 @@ class UNet(nn.Module):
         base: int = 64,
         depth: int = 4,
         padding: str = "same",
+        encoder: str | None = None,
     ) -> None:
         super().__init__()
         if padding not in ("same", "valid"):
@@ -99,10 +120,23 @@ class UNet(nn.Module):
             raise ValueError("U-Net depth and base width must be positive")
         pad = 1 if padding == "same" else 0
         self.padding, self.depth = padding, depth
-        self.encoder = UNetEncoder(in_channels, base, depth, pad)
+        self.final: nn.Module = nn.Identity()
+        if encoder is None:
+            self.encoder: nn.Module = UNetEncoder(in_channels, base, depth, pad)
+        elif encoder in UNET_ENCODERS:
+            if padding != "same":
+                raise ValueError("a U-Net with a ResNet encoder supports only padding='same'")
+            self.encoder, self.depth = ResNetUNetEncoder(encoder, in_channels, base), 5
+        else:
+            raise ValueError(f"unknown U-Net encoder {encoder!r}; choose one of: {', '.join(UNET_ENCODERS)}")
         self.decoder = UNetDecoder(self.encoder.out_channels, self.encoder.skip_channels, pad)
-        self.head = SegmentationHead(self.decoder.out_channels, num_classes)
-        self.size_multiple = 2**depth
+        out_ch = self.decoder.out_channels
+        if encoder is not None:
+            half = max(out_ch // 2, 1)
+            self.final = nn.Sequential(nn.ConvTranspose2d(out_ch, half, 2, stride=2), DoubleConv(half, half))
+            out_ch = half
+        self.head = SegmentationHead(out_ch, num_classes)
+        self.size_multiple = 2**self.depth
         self.output_margin = 0 if padding == "same" else self._valid_margin()
 
     def _valid_margin(self) -> int:
@@ -133,15 +167,11 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if self.padding == "same":
-            m = self.size_multiple
-            ph, pw = (-h) % m, (-w) % m
-            if ph or pw:
-                mode = "reflect" if ph < h and pw < w else "replicate"
-                x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
+            x = pad_to_multiple(x, self.size_multiple)
         elif self._valid_output_size(h) <= 0 or self._valid_output_size(w) <= 0:
             raise ValueError(f"valid U-Net cannot take {h}x{w}: use sizes from model.valid_input_size()")
         skips, x = self.encoder(x)
-        x = self.head(self.decoder(skips, x))
+        x = self.head(self.final(self.decoder(skips, x)))
         if self.padding == "same":
             x = center_crop(x, h, w)
         return x

@@ -1,0 +1,197 @@
+"""Pretrained weights from torchvision, through torch's hub cache, and the ready COCO models.
+
+Weights files live in ``$TORCH_HOME/hub/checkpoints/`` (default ``~/.cache/torch``) under
+torchvision's file names (``resnet50-0676ba61.pth``, ``deeplabv3_resnet101_coco-586e9e4e.pth``...).
+A file already there is used as is; otherwise it is downloaded once with a progress bar. Where
+there is no network (or ``DEEPSEG_OFFLINE=1``) the error names the exact file to place there or
+to pass as ``weights_file=`` / ``--weights FILE``. Files are read with ``weights_only=True``.
+
+Input channels: a pretrained RGB first conv (C_out, 3, k, k) is adapted to 1 input channel by
+summing its weights over RGB (a gray image replicated to RGB gives the same response), and to
+C_in != 3 channels by repeating the RGB weights cyclically and scaling by 3 / C_in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+
+from ..errors import DeepsegError, ModelFileError
+
+IMAGENET = {
+    "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet34": tvm.ResNet34_Weights.IMAGENET1K_V1,
+    "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
+    "resnet101": tvm.ResNet101_Weights.IMAGENET1K_V1,
+    "vgg16": tvm.VGG16_Weights.IMAGENET1K_V1,
+    "mobilenet_v3_large": tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+}
+_SEG = tvm.segmentation
+COCO = {
+    ("fcn_resnet50", "resnet50"): _SEG.FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
+    ("fcn_resnet101", "resnet101"): _SEG.FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
+    ("deeplabv3", "resnet50"): _SEG.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
+    ("deeplabv3", "resnet101"): _SEG.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
+    ("deeplabv3", "mobilenet_v3_large"): _SEG.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+}
+VOC_CLASSES = ["background", *_SEG.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1.meta["categories"][1:]]
+IMAGENET_NORMALIZATION = {
+    "method": "meanstd", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 255.0
+}  # fmt: skip
+
+# name -> (architecture, options, description); load with load_model(name)
+READY_MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "deeplabv3_resnet101_coco": (
+        "deeplabv3", {"backbone": "resnet101"}, "DeepLabv3-ResNet101, COCO (VOC classes)"
+    ),
+    "deeplabv3_resnet50_coco": (
+        "deeplabv3", {"backbone": "resnet50"}, "DeepLabv3-ResNet50, COCO (VOC classes)"
+    ),
+    "deeplabv3_mobilenet_v3_large_coco": (
+        "deeplabv3", {"backbone": "mobilenet_v3_large"}, "DeepLabv3-MobileNetV3-Large, COCO (VOC classes)"
+    ),
+    "fcn_resnet50_coco": ("fcn_resnet50", {}, "FCN-ResNet50 (torchvision), COCO (VOC classes)"),
+    "fcn_resnet101_coco": ("fcn_resnet101", {}, "FCN-ResNet101 (torchvision), COCO (VOC classes)"),
+}  # fmt: skip
+
+
+def weights_for(kind: str, arch: str, backbone: str) -> tvm.WeightsEnum:
+    """torchvision weights: ``kind="coco"`` (whole model) or ``"imagenet"`` (the backbone)."""
+    table: dict[Any, tvm.WeightsEnum] = COCO if kind == "coco" else IMAGENET
+    key = (arch, backbone) if kind == "coco" else backbone
+    if kind not in ("coco", "imagenet") or key not in table:
+        have = sorted(f"{a}/{b}" for a, b in COCO) if kind == "coco" else sorted(IMAGENET)
+        raise DeepsegError(
+            f"no {kind!r} pretrained weights for {arch} with backbone {backbone}; available: "
+            f"{', '.join(have)} (pretrained='coco' or 'imagenet')"
+        )
+    return table[key]
+
+
+def checkpoint_path(weights: tvm.WeightsEnum) -> Path:
+    """Where torch's hub cache keeps ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def fetch_state_dict(
+    weights: tvm.WeightsEnum, weights_file: str | os.PathLike | None = None, progress: bool = True
+) -> dict[str, torch.Tensor]:
+    """The state dict of ``weights``: from ``weights_file``, the hub cache, or downloaded into it."""
+    if weights_file is not None:
+        path = Path(weights_file)
+        if not path.is_file():
+            raise ModelFileError(
+                f"weights file {path} not found; give the path of {checkpoint_path(weights).name}"
+            )
+        return read_weights(path)
+    return read_weights(ensure_cached(weights, progress))
+
+
+def ensure_cached(weights: tvm.WeightsEnum, progress: bool = True) -> Path:
+    """The hub-cache path of ``weights``, downloading the file there first if it is missing."""
+    path = checkpoint_path(weights)
+    if not path.is_file():
+        _download(weights, path, progress)
+    return path
+
+
+def _download(weights: tvm.WeightsEnum, path: Path, progress: bool) -> None:
+    fix = (
+        f"place {path.name} in {path.parent} (or set TORCH_HOME) or pass it with --weights FILE "
+        "(weights_file=...)"
+    )
+    if os.environ.get("DEEPSEG_OFFLINE", "").strip() not in ("", "0"):
+        raise DeepsegError(f"pretrained weights {weights} are not cached and DEEPSEG_OFFLINE is set: {fix}")
+    match = re.search(r"-([a-f0-9]*)\.", path.name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(weights.url, str(path), match.group(1) if match else None, progress)
+    except (OSError, RuntimeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise DeepsegError(f"cannot download pretrained weights {weights} ({reason}): {fix}") from None
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a weights file (a state dict) with ``weights_only=True``; one-line errors naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unpickling failure means a bad file
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"weights file {path} is corrupt or unsafe ({first}); replace it") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"weights file {path} holds no state dict of tensors; replace it")
+    return state
+
+
+def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """An RGB first-conv weight (C_out, 3, k, k) for ``in_channels`` inputs (see module doc)."""
+    if in_channels == weight.shape[1]:
+        return weight
+    if in_channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    idx = torch.arange(in_channels) % weight.shape[1]
+    return weight[:, idx] * (weight.shape[1] / in_channels)
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str, *,
+              optional: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Copy ``state`` into ``module``; every parameter must be provided and fit.
+
+    Checkpoint keys the module lacks are ignored; first convs are adapted to the input channels;
+    module keys starting with one of ``optional`` may be missing or mis-shaped (then kept).
+    """
+    own = module.state_dict()
+    new = {}
+    for key, target in own.items():
+        value = state.get(key)
+        rgb = value is not None and value.ndim == 4 and value.shape[1] == 3 and target.shape[1] != 3
+        if rgb and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]:
+            value = adapt_input_conv(value, target.shape[1])
+        if value is not None and value.shape == target.shape:
+            new[key] = value.to(target.dtype)
+        elif not key.startswith(optional):
+            got = "missing" if value is None else f"shape {tuple(value.shape)}"
+            raise ModelFileError(
+                f"weights {source} do not fit this model: {key} is {got}, the model needs "
+                f"{tuple(target.shape)} (pretrained weights need width=1 and the published options)"
+            )
+    module.load_state_dict(new, strict=False)
+
+
+def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Keys starting with ``prefix``, with it removed."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_ready_model(
+    name: str, weights_file: str | os.PathLike | None = None, progress: bool = True
+) -> nn.Module:
+    """A ready pretrained model (see :data:`READY_MODELS`) in eval mode, with its ModelMeta.
+
+    The weights are fetched first, so offline the error comes before any model is built.
+    """
+    from .modelfile import ModelMeta
+    from .registry import build_model
+
+    arch, options, description = READY_MODELS[name]
+    weights = weights_for("coco", arch, options.get("backbone", arch.split("_")[-1]))
+    if weights_file is None:
+        weights_file = ensure_cached(weights, progress)
+    model = build_model(
+        arch, in_channels=3, num_classes=21, pretrained="coco", weights_file=weights_file, **options
+    )
+    model.deepseg_meta = ModelMeta(
+        name=name, description=description, task="semantic", class_names=list(VOC_CLASSES),
+        normalization=dict(IMAGENET_NORMALIZATION), channel_mode="rgb", tile_size=520,
+        provenance={"weights": f"torchvision {weights}", "data": "COCO train2017, 20 VOC categories"},
+    ).complete(21)  # fmt: skip
+    return model.eval()
