@@ -1,4 +1,4 @@
-"""``deepseg models``: the architecture table and the bundled model files."""
+"""``deepseg models``: the architecture table, ready pretrained models and bundled model files."""
 
 from __future__ import annotations
 
@@ -8,20 +8,41 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "models",
-        help="list architectures and bundled models",
-        description="List the registered architectures and the bundled model files.",
+        help="list architectures, ready pretrained models and bundled models",
+        description=(
+            "List the registered architectures with parameters and GMAC (multiply-accumulates) for "
+            "one 512x512 image with 3 input channels and 21 classes, the pretrained weights that "
+            "exist, the ready pretrained models and the bundled model files."
+        ),
     )
+    p.add_argument("--all", action="store_true", help="also list other backbones/encoders as rows")
     p.set_defaults(func=run)
+
+
+def format_table(rows: list[dict]) -> list[str]:
+    """Text lines of the model table (name, params, GMAC, pretrained, description)."""
+
+    def label(r: dict) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in r["options"].items())
+        return f"{r['name']}[{opts}]" if opts else r["name"]
+
+    width = max(len(label(r)) for r in rows)
+    lines = [f"{'architecture':<{width}}  {'params':>7}  {'GMAC@512':>8}  {'pretrained':<13}  description"]
+    for r in rows:
+        weights = ",".join(r["pretrained"]) or "-"
+        figures = f"{r['params'] / 1e6:>6.1f}M  {r['gmac']:>8.1f}"
+        lines.append(f"{label(r):<{width}}  {figures}  {weights:<13}  {r['description']}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
     from ..models import bundled_models, list_models
+    from ..models.pretrained import READY_MODELS
 
-    rows = list_models()
-    width = max(len(r["name"]) for r in rows)
-    print(f"{'architecture':<{width}}  description")
-    for r in rows:
-        print(f"{r['name']:<{width}}  {r['description']}")
+    print("\n".join(format_table(list_models(variants=args.all))))
+    print("\nready pretrained models (load_model(NAME) / --model NAME; weights via the torch hub cache):")
+    for name, (_, _, description) in READY_MODELS.items():
+        print(f"  {name:<34}  {description}")
     bundled = bundled_models()
     print("\nbundled model files: " + (", ".join(bundled) if bundled else "none"))
     return 0

@@ -174,10 +174,10 @@ def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
         return bundled[path_or_name]
     path = Path(path_or_name)
     if not path.exists():
-        names = ", ".join(bundled) or "none"
-        raise ModelFileError(
-            f"model file {path} not found; give an existing file or a bundled model ({names})"
-        )
+        from .pretrained import READY_MODELS
+
+        names = ", ".join([*bundled, *READY_MODELS]) or "none"
+        raise ModelFileError(f"model file {path} not found; give an existing file or a model name ({names})")
     return path
 
 
@@ -218,8 +218,14 @@ def load_model(path_or_name: str | os.PathLike) -> nn.Module:
     """Load a model file (or a bundled model by name) into a module in eval mode on the CPU.
 
     The module carries ``model.deepseg_meta`` (:class:`ModelMeta`) and ``model.deepseg_arch``.
+    Names of ready pretrained models (``"deeplabv3_resnet101_coco"``, see
+    :data:`napari_deepseg.models.pretrained.READY_MODELS`) load torchvision's weights from the
+    torch hub cache (downloading them once); offline the error names the file to place there.
     Raises :class:`~napari_deepseg.errors.ModelFileError` with a one-line reason on any problem.
     """
+    ready = _ready_model(path_or_name)
+    if ready is not None:
+        return ready
     path = resolve_model_path(path_or_name)
     payload = read_model_file(path)
     arch = payload["architecture"]
@@ -245,6 +251,16 @@ def load_model(path_or_name: str | os.PathLike) -> nn.Module:
         raise ModelFileError(f"{path}: unreadable metadata ({_first_line(err)})") from None
     model.deepseg_source = str(path)
     return model.eval()
+
+
+def _ready_model(path_or_name: str | os.PathLike) -> nn.Module | None:
+    """A ready pretrained model when ``path_or_name`` names one (and is no file or bundled model)."""
+    from .pretrained import READY_MODELS, load_ready_model
+
+    name = str(path_or_name)
+    if name not in READY_MODELS or Path(name).exists() or name in bundled_models():
+        return None
+    return load_ready_model(name)
 
 
 def _first_line(err: BaseException) -> str:

@@ -13,6 +13,7 @@ C_in != 3 channels by repeating the RGB weights cyclically and scaling by 3 / C_
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path
@@ -73,6 +74,19 @@ def weights_for(kind: str, arch: str, backbone: str) -> tvm.WeightsEnum:
             f"{', '.join(have)} (pretrained='coco' or 'imagenet')"
         )
     return table[key]
+
+
+def available(arch: str, options: dict[str, Any]) -> list[str]:
+    """Which pretrained weights exist for ``build_model(arch, **options)``: "coco", "imagenet"."""
+    from .registry import registered_models
+
+    params = inspect.signature(registered_models()[arch].builder).parameters
+    default = params["backbone"].default if "backbone" in params else None
+    backbone = options.get("backbone", options.get("encoder", default))
+    if arch.startswith("fcn_"):
+        backbone = arch[4:]
+    kinds = ["coco"] if (arch, backbone) in COCO else []
+    return [*kinds, "imagenet"] if backbone in IMAGENET else kinds
 
 
 def checkpoint_path(weights: tvm.WeightsEnum) -> Path:

@@ -51,7 +51,7 @@ def _load_imagenet(encoder: nn.Module, backbone: str, fetched, fc: nn.Module | N
 
 @register_model(
     "unet",
-    "Ronneberger U-Net: 4-stage encoder/decoder with skip connections (optional ResNet encoder)",
+    "Ronneberger U-Net: encoder/decoder with skip connections (or a ResNet encoder)",
     pretrained=("imagenet (encoder resnet18/34/50)",),
     variants=({"encoder": "resnet18"}, {"encoder": "resnet34"}, {"encoder": "resnet50"}),
 )
@@ -84,7 +84,7 @@ def _fcn(stride: int, in_channels: int, num_classes: int, backbone: str, width: 
 def _register_fcn(stride: int, text: str) -> None:
     @register_model(
         f"fcn{stride}s",
-        f"FCN-{stride}s: {text}; backbone vgg16 (fc6/fc7 as convs) or resnet18/34/50",
+        f"FCN-{stride}s: {text} (vgg16, resnet18/34/50)",
         pretrained=("imagenet (backbone)",),
         variants=_FCN_VARIANTS,
     )
@@ -97,8 +97,8 @@ def _register_fcn(stride: int, text: str) -> None:
     builder.__doc__ = f"FCN-{stride}s; see :class:`napari_deepseg.models.fcn.FCN`."
 
 
-_register_fcn(8, "1x1 scores at strides 32, 16 and 8 fused by learnable transposed convs")
-_register_fcn(16, "1x1 scores at strides 32 and 16 fused by a learnable transposed conv")
+_register_fcn(8, "1x1 scores at strides 32/16/8 fused by learnable transposed convs")
+_register_fcn(16, "1x1 scores at strides 32/16 fused by learnable transposed convs")
 _register_fcn(32, "1x1 scores at stride 32, one learnable x32 transposed conv")
 
 
