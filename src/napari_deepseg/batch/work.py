@@ -69,6 +69,11 @@ def get_model(ref: ModelRef) -> Any:
     return model
 
 
+def model_loads() -> int:
+    """How many model files this process has loaded (run on workers by tests and benchmarks)."""
+    return MODEL_LOADS["count"]
+
+
 def default_segment_fn() -> SegmentFn:
     from ..inference import segment_iter
 
