@@ -1,0 +1,100 @@
+"""``deepseg predict``: segment files, folders and huge stacks, resumably, in-process or on dask."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import DeepsegError
+
+EPILOG = """examples:
+  deepseg predict images/ -o labels/
+  deepseg predict 'plates/**/*.tif' big_stack.ome.tif -o out/ --model my_model.pt --output classes
+  deepseg predict huge.zarr -o out/ --workers 2 --zarr-threshold 512M
+  deepseg predict /shared/images -o /shared/out --scheduler tcp://10.0.0.5:8786
+A rerun skips finished outputs; the manifest out/deepseg_manifest.json records every file."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="segment images, folders and huge stacks into label files",
+        description=(
+            "Segment every input (TIFF/OME-TIFF, PNG/JPEG, .npy, Zarr/OME-Zarr; files, folders, globs) "
+            "into OUT_DIR/<stem>_labels.tif, or an OME-Zarr labels store for inputs above "
+            "--zarr-threshold (read lazily and written chunk by chunk). Resumable; unreadable inputs are "
+            "reported and skipped, and the exit code is 1 when any input failed."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT_DIR", help="output folder")
+    p.add_argument("--model", default="nuclei", help="model file or bundled model name (default: nuclei)")
+    p.add_argument(
+        "--output",
+        choices=("auto", "classes", "instances", "probabilities"),
+        default="auto",
+        help="what to write (default: instances for instance-boundary models, else classes)",
+    )
+    p.add_argument(
+        "--axes", default=None, help="axes of the inputs, e.g. YX, ZYX, YXC, TZCYX (default: guess)"
+    )
+    p.add_argument("--channels", default=None, help="comma-separated input channel indices, e.g. 0 or 1,2,0")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: 512)")
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap and chunk halo in pixels")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, default=None, help="start a local dask cluster of N processes")
+    group.add_argument(
+        "--scheduler", default=None, metavar="ADDR", help="existing dask scheduler tcp://HOST:PORT"
+    )
+    p.add_argument(
+        "--zarr-threshold",
+        default="1G",
+        help="inputs larger than this (e.g. 512M, 2G) are processed in chunks into OME-Zarr (default 1G)",
+    )
+    p.add_argument(
+        "--chunk-size", default="256M", help="input bytes per chunk of a large image (default 256M)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs are already complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; print only the summary")
+    p.set_defaults(func=run)
+
+
+def _channels(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise DeepsegError(f"--channels {text!r}: give comma-separated integers, e.g. 0 or 1,2,0") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..batch import predict_iter
+    from ._progress import run_with_progress
+
+    gen = predict_iter(
+        args.inputs,
+        args.out,
+        model=args.model,
+        output=args.output,
+        axes=args.axes,
+        channels=_channels(args.channels),
+        device=args.device,
+        tile=args.tile,
+        overlap=args.overlap,
+        zarr_threshold=args.zarr_threshold,
+        chunk_bytes=args.chunk_size,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        overwrite=args.overwrite,
+    )
+    summary = run_with_progress(gen, disable=True if args.quiet else None)
+    first, *failures = summary.text().splitlines()
+    print(first)
+    for line in failures:
+        print(line, file=sys.stderr)
+    return summary.exit_code
