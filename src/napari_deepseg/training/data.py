@@ -96,29 +96,41 @@ def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
 
 
 def _normalize_fallback(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
-    """Minimal normalization (C, H, W) float32 matching ModelMeta.normalization semantics."""
+    """Per-channel normalization of a (C, H, W) plane with ModelMeta.normalization semantics.
+
+    Used only when ``napari_deepseg.inference.normalization`` is not importable.
+    """
     image = image.astype(np.float32)
     method = spec.get("method", "percentile")
     if method == "percentile":
-        lo, hi = np.percentile(image, [float(spec.get("low", 1.0)), float(spec.get("high", 99.8))])
-        return (image - lo) / max(float(hi - lo), 1e-6)
+        q = [float(spec.get("low", 1.0)), float(spec.get("high", 99.8))]
+        lo, hi = np.percentile(image.reshape(len(image), -1), q, axis=1)
+        scale = np.where(hi > lo, 1.0 / np.maximum(hi - lo, 1e-12), 0.0)
+        return ((image - lo[:, None, None]) * scale[:, None, None]).astype(np.float32)
     if method == "meanstd":
         scale = float(spec.get("scale", 1.0))
         mean = np.asarray(spec.get("mean", [0.0]), np.float32).reshape(-1, 1, 1)
         std = np.asarray(spec.get("std", [1.0]), np.float32).reshape(-1, 1, 1)
         return (image / scale - mean) / std
-    if method in ("none", None):
+    if method == "none":
         return image
     raise DeepsegError(f"unknown normalization method {method!r} in the model file")
 
 
-def normalize_plane(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
-    """Normalize a (C, H, W) plane as inference does (``inference.normalization`` when present)."""
+def normalize_plane(plane: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Normalize a (C, H, W) plane exactly as inference does (per channel, per plane).
+
+    Uses ``napari_deepseg.inference.normalization``; a percentile ``scope="stack"`` is applied
+    per plane here (training planes are normalized independently).
+    """
     try:
-        from ..inference.normalization import normalize
+        from ..inference.normalization import check_normalization, fixed_normalizer, percentile_normalizer
     except ImportError:
-        return _normalize_fallback(image, spec)
-    return np.asarray(normalize(image, spec), dtype=np.float32)
+        return _normalize_fallback(plane, spec)
+    channels = plane.shape[0]
+    spec = check_normalization(spec, channels)
+    norm = fixed_normalizer(spec, channels) or percentile_normalizer([plane], spec["low"], spec["high"])
+    return np.asarray(norm(plane), dtype=np.float32)
 
 
 def to_model_input(
