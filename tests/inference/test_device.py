@@ -1,0 +1,105 @@
+"""Device/precision choice, the model cache, out-of-memory fallback and test-time augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from napari_deepseg.errors import DeepsegError
+from napari_deepseg.inference import device as devmod
+from napari_deepseg.inference import segment
+from napari_deepseg.inference.device import prepare_model, resolve_device, resolve_precision
+
+CPU = {"device": "cpu", "precision": "fp32"}
+
+
+def test_resolve_device_and_precision():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(DeepsegError, match="unknown device"):
+        resolve_device("tpu")
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    expected = torch.bfloat16 if devmod.CPU_AUTO_BF16 and devmod.cpu_has_native_bf16() else None
+    assert resolve_precision("auto", cpu) is expected
+    with pytest.raises(DeepsegError, match="fp16"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(DeepsegError, match="precision"):
+        resolve_precision("int8", cpu)
+
+
+def test_model_copy_cached_and_refreshed_on_weight_change(tiny_unet):
+    cpu = torch.device("cpu")
+    assert prepare_model(tiny_unet, cpu, channels_last=False) is tiny_unet
+    a = prepare_model(tiny_unet, cpu, channels_last=True)
+    assert a is not tiny_unet
+    assert prepare_model(tiny_unet, cpu, channels_last=True) is a
+    with torch.no_grad():
+        next(tiny_unet.parameters()).add_(1.0)
+    b = prepare_model(tiny_unet, cpu, channels_last=True)
+    assert b is not a
+    assert torch.equal(next(b.parameters()), next(tiny_unet.parameters()))
+
+
+def test_training_mode_restored(tiny_unet, nuclei_image):
+    tiny_unet.train()
+    segment(nuclei_image[0], tiny_unet, tile=64, **CPU)
+    assert tiny_unet.training
+
+
+class _OOMModel(nn.Module):
+    """Raises CUDA out-of-memory when a batch holds more than ``limit`` pixels."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1)
+        self.limit = limit
+
+    def forward(self, x):
+        if x.shape[0] * x.shape[2] * x.shape[3] > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return self.conv(x)
+
+
+def test_oom_halves_batch_then_tile():
+    image = np.random.default_rng(0).random((100, 100)).astype(np.float32)
+    model = _OOMModel(limit=48 * 48).eval()
+    with pytest.warns(RuntimeWarning, match="out of memory") as record:
+        res = segment(image, model, tile=96, overlap=8, batch_size=4, **CPU)
+    messages = [str(r.message) for r in record]
+    assert any("tile batch" in m for m in messages)
+    assert any("with tile 48" in m for m in messages)
+    assert res.classes.shape == (100, 100)
+    assert res.meta["tile"] == 48
+    reference = segment(image, nn.Sequential(model.conv).eval(), tile=48, overlap=8, **CPU)
+    np.testing.assert_array_equal(res.classes, reference.classes)
+    with pytest.warns(RuntimeWarning), pytest.raises(DeepsegError, match="out of memory"):
+        segment(image, _OOMModel(limit=1).eval(), tile=32, overlap=4, **CPU)
+
+
+def test_tta_is_invariant_for_symmetric_model():
+    conv = nn.Conv2d(1, 3, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[:] = torch.rand(3, 1, 1, 1) * torch.ones(1, 1, 3, 3)  # D4-symmetric kernels
+    image = np.random.default_rng(0).random((40, 56)).astype(np.float32)
+    a = segment(image, conv.eval(), tile=64, outputs=("probabilities",), **CPU)
+    b = segment(image, conv.eval(), tile=64, outputs=("probabilities",), tta=True, **CPU)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=2e-3)
+
+
+def test_bf16_cpu_runs(tiny_unet, nuclei_image):
+    res = segment(nuclei_image[0], tiny_unet, tile=64, device="cpu", precision="bf16")
+    assert res.meta["precision"] == "bf16"
+    fp32 = segment(nuclei_image[0], tiny_unet, tile=64, **CPU)
+    assert (res.classes == fp32.classes).mean() > 0.95
+
+
+@pytest.mark.gpu
+def test_gpu_autocast_matches_cpu(tiny_unet, nuclei_image):
+    res = segment(nuclei_image[0], tiny_unet, tile=64, device="auto", precision="auto")
+    assert res.meta["device"] != "cpu"
+    fp32 = segment(nuclei_image[0], tiny_unet, tile=64, **CPU)
+    assert (res.classes == fp32.classes).mean() > 0.99
