@@ -95,8 +95,8 @@ class ModelChoices:
             out += [ModelChoice("pretrained", entry["name"], w) for w in entry.get("pretrained", ())]
         return out + list(self._files)
 
-    def choices(self) -> list[tuple[str, ModelChoice | str]]:
-        """``(label, value)`` pairs for a magicgui ComboBox, ending with the file action."""
+    def choices(self, _widget: Any = None) -> list[tuple[str, ModelChoice | str]]:
+        """``(label, value)`` pairs for a magicgui ComboBox (its choices callback), then the file action."""
         return [(c.label, c) for c in self.entries()] + [(FILE_ENTRY, FILE_ENTRY)]
 
     def add(self, path: str | os.PathLike) -> ModelChoice:

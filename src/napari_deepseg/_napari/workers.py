@@ -63,7 +63,7 @@ def start_worker(
     Returns:
         The started worker; ``worker.quit()`` cancels it at the next progress event.
     """
-    worker = create_worker(func, *args, _start_thread=False, **kwargs)
+    worker = create_worker(func, *args, _start_thread=False, _ignore_errors=on_error is not None, **kwargs)
     bars = _ProgressBars(title)
     worker.yielded.connect(bars.update)
     if on_progress is not None:

@@ -1,0 +1,231 @@
+"""One segmentation run of the Segment widget, without Qt widgets.
+
+:class:`RunPlan` is frozen at launch (source snapshot, model choice, options). The background
+part is :func:`segment_task` (load the model unless cached, then the engine's generator). The
+GUI-thread part is :class:`ResultPlacer`: it shows stack planes as they finish in a temporary
+layer, and places the final result in a Labels layer named after the image and the model,
+reusing an earlier unedited result layer of the same name and never overwriting an edited one
+unless the user chose "replace".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from napari.layers import Image, Labels
+from torch import nn
+
+from ..models import ModelMeta, model_meta
+from ..progress import Progress
+from .layers import SourceSnapshot, is_edited, labels_kwargs, mark_result, result_layer_record
+from .model_choices import ModelChoice
+
+LABEL_OUTPUTS = ("classes", "instances")
+
+
+def available_devices() -> dict[str, bool]:
+    """Which device choices work here: ``auto`` and ``cpu`` always, ``cuda``/``mps`` if present."""
+    mps = getattr(torch.backends, "mps", None)
+    return {
+        "auto": True,
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(mps is not None and mps.is_available()),
+    }
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run needs, fixed at launch.
+
+    Attributes:
+        snapshot: the source image (data, axes, transform, name) at launch.
+        choice: the model picker's entry.
+        outputs: requested outputs among ``classes``, ``instances``, ``probabilities``.
+        channels: channel indices to feed the model, or ``None`` for the model's default.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        tile: tile size, or ``None`` for the engine's choice.
+        overlap: tile overlap, or ``None`` for the engine's choice.
+        tta: test-time augmentation (flips).
+        replace: overwrite an edited earlier result layer of the same name.
+    """
+
+    snapshot: SourceSnapshot
+    choice: ModelChoice
+    outputs: tuple[str, ...] = ("classes",)
+    channels: tuple[int, ...] | None = None
+    device: str = "auto"
+    tile: int | None = None
+    overlap: int | None = None
+    tta: bool = False
+    replace: bool = False
+
+    def layer_name(self, output: str) -> str:
+        """Result layer name, e.g. ``"cells nuclei classes"``."""
+        return f"{self.snapshot.name} {self.choice.short_name} {output}"
+
+
+def _engine() -> Any:
+    """The inference engine's generator function (imported lazily)."""
+    from ..inference import segment_iter
+
+    return segment_iter
+
+
+def effective_outputs(outputs: tuple[str, ...], meta: ModelMeta) -> tuple[str, ...]:
+    """Requested outputs the model can give (instances need an instance-boundary model)."""
+    kept = tuple(o for o in outputs if o != "instances" or meta.task == "instance-boundary")
+    return kept or ("classes",)
+
+
+def segment_task(
+    plan: RunPlan, model: nn.Module | None = None
+) -> Generator[Progress, None, tuple[nn.Module, Any]]:
+    """Load the model (unless given) and segment ``plan.snapshot.data``.
+
+    Yields the engine's :class:`Progress` events (``model`` while loading); returns
+    ``(model, SegmentationResult)``.
+    """
+    if model is None:
+        yield Progress("model", 0, 1, f"loading {plan.choice.label}")
+        model = plan.choice.load()
+        yield Progress("model", 1, 1, f"loaded {plan.choice.label}")
+    outputs = effective_outputs(plan.outputs, model_meta(model))
+    result = yield from _engine()(
+        plan.snapshot.data,
+        model,
+        axes=plan.snapshot.axes,
+        channels=list(plan.channels) if plan.channels is not None else None,
+        device=plan.device,
+        tile=plan.tile,
+        overlap=plan.overlap,
+        outputs=outputs,
+        tta=plan.tta,
+    )
+    return model, result
+
+
+class ResultPlacer:
+    """Puts a run's planes and result into the viewer (GUI thread only).
+
+    Result layers existing at launch are captured then, so renaming or adding layers during the
+    run cannot redirect the result; a deleted source layer does not matter (the snapshot holds
+    its data and transform).
+    """
+
+    def __init__(self, viewer: Any, plan: RunPlan) -> None:
+        self.viewer = viewer
+        self.plan = plan
+        self.targets = {out: self._reusable(plan.layer_name(out)) for out in LABEL_OUTPUTS}
+        self.live: dict[str, Labels | None] = {}
+
+    def _reusable(self, name: str) -> Labels | None:
+        layer = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
+        if result_layer_record(layer) is None:
+            return None
+        return layer if self.plan.replace or not is_edited(layer) else None
+
+    def on_plane(self, event: Progress) -> None:
+        """Show a finished plane of a stack (``event.info``: index, classes, instances)."""
+        if event.stage != "planes" or len(self.plan.snapshot.spatial_shape) <= 2:
+            return
+        index = tuple(event.info.get("index", ()))
+        for out in LABEL_OUTPUTS:
+            plane = event.info.get(out)
+            if plane is None or out not in self.plan.outputs:
+                continue
+            layer = self._live_layer(out, np.asarray(plane).dtype)
+            if layer is not None:
+                layer.data[index] = plane
+                layer.refresh()
+
+    def _live_layer(self, out: str, dtype: np.dtype) -> Labels | None:
+        if out in self.live:
+            layer = self.live[out]
+            if layer is not None and layer not in self.viewer.layers:
+                self.live[out] = layer = None  # the user deleted it: stop showing planes
+            return layer
+        dtype = np.uint32 if out == "instances" else np.result_type(dtype, np.uint8)
+        data = np.zeros(self.plan.snapshot.spatial_shape, dtype)
+        kwargs = labels_kwargs(self.plan.snapshot, f"{self.plan.layer_name(out)} (running)")
+        layer = self.viewer.add_labels(data, **kwargs)
+        mark_result(layer, output=out, partial=True)
+        self.live[out] = layer
+        return layer
+
+    def finish(self, result: Any, meta: ModelMeta) -> list[Any]:
+        """Place the result's label maps and probabilities; returns the layers written."""
+        placed = []
+        for out in LABEL_OUTPUTS:
+            data = getattr(result, out, None)
+            if data is not None and out in self.plan.outputs:
+                placed.append(self._place_labels(out, np.asarray(data), meta))
+        if getattr(result, "probabilities", None) is not None and "probabilities" in self.plan.outputs:
+            placed += self._place_probabilities(result.probabilities, meta)
+        return placed
+
+    def _place_labels(self, out: str, data: np.ndarray, meta: ModelMeta) -> Labels:
+        name = self.plan.layer_name(out)
+        kwargs = labels_kwargs(self.plan.snapshot, name, meta if out == "classes" else None)
+        live = self.live.pop(out, None)
+        live_ok = live is not None and live in self.viewer.layers and not is_painted(live)
+        target = self.targets[out]
+        if target is not None and target in self.viewer.layers:
+            if live_ok:
+                self.viewer.layers.remove(live)
+            layer = target
+            layer.data = data
+            for key in ("colormap", "features"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+        elif live_ok:
+            layer = live
+            layer.data = data
+            layer.name = name
+            for key in ("colormap", "features"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+        else:
+            layer = self.viewer.add_labels(data, **kwargs)
+        mark_result(layer, output=out, model=self.plan.choice.label, source=self.plan.snapshot.name)
+        return layer
+
+    def _place_probabilities(self, probabilities: Any, meta: ModelMeta) -> list[Image]:
+        probs = np.asarray(probabilities)
+        base = self.plan.layer_name("probability")
+        kwargs = dict(self.plan.snapshot.transform)
+        layers = []
+        for k in range(1, probs.shape[0]):
+            name = f"{base} {meta.class_names[k]}"
+            old = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
+            if isinstance(old, Image) and old.metadata.get("deepseg_probability"):
+                old.data = probs[k]
+                layers.append(old)
+                continue
+            layer = self.viewer.add_image(
+                probs[k], name=name, blending="additive", contrast_limits=(0, 1), visible=False, **kwargs
+            )
+            layer.metadata["deepseg_probability"] = True
+            layers.append(layer)
+        return layers
+
+    def discard(self) -> None:
+        """After a cancel or error: remove unpainted partial layers, keep painted ones as partial."""
+        for layer in self.live.values():
+            if layer is None or layer not in self.viewer.layers:
+                continue
+            if is_painted(layer):
+                layer.name = layer.name.replace("(running)", "(partial)")
+            else:
+                self.viewer.layers.remove(layer)
+        self.live.clear()
+
+
+def is_painted(layer: Labels) -> bool:
+    """Whether the user painted, filled or erased on a result layer since it was made."""
+    record = result_layer_record(layer)
+    return record is None or bool(record.get("painted"))

@@ -1,0 +1,250 @@
+"""The "Segment" dock widget: any model on the chosen image into an editable Labels layer.
+
+Form fields and short handlers only: the run itself is :mod:`.segment_run` (plan, background
+task, result placement), layer handling is :mod:`.layers`, the model list is
+:mod:`.model_choices`, and the worker is started by :func:`.workers.start_worker`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, Select, SpinBox
+from napari.layers import Image
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from superqt import QCollapsible
+from torch import nn
+
+from ..errors import DeepsegError
+from ..models import model_meta
+from . import guard_triton, workers
+from .layers import SourceSnapshot, channel_axis_choices
+from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
+from .segment_run import ResultPlacer, RunPlan, available_devices, segment_task
+
+if TYPE_CHECKING:
+    import napari
+
+MODEL_FILE_FILTER = "napari-deepseg model (*.pt);;All files (*)"
+_CACHE_SIZE = 2
+
+
+class SegmentWidget(QWidget):
+    """Dock widget: image, model, device, channels, outputs, advanced settings, Run / Cancel."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        guard_triton()  # before the model list imports torchvision (see guard_triton)
+        self.viewer = napari_viewer
+        self.models = ModelChoices()
+        self._cache: dict[tuple, nn.Module] = {}
+        self._worker: Any = None
+        self._placer: ResultPlacer | None = None
+        self._last_model: ModelChoice | None = None
+        self._build_form()
+        self._connect()
+        self._refresh_channels()
+        self._set_running(False)
+
+    # ----- form -----
+    def _build_form(self) -> None:
+        self.image = ComboBox(label="image", choices=self._image_choices, nullable=False)
+        self.channel_axis = ComboBox(label="channel axis", choices=[("none", None)])
+        self.channels = Select(label="channels", choices=[])
+        self.model = ComboBox(label="model", choices=self.models.choices)
+        self.device = ComboBox(label="device", choices=list(available_devices()), value="auto")
+        self.out_classes = CheckBox(text="classes", value=True)
+        self.out_instances = CheckBox(text="instances", value=True)
+        self.out_probabilities = CheckBox(text="probabilities", value=False)
+        outputs = Container(
+            label="output",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.out_classes, self.out_instances, self.out_probabilities],
+        )
+        self.replace = CheckBox(text="replace edited result layers", value=False)
+        self.tile = SpinBox(label="tile (0 = auto)", min=0, max=8192, step=32, value=0)
+        self.overlap = SpinBox(label="overlap (0 = auto)", min=0, max=1024, step=8, value=0)
+        self.tta = CheckBox(text="test-time augmentation (flips)", value=False)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel")
+        self.status = Label(value="ready")
+        self.form = Container(
+            widgets=[self.image, self.channel_axis, self.channels, self.model, self.device, outputs]
+        )
+        self.form.append(self.replace)
+        self.advanced_form = Container(widgets=[self.tile, self.overlap, self.tta])
+        self.advanced = QCollapsible("Advanced", self)
+        self.advanced.addWidget(self.advanced_form.native)
+        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
+        layout = QVBoxLayout(self)
+        for widget in (self.form.native, self.advanced, buttons.native, self.status.native):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        self._disable_absent_devices()
+
+    def _disable_absent_devices(self) -> None:
+        model = self.device.native.model()
+        for row, (_name, present) in enumerate(available_devices().items()):
+            if not present:
+                model.item(row).setEnabled(False)
+
+    def _connect(self) -> None:
+        events = self.viewer.layers.events
+        for emitter in (events.inserted, events.removed, events.moved):
+            emitter.connect(self._on_layers_changed)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._on_layers_changed)
+        events.inserted.connect(lambda e: e.value.events.name.connect(self._on_layers_changed))
+        self.image.changed.connect(self._refresh_channels)
+        self.channel_axis.changed.connect(self._refresh_channel_list)
+        self.model.changed.connect(self._on_model_changed)
+        self.models.on_change(self.model.reset_choices)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+
+    def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _on_layers_changed(self, _event: Any = None) -> None:
+        self.image.reset_choices()
+
+    def _refresh_channels(self, _value: Any = None) -> None:
+        layer = self.image.value
+        choices: list[tuple[str, int | None]] = [("none", None)]
+        if layer is not None and layer.rgb:
+            choices = [("RGB (last axis)", layer.data.ndim - 1)]
+        elif layer is not None:
+            choices += [(f"axis {i} ({layer.data.shape[i]})", i) for i in channel_axis_choices(layer)]
+        self.channel_axis.choices = choices
+        self.channel_axis.value = choices[0][1]
+        self.channel_axis.visible = len(choices) > 1 or bool(layer is not None and layer.rgb)
+        self._refresh_channel_list()
+
+    def _refresh_channel_list(self, _value: Any = None) -> None:
+        layer, axis = self.image.value, self.channel_axis.value
+        if layer is None or axis is None:
+            self.channels.choices = []
+            self.channels.visible = False
+            return
+        names = ["red", "green", "blue", "alpha"] if layer.rgb else []
+        n = layer.data.shape[axis]
+        self.channels.choices = [(names[i] if i < len(names) else f"channel {i}", i) for i in range(n)]
+        self.channels.value = list(range(min(n, 3)))
+        self.channels.visible = True
+
+    def _on_model_changed(self, value: Any) -> None:
+        if value != FILE_ENTRY:
+            self._last_model = value
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model file", "", MODEL_FILE_FILTER)
+        self.model.value = self.models.add(path) if path else self._last_model
+
+    # ----- run -----
+    def plan(self) -> RunPlan:
+        """The run the form describes (raises DeepsegError on a form it cannot run)."""
+        layer, choice = self.image.value, self.model.value
+        if layer is None:
+            raise DeepsegError("no image layer to segment; open an image first")
+        if not isinstance(choice, ModelChoice):
+            raise DeepsegError("no model chosen; pick one or open a model file")
+        outputs = [name for name, box in self._output_boxes().items() if box.value]
+        if not outputs:
+            raise DeepsegError("no output chosen; tick classes, instances or probabilities")
+        has_channels = self.channel_axis.value is not None
+        selected = tuple(sorted(self.channels.value)) if has_channels else None
+        if selected is not None and not selected:
+            raise DeepsegError("no channel selected; select at least one channel")
+        all_channels = selected is not None and len(selected) == len(self.channels.choices)
+        return RunPlan(
+            snapshot=SourceSnapshot.from_layer(layer, self.channel_axis.value),
+            choice=choice,
+            outputs=tuple(outputs),
+            channels=None if all_channels else selected,
+            device=self.device.value,
+            tile=self.tile.value or None,
+            overlap=self.overlap.value or None,
+            tta=self.tta.value,
+            replace=self.replace.value,
+        )
+
+    def _output_boxes(self) -> dict[str, CheckBox]:
+        return {
+            "classes": self.out_classes,
+            "instances": self.out_instances,
+            "probabilities": self.out_probabilities,
+        }
+
+    def run(self, _value: Any = None) -> None:
+        """Start segmenting in the background (the Run button)."""
+        if self._worker is not None:
+            return
+        try:
+            plan = self.plan()
+        except DeepsegError as err:
+            show_error(str(err))
+            return
+        self._placer = ResultPlacer(self.viewer, plan)
+        self._set_running(True, f"running {plan.choice.short_name} on {plan.snapshot.name}")
+        self._worker = workers.start_worker(
+            segment_task,
+            plan,
+            self._cache.get(plan.choice.cache_key()),
+            title=f"Segment {plan.snapshot.name}",
+            on_progress=self._on_progress,
+            on_done=lambda out: self._on_done(plan, out),
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+        )
+
+    def cancel(self, _value: Any = None) -> None:
+        """Stop the run at the next tile batch (the Cancel button)."""
+        if self._worker is not None:
+            self.status.value = "cancelling..."
+            self.cancel_button.enabled = False
+            self._worker.quit()
+
+    def _on_progress(self, event: Any) -> None:
+        total = f"/{event.total}" if event.total else ""
+        self.status.value = f"{event.stage} {event.done}{total}"
+        if self._placer is not None:
+            self._placer.on_plane(event)
+
+    def _on_done(self, plan: RunPlan, out: tuple[nn.Module, Any]) -> None:
+        model, result = out
+        self._remember(plan.choice, model)
+        if self._placer is not None:
+            self._placer.finish(result, model_meta(model))
+            self._placer = None
+
+    def _remember(self, choice: ModelChoice, model: nn.Module) -> None:
+        self._cache.pop(choice.cache_key(), None)
+        self._cache[choice.cache_key()] = model
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+
+    def _on_error(self, err: BaseException) -> None:
+        lines = str(err).strip().splitlines()
+        show_error(f"Segmentation failed: {lines[0] if lines else type(err).__name__}")
+
+    def _on_finished(self) -> None:
+        cancelled = self._placer is not None  # on_done clears it; error or cancel leave it
+        if self._placer is not None:
+            self._placer.discard()
+            self._placer = None
+        if cancelled and self._worker is not None and self._worker.abort_requested:
+            show_info("Segmentation cancelled; no result was added")
+        self._worker = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool, message: str = "ready") -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        self.form.enabled = not running
+        self.status.value = message
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is in progress."""
+        return self._worker is not None

@@ -1,0 +1,279 @@
+"""The Segment dock widget in a real viewer, with real napari workers and tiny models."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from napari.layers import Labels
+from qtpy.QtCore import QTimer
+from scipy import ndimage as ndi
+
+from napari_deepseg._napari import segment_run
+from napari_deepseg._napari import segment_widget as sw
+from napari_deepseg._napari.layers import is_edited
+from napari_deepseg._napari.segment_widget import SegmentWidget
+from napari_deepseg.models import save_model
+from napari_deepseg.progress import Progress
+from napari_deepseg.samples import synthetic_nuclei
+
+WAIT_MS = 60_000
+
+
+def _fake_segment_iter(image, model, *, axes=None, channels=None, outputs=("classes",), **_options):
+    """The engine contract (issue 4) in miniature: per-plane argmax, plane and tile events."""
+    image = np.asarray(image, np.float32)
+    loop = [i for i, a in enumerate(axes) if a not in "CYX"]
+    if "C" in axes:
+        image = image.mean(axis=axes.index("C"))
+        loop = [i if i < axes.index("C") else i - 1 for i in loop]
+    shape = image.shape
+    classes = np.zeros(shape, np.uint8)
+    instances = np.zeros(shape, np.uint32) if "instances" in outputs else None
+    probs = np.zeros((3, *shape), np.float16) if "probabilities" in outputs else None
+    indices = list(np.ndindex(*[shape[i] for i in loop]))
+    for n, index in enumerate(indices):
+        plane = image[index]
+        x = torch.from_numpy((plane - plane.mean()) / (plane.std() + 1e-6))[None, None]
+        with torch.no_grad():
+            p = torch.softmax(model(x), 1)[0].numpy()
+        yield Progress("tiles", n + 1, len(indices))
+        classes[index] = p.argmax(0)
+        if instances is not None:
+            instances[index] = ndi.label(classes[index] == 1)[0]
+        if probs is not None:
+            probs[(slice(None), *index)] = p
+        info = {"index": index, "classes": classes[index]}
+        info["instances"] = None if instances is None else instances[index]
+        yield Progress("planes", n + 1, len(indices), info=info)
+    return SimpleNamespace(classes=classes, instances=instances, probabilities=probs, axes=axes, meta=None)
+
+
+@pytest.fixture(autouse=True)
+def engine(monkeypatch):
+    """The real engine where it exists, else a stand-in that keeps to its contract."""
+    try:
+        from napari_deepseg.inference import segment_iter
+    except ImportError:
+        segment_iter = _fake_segment_iter
+        monkeypatch.setattr(segment_run, "_engine", lambda: segment_iter)
+    return segment_iter
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_unet):
+    return save_model(tmp_path / "tiny.pt", tiny_unet)
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the widget shows with napari's show_error / show_info."""
+    shown: dict[str, list[str]] = {"error": [], "info": []}
+    monkeypatch.setattr(sw, "show_error", lambda msg: shown["error"].append(msg))
+    monkeypatch.setattr(sw, "show_info", lambda msg: shown["info"].append(msg))
+    return shown
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    return viewer, widget
+
+
+def _choose(widget: SegmentWidget, path, model=None):
+    choice = widget.models.add(path)
+    widget.model.value = choice
+    if model is not None:  # pre-load (e.g. a slowed-down model) into the widget's cache
+        widget._remember(choice, model)
+    return choice
+
+
+def _slowed(model, seconds=0.05, favour=None):
+    """``model`` sleeping ``seconds`` per forward call (and predicting class ``favour`` if given)."""
+    forward = model.forward
+
+    def slow_forward(x):
+        time.sleep(seconds)
+        logits = forward(x)
+        if favour is not None:
+            logits[:, favour] += 100.0
+        return logits
+
+    model.forward = slow_forward
+    return model
+
+
+def _run(qtbot, widget):
+    widget.run()
+    assert widget.running
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+
+def test_pickers_follow_layers_and_image_kind(viewer_widget):
+    viewer, widget = viewer_widget
+    assert widget.image.value is None
+    gray = viewer.add_image(np.zeros((32, 32), np.uint16), name="gray")
+    assert widget.image.value is gray
+    assert widget.channel_axis.native.isHidden()
+    assert widget.channels.native.isHidden()
+    rgb = viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="rgb", rgb=True)
+    widget.image.value = rgb
+    assert not widget.channels.native.isHidden()
+    assert widget.channels.value == [0, 1, 2]
+    gray.name = "renamed"
+    assert "renamed" in [widget.image.native.itemText(i) for i in range(widget.image.native.count())]
+    viewer.layers.remove(rgb)
+    assert widget.image.value is gray
+    devices = widget.device.native.model()
+    assert devices.item(1).isEnabled()  # cpu
+    assert devices.item(2).isEnabled() == torch.cuda.is_available()
+
+
+def test_end_to_end_2d(viewer_widget, qtbot, model_file, errors, monkeypatch):
+    viewer, widget = viewer_widget
+    image, _ = synthetic_nuclei((64, 64), seed=2)
+    viewer.add_image(image, name="nuclei", scale=(0.5, 0.25), translate=(3, 4))
+    choice = _choose(widget, model_file)
+    loads = []
+    real_load = type(choice).load
+    monkeypatch.setattr(type(choice), "load", lambda self: loads.append(1) or real_load(self))
+    _run(qtbot, widget)
+    assert errors["error"] == []
+    classes = viewer.layers["nuclei tiny classes"]
+    instances = viewer.layers["nuclei tiny instances"]
+    assert isinstance(classes, Labels)
+    assert classes.data.shape == (64, 64)
+    assert set(np.unique(classes.data)) <= {0, 1, 2}
+    assert instances.data.dtype == np.uint32
+    np.testing.assert_allclose(classes.scale, (0.5, 0.25))
+    np.testing.assert_allclose(instances.translate, (3, 4))
+    assert list(classes.features["class"]) == ["background", "interior", "boundary"]
+    assert classes.editable
+    assert widget.status.value == "ready"
+    assert widget.run_button.enabled
+    _run(qtbot, widget)  # unedited result: replaced in place; model loaded only once (cached)
+    assert loads == [1]
+    assert [layer.name for layer in viewer.layers].count("nuclei tiny classes") == 1
+
+
+def test_edited_labels_are_never_overwritten(viewer_widget, qtbot, model_file, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(synthetic_nuclei((48, 48), seed=4)[0], name="img")
+    _choose(widget, model_file)
+    widget.out_instances.value = False
+    _run(qtbot, widget)
+    first = viewer.layers["img tiny classes"]
+    first.paint((10, 10), 7, refresh=True)
+    painted = first.data.copy()
+    assert is_edited(first)
+    _run(qtbot, widget)
+    np.testing.assert_array_equal(first.data, painted)  # untouched
+    classes_layers = [layer for layer in viewer.layers if layer.name.startswith("img tiny classes")]
+    assert len(classes_layers) == 2
+    widget.replace.value = True
+    _run(qtbot, widget)
+    assert first.data[10, 10] != 7 or not (first.data == painted).all()
+    assert not is_edited(first)
+    assert errors["error"] == []
+
+
+def test_stack_planes_appear_as_they_finish(viewer_widget, qtbot, tiny_unet, model_file, errors):
+    viewer, widget = viewer_widget
+    stack = np.stack([synthetic_nuclei((32, 32), seed=s)[0] for s in range(3)])
+    viewer.add_image(stack, name="stack", scale=(2.0, 1.0, 1.0))
+    _choose(widget, model_file, _slowed(tiny_unet, 0.02, favour=1))
+    widget.out_instances.value = False
+    filled_during_run = []
+    placer_seen = []
+
+    def watch(event):
+        layer = next((lyr for lyr in viewer.layers if lyr.name.endswith("(running)")), None)
+        if layer is not None and event.stage == "planes":
+            placer_seen.append(layer)
+            filled_during_run.append(sum(bool(p.any()) for p in layer.data))
+
+    widget.run()
+    widget._worker.yielded.connect(watch)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert errors["error"] == []
+    assert filled_during_run[:2] == [1, 2]  # planes showed up one by one
+    result = viewer.layers["stack tiny classes"]
+    assert result is placer_seen[0]  # the live layer became the result
+    assert result.data.shape == (3, 32, 32)
+    np.testing.assert_allclose(result.scale, (2.0, 1.0, 1.0))
+    assert not any(layer.name.endswith("(running)") for layer in viewer.layers)
+
+
+def test_cancel_mid_run(viewer_widget, qtbot, tiny_unet, model_file, errors):
+    viewer, widget = viewer_widget
+    stack = np.stack([synthetic_nuclei((32, 32), seed=s)[0] for s in range(8)])
+    viewer.add_image(stack, name="stack")
+    _choose(widget, model_file, _slowed(tiny_unet, 0.2))
+    events = []
+    widget.run()
+    widget._worker.yielded.connect(events.append)
+    qtbot.waitUntil(lambda: len(events) >= 1, timeout=WAIT_MS)
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    planes_done = max((e.done for e in events if e.stage == "planes"), default=0)
+    assert planes_done < 8
+    assert not [layer for layer in viewer.layers if isinstance(layer, Labels)]
+    assert len(errors["info"]) == 1
+    assert "cancelled" in errors["info"][0]
+    assert widget.status.value == "ready"
+    assert widget.run_button.enabled
+
+
+def test_corrupt_model_file_is_a_notification(viewer_widget, qtbot, tmp_path, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(np.zeros((32, 32), np.uint16), name="img")
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model at all")
+    _choose(widget, bad)
+    _run(qtbot, widget)
+    assert len(errors["error"]) == 1
+    assert "broken.pt" in errors["error"][0]
+    assert "\n" not in errors["error"][0]
+    assert not [layer for layer in viewer.layers if isinstance(layer, Labels)]
+    assert widget.status.value == "ready"
+    assert widget.run_button.enabled
+
+
+def test_source_renamed_and_deleted_mid_run(viewer_widget, qtbot, tiny_unet, model_file, errors):
+    viewer, widget = viewer_widget
+    image = synthetic_nuclei((48, 48), seed=5)[0]
+    source = viewer.add_image(image, name="src", scale=(3.0, 2.0))
+    _choose(widget, model_file, _slowed(tiny_unet, 0.3))
+    widget.out_instances.value = False
+    widget.run()
+    source.name = "renamed"
+    viewer.add_image(np.zeros((10, 10)), name="src", scale=(9.0, 9.0))  # a decoy with the old name
+    viewer.layers.remove(source)
+    assert widget.running
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert errors["error"] == []
+    result = viewer.layers["src tiny classes"]
+    assert result.data.shape == (48, 48)
+    np.testing.assert_allclose(result.scale, (3.0, 2.0))
+
+
+def test_gui_processes_events_during_a_run(viewer_widget, qtbot, tiny_unet, model_file, errors):
+    viewer, widget = viewer_widget
+    stack = np.stack([synthetic_nuclei((32, 32), seed=s)[0] for s in range(4)])
+    viewer.add_image(stack, name="stack")
+    _choose(widget, model_file, _slowed(tiny_unet, 0.1))
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(widget.running))
+    timer.start(10)
+    try:
+        _run(qtbot, widget)
+    finally:
+        timer.stop()
+    assert errors["error"] == []
+    assert sum(ticks) >= 10  # the event loop ran many times while the worker segmented
