@@ -16,7 +16,7 @@ from .. import __version__
 from ..progress import Cancelled
 
 # subcommand modules, in the order shown by --help
-COMMANDS = ["models", "evaluate", "predict"]
+COMMANDS = ["models", "evaluate", "predict", "demo", "train"]
 
 
 class _Parser(argparse.ArgumentParser):
