@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 REVIEWED_KEY = "deepseg_reviewed"
 RECTANGLES_KEY = "deepseg_reviewed_rectangles"
-_LINK_KEY = "deepseg_reviewed_of"  # Shapes layer metadata: id() of the Labels layer it marks
+LINK_KEY = "deepseg_reviewed_of"  # Shapes layer metadata: id() of the Labels layer it marks
 REVIEWED_STYLE = {"face_color": "#2ca02c33", "edge_color": "#2ca02c", "edge_width": 2}
 
 
@@ -83,14 +83,19 @@ def sync_mask(shapes: Shapes, labels: Labels) -> np.ndarray | None:
 def find_reviewed_shapes(viewer: napari.Viewer, labels: Labels) -> Shapes | None:
     """The Shapes layer linked to ``labels`` (see :func:`link_reviewed`), if it is in the viewer."""
     for layer in viewer.layers:
-        if isinstance(layer, Shapes) and layer.metadata.get(_LINK_KEY) == id(labels):
+        if isinstance(layer, Shapes) and layer.metadata.get(LINK_KEY) == id(labels):
             return layer
     return None
 
 
+def is_reviewed_shapes(layer: Any) -> bool:
+    """Whether ``layer`` is a Shapes layer holding some Labels layer's reviewed rectangles."""
+    return isinstance(layer, Shapes) and LINK_KEY in layer.metadata
+
+
 def link_reviewed(shapes: Shapes, labels: Labels) -> None:
     """Keep ``labels``' reviewed mask equal to the rectangles of ``shapes`` from now on."""
-    shapes.metadata[_LINK_KEY] = id(labels)
+    shapes.metadata[LINK_KEY] = id(labels)
     shapes.events.data.connect(lambda _event=None: sync_mask(shapes, labels))
 
 

@@ -1,0 +1,385 @@
+"""The "Correct" dock widget: object-level edits of a Labels layer, each one undo step.
+
+Form fields plus short handlers: every edit calls a :mod:`napari_deepseg.correction` function
+with ``apply=False`` and writes its :class:`~napari_deepseg.correction.Edit` with
+``layer.data_setitem`` (one entry in the layer's undo history: ctrl-z restores it exactly).
+Edits act on what is shown: the current plane in 2D view, the current volume in 3D view.
+Geometry (seeds, cut lines, selection clicks) is :mod:`.correct_tools`; reviewed regions are
+:mod:`.reviewed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from napari.layers import Labels, Points, Shapes
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from ..correction import (
+    Edit,
+    delete_labels,
+    fill_holes,
+    merge_labels,
+    relabel_sequential,
+    remove_small,
+    split_label,
+    split_label_by_line,
+)
+from ..correction.reviewed import load_reviewed, save_labels_and_reviewed
+from ..errors import DeepsegError
+from . import correct_tools as tools
+from . import reviewed as rv
+
+if TYPE_CHECKING:
+    import napari
+
+LABELS_FILTER = "TIFF labels (*.tif *.tiff)"
+SIDECAR_FILTER = "Reviewed mask (*.reviewed.npz);;All files (*)"
+
+# key -> (method name, what it does); bound on the viewer while the widget exists
+SHORTCUTS: dict[str, tuple[str, str]] = {
+    "Shift-M": ("merge", "merge the selected objects"),
+    "Shift-D": ("delete_under_cursor", "delete the object under the cursor"),
+    "Shift-S": ("split_by_seeds", "split the object under the seeds"),
+    "Shift-C": ("cut_by_line", "cut an object along the last drawn line"),
+    "Shift-H": ("fill", "fill holes (of the selected objects, or all)"),
+    "Shift-R": ("mark_view", "mark the current view as reviewed"),
+    "Shift-X": ("clear_selection", "clear the selection"),
+}
+
+
+def _tip(method: str, text: str) -> str:
+    key = next((k for k, (m, _) in SHORTCUTS.items() if m == method), None)
+    return f"{text} [{key}]" if key else text
+
+
+class CorrectWidget(QWidget):
+    """Dock widget: labels layer, selection, merge/delete/split/cut, cleanup, reviewed regions."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.selection: list[int] = []
+        self._hooked: Labels | None = None
+        self._build_form()
+        self._connect()
+        self._bind_keys()
+        self._on_labels_changed()
+
+    # ----- form -----
+    def _button(self, text: str, method: str, tip: str) -> PushButton:
+        button = PushButton(text=text, tooltip=_tip(method, tip))
+        button.changed.connect(lambda _v=None: getattr(self, method)())
+        return button
+
+    def _build_form(self) -> None:
+        self.labels = ComboBox(label="labels", choices=partial(self._choices, Labels), nullable=False)
+        self.labels.tooltip = "The Labels layer the tools edit (ctrl-z in napari undoes each edit)"
+        self.selected = Label(value="selected: none (shift-click objects)")
+        self.selected.tooltip = "Shift-click an object in the labels layer to (de)select it"
+        self.points = ComboBox(label="seeds", choices=partial(self._choices, Points))
+        self.shapes = ComboBox(label="cut lines", choices=self._line_choices)
+        self.min_size = SpinBox(label="min size (px)", min=1, max=10**7, value=30)
+        self.status = Label(value="ready")
+        b = self._button
+        rows = [
+            [b("Merge", "merge", "merge the selected objects into one"),
+             b("Delete", "delete_selected", "delete the selected objects"),
+             b("Clear", "clear_selection", "clear the selection")],
+            [b("Split by seeds", "split_by_seeds",
+               "split the object under the seeds (two or more points of the seeds layer)")],
+            [b("Cut along line", "cut_by_line", "cut an object along the last line in the cut-lines layer")],
+            [b("Remove small", "remove_small_objects", "delete objects smaller than the minimum size")],
+            [b("Fill holes", "fill", "fill holes of the selected objects (or of all)"),
+             b("Relabel 1..N", "relabel", "renumber all objects 1..N (whole layer)")],
+        ]  # fmt: skip
+        reviewed = [
+            [b("Draw reviewed", "draw_reviewed", "draw rectangles over the regions you checked"),
+             b("Mark view reviewed", "mark_view", "add the visible canvas as a reviewed rectangle")],
+            [b("Clear reviewed", "clear_reviewed", "forget the reviewed regions of this layer"),
+             b("Load mask...", "load_dialog", "load a .reviewed.npz mask saved with these labels")],
+            [b("Save labels + reviewed mask...", "save_dialog",
+               "write the labels TIFF and <file>.reviewed.npz next to it")],
+        ]  # fmt: skip
+        layout = QVBoxLayout(self)
+        form = Container(widgets=[self.labels, self.selected])
+        layout.addWidget(form.native)
+        for i, row in enumerate(rows):
+            if i == 1:
+                layout.addWidget(Container(widgets=[self.points, self.shapes, self.min_size]).native)
+            layout.addWidget(Container(layout="horizontal", labels=False, widgets=row).native)
+        layout.addWidget(Label(value="<b>Reviewed regions</b>").native)
+        for row in reviewed:
+            layout.addWidget(Container(layout="horizontal", labels=False, widgets=row).native)
+        layout.addWidget(self.status.native)
+        layout.addStretch(1)
+        self.setToolTip("Shortcuts: " + "; ".join(f"{k}: {t}" for k, (_, t) in SHORTCUTS.items()))
+
+    def _choices(self, kind: type, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, kind)]
+
+    def _line_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [(n, layer) for n, layer in self._choices(Shapes) if not rv.is_reviewed_shapes(layer)]
+
+    def _connect(self) -> None:
+        events = self.viewer.layers.events
+        for emitter in (events.inserted, events.removed, events.moved):
+            emitter.connect(self._reset_choices)
+        events.inserted.connect(lambda e: e.value.events.name.connect(self._reset_choices))
+        self.viewer.layers.selection.events.active.connect(self._follow_active)
+        self.labels.changed.connect(self._on_labels_changed)
+
+    def _bind_keys(self) -> None:
+        for key, (method, _) in SHORTCUTS.items():
+            self.viewer.bind_key(key, partial(_call_if_alive, self, method), overwrite=True)
+        self.destroyed.connect(partial(_unbind_keys, self.viewer))
+
+    def _reset_choices(self, _event: Any = None) -> None:
+        for combo in (self.labels, self.points, self.shapes):
+            combo.reset_choices()
+
+    def _follow_active(self, event: Any) -> None:
+        if isinstance(event.value, Labels) and event.value is not self.labels.value:
+            self.labels.value = event.value
+
+    def _on_labels_changed(self, _value: Any = None) -> None:
+        if self._hooked is not None and self._on_click in self._hooked.mouse_drag_callbacks:
+            self._hooked.mouse_drag_callbacks.remove(self._on_click)
+        self._hooked = self.labels.value
+        if self._hooked is not None:
+            self._hooked.mouse_drag_callbacks.append(self._on_click)
+        self._set_selection([])
+
+    # ----- selection -----
+    def _on_click(self, layer: Labels, event: Any) -> None:
+        if event.type != "mouse_press" or "Shift" not in event.modifiers:
+            return
+        value = tools.value_at(layer, event.position, event.view_direction, event.dims_displayed)
+        if not value:
+            return
+        ids = [i for i in self.selection if i != value]
+        self._set_selection(ids if len(ids) < len(self.selection) else [*self.selection, value])
+
+    def _set_selection(self, ids: list[int]) -> None:
+        self.selection = ids
+        text = ", ".join(map(str, ids)) if ids else "none (shift-click objects)"
+        self.selected.value = f"selected: {text}"
+
+    def clear_selection(self) -> None:
+        """Forget the selected objects."""
+        self._set_selection([])
+
+    # ----- edits -----
+    def _layer(self) -> Labels:
+        layer = self.labels.value
+        if not isinstance(layer, Labels):
+            raise DeepsegError("no Labels layer chosen; open or create a Labels layer and choose it")
+        if layer.multiscale:
+            raise DeepsegError(f"{layer.name!r} is multiscale; correct a single-scale Labels layer")
+        return layer
+
+    def _apply(self, func: Callable[..., Edit], *args: Any, whole: bool = False, **kwargs: Any) -> Edit:
+        layer = self._layer()
+        plane = None if whole else tools.current_plane(self.viewer, layer)
+        edit = func(layer.data, *args, plane=plane, apply=False, **kwargs)
+        if edit.changed:
+            layer.data_setitem(edit.indices, edit.values)
+        return edit
+
+    def _guarded(self, action: Callable[[], str]) -> bool:
+        """Run ``action`` (returns a status line); show its error as a notification instead."""
+        try:
+            message = action()
+        except ValueError as err:  # DeepsegError and the core's one-line ValueErrors
+            self.status.value = f"not done: {err}"
+            show_error(str(err))
+            return False
+        self.status.value = message
+        return True
+
+    def merge(self) -> bool:
+        """Merge the selected objects into the first one selected."""
+
+        def action() -> str:
+            edit = self._apply(merge_labels, self.selection)
+            self._set_selection([])
+            return f"merged {list(edit.ids)} into {edit.new_ids[0]}"
+
+        return self._guarded(action)
+
+    def delete_selected(self) -> bool:
+        """Delete the selected objects."""
+
+        def action() -> str:
+            edit = self._apply(delete_labels, self.selection)
+            self._set_selection([])
+            return f"deleted {list(edit.ids)}"
+
+        return self._guarded(action)
+
+    def delete_under_cursor(self) -> bool:
+        """Delete the object under the mouse cursor."""
+
+        def action() -> str:
+            layer = self._layer()
+            value = tools.value_under_cursor(self.viewer, layer)
+            if not value:
+                raise DeepsegError("no object under the cursor; point at an object and press Shift-D")
+            self._apply(delete_labels, [value])
+            self._set_selection([i for i in self.selection if i != value])
+            return f"deleted {value}"
+
+        return self._guarded(action)
+
+    def split_by_seeds(self) -> bool:
+        """Split the object under the seed points (two or more) of the seeds layer."""
+
+        def action() -> str:
+            layer, points = self._layer(), self.points.value
+            if points is None:
+                self.points.value = tools.new_seeds_layer(self.viewer, layer)
+                return "click two or more seeds inside one object, then Split by seeds"
+            plane = tools.current_plane(self.viewer, layer)
+            seeds, rows = tools.points_in_plane(points, layer, plane)
+            label_id = tools.seeded_object(layer, seeds, plane)
+            edit = self._apply(split_label, label_id, seeds)
+            tools.remove_points(points, rows)
+            return f"split {label_id} into {list(edit.new_ids)}"
+
+        return self._guarded(action)
+
+    def cut_by_line(self) -> bool:
+        """Cut an object along the last line or path of the cut-lines layer."""
+
+        def action() -> str:
+            layer, shapes = self._layer(), self.shapes.value
+            if shapes is None:
+                self.shapes.value = tools.new_lines_layer(self.viewer, layer)
+                return "draw a line across the object, then Cut along line"
+            plane = tools.current_plane(self.viewer, layer)
+            if self.viewer.dims.ndisplay != 2:
+                raise DeepsegError("cut along a line in 2D view; switch the viewer to 2D")
+            index, line = tools.last_line(shapes, layer, plane)
+            label_id = tools.crossed_object(layer, line, plane, self.selection)
+            edit = self._apply(split_label_by_line, label_id, line)
+            tools.remove_shape(shapes, index)
+            return f"cut {label_id} into {list(edit.new_ids)}"
+
+        return self._guarded(action)
+
+    def remove_small_objects(self) -> bool:
+        """Delete objects smaller than the minimum size (in the plane or volume shown)."""
+        return self._guarded(
+            lambda: f"removed {len(self._apply(remove_small, self.min_size.value).ids)} small objects"
+        )
+
+    def fill(self) -> bool:
+        """Fill holes of the selected objects, or of every object when none is selected."""
+        ids = list(self.selection) or None
+        return self._guarded(lambda: f"filled holes of {len(self._apply(fill_holes, ids).ids)} objects")
+
+    def relabel(self) -> bool:
+        """Renumber the objects of the whole layer 1..N."""
+
+        def action() -> str:
+            edit = self._apply(relabel_sequential, whole=True)
+            self._set_selection([])
+            return f"renumbered {len(edit.ids)} objects"
+
+        return self._guarded(action)
+
+    # ----- reviewed regions -----
+    def draw_reviewed(self) -> bool:
+        """Select the labels' reviewed-rectangles layer (created if needed) in rectangle mode."""
+
+        def action() -> str:
+            shapes = rv.reviewed_shapes_layer(self.viewer, self._layer())
+            self.viewer.layers.selection.active = shapes
+            shapes.mode = "add_rectangle"
+            return "draw rectangles over the regions you checked"
+
+        return self._guarded(action)
+
+    def mark_view(self) -> bool:
+        """Add the visible canvas extent as a reviewed rectangle."""
+        return self._guarded(lambda: self._reviewed_status(rv.mark_view_reviewed(self.viewer, self._layer())))
+
+    def _reviewed_status(self, _: Any = None) -> str:
+        mask = rv.reviewed_mask_for(self._layer())
+        return "nothing reviewed" if mask is None else f"reviewed: {100 * mask.mean():.1f}% of the layer"
+
+    def clear_reviewed(self) -> bool:
+        """Forget this layer's reviewed regions (the rectangles and the mask)."""
+
+        def action() -> str:
+            layer = self._layer()
+            shapes = rv.find_reviewed_shapes(self.viewer, layer)
+            if shapes is not None:
+                self.viewer.layers.remove(shapes)
+            rv.set_reviewed_mask(layer, None)
+            return "nothing reviewed"
+
+        return self._guarded(action)
+
+    def save_to(self, path: str | Path) -> bool:
+        """Write the labels as a TIFF at ``path`` and the reviewed mask as ``<path>.reviewed.npz``."""
+
+        def action() -> str:
+            layer = self._layer()
+            rects = layer.metadata.get(rv.RECTANGLES_KEY, [])
+            written = save_labels_and_reviewed(
+                path, np.asarray(layer.data), rv.reviewed_mask_for(layer), rects
+            )
+            show_info("saved " + " and ".join(p.name for p in written))
+            return f"saved {written[0]}"
+
+        return self._guarded(action)
+
+    def load_from(self, path: str | Path) -> bool:
+        """Load a reviewed mask (a labels file's sidecar or the ``.reviewed.npz`` itself)."""
+
+        def action() -> str:
+            layer = self._layer()
+            loaded = load_reviewed(path)
+            if loaded is None:
+                raise DeepsegError(f"no reviewed mask at {path}; pick a *.reviewed.npz file")
+            shapes = rv.find_reviewed_shapes(self.viewer, layer)
+            if shapes is not None:
+                self.viewer.layers.remove(shapes)
+            rv.set_reviewed_mask(layer, *loaded)
+            if loaded[1]:
+                rv.reviewed_shapes_layer(self.viewer, layer)
+            return self._reviewed_status()
+
+        return self._guarded(action)
+
+    def save_dialog(self) -> None:
+        """Ask for a file name and save (the "Save labels + reviewed mask..." button)."""
+        name = getattr(self.labels.value, "name", "labels")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save labels + reviewed mask", f"{name}.tif", LABELS_FILTER
+        )
+        if path:
+            self.save_to(path)
+
+    def load_dialog(self) -> None:
+        """Ask for a sidecar file and load it (the "Load mask..." button)."""
+        path, _ = QFileDialog.getOpenFileName(self, "Load reviewed mask", "", SIDECAR_FILTER)
+        if path:
+            self.load_from(path)
+
+
+def _call_if_alive(widget: CorrectWidget, method: str, _viewer: Any = None) -> None:
+    """Key handler: call ``widget.method`` (the keys are unbound when the widget is destroyed)."""
+    getattr(widget, method)()
+
+
+def _unbind_keys(viewer: Any, _obj: Any = None) -> None:
+    for key in SHORTCUTS:
+        viewer.bind_key(key, None)
