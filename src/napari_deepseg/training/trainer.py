@@ -75,7 +75,7 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_score: float | None = None
         self.best_epoch: int | None = None
-        self.elapsed = 0.0
+        self.elapsed, self._busy = 0.0, False
         if state is not None:
             self._restore(state)
 
@@ -96,7 +96,7 @@ class Trainer:
                     break
                 loss = self._train_step()
                 yield self._step_event(loss)
-        except GeneratorExit:
+        except (GeneratorExit, KeyboardInterrupt):
             self._on_stop()
             raise
         finally:
@@ -109,6 +109,7 @@ class Trainer:
         return sum(1 for h in self.history if h["epoch"] >= 1)
 
     def _train_step(self) -> float:
+        self._busy = True  # a KeyboardInterrupt before the end leaves a half-done step
         x, y = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
         x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
         self.model.train()
@@ -127,6 +128,7 @@ class Trainer:
         self.step += 1
         value = float(loss.detach())
         self.epoch_losses.append(value)
+        self._busy = False
         return value
 
     def _step_event(self, loss: float) -> Progress:
@@ -280,8 +282,13 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
 
     def _on_stop(self) -> None:
-        """Stopped from outside: keep a resumable checkpoint and the best model so far."""
-        self._save_checkpoint()
+        """Stopped from outside: keep a resumable checkpoint and the best model so far.
+
+        After an interrupt in the middle of a step the state is not resumable, so the last
+        epoch's checkpoint is kept as it is.
+        """
+        if not self._busy:
+            self._save_checkpoint()
         self._save_output(stopped=True)
 
     def _release(self) -> None:

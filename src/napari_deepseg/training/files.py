@@ -1,0 +1,108 @@
+"""Training pairs from files: list images and labels (folder, glob or file) and pair them by name.
+
+Pairing key: the file name without image suffixes (``a.ome.tif`` -> ``a``), lower-cased, with
+trailing role tags removed from either side (``_labels``, ``_mask(s)``, ``_seg``,
+``_segmentation``, ``_instances``, ``_gt``, ``_truth``, ``_annotation(s)``, ``_classes``,
+``_image``, ``_img``; also after ``-`` or ``.``), as ``deepseg evaluate`` pairs files.
+So ``cell01.tif`` pairs with ``cell01_labels.tif`` or ``cell01_mask.png`` in another folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DeepsegError
+from ..io import IMAGE_SUFFIXES, image_stem, is_zarr_path, read_image
+from .data import TrainingPair
+
+_SUFFIX = re.compile(
+    r"[_.\-](labels?|masks?|seg|segmentation|instances?|gt|truth|ground_truth|annotations?|classes|image|img)$",
+    re.IGNORECASE,
+)
+
+
+def pairing_key(path: str | os.PathLike) -> str:
+    """The name both an image and its labels reduce to (see the module docstring)."""
+    key = image_stem(path)
+    while (stripped := _SUFFIX.sub("", key)) and stripped != key:
+        key = stripped
+    return key.lower()
+
+
+def list_images(spec: str | os.PathLike) -> list[Path]:
+    """Image files named by a folder, a glob pattern or a single file (sorted)."""
+    text = str(spec)
+    path = Path(text)
+    if path.is_dir() and not is_zarr_path(path):
+        found = [p for p in sorted(path.iterdir()) if _is_image(p)]
+    elif path.exists():
+        found = [path]
+    else:
+        found = [Path(p) for p in sorted(glob.glob(text)) if _is_image(Path(p))]
+    if not found:
+        raise DeepsegError(f"no image files found for {text!r}; give a folder, a glob pattern or a file")
+    return found
+
+
+def _is_image(path: Path) -> bool:
+    name = path.name.lower()
+    return not name.startswith(".") and (name.endswith(IMAGE_SUFFIXES) or is_zarr_path(path))
+
+
+def pair_files(
+    images: str | os.PathLike, labels: str | os.PathLike
+) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pair image and label files by :func:`pairing_key`.
+
+    Returns:
+        ``(pairs, unpaired)``: (image, labels) paths sorted by image name, and the files of
+        either side that have no partner.
+
+    Raises:
+        DeepsegError: no pair at all, or two files of one side share a key.
+    """
+    image_files, label_files = list_images(images), list_images(labels)
+    by_key = {}
+    for side, files in (("image", image_files), ("label", label_files)):
+        keys: dict[str, Path] = {}
+        for f in files:
+            key = pairing_key(f)
+            if key in keys:
+                raise DeepsegError(
+                    f"{side} files {keys[key].name} and {f.name} both pair as {key!r}; rename one"
+                )
+            keys[key] = f
+        by_key[side] = keys
+    common = sorted(set(by_key["image"]) & set(by_key["label"]))
+    unpaired = [p for side in by_key.values() for k, p in side.items() if k not in common]
+    if not common:
+        raise DeepsegError(
+            f"no image in {images} has a label file of the same name in {labels} "
+            "(names may differ by a suffix like _labels or _mask)"
+        )
+    return [(by_key["image"][k], by_key["label"][k]) for k in common], unpaired
+
+
+def read_pair(image_path: Path, labels_path: Path) -> TrainingPair:
+    """Read one pair into memory: image as (..., H, W) or (..., H, W, C), labels (..., H, W)."""
+    image, axes = read_image(image_path)
+    image = _channels_last(np.asarray(image), axes)
+    labels, laxes = read_image(labels_path)
+    labels = np.asarray(labels)
+    if "C" in laxes and labels.shape[laxes.index("C")] == 1:
+        labels = np.squeeze(labels, axis=laxes.index("C"))
+    return TrainingPair(image, labels, None, str(image_path))
+
+
+def _channels_last(image: np.ndarray, axes: str) -> np.ndarray:
+    if "C" not in axes:
+        return image
+    c = axes.index("C")
+    if image.shape[c] == 1:
+        return np.squeeze(image, axis=c)
+    return np.moveaxis(image, c, -1)

@@ -1,0 +1,71 @@
+"""``deepseg train`` end to end on tiny files, and file pairing by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_deepseg.cli import main
+from napari_deepseg.errors import DeepsegError
+from napari_deepseg.models import load_model
+from napari_deepseg.samples import synthetic_nuclei
+from napari_deepseg.training.files import pair_files, pairing_key, read_pair
+
+
+def _write_pairs(tmp_path, n=2, size=48):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for i in range(n):
+        image, labels = synthetic_nuclei((size, size), seed=10 + i)
+        tifffile.imwrite(tmp_path / "img" / f"cell{i}.tif", image)
+        tifffile.imwrite(tmp_path / "lab" / f"cell{i}_labels.tif", labels)
+
+
+def test_pairing_key_tolerates_label_suffixes():
+    assert pairing_key("a/cell01.tif") == pairing_key("b/cell01_labels.tif") == "cell01"
+    assert pairing_key("Cell01_Mask.png") == "cell01"
+    assert pairing_key("x.ome.tif") == pairing_key("x-seg.tiff") == "x"
+
+
+def test_pair_files_reports_unpaired_and_errors(tmp_path):
+    _write_pairs(tmp_path)
+    tifffile.imwrite(tmp_path / "img" / "lonely.tif", np.zeros((8, 8), np.uint8))
+    pairs, unpaired = pair_files(tmp_path / "img", str(tmp_path / "lab" / "*.tif"))
+    assert [p[0].name for p in pairs] == ["cell0.tif", "cell1.tif"]
+    assert [p.name for p in unpaired] == ["lonely.tif"]
+    pair = read_pair(*pairs[0])
+    assert pair.image.shape == pair.labels.shape == (48, 48)
+    with pytest.raises(DeepsegError, match="no image files"):
+        pair_files(tmp_path / "nothing", tmp_path / "lab")
+    with pytest.raises(DeepsegError, match="no image in"):
+        pair_files(tmp_path / "img" / "lonely.tif", tmp_path / "lab")
+
+
+def test_cli_train_end_to_end(tmp_path, capsys):
+    _write_pairs(tmp_path)
+    out = tmp_path / "model.pt"
+    args = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "-o", str(out)]
+    args += ["--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32"]
+    args += ["--base-width", "4", "--val-fraction", "0.25", "--precision", "fp32"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "mean IoU" in printed
+    assert "wrote" in printed
+    rows = [line for line in printed.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 3  # epochs 0 (starting model), 1, 2
+    model = load_model(out)
+    assert model.deepseg_meta.provenance["epochs"] == 2
+    assert (tmp_path / "model.pt.ckpt").exists()
+    # resume a finished run: nothing left to do, same model written again
+    assert main([*args, "--resume", str(tmp_path / "model.pt.ckpt")]) == 0
+
+
+def test_cli_train_bad_input_is_one_line(tmp_path, capsys):
+    _write_pairs(tmp_path, n=1)
+    tifffile.imwrite(tmp_path / "lab" / "cell0_labels.tif", np.zeros((48, 48), np.float32))
+    code = main(["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "-o", "x.pt"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1
+    assert last.startswith("deepseg: error: labels of ")
+    assert "floating point" in last
