@@ -250,6 +250,7 @@ def test_reviewed_regions_mark_view_save_and_load(setup, shown, tmp_path):
     assert mask.sum() == 50
     assert mask[:5, :10].all()
     assert "cells reviewed" not in [n for n, _ in widget._line_choices()]
+    assert widget.shapes.value is None  # not offered as a cut-lines layer
     viewer.reset_view()
     assert widget.mark_view()
     assert reviewed_mask_for(layer).all()  # the whole layer is in view

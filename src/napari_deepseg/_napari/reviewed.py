@@ -118,8 +118,8 @@ def reviewed_shapes_layer(viewer: napari.Viewer, labels: Labels) -> Shapes:
         translate=labels.translate,
         **REVIEWED_STYLE,
     )
+    link_reviewed(shapes, labels)  # before adding: layer pickers already see it as reviewed
     viewer.add_layer(shapes)
-    link_reviewed(shapes, labels)
     return shapes
 
 
