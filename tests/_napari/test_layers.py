@@ -116,3 +116,6 @@ def test_bundled_default_leads(monkeypatch, tmp_path):
     entries = ModelChoices().entries()
     assert entries[0] == ModelChoice("bundled", "nuclei")
     assert entries[0].label == "nuclei (bundled)"
+    assert entries[1] == ModelChoice("bundled", "a")
+    pretrained = [e for e in entries if e.kind == "pretrained"]
+    assert ModelChoice("pretrained", "deeplabv3_resnet50_coco") in pretrained

@@ -244,6 +244,18 @@ def test_corrupt_model_file_is_a_notification(viewer_widget, qtbot, tmp_path, er
     assert widget.run_button.enabled
 
 
+def test_pretrained_weights_missing_offline(viewer_widget, qtbot, tmp_path, errors, monkeypatch):
+    viewer, widget = viewer_widget
+    monkeypatch.setenv("DEEPSEG_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="photo", rgb=True)
+    widget.model.value = next(c for c in widget.models.entries() if c.ref == "deeplabv3_resnet50_coco")
+    _run(qtbot, widget)
+    assert len(errors["error"]) == 1
+    assert ".pth" in errors["error"][0]  # names the weights file to place in the cache
+    assert widget.status.value == "ready"
+
+
 def test_source_renamed_and_deleted_mid_run(viewer_widget, qtbot, tiny_unet, model_file, errors):
     viewer, widget = viewer_widget
     image = synthetic_nuclei((48, 48), seed=5)[0]

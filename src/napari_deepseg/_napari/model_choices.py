@@ -1,4 +1,4 @@
-"""The model picker's list: bundled models, zoo architectures with pretrained weights, model files.
+"""The model picker's list: bundled models, ready pretrained zoo models, model files.
 
 A :class:`ModelChoices` object is owned by each widget (no module-level state). Model files
 chosen with "model file..." or registered at runtime (e.g. by the Fine-tune widget, through
@@ -16,6 +16,7 @@ from typing import Any, Literal
 from torch import nn
 
 from .. import models
+from ..models.pretrained import READY_MODELS
 
 FILE_ENTRY = "model file..."
 
@@ -25,15 +26,14 @@ class ModelChoice:
     """One entry of the model picker.
 
     Attributes:
-        kind: ``"bundled"`` (by name), ``"file"`` (a path) or ``"pretrained"`` (architecture
-            with named pretrained weights).
-        ref: the bundled name, the file path, or the architecture name.
-        weights: the pretrained weights' name (``"pretrained"`` only).
+        kind: ``"bundled"`` (a model file shipped in the package), ``"pretrained"`` (a zoo
+            architecture with ready pretrained weights, e.g. ``deeplabv3_resnet50_coco``) or
+            ``"file"`` (a model file on disk).
+        ref: the bundled or pretrained model's name, or the file path.
     """
 
     kind: Literal["bundled", "file", "pretrained"]
     ref: str
-    weights: str = ""
 
     @property
     def label(self) -> str:
@@ -41,7 +41,7 @@ class ModelChoice:
         if self.kind == "bundled":
             return f"{self.ref} (bundled)"
         if self.kind == "pretrained":
-            return f"{self.ref} ({self.weights} weights)"
+            return f"{self.ref} (pretrained)"
         return Path(self.ref).name
 
     @property
@@ -59,28 +59,23 @@ class ModelChoice:
             except OSError:
                 return (self.kind, self.ref, None)
             return (self.kind, self.ref, stat.st_mtime_ns, stat.st_size)
-        return (self.kind, self.ref, self.weights)
+        return (self.kind, self.ref)
 
     def load(self) -> nn.Module:
-        """Load the model (CPU, eval mode); raises ``ModelFileError``/``DeepsegError`` on problems."""
-        if self.kind == "pretrained":
-            return _load_pretrained(self.ref, self.weights)
+        """Load the model (CPU, eval mode); raises ``ModelFileError``/``DeepsegError`` on problems.
+
+        Pretrained weights are read from torch's hub cache (downloaded once where there is a
+        network; offline the error names the file to place there).
+        """
         return models.load_model(self.ref)
-
-
-def _load_pretrained(arch: str, weights: str) -> nn.Module:
-    """An architecture with its registered pretrained weights (see ``models`` for the weights)."""
-    loader: Callable[..., nn.Module] | None = getattr(models, "load_pretrained", None)
-    if loader is not None:
-        return loader(arch, weights).eval()
-    return models.build_model(arch, pretrained=weights).eval()
 
 
 class ModelChoices:
     """The model picker's entries, in display order.
 
     Bundled models first (the default ``nuclei`` model leads when present), then zoo
-    architectures with pretrained weights, then model files added at runtime.
+    architectures with ready pretrained weights (``models.pretrained.READY_MODELS``: whole
+    segmentation models, not ImageNet-only encoders), then model files added at runtime.
     """
 
     def __init__(self) -> None:
@@ -91,8 +86,7 @@ class ModelChoices:
         """All model entries (without the "model file..." action)."""
         bundled = sorted(models.bundled_models(), key=lambda name: (name != "nuclei", name))
         out = [ModelChoice("bundled", name) for name in bundled]
-        for entry in models.list_models():
-            out += [ModelChoice("pretrained", entry["name"], w) for w in entry.get("pretrained", ())]
+        out += [ModelChoice("pretrained", name) for name in READY_MODELS]
         return out + list(self._files)
 
     def choices(self, _widget: Any = None) -> list[tuple[str, ModelChoice | str]]:
