@@ -1,17 +1,19 @@
-"""Starting model, head replacement, device and precision choice for fine-tuning."""
+"""Starting model, head replacement, device and precision choice for fine-tuning.
+
+Devices resolve as in inference (:func:`napari_deepseg.inference.device.resolve_device`).
+"""
 
 from __future__ import annotations
 
 import copy
 import os
 from dataclasses import replace
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import DeepsegError
+from ..inference.device import cpu_has_native_bf16, resolve_device
 from ..models import ModelMeta, build_model, load_model, model_meta
 from ..models.modelfile import PALETTE
 
@@ -86,31 +88,6 @@ def grow_head(model: nn.Module, num_classes: int, class_names: list[str] | None 
     return model
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA, else Apple MPS, else CPU; anything else as torch understands it."""
-    if str(device) != "auto":
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise DeepsegError(f"device {device!r} asked for but CUDA is not available; use device='cpu'")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (bf16 is then ~3x faster than fp32)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def choose_precision(device: torch.device, precision: str = "auto") -> tuple[torch.dtype | None, bool, bool]:
     """(autocast dtype or None, channels_last, use GradScaler) for ``device`` and ``precision``.
 
@@ -132,3 +109,6 @@ def choose_precision(device: torch.device, precision: str = "auto") -> tuple[tor
         raise DeepsegError("fp16 training needs CUDA; use precision='bf16' or 'fp32'")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return dtype, device.type == "cpu", precision == "fp16"
+
+
+__all__ = ["choose_precision", "grow_head", "resolve_device", "scratch_model", "start_model"]
