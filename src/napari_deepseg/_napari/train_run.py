@@ -1,0 +1,112 @@
+"""One fine-tuning run of the Fine-tune widget, without Qt widgets.
+
+:class:`TrainPlan` is frozen at Start: the (image, labels[, reviewed]) arrays taken from the
+layers (labels copied, so painting during training cannot change what it learns), the starting
+model, the output file and :func:`~napari_deepseg.training.finetune_iter`'s options.
+:func:`train_task` is the background part: it drives ``finetune_iter`` and, when the stop
+event is set, closes it after the current step (the core then writes the best model so far)
+and returns normally, so the widget gets the saved file either way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DeepsegError
+from ..progress import Progress
+from ..training import TrainingPair, finetune_iter
+from ..training.data import as_pairs
+from .model_choices import ModelChoice
+
+SCRATCH = "from scratch (U-Net)"
+TASKS = {"instances (objects)": "instance-boundary", "classes (semantic)": "semantic"}
+
+
+def layer_array(data: Any) -> Any:
+    """A layer's data as one array: level 0 of a multiscale list, else the data itself."""
+    return data[0] if isinstance(data, (list, tuple)) else data
+
+
+def check_pair(image: Any, labels: Any, name: str) -> None:
+    """Raise the core's one-line DeepsegError when ``labels`` cannot annotate ``image``.
+
+    ``image`` (..., H, W) or (..., H, W, C) for RGB; ``labels`` (..., H, W) integer.
+    """
+    labels = layer_array(labels)
+    if np.dtype(labels.dtype).kind == "f":
+        raise DeepsegError(f"{name}: the labels are floating point; use a Labels layer with integer values")
+    as_pairs([TrainingPair(layer_array(image), labels, name=name)])  # shape checks only (views)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything a run needs, fixed at Start.
+
+    Attributes:
+        pairs: training pairs (arrays as the core takes them; names ``"image / labels"``).
+        start: the starting model (bundled name or file, see ModelChoice) or None = from scratch.
+        output: the model file to write.
+        options: keyword arguments for ``finetune_iter`` (epochs, lr, sparse, device, ...).
+    """
+
+    pairs: tuple[TrainingPair, ...]
+    start: ModelChoice | None
+    output: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def snapshot_pair(image: Any, labels: Any, name: str, reviewed: Any = None) -> TrainingPair:
+    """A pair taken from layer data: the image as is, labels (and reviewed mask) copied."""
+    rev = None if reviewed is None else np.array(reviewed, dtype=bool)
+    return TrainingPair(np.asarray(layer_array(image)), np.array(layer_array(labels)), rev, name)
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train_task` returns: the model file, whether it was stopped, epoch history."""
+
+    path: Path
+    stopped: bool
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+
+
+def train_task(plan: TrainPlan, stop: threading.Event) -> Generator[Progress, None, TrainOutcome]:
+    """Fine-tune per ``plan``, yielding the core's events; stop within one step when ``stop`` is set."""
+    start = None if plan.start is None else plan.start.ref
+    gen = finetune_iter(list(plan.pairs), start, output=plan.output, **plan.options)
+    history: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as done:
+                result = done.value
+                return TrainOutcome(
+                    Path(result.path or plan.output), False, result.history, result.best_epoch
+                )
+            if event.stage == "epoch":
+                history.append(dict(event.info))
+            yield event
+            if stop.is_set():
+                gen.close()  # the core saves the best model so far to plan.output
+                best = [h["epoch"] for h in history if h.get("best")]
+                return TrainOutcome(plan.output, True, history, best[-1] if best else None)
+    finally:
+        gen.close()
+
+
+def default_output(name: str, folder: Path | None = None) -> Path:
+    """``<folder>/<name>-finetuned.pt`` (default folder ``~/napari-deepseg-models``), not yet existing."""
+    folder = Path.home() / "napari-deepseg-models" if folder is None else Path(folder)
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"
+    path, n = folder / f"{stem}-finetuned.pt", 2
+    while path.exists():
+        path, n = folder / f"{stem}-finetuned-{n}.pt", n + 1
+    return path

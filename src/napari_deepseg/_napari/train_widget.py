@@ -1,0 +1,373 @@
+"""The "Fine-tune" dock widget: train a model on (image, labels) layer pairs, then re-segment.
+
+Form fields and short handlers only: the run is :mod:`.train_run` (plan, background task),
+the live plot is :mod:`.curves`, training is :func:`napari_deepseg.training.finetune_iter`, and
+the worker is started by :func:`.workers.start_worker`. A finished model joins the model list
+of every docked Segment widget (found through ``viewer.window.dock_widgets``), and the
+"Re-segment" button runs that widget with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    RadioButtons,
+    SpinBox,
+)
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog, QListWidget, QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+from ..errors import DeepsegError
+from ..models import bundled_models
+from . import guard_triton, workers
+from .curves import CurvesWidget
+from .model_choices import FILE_ENTRY, ModelChoice
+from .reviewed import reviewed_mask_for
+from .segment_run import available_devices
+from .segment_widget import MODEL_FILE_FILTER, SegmentWidget
+from .train_run import (
+    SCRATCH,
+    TASKS,
+    TrainOutcome,
+    TrainPlan,
+    check_pair,
+    default_output,
+    snapshot_pair,
+    train_task,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+
+def segment_widgets(viewer: Any) -> list[SegmentWidget]:
+    """The Segment widgets docked in ``viewer``'s window (none when headless)."""
+    window = getattr(viewer, "window", None)
+    docked = getattr(window, "dock_widgets", {}) if window is not None else {}
+    return [w for w in docked.values() if isinstance(w, SegmentWidget)]
+
+
+class FineTuneWidget(QWidget):
+    """Dock widget: layer pairs, starting model, epochs, lr, mode, output; Start / Stop; curves."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        guard_triton()
+        self.viewer = napari_viewer
+        self._files: list[ModelChoice] = []  # model files opened here or trained here
+        self.pairs: list[tuple[Image, Labels]] = []
+        self._worker: Any = None
+        self._stop = threading.Event()
+        self._last: tuple[Path, Image] | None = None
+        self._image_layer: Image | None = None
+        self._last_model: Any = None
+        self._build_form()
+        self._connect()
+        self._set_running(False)
+
+    # ----- form -----
+    def _build_form(self) -> None:
+        self.image = ComboBox(label="image", choices=self._layers(Image))
+        self.labels = ComboBox(label="labels", choices=self._layers(Labels))
+        self.add_button = PushButton(text="Add pair")
+        self.remove_button = PushButton(text="Remove selected")
+        self.pair_list = QListWidget()
+        self.pair_list.setMaximumHeight(80)
+        self.model = ComboBox(label="start from", choices=self._model_choices)
+        self.task = ComboBox(label="new model", choices=list(TASKS.items()))
+        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=10)
+        self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=1e-3)
+        self.lr.native.setDecimals(6)
+        self.mode = RadioButtons(label="labels are", choices=["dense", "sparse"], value="dense")
+        self.mode.native.setToolTip("dense: every pixel counts (0 = background); sparse: 0 = not annotated")
+        self.background_label = SpinBox(label="background label", min=1, max=65535, value=1)
+        self.reviewed = CheckBox(text="use reviewed regions only", value=False)
+        self.reviewed.tooltip = "train only on regions marked as reviewed in the Correct widget"
+        self.output = FileEdit(label="save model as", mode="w", filter="*.pt")
+        self.batch_size = SpinBox(label="batch size", min=1, max=256, value=8)
+        self.patch_size = SpinBox(label="patch size", min=32, max=2048, step=32, value=256)
+        self.val_fraction = FloatSpinBox(label="validation fraction", min=0.0, max=0.5, step=0.05, value=0.1)
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.device = ComboBox(label="device", choices=[d for d, ok in available_devices().items() if ok])
+        self.start_button = PushButton(text="Start")
+        self.stop_button = PushButton(text="Stop")
+        self.status = Label(value="ready")
+        self.curves = CurvesWidget(self)
+        self.resegment_button = PushButton(text="Re-segment")
+        self.resegment_button.visible = False
+        self._layout()
+
+    def _layout(self) -> None:
+        pick = Container(widgets=[self.image, self.labels])
+        pair_buttons = Container(
+            layout="horizontal", labels=False, widgets=[self.add_button, self.remove_button]
+        )
+        self.form = Container(
+            widgets=[self.model, self.task, self.epochs, self.lr, self.mode, self.background_label]
+        )
+        self.form.extend([self.reviewed, self.output])
+        self.advanced_form = Container(
+            widgets=[self.batch_size, self.patch_size, self.val_fraction, self.seed, self.device]
+        )
+        self.advanced = QCollapsible("Advanced", self)
+        self.advanced.addWidget(self.advanced_form.native)
+        buttons = Container(layout="horizontal", labels=False, widgets=[self.start_button, self.stop_button])
+        layout = QVBoxLayout(self)
+        for w in (pick.native, pair_buttons.native, self.pair_list, self.form.native, self.advanced):
+            layout.addWidget(w)
+        for w in (buttons.native, self.status.native, self.curves, self.resegment_button.native):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        self._editable = [pick, pair_buttons, self.form, self.advanced_form]
+        self._on_model_changed(self.model.value)
+        self._on_mode_changed(self.mode.value)
+
+    def _connect(self) -> None:
+        events = self.viewer.layers.events
+        for emitter in (events.inserted, events.removed, events.moved):
+            emitter.connect(self._on_layers_changed)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._on_layers_changed)
+        events.inserted.connect(lambda e: e.value.events.name.connect(self._on_layers_changed))
+        self.add_button.changed.connect(self.add_pair)
+        self.remove_button.changed.connect(self.remove_selected)
+        self.model.changed.connect(self._on_model_changed)
+        self.mode.changed.connect(self._on_mode_changed)
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.stop)
+        self.resegment_button.changed.connect(self.resegment)
+
+    def _layers(self, kind: type) -> Any:
+        return lambda _w=None: [(lyr.name, lyr) for lyr in self.viewer.layers if isinstance(lyr, kind)]
+
+    def _model_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        """Bundled models (nuclei first), from scratch, then model files known here or to Segment."""
+        bundled = sorted(bundled_models(), key=lambda name: (name != "nuclei", name))
+        entries = [ModelChoice("bundled", name) for name in bundled]
+        files = list(self._files)
+        for seg in segment_widgets(self.viewer):
+            files += [c for c in seg.models.entries() if c.kind == "file" and c not in files]
+        out = [(c.label, c) for c in entries] + [(SCRATCH, SCRATCH)]
+        return out + [(c.label, c) for c in files] + [(FILE_ENTRY, FILE_ENTRY)]
+
+    def _on_layers_changed(self, _event: Any = None) -> None:
+        self.image.reset_choices()
+        self.labels.reset_choices()
+        present = set(map(id, self.viewer.layers))
+        kept = [p for p in self.pairs if id(p[0]) in present and id(p[1]) in present]
+        if len(kept) != len(self.pairs):
+            self.pairs = kept
+            self._show_pairs()
+
+    def _on_model_changed(self, value: Any) -> None:
+        self.task.visible = value == SCRATCH
+        if value != FILE_ENTRY:
+            self._last_model = value
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model file", "", MODEL_FILE_FILTER)
+        self.model.value = self.add_model_file(path) if path else self._last_model
+
+    def add_model_file(self, path: str | Path) -> ModelChoice:
+        """Add a model file to the starting-model list (if new) and return its entry."""
+        choice = ModelChoice("file", str(Path(path).resolve()))
+        if choice not in self._files:
+            self._files.append(choice)
+            self.model.reset_choices()
+        return choice
+
+    def _on_mode_changed(self, value: str) -> None:
+        self.background_label.visible = value == "sparse"
+
+    # ----- pairs -----
+    def add_pair(self, _value: Any = None) -> bool:
+        """Add the chosen (image, labels) pair after checking shapes; False (and a message) if refused."""
+        image, labels = self.image.value, self.labels.value
+        if image is None or labels is None:
+            show_error("Pick an image layer and a labels layer to add a training pair")
+            return False
+        if any(p[0] is image and p[1] is labels for p in self.pairs):
+            show_info(f"{image.name} / {labels.name} is already in the list")
+            return False
+        try:
+            check_pair(image.data, labels.data, f"{image.name} / {labels.name}")
+        except DeepsegError as err:
+            show_error(str(err))
+            return False
+        self.pairs.append((image, labels))
+        self._show_pairs()
+        return True
+
+    def remove_selected(self, _value: Any = None) -> None:
+        """Remove the selected rows of the pair list."""
+        rows = sorted((i.row() for i in self.pair_list.selectedIndexes()), reverse=True)
+        for row in rows:
+            del self.pairs[row]
+        self._show_pairs()
+
+    def _show_pairs(self) -> None:
+        self.pair_list.clear()
+        self.pair_list.addItems([f"{img.name}  \u2194  {lab.name}" for img, lab in self.pairs])
+
+    # ----- run -----
+    def plan(self) -> TrainPlan:
+        """The run the form describes (raises DeepsegError on a form it cannot run)."""
+        if not self.pairs:
+            raise DeepsegError("no training pairs; pick an image and its labels and press 'Add pair'")
+        choice = self.model.value
+        if not isinstance(choice, ModelChoice) and choice != SCRATCH:
+            raise DeepsegError("no starting model chosen; pick one, a model file or 'from scratch'")
+        pairs = []
+        for image, labels in self.pairs:
+            name = f"{image.name} / {labels.name}"
+            check_pair(image.data, labels.data, name)  # the layers may have changed since 'Add pair'
+            pairs.append(snapshot_pair(image.data, labels.data, name, self._reviewed(labels)))
+        output = Path(self.output.value) if str(self.output.value) not in ("", ".") else None
+        return TrainPlan(
+            pairs=tuple(pairs),
+            start=choice if isinstance(choice, ModelChoice) else None,
+            output=output or default_output(self.pairs[0][0].name),
+            options=self._options(choice == SCRATCH),
+        )
+
+    def _reviewed(self, labels: Labels) -> Any:
+        """The labels' reviewed mask when "use reviewed regions only" is ticked, else None."""
+        if not self.reviewed.value:
+            return None
+        mask = reviewed_mask_for(labels)
+        if mask is None:
+            raise DeepsegError(
+                f"{labels.name!r} has no reviewed regions; mark some with the Correct widget "
+                "or untick 'use reviewed regions only'"
+            )
+        return mask
+
+    def _options(self, scratch: bool) -> dict[str, Any]:
+        options = {
+            "epochs": self.epochs.value,
+            "lr": self.lr.value,
+            "sparse": self.mode.value == "sparse",
+            "background_label": self.background_label.value,
+            "batch_size": self.batch_size.value,
+            "patch_size": self.patch_size.value,
+            "val_fraction": self.val_fraction.value,
+            "seed": self.seed.value,
+            "device": self.device.value,
+        }
+        if scratch:
+            options["task"] = self.task.value
+        return options
+
+    def start(self, _value: Any = None) -> None:
+        """Start fine-tuning in the background (the Start button)."""
+        if self._worker is not None:
+            return
+        try:
+            plan = self.plan()
+        except DeepsegError as err:
+            show_error(str(err))
+            return
+        self._stop = threading.Event()
+        self._last = None
+        self.resegment_button.visible = False
+        self.curves.clear()
+        self._set_running(True, f"preparing {len(plan.pairs)} pair(s)...")
+        self._image_layer = self.pairs[0][0]
+        self._worker = workers.start_worker(
+            train_task,
+            plan,
+            self._stop,
+            title="Fine-tune",
+            on_progress=self._on_progress,
+            on_done=self._on_done,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+        )
+
+    def stop(self, _value: Any = None) -> None:
+        """Stop after the current step and keep the best model so far (the Stop button)."""
+        if self._worker is not None:
+            self._stop.set()
+            self.stop_button.enabled = False
+            self.status.value = "stopping after this step..."
+
+    def _on_progress(self, event: Any) -> None:
+        self.curves.add(event)
+        if self._stop.is_set():
+            return
+        if event.stage == "step":
+            loss = event.info.get("loss")
+            self.status.value = f"step {event.done}/{event.total}" + (
+                "" if loss is None else f", loss {loss:.4f}"
+            )
+        elif event.message:
+            self.status.value = event.message
+
+    def _on_done(self, outcome: TrainOutcome) -> None:
+        path = outcome.path
+        self._last = (path, self._image_layer)
+        self.add_model_file(path)
+        for seg in segment_widgets(self.viewer):
+            seg.models.add(path)
+        verb = "Stopped; best model so far" if outcome.stopped else "Fine-tuned model"
+        show_info(f"{verb} saved to {path}")
+        if self._image_layer in self.viewer.layers:
+            self.resegment_button.text = f"Re-segment {self._image_layer.name} with the new model"
+            self.resegment_button.visible = True
+
+    def _on_error(self, err: BaseException) -> None:
+        lines = str(err).strip().splitlines()
+        show_error(f"Fine-tuning failed: {lines[0] if lines else type(err).__name__}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._set_running(False, "ready" if self._last is None else f"saved {self._last[0].name}")
+
+    def _set_running(self, running: bool, message: str = "ready") -> None:
+        self.start_button.enabled = not running
+        self.stop_button.enabled = running
+        for part in self._editable:
+            part.enabled = not running
+        self.status.value = message
+
+    @property
+    def running(self) -> bool:
+        """Whether a run is in progress."""
+        return self._worker is not None
+
+    # ----- after training -----
+    def resegment(self, _value: Any = None) -> SegmentWidget | None:
+        """Run the Segment widget (docking one if needed) on the trained image with the new model."""
+        if self._last is None:
+            return None
+        path, image = self._last
+        if image not in self.viewer.layers:
+            show_error(f"the layer {image.name} is gone; choose an image in the Segment widget")
+            return None
+        found = segment_widgets(self.viewer)
+        seg = found[0] if found else self.viewer.window.add_plugin_dock_widget("napari-deepseg", "Segment")[1]
+        if seg.running:
+            show_info("The Segment widget is busy; try again when it has finished")
+            return seg
+        choice = seg.models.add(path)
+        seg.image.reset_choices()
+        seg.image.value = image
+        seg.model.value = choice
+        seg.run()
+        return seg
+
+    def closeEvent(self, event: Any) -> None:
+        """Stop a run when the widget closes (the model so far is saved)."""
+        self._stop.set()
+        super().closeEvent(event)
