@@ -179,3 +179,22 @@ def test_sparse_training_runs_on_scribbles():
     assert counts["background"] > 0
     assert counts["interior"] > 0
     assert sum(counts.values()) == int((scribbles > 0).sum())
+
+
+@pytest.mark.gpu
+def test_cuda_finetune_uses_autocast_and_releases_memory(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    image, labels = synthetic_nuclei((64, 64), seed=8)
+    torch.cuda.synchronize()
+    baseline = torch.cuda.memory_allocated()
+    gen = finetune_iter(
+        [(image, labels)], device="cuda", epochs=2, steps_per_epoch=3, output=tmp_path / "g.pt", **TINY
+    )
+    events, _ = _drive(gen, stop_after_steps=4)
+    assert events[-1].info["loss"] > 0
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() <= baseline + 2**20
+    model = load_model(tmp_path / "g.pt")
+    assert model.deepseg_meta.provenance["precision"] in ("bfloat16", "float16")
+    assert model.deepseg_meta.provenance["device"] == "cuda"
