@@ -15,6 +15,7 @@ from scipy import ndimage as ndi
 from napari_deepseg._napari import segment_run
 from napari_deepseg._napari import segment_widget as sw
 from napari_deepseg._napari.layers import is_edited
+from napari_deepseg._napari.model_choices import FILE_ENTRY
 from napari_deepseg._napari.segment_widget import SegmentWidget
 from napari_deepseg.models import save_model
 from napari_deepseg.progress import Progress
@@ -132,6 +133,18 @@ def test_pickers_follow_layers_and_image_kind(viewer_widget):
     devices = widget.device.native.model()
     assert devices.item(1).isEnabled()  # cpu
     assert devices.item(2).isEnabled() == torch.cuda.is_available()
+
+
+def test_model_file_entry_opens_a_dialog(viewer_widget, model_file, monkeypatch):
+    _viewer, widget = viewer_widget
+    answers = iter([(str(model_file), ""), ("", "")])
+    monkeypatch.setattr(sw.QFileDialog, "getOpenFileName", lambda *args: next(answers))
+    widget.model.value = FILE_ENTRY
+    chosen = widget.model.value
+    assert chosen.kind == "file"
+    assert chosen.ref == str(model_file.resolve())
+    widget.model.value = FILE_ENTRY  # dialog cancelled: back to the previous model
+    assert widget.model.value == chosen
 
 
 def test_end_to_end_2d(viewer_widget, qtbot, model_file, errors, monkeypatch):

@@ -139,7 +139,10 @@ class SegmentWidget(QWidget):
             self._last_model = value
             return
         path, _ = QFileDialog.getOpenFileName(self, "Open a model file", "", MODEL_FILE_FILTER)
-        self.model.value = self.models.add(path) if path else self._last_model
+        if path:
+            self.model.value = self.models.add(path)
+        elif self._last_model is not None:
+            self.model.value = self._last_model
 
     # ----- run -----
     def plan(self) -> RunPlan:
