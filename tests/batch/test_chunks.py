@@ -125,6 +125,11 @@ def test_unfinished_zarr_output_is_redone(tmp_path, model_file, fake):
     assert is_complete(out / "s_labels.zarr")
     again = predict([tmp_path / "s.tif"], out, model=model_file, segment_fn=fake, zarr_threshold=100)
     assert [p.name for p in again.skipped] == ["s.tif"]
+    redo = predict(
+        [tmp_path / "s.tif"], out, model=model_file, segment_fn=fake, zarr_threshold=100, overwrite=True
+    )
+    assert [p.name for p in redo.done] == ["s.tif"]
+    assert is_complete(out / "s_labels.zarr")
 
 
 @pytest.mark.parametrize("axes", ["YXZ", "ZY"])

@@ -10,6 +10,7 @@ files and, in-process, the engine's own ``"tiles"``/``"planes"`` events; it retu
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -254,6 +255,8 @@ def _create_store(job: _Job, opts: Options, num_classes: int, ref: ModelRef) -> 
     else:
         dtype = np.uint8 if num_classes <= 256 else np.uint16
     attrs = {"source": str(job.src), "model": ref.name, "model_sha256": ref.sha256, "output": opts.output}
+    if job.dst.exists():  # complete but redone (--overwrite, other model): replace it
+        shutil.rmtree(job.dst)
     OmeZarrLabelsWriter(job.dst, shape, dtype, spatial, attrs=attrs)
 
 
