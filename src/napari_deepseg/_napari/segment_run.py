@@ -177,18 +177,9 @@ class ResultPlacer:
         if target is not None and target in self.viewer.layers:
             if live_ok:
                 self.viewer.layers.remove(live)
-            layer = target
-            layer.data = data
-            for key in ("colormap", "features"):
-                if key in kwargs:
-                    setattr(layer, key, kwargs[key])
+            layer = _update_layer(target, data, kwargs)
         elif live_ok:
-            layer = live
-            layer.data = data
-            layer.name = name
-            for key in ("colormap", "features"):
-                if key in kwargs:
-                    setattr(layer, key, kwargs[key])
+            layer = _update_layer(live, data, kwargs)
         else:
             layer = self.viewer.add_labels(data, **kwargs)
         mark_result(layer, output=out, model=self.plan.choice.label, source=self.plan.snapshot.name)
@@ -223,6 +214,14 @@ class ResultPlacer:
             else:
                 self.viewer.layers.remove(layer)
         self.live.clear()
+
+
+def _update_layer(layer: Labels, data: np.ndarray, kwargs: dict[str, Any]) -> Labels:
+    """Give an existing result layer new data and the run's name, transform, colours."""
+    layer.data = data
+    for key, value in kwargs.items():
+        setattr(layer, key, value)
+    return layer
 
 
 def is_painted(layer: Labels) -> bool:
