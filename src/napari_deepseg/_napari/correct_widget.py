@@ -34,6 +34,7 @@ from ..correction import (
 from ..correction.reviewed import load_reviewed, save_labels_and_reviewed
 from ..errors import DeepsegError
 from . import correct_tools as tools
+from . import guard_triton
 from . import reviewed as rv
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class CorrectWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        guard_triton()  # a later torch import in this process must not load triton (see guard_triton)
         self.viewer = napari_viewer
         self.selection: list[int] = []
         self._hooked: Labels | None = None
