@@ -55,11 +55,11 @@ class CurveData:
         self.fg_iou = Series("foreground IoU", "#d62728", dots=True)
 
     @property
-    def panels(self) -> list[tuple[str, list[Series]]]:
-        """``(title, series)`` per panel, left to right."""
+    def panels(self) -> list[tuple[str, list[Series], tuple[float, float] | None]]:
+        """``(title, series, fixed y range or None)`` per panel, left to right."""
         return [
-            ("loss / step", [self.loss, self.val_loss]),
-            ("val IoU / epoch", [self.mean_iou, self.fg_iou]),
+            ("loss / step", [self.loss, self.val_loss], None),
+            ("val IoU / epoch", [self.mean_iou, self.fg_iou], (0.0, 1.0)),
         ]
 
     def add(self, event: Progress) -> bool:
@@ -79,7 +79,7 @@ class CurveData:
     @property
     def empty(self) -> bool:
         """No point in any curve."""
-        return not any(s.x for _, series in self.panels for s in series)
+        return not any(s.x for _, series, _ in self.panels for s in series)
 
 
 class CurvesWidget(QWidget):
@@ -105,8 +105,8 @@ class CurvesWidget(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         width = self.width() / 2
-        for i, (title, series) in enumerate(self.data.panels):
-            _draw_panel(painter, QRectF(i * width, 0, width, self.height()), title, series)
+        for i, (title, series, y_range) in enumerate(self.data.panels):
+            _draw_panel(painter, QRectF(i * width, 0, width, self.height()), title, series, y_range)
         painter.end()
 
 
@@ -119,18 +119,21 @@ def _bounds(values: list[float], *, floor_zero: bool = False) -> tuple[float, fl
     return lo, hi
 
 
-def _draw_panel(painter: QPainter, rect: QRectF, title: str, series: list[Series]) -> None:
+def _draw_panel(
+    painter: QPainter, rect: QRectF, title: str, series: list[Series], y_range: tuple[float, float] | None
+) -> None:
     """Axes box, title, min/max labels, legend and the curves inside ``rect``."""
     fg = QColor("#bbbbbb")
-    box = rect.adjusted(36, 18, -6, -16)
+    box = rect.adjusted(42, 18, -6, -16)
     painter.setPen(QPen(fg, 1))
+    painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.drawRect(box)
     painter.drawText(QRectF(box.left(), rect.top(), box.width(), 16), Qt.AlignmentFlag.AlignCenter, title)
     xs = [x for s in series for x in s.x]
     ys = [y for s in series for y in s.y]
     x0, x1 = _bounds(xs, floor_zero=True)
-    y0, y1 = _bounds(ys, floor_zero=True)
-    left_label = QRectF(rect.left(), box.top() - 6, 34, 14)
+    y0, y1 = y_range or _bounds(ys, floor_zero=True)
+    left_label = QRectF(rect.left(), box.top() - 6, 40, 14)
     painter.drawText(left_label, Qt.AlignmentFlag.AlignRight, f"{y1:.3g}")
     painter.drawText(left_label.translated(0, box.height()), Qt.AlignmentFlag.AlignRight, f"{y0:.3g}")
     painter.drawText(

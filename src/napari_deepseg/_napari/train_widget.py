@@ -90,7 +90,9 @@ class FineTuneWidget(QWidget):
         self.epochs = SpinBox(label="epochs", min=1, max=1000, value=10)
         self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=1e-3)
         self.lr.native.setDecimals(6)
-        self.mode = RadioButtons(label="labels are", choices=["dense", "sparse"], value="dense")
+        self.mode = RadioButtons(
+            label="labels are", choices=["dense", "sparse"], value="dense", orientation="horizontal"
+        )
         self.mode.native.setToolTip("dense: every pixel counts (0 = background); sparse: 0 = not annotated")
         self.background_label = SpinBox(label="background label", min=1, max=65535, value=1)
         self.reviewed = CheckBox(text="use reviewed regions only", value=False)
