@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,39 +134,26 @@ def predict_iter(
         raise DeepsegError(f"no input images found ({problems[0][0]}: {problems[0][1]})")
     check_unique_outputs(sources, out)
     ref, mdl = _model_ref(model)
-    output = _resolve_output(output, mdl)
-    opts = Options(output, axes.upper() if axes else None, _channels(channels), device, tile, overlap)
-    manifest = Manifest.load(out)
-    manifest.start_run(
-        {"name": ref.name, "path": ref.path, "sha256": ref.sha256},
-        {
-            "output": output,
-            "axes": opts.axes,
-            "channels": channels and list(channels),
-            "device": device,
-            "tile": tile,
-            "overlap": overlap,
-            "zarr_threshold": parse_size(zarr_threshold),
-            "chunk_bytes": parse_size(chunk_bytes),
-            "workers": workers,
-            "scheduler": scheduler,
-        },
+    opts = Options(
+        _resolve_output(output, mdl), axes and axes.upper(), _channels(channels), device, tile, overlap
     )
-    summary = BatchSummary(manifest=manifest.path)
+    sizes = {"zarr_threshold": parse_size(zarr_threshold), "chunk_bytes": parse_size(chunk_bytes)}
+    manifest = Manifest.load(out)
+    record = {**asdict(opts), **sizes, "workers": workers, "scheduler": scheduler}
+    manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
+    ctx = _Ctx(ref, opts, manifest, BatchSummary(manifest=manifest.path), segment_fn, sizes["chunk_bytes"])
+    ctx.num_classes = int(mdl.deepseg_arch.num_classes)
     for path, reason in problems:
-        _record(manifest, summary, path, None, status="failed", error=reason, ref=ref, opts=opts)
-    jobs = yield from _plan(sources, out, opts, ref, manifest, summary, parse_size(zarr_threshold), overwrite)
-    total = len(jobs)
-    ctx = dict(ref=ref, opts=opts, manifest=manifest, summary=summary, segment_fn=segment_fn)
-    ctx["chunk_bytes"] = parse_size(chunk_bytes)
-    ctx["num_classes"] = int(mdl.deepseg_arch.num_classes)
+        ctx.record(path, None, "failed", reason)
+    jobs = yield from _plan(sources, out, ctx, sizes["zarr_threshold"], overwrite)
     if client is not None:
-        yield from _run_distributed(client, jobs, total, **ctx)
+        yield from _run_distributed(client, jobs, ctx)
     elif workers is not None or scheduler is not None:
         with dask_backend.open_client(workers, scheduler) as new_client:
-            yield from _run_distributed(new_client, jobs, total, **ctx)
+            yield from _run_distributed(new_client, jobs, ctx)
     else:
-        yield from _run_in_process(jobs, total, **ctx)
+        yield from _run_in_process(jobs, ctx)
+    summary = ctx.summary
     summary.seconds = time.perf_counter() - t_start
     manifest.finish_run(
         {"done": len(summary.done), "skipped": len(summary.skipped), "failed": len(summary.failed)}
@@ -195,138 +182,151 @@ def _channels(channels: Sequence[int] | None) -> tuple[int, ...] | None:
     return None if channels is None else tuple(int(c) for c in channels)
 
 
-def _record(manifest, summary, src, job, *, status, error=None, ref, opts, seconds=0.0) -> None:
-    entry = {
-        "output": str(job.dst) if job else None,
-        "kind": job.kind if job else None,
-        "status": status,
-        "seconds": round(seconds, 3),
-        "error": error,
-        "shape": list(job.shape) if job else None,
-        "axes": job.axes if job else None,
-        "model_sha256": ref.sha256,
-        "output_mode": opts.output,
-    }
-    if job is not None:
-        entry.update({k: v for k, v in job.info.items() if k in ("pid", "chunks")})
-    manifest.record(src, entry)
-    if status == "failed":
-        summary.failed.append((src, error or "failed"))
-    elif status == "skipped":
-        summary.skipped.append(src)
-    else:
-        summary.done.append(src)
+@dataclass
+class _Ctx:
+    """What every step of one batch run shares; records results in the manifest and summary."""
+
+    ref: ModelRef
+    opts: Options
+    manifest: Manifest
+    summary: BatchSummary
+    segment_fn: SegmentFn | None
+    chunk_bytes: int
+    num_classes: int = 0
+    files_done: int = 0
+    files_total: int = 0
+
+    def record(self, src: Path, job: _Job | None, status: str, error: str | None = None, seconds=0.0) -> None:
+        entry = {
+            "output": str(job.dst) if job else None,
+            "kind": job.kind if job else None,
+            "status": status,
+            "seconds": round(seconds, 3),
+            "error": error,
+            "shape": list(job.shape) if job else None,
+            "axes": job.axes if job else None,
+            "model_sha256": self.ref.sha256,
+            "output_mode": self.opts.output,
+        }
+        if job is not None:
+            entry.update({k: v for k, v in job.info.items() if k in ("pid", "chunks")})
+        self.manifest.record(src, entry)
+        if status == "failed":
+            self.summary.failed.append((src, error or "failed"))
+        elif status == "skipped":
+            self.summary.skipped.append(src)
+        else:
+            self.summary.done.append(src)
+
+    def finish(self, job: _Job, seconds: float) -> Progress:
+        """Finalize a Zarr output (unless the job failed), record the job; the "files" event."""
+        if job.error is None and job.kind == "zarr":
+            marker = {"seconds": round(seconds, 3), "model_sha256": self.ref.sha256}
+            OmeZarrLabelsWriter.reopen(job.dst).finalize(marker)
+        self.record(job.src, job, "failed" if job.error else "done", job.error, seconds)
+        self.files_done += 1
+        state = "failed" if job.error else "done"
+        return Progress("files", self.files_done, self.files_total, message=f"{job.src.name}: {state}")
 
 
-def _plan(sources, out, opts, ref, manifest, summary, zarr_threshold, overwrite):
-    """Probe every input (header only) and decide output kind and skip; yields ``"scan"``."""
+def _plan(sources, out, ctx: _Ctx, zarr_threshold: int, overwrite: bool):
+    """Probe every input (header only), decide output kind and skip; yields ``"scan"`` events."""
     jobs: list[_Job] = []
     for i, src in enumerate(sources):
         try:
             image, guessed = read_image(src, lazy=True)
-            axes = opts.axes or guessed
+            axes = ctx.opts.axes or guessed
             if len(axes) != len(image.shape):
                 raise DeepsegError(f"axes {axes!r} do not fit shape {tuple(image.shape)}; fix --axes")
             dtype = np.dtype(image.dtype)
             kind = "zarr" if int(np.prod(image.shape)) * dtype.itemsize > zarr_threshold else "tiff"
             job = _Job(src, output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
         except Exception as err:  # unreadable input: recorded as failed, the batch goes on
-            _record(manifest, summary, src, None, status="failed", error=_reason(err), ref=ref, opts=opts)
+            ctx.record(src, None, "failed", _reason(err))
             job = None
         yield Progress("scan", i + 1, len(sources), message=src.name)
         if job is None:
             continue
-        if not overwrite and manifest.should_skip(src, job.dst, kind, ref.sha256, opts.output):
-            _record(manifest, summary, src, job, status="skipped", ref=ref, opts=opts)
+        if not overwrite and ctx.manifest.should_skip(src, job.dst, kind, ctx.ref.sha256, ctx.opts.output):
+            ctx.record(src, job, "skipped")
         else:
             jobs.append(job)
+    ctx.files_total = len(jobs)
     return jobs
 
 
-def _create_store(job: _Job, opts: Options, num_classes: int, ref: ModelRef) -> None:
+def _create_store(job: _Job, ctx: _Ctx) -> None:
+    """Create the (unfinished) OME-Zarr output of a large input."""
     spatial = job.axes.replace("C", "")
     if spatial[-2:] != "YX":
         raise DeepsegError(f"axes {job.axes!r}: Y and X must be the last spatial axes for chunked output")
     shape = [n for n, a in zip(job.shape, job.axes) if a != "C"]
-    if opts.output == "probabilities":
-        dtype, shape, spatial = np.float16, [num_classes, *shape], "C" + spatial
-    elif opts.output == "instances":
+    output, k = ctx.opts.output, ctx.num_classes
+    if output == "probabilities":
+        dtype, shape, spatial = np.float16, [k, *shape], "C" + spatial
+    elif output == "instances":
         dtype = np.uint64 if int(np.prod(shape)) >= 2**32 else np.uint32
     else:
-        dtype = np.uint8 if num_classes <= 256 else np.uint16
-    attrs = {"source": str(job.src), "model": ref.name, "model_sha256": ref.sha256, "output": opts.output}
+        dtype = np.uint8 if k <= 256 else np.uint16
+    attrs = {"source": str(job.src), "model": ctx.ref.name, "model_sha256": ctx.ref.sha256, "output": output}
     if job.dst.exists():  # complete but redone (--overwrite, other model): replace it
         shutil.rmtree(job.dst)
     OmeZarrLabelsWriter(job.dst, shape, dtype, spatial, attrs=attrs)
 
 
-def _chunks(job: _Job, chunk_bytes: int, opts: Options):
-    halo = opts.overlap if opts.overlap is not None else 64
-    return plan_chunks(job.shape, job.axes, job.dtype.itemsize, chunk_bytes, halo)
+def _chunks(job: _Job, ctx: _Ctx):
+    halo = ctx.opts.overlap if ctx.opts.overlap is not None else 64
+    return plan_chunks(job.shape, job.axes, job.dtype.itemsize, ctx.chunk_bytes, halo)
 
 
-def _finish(job, ok_status, manifest, summary, ref, opts, seconds):
-    if job.error is None and job.kind == "zarr":
-        OmeZarrLabelsWriter.reopen(job.dst).finalize(
-            {"seconds": round(seconds, 3), "model_sha256": ref.sha256}
-        )
-    status = "failed" if job.error else ok_status
-    _record(
-        manifest, summary, job.src, job, status=status, error=job.error, ref=ref, opts=opts, seconds=seconds
-    )
-
-
-def _run_in_process(jobs, total, *, ref, opts, manifest, summary, segment_fn, chunk_bytes, num_classes):
-    for i, job in enumerate(jobs):
+def _run_in_process(jobs: list[_Job], ctx: _Ctx):
+    for job in jobs:
         t0 = time.perf_counter()
         try:
             if job.kind == "tiff":
-                job.info = yield from segment_file_iter(job.src, job.dst, ref, opts, segment_fn)
+                job.info = yield from segment_file_iter(job.src, job.dst, ctx.ref, ctx.opts, ctx.segment_fn)
             else:
-                _create_store(job, opts, num_classes, ref)
-                chunks = _chunks(job, chunk_bytes, opts)
+                _create_store(job, ctx)
+                chunks = _chunks(job, ctx)
                 job.info = {"chunks": len(chunks), "pid": os.getpid()}
                 for k, chunk in enumerate(chunks):
-                    yield from segment_chunk_iter(job.src, job.dst, chunk, job.axes, ref, opts, segment_fn)
+                    args = (job.src, job.dst, chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
+                    yield from segment_chunk_iter(*args)
                     yield Progress("chunks", k + 1, len(chunks), message=job.src.name)
         except Exception as err:  # this input failed: recorded with its reason, the batch goes on
             job.error = _reason(err)
-        _finish(job, "done", manifest, summary, ref, opts, time.perf_counter() - t0)
-        yield Progress("files", i + 1, total, message=f"{job.src.name}: {'failed' if job.error else 'done'}")
+        yield ctx.finish(job, time.perf_counter() - t0)
 
 
-def _run_distributed(
-    client, jobs, total, *, ref, opts, manifest, summary, segment_fn, chunk_bytes, num_classes
-):
+def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
+    """Submit one task per small file and per chunk of a large one; collect as they finish."""
     futures: dict[Any, tuple[_Job, Any]] = {}
-    n_chunks = prepared_failed = 0
     try:
         for job in jobs:
             job.started = time.perf_counter()
             try:
                 if job.kind == "tiff":
-                    args = (str(job.src), str(job.dst), ref, opts, segment_fn)
+                    args = (str(job.src), str(job.dst), ctx.ref, ctx.opts, ctx.segment_fn)
                     futures[dask_backend.submit(client, run_file_task, *args)] = (job, None)
                     continue
-                _create_store(job, opts, num_classes, ref)
-                chunks = _chunks(job, chunk_bytes, opts)
+                _create_store(job, ctx)
+                chunks = _chunks(job, ctx)
             except Exception as err:  # could not prepare this input's output: recorded
                 job.error = _reason(err)
-                _finish(job, "done", manifest, summary, ref, opts, 0.0)
-                prepared_failed += 1
+                yield ctx.finish(job, 0.0)
                 continue
             job.pending, job.info = len(chunks), {"chunks": len(chunks)}
-            n_chunks += len(chunks)
             for chunk in chunks:
-                args = (str(job.src), str(job.dst), chunk, job.axes, ref, opts, segment_fn)
+                args = (str(job.src), str(job.dst), chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
                 futures[dask_backend.submit(client, run_chunk_task, *args)] = (job, chunk)
-        yield from _collect(futures, total, prepared_failed, n_chunks, ref, opts, manifest, summary)
+        yield from _collect(futures, ctx)
     finally:
         client.cancel(list(futures))
 
 
-def _collect(futures, total, files_done, n_chunks, ref, opts, manifest, summary):
+def _collect(futures: dict[Any, tuple[_Job, Any]], ctx: _Ctx):
     """Record files as their tasks finish; a Zarr output is finalized after its last chunk."""
+    n_chunks = sum(1 for _, chunk in futures.values() if chunk is not None)
     chunks_done = 0
     for future, result, err in dask_backend.iter_completed(list(futures)):
         job, chunk = futures[future]
@@ -340,8 +340,4 @@ def _collect(futures, total, files_done, n_chunks, ref, opts, manifest, summary)
                 continue
         elif result is not None:
             job.info = result
-        _finish(job, "done", manifest, summary, ref, opts, time.perf_counter() - job.started)
-        files_done += 1
-        yield Progress(
-            "files", files_done, total, message=f"{job.src.name}: {'failed' if job.error else 'done'}"
-        )
+        yield ctx.finish(job, time.perf_counter() - job.started)
