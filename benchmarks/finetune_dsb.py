@@ -33,6 +33,10 @@ from napari_deepseg.inference import segment
 from napari_deepseg.models import load_model
 from napari_deepseg.training import finetune_iter
 
+THREADS_NOTE = (
+    "One torch thread: on this shared, oversubscribed 2-core machine two OpenMP threads spin-wait "
+    "for each other and each step was 3-10x slower than with one."
+)
 START, END = "<!-- finetune_dsb:start -->", "<!-- finetune_dsb:end -->"
 
 
@@ -224,6 +228,7 @@ def _report(args, host, pre, ft, before, after, info, total) -> str:
             table(before, after, info),
             "",
             f"Total benchmark wall time {total / 60:.1f} min.",
+            *([THREADS_NOTE] if args.threads == 1 else []),
         ]
     )
 
