@@ -198,3 +198,26 @@ def test_cuda_finetune_uses_autocast_and_releases_memory(tmp_path):
     model = load_model(tmp_path / "g.pt")
     assert model.deepseg_meta.provenance["precision"] in ("bfloat16", "float16")
     assert model.deepseg_meta.provenance["device"] == "cuda"
+
+
+def test_val_pairs_onecycle_and_stack_planes(tmp_path):
+    image, labels = synthetic_nuclei((64, 64), seed=9)
+    stack, stack_labels = np.stack([image, image[::-1]]), np.stack([labels, labels[::-1]])
+    val_image, val_labels = synthetic_nuclei((48, 48), seed=10)
+    events, _ = _drive(
+        finetune_iter(
+            [(stack, stack_labels)],
+            val_pairs=[{"image": val_image, "labels": val_labels, "name": "held out"}],
+            schedule="onecycle",
+            epochs=2,
+            steps_per_epoch=2,
+            output=tmp_path / "v.pt",
+            **{**TINY, "patch_size": 32},
+        )
+    )
+    assert [e.done for e in events if e.stage == "epoch"] == [0, 1, 2]
+    assert all(e.info["val_loss"] is not None for e in events if e.stage == "epoch")
+    prov = load_model(tmp_path / "v.pt").deepseg_meta.provenance
+    assert prov["sources"] == ["pair 0[0]", "pair 0[1]"]
+    assert prov["validation"] == ["held out"]
+    assert prov["config"]["schedule"] == "onecycle"
