@@ -8,14 +8,16 @@ from npe2 import PluginManifest
 MANIFEST = PluginManifest.from_distribution("napari-deepseg")
 
 
-def test_every_manifest_widget_docks(make_napari_viewer, tmp_path):
+def test_every_manifest_widget_docks(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     viewer.open_sample("napari-deepseg", "nuclei")
     names = [w.display_name for w in MANIFEST.contributions.widgets or []]
     for name in names:
         dock, widget = viewer.window.add_plugin_dock_widget("napari-deepseg", name)
         assert widget is not None
-        assert dock.isVisible()
+        dock.raise_()  # docks in one area are tabbed: bring this one to the front
+        qtbot.waitUntil(dock.isVisible, timeout=5000)
+        assert viewer.window.dock_widgets[f"{name} (napari-deepseg)"] is widget
     shot = viewer.screenshot(canvas_only=False, flash=False)
     assert shot.ndim == 3
     assert shot.shape[-1] == 4
