@@ -176,8 +176,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"step {step} loss {np.mean(losses[-50:]):.4f} {rate:.2f}s/step", flush=True)
         if step % args.snapshot_every == 0 or step == args.steps:
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "step": step}, tmp)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "step": step,
+                },
+                tmp,
+            )
             os.replace(tmp, ckpt)
             meta = ModelMeta(
                 name="nuclei",
@@ -200,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                     "precision": "bf16 autocast" if amp else "fp32",
                 },
             )
-            save_model(args.out / f"snapshot_{step:06d}.pt", model.to(memory_format=torch.contiguous_format),
-                       meta)
+            save_model(
+                args.out / f"snapshot_{step:06d}.pt", model.to(memory_format=torch.contiguous_format), meta
+            )
             model.to(memory_format=torch.channels_last)
             print(f"snapshot at step {step}", flush=True)
     print(f"done: step {step}, {math.floor(time.time() - start)} s", flush=True)
