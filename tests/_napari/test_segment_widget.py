@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from napari.layers import Labels
+from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 from scipy import ndimage as ndi
 
@@ -251,10 +252,38 @@ def test_corrupt_model_file_is_a_notification(viewer_widget, qtbot, tmp_path, er
     _run(qtbot, widget)
     assert len(errors["error"]) == 1
     assert "broken.pt" in errors["error"][0]
+    assert not notification_manager.records  # no second notification with a traceback
     assert "\n" not in errors["error"][0]
     assert not [layer for layer in viewer.layers if isinstance(layer, Labels)]
     assert widget.status.value == "ready"
     assert widget.run_button.enabled
+
+
+def test_out_of_memory_after_retries_is_a_notification(viewer_widget, qtbot, tiny_unet, model_file, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(synthetic_nuclei((64, 64), seed=1)[0], name="img")
+
+    def no_memory(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    tiny_unet.forward = no_memory
+    _choose(widget, model_file, tiny_unet)
+    _run(qtbot, widget)  # the engine halves the tile down to its smallest, then gives up
+    assert len(errors["error"]) == 1
+    assert "out of memory" in errors["error"][0]
+    assert "\n" not in errors["error"][0]
+    assert not [layer for layer in viewer.layers if isinstance(layer, Labels)]
+    assert widget.status.value == "ready"
+
+
+def test_image_the_model_cannot_take(viewer_widget, model_file, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(np.zeros((2, 2, 2, 16, 16), np.uint8), name="5d")
+    _choose(widget, model_file)
+    widget.run()  # refused before any worker starts
+    assert not widget.running
+    assert len(errors["error"]) == 1
+    assert "5 non-channel axes" in errors["error"][0]
 
 
 def test_pretrained_weights_missing_offline(viewer_widget, qtbot, tmp_path, errors, monkeypatch):
