@@ -17,6 +17,7 @@ from napari_deepseg._napari import segment_run
 from napari_deepseg._napari import segment_widget as sw
 from napari_deepseg._napari.layers import is_edited
 from napari_deepseg._napari.model_choices import FILE_ENTRY
+from napari_deepseg._napari.segment_run import ResultPlacer
 from napari_deepseg._napari.segment_widget import SegmentWidget
 from napari_deepseg.models import save_model
 from napari_deepseg.progress import Progress
@@ -173,6 +174,31 @@ def test_end_to_end_2d(viewer_widget, qtbot, model_file, errors, monkeypatch):
     _run(qtbot, widget)  # unedited result: replaced in place; model loaded only once (cached)
     assert loads == [1]
     assert [layer.name for layer in viewer.layers].count("nuclei tiny classes") == 1
+
+
+def test_rgb_channel_choice_and_probabilities(viewer_widget, qtbot, model_file, errors, monkeypatch):
+    viewer, widget = viewer_widget
+    gray = synthetic_nuclei((48, 48), seed=6)[0]
+    rgb = np.zeros((48, 48, 3), np.uint8)
+    rgb[..., 1] = (gray / gray.max() * 255).astype(np.uint8)  # nuclei in the green channel only
+    viewer.add_image(rgb, name="rgb", rgb=True, scale=(2.0, 2.0))
+    _choose(widget, model_file)
+    widget.channels.value = [1]
+    for name, value in (("out_classes", False), ("out_instances", False), ("out_probabilities", True)):
+        getattr(widget, name).value = value
+    plans = []
+    recording = lambda viewer, plan: plans.append(plan) or ResultPlacer(viewer, plan)  # noqa: E731
+    monkeypatch.setattr(sw, "ResultPlacer", recording)
+    _run(qtbot, widget)
+    assert errors["error"] == []
+    assert plans[0].channels == (1,)
+    assert plans[0].snapshot.axes == "YXC"
+    probs = [layer for layer in viewer.layers if "probability" in layer.name]
+    assert [layer.name for layer in probs] == [f"rgb tiny probability {c}" for c in ("interior", "boundary")]
+    assert probs[0].data.shape == (48, 48)
+    assert 0 <= probs[0].data.min() <= probs[0].data.max() <= 1
+    np.testing.assert_allclose(probs[0].scale, (2.0, 2.0))
+    assert not [layer for layer in viewer.layers if isinstance(layer, Labels)]
 
 
 def test_edited_labels_are_never_overwritten(viewer_widget, qtbot, model_file, errors):
