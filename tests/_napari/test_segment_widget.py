@@ -316,3 +316,14 @@ def test_gui_processes_events_during_a_run(viewer_widget, qtbot, tiny_unet, mode
         timer.stop()
     assert errors["error"] == []
     assert sum(ticks) >= 10  # the event loop ran many times while the worker segmented
+
+
+@pytest.mark.gpu
+def test_run_on_the_gpu(viewer_widget, qtbot, model_file, errors):
+    viewer, widget = viewer_widget
+    viewer.add_image(synthetic_nuclei((64, 64), seed=2)[0], name="img")
+    _choose(widget, model_file)
+    widget.device.value = "cuda" if torch.cuda.is_available() else "mps"
+    _run(qtbot, widget)
+    assert errors["error"] == []
+    assert viewer.layers["img tiny classes"].data.shape == (64, 64)
