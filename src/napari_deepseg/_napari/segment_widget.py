@@ -96,7 +96,7 @@ class SegmentWidget(QWidget):
             emitter.connect(self._on_layers_changed)
         for layer in self.viewer.layers:
             layer.events.name.connect(self._on_layers_changed)
-        events.inserted.connect(lambda e: e.value.events.name.connect(self._on_layers_changed))
+        events.inserted.connect(self._on_layer_inserted)  # methods: napari holds them weakly
         self.image.changed.connect(self._refresh_channels)
         self.channel_axis.changed.connect(self._refresh_channel_list)
         self.model.changed.connect(self._on_model_changed)
@@ -109,6 +109,9 @@ class SegmentWidget(QWidget):
 
     def _on_layers_changed(self, _event: Any = None) -> None:
         self.image.reset_choices()
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        event.value.events.name.connect(self._on_layers_changed)
 
     def _refresh_channels(self, _value: Any = None) -> None:
         layer = self.image.value
