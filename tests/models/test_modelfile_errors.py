@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,12 @@ def test_malicious_pickle_does_not_run(tmp_path, monkeypatch):
     raw.write_bytes(pickle.dumps(_Exploit(), protocol=2))
     _error(raw)
     assert not marker.exists()
+
+
+def test_random_bytes_are_corrupt_not_code(tmp_path):
+    """torch's refusal text always mentions weights_only: random bytes must still read as corrupt."""
+    path = tmp_path / "random.pt"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    message = _error(path)
+    assert "corrupt" in message
+    assert "run code" not in message

@@ -210,7 +210,11 @@ class _Job:
                 if smaller < max(MIN_TILE, getattr(self.model, "size_multiple", 1), self.overlap + 1):
                     raise DeepsegError(
                         f"out of memory on {self.device} even with tile {self.tile} and batch 1 ({err}); "
-                        "use device='cpu' or free device memory"
+                        + (
+                            "close other programs to free memory"
+                            if self.device.type == "cpu"
+                            else "use device='cpu' or free device memory"
+                        )
                     ) from None
                 warnings.warn(
                     f"out of memory on {self.device}; retrying the plane with tile {smaller}",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import pickletools
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -181,6 +182,29 @@ def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     return path
 
 
+_IMPORT_OPS = {"GLOBAL", "STACK_GLOBAL", "INST"}
+_CALL_OPS = {"REDUCE", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD", "INST"}
+
+
+def _pickle_calls_code(path: Path) -> bool:
+    """Whether ``path`` is a well-formed pickle (raw or in a torch zip) that imports and calls.
+
+    Only disassembles the opcodes (``pickletools.genops``): nothing is executed. Used to tell
+    a pickle that would run code from random or truncated bytes after weights_only refused both.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+                data = archive.read(name)
+        else:
+            data = path.read_bytes()
+        ops = {op.name for op, _arg, _pos in pickletools.genops(data)}
+    except (ValueError, OSError, EOFError, StopIteration, KeyError, zipfile.BadZipFile):
+        return False
+    return bool(ops & _IMPORT_OPS) and bool(ops & _CALL_OPS)
+
+
 def read_model_file(path: Path) -> dict[str, Any]:
     """Read and validate a model file's payload without building the model."""
     if path.is_dir():
@@ -190,7 +214,7 @@ def read_model_file(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        if "GLOBAL" in str(err) or "Unsupported global" in str(err) or _pickle_calls_code(path):
             raise ModelFileError(
                 f"{path} contains Python objects that would run code when loaded; refusing to "
                 "load it (re-save it with napari_deepseg.models.save_model)"
