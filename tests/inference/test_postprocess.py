@@ -68,3 +68,31 @@ def test_stitch_keeps_ids_of_overlapping_objects():
     assert out[4, 4] == 7
     assert out[0, 16] == 10
     assert next_id == 11
+
+
+def test_model_file_postprocess_settings_reach_the_watershed(tiny_unet, tmp_path, monkeypatch):
+    """``ModelMeta.postprocess`` survives the model file and reaches the watershed; ``min_size`` wins."""
+    from napari_deepseg.inference import engine, segment
+    from napari_deepseg.models import load_model, save_model
+
+    seen = []
+
+    def spy(prob, **kwargs):
+        seen.append(kwargs)
+        return instances_from_probabilities(prob, **kwargs)
+
+    monkeypatch.setattr(engine, "instances_from_probabilities", spy)
+    settings = {"seed_threshold": 0.7, "foreground_threshold": 0.4, "min_size": 5}
+    tiny_unet.deepseg_meta.postprocess = dict(settings)
+    model = load_model(save_model(tmp_path / "m.pt", tiny_unet))
+    assert model.deepseg_meta.postprocess == settings
+    image = np.random.default_rng(1).random((2, 48, 48)).astype(np.float32)
+    segment(image, model, axes="ZYX", device="cpu", outputs=("instances",))
+    assert seen == [settings, settings]
+    segment(image[0], model, device="cpu", outputs=("instances",), min_size=0)
+    assert seen[-1] == {**settings, "min_size": 0}
+    tiny_unet.deepseg_meta.postprocess = {}
+    segment(image[0], tiny_unet, device="cpu", outputs=("instances",))
+    assert seen[-1] == {"min_size": 16}
+    with pytest.raises(ValueError, match="min_size"):
+        segment(image[0], model, device="cpu", outputs=("instances",), min_size=-1)

@@ -78,7 +78,7 @@ def segment_iter(
     batch_size: int | None = None,
     outputs: Sequence[str] = ("classes",),
     tta: bool = False,
-    min_size: int = DEFAULT_MIN_SIZE,
+    min_size: int | None = None,
     stitch_3d: bool | float = False,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image plane by plane, yielding progress; returns a :class:`SegmentationResult`.
@@ -96,7 +96,9 @@ def segment_iter(
             tiles (default tile // 8); batch_size: tiles per forward pass (default 2 CPU, 4 GPU).
         outputs: any of "classes", "instances", "probabilities" (classes are always made).
         tta: average the 8 flips/rotations (8x slower).
-        min_size: instances with fewer pixels are dropped.
+        min_size: instances with fewer pixels are dropped (default: the model file's
+            ``postprocess`` setting, else 16). The model file's other ``postprocess`` settings
+            (seed and foreground thresholds) also apply.
         stitch_3d: join instances of consecutive Z planes by IoU (True = 0.5, or a threshold).
 
     Yields:
@@ -105,9 +107,25 @@ def segment_iter(
         labels or None})`` after each plane. Closing the generator cancels within one tile batch.
     """
     job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
-    job.tta, job.min_size, job.stitch = bool(tta), int(min_size), _stitch_threshold(stitch_3d)
+    job.tta, job.stitch = bool(tta), _stitch_threshold(stitch_3d)
+    job.postprocess = _postprocess_settings(model, min_size)
     job.runner = TileRunner(model, job.device, job.dtype, job.batch_size, job.tta)
     return (yield from job.run())
+
+
+POSTPROCESS_KEYS = ("seed_threshold", "foreground_threshold", "min_size")
+
+
+def _postprocess_settings(model: nn.Module, min_size: int | None) -> dict[str, Any]:
+    """Instance post-processing keywords: the model file's settings, ``min_size`` overriding."""
+    meta = model_meta(model) if getattr(model, "deepseg_arch", None) is not None else None
+    settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
+    settings.setdefault("min_size", DEFAULT_MIN_SIZE)
+    if min_size is not None:
+        if int(min_size) < 0:
+            raise DeepsegError(f"min_size must be 0 or more, not {min_size}")
+        settings["min_size"] = int(min_size)
+    return settings
 
 
 def _stitch_threshold(stitch_3d: bool | float) -> float | None:
@@ -134,7 +152,7 @@ class _Job:
     outputs: tuple[str, ...]
     model: nn.Module
     tta: bool = False
-    min_size: int = DEFAULT_MIN_SIZE
+    postprocess: dict[str, Any] = field(default_factory=dict)
     stitch: float | None = None
     runner: TileRunner | None = None
     result: dict[str, np.ndarray | None] = field(default_factory=dict)
@@ -293,7 +311,7 @@ class _Job:
             keep_prob[:, rows] = logits
 
     def _instances(self, prob: np.ndarray, index, previous, next_id):
-        labels = instances_from_probabilities(prob, min_size=self.min_size)
+        labels = instances_from_probabilities(prob, **self.postprocess)
         z_axis = "Z" in self.plan.loop_axes
         first_z = not z_axis or index[self.plan.loop_axes.index("Z")] == 0
         if self.stitch is not None and previous is not None and not first_z:

@@ -73,6 +73,10 @@ class ModelMeta:
         channel_mode: how image channels feed the model: ``"gray"`` (1 input; RGB averaged),
             ``"rgb"`` (3 inputs; gray replicated) or ``"select"`` (the user picks C_in channels).
         tile_size: the patch size the model was trained at.
+        postprocess: instance post-processing settings for instance-boundary models, any of
+            ``seed_threshold``, ``foreground_threshold`` and ``min_size`` (see
+            ``napari_deepseg.inference.instances_from_probabilities``); tuned on validation data
+            when the model is made, overridable per call.
         provenance: training data, epochs, metrics, date, package version.
     """
 
@@ -86,6 +90,7 @@ class ModelMeta:
     )
     channel_mode: str = "gray"
     tile_size: int = 256
+    postprocess: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def complete(self, num_classes: int) -> ModelMeta:
