@@ -172,7 +172,7 @@ def _table(rows, args, stack_gb) -> str:
     peak = max(r["peak_mib"] for r in rows)
     lines += [
         "",
-        f"Peak memory per process stays under {peak:.0f} MiB, most of it the torch runtime, although the "
+        f"Peak memory per process is at most {peak:.0f} MiB, most of it the torch runtime, although the "
         f"stack is {stack_gb * 1e3 / 1.048576:.0f} MiB on disk: it is read one chunk at a time. Worker "
         "figures include starting the cluster and each worker loading the model once; a 2-core machine "
         "shared with other jobs cannot show scaling, so the 1- versus 2-worker columns mostly show noise.",
