@@ -68,3 +68,23 @@ def test_batch_widget_checks_its_fields(make_napari_viewer, folders, monkeypatch
     assert "model file" in widget.status.value
     assert started == []
     assert np.isscalar(widget.workers.value)
+
+
+def test_batch_widget_cancel_keeps_finished_files(make_napari_viewer, qtbot, folders):
+    src, out, _ = folders
+    for i in range(2, 8):
+        tifffile.imwrite(src / f"n{i}.tif", synthetic_nuclei((48, 48), seed=i)[0])
+    viewer = make_napari_viewer()
+    widget = _widget(viewer, folders)
+    seen = []
+    widget.start()
+    widget._worker.yielded.connect(
+        lambda e: e.stage == "files" and not seen and (seen.append(e), widget.cancel())
+    )
+    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    assert widget.summary is None
+    assert widget.status.value == "cancelled"
+    assert widget.start_button.enabled
+    done = sorted(p.name for p in out.glob("*_labels.tif"))
+    assert 1 <= len(done) < 8
+    assert not list(out.glob(".*partial"))
