@@ -145,3 +145,43 @@ def test_bad_axes_fail_the_file(tmp_path, model_file, fake, axes):
     )
     assert summary.exit_code == 1
     assert "axes" in summary.failed[0][1]
+
+
+def test_instances_cut_by_block_borders_are_joined(tmp_path, model_file, fake):
+    from skimage.draw import disk
+
+    image = np.zeros((2100, 1100), np.uint8)
+    centres = [(1024, 500), (500, 1024), (1024, 1024), (2048, 300), (300, 300), (1500, 700)]
+    for c in centres:
+        image[disk(c, 25, shape=image.shape)] = 200
+    image[1030:1040, 1049:1060] = 200  # touches the disk at (1024, 1024) inside one block only
+    np.save(tmp_path / "plane.npy", image)
+    out = tmp_path / "out"
+    summary = predict(
+        [tmp_path / "plane.npy"],
+        out,
+        model=model_file,
+        segment_fn=fake,
+        zarr_threshold=1000,
+        chunk_bytes=1024 * 1024,
+        overlap=16,
+    )
+    assert summary.exit_code == 0
+    labels = np.asarray(open_labels(out / "plane_labels.zarr")[0][:])
+    for c in centres:
+        ids = np.unique(labels[disk(c, 25, shape=image.shape)])
+        assert len(ids) == 1, (c, ids)  # one id per disk although borders cut 4 of them
+        assert ids[0] > 0
+    assert len(np.unique(labels[labels > 0])) == len(centres)
+    marker = json.loads((out / "plane_labels.zarr" / "deepseg_complete.json").read_text())
+    assert marker["joined_at_block_borders"] >= 4
+
+
+def test_distinct_objects_touching_a_border_stay_apart():
+    from napari_deepseg.batch.seams import _facing_pairs
+
+    a = np.array([0, 5, 5, 5, 5, 0, 7, 7, 0, 0])
+    b = np.array([0, 9, 9, 9, 9, 0, 0, 0, 0, 8])
+    b2 = np.array([0, 0, 0, 0, 6, 6, 6, 6, 6, 6])
+    assert _facing_pairs(a, b) == [(5, 9)]
+    assert _facing_pairs(a, b2) == []  # border IoU 5/6: 1/9, 7/6: 2/6

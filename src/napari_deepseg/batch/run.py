@@ -23,6 +23,7 @@ from ..errors import DeepsegError
 from ..io import OmeZarrLabelsWriter, read_image
 from ..progress import Progress
 from . import dask as dask_backend
+from .seams import merge_block_seams
 from .files import Manifest, check_unique_outputs, expand_inputs, output_path, parse_size, sha256_file
 from .work import (
     ModelRef,
@@ -75,6 +76,7 @@ class _Job:
     pending: int = 0
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    chunks: list[Any] = field(default_factory=list)
 
 
 def _reason(err: BaseException) -> str:
@@ -222,7 +224,12 @@ class _Ctx:
         """Finalize a Zarr output (unless the job failed), record the job; the "files" event."""
         if job.error is None and job.kind == "zarr":
             marker = {"seconds": round(seconds, 3), "model_sha256": self.ref.sha256}
-            OmeZarrLabelsWriter.reopen(job.dst).finalize(marker)
+            try:
+                if self.opts.output == "instances":
+                    marker["joined_at_block_borders"] = merge_block_seams(job.dst, job.chunks)
+                OmeZarrLabelsWriter.reopen(job.dst).finalize(marker)
+            except Exception as err:  # the output could not be completed: this input failed
+                job.error = _reason(err)
         self.record(job.src, job, "failed" if job.error else "done", job.error, seconds)
         self.files_done += 1
         state = "failed" if job.error else "done"
@@ -287,7 +294,7 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
                 job.info = yield from segment_file_iter(job.src, job.dst, ctx.ref, ctx.opts, ctx.segment_fn)
             else:
                 _create_store(job, ctx)
-                chunks = _chunks(job, ctx)
+                chunks = job.chunks = _chunks(job, ctx)
                 job.info = {"chunks": len(chunks), "pid": os.getpid()}
                 for k, chunk in enumerate(chunks):
                     args = (job.src, job.dst, chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
@@ -310,7 +317,7 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
                     futures[dask_backend.submit(client, run_file_task, *args)] = (job, None)
                     continue
                 _create_store(job, ctx)
-                chunks = _chunks(job, ctx)
+                chunks = job.chunks = _chunks(job, ctx)
             except Exception as err:  # could not prepare this input's output: recorded
                 job.error = _reason(err)
                 yield ctx.finish(job, 0.0)
