@@ -23,8 +23,8 @@ from ..errors import DeepsegError
 from ..io import OmeZarrLabelsWriter, read_image
 from ..progress import Progress
 from . import dask as dask_backend
-from .seams import merge_block_seams
 from .files import Manifest, check_unique_outputs, expand_inputs, output_path, parse_size, sha256_file
+from .seams import merge_block_seams
 from .work import (
     ModelRef,
     Options,
