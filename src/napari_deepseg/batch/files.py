@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from .._files import atomic_path
 from ..errors import DeepsegError
 from ..io import IMAGE_SUFFIXES, image_stem, is_complete, is_zarr_path
 
@@ -169,15 +169,8 @@ class Manifest:
 
     def save(self) -> None:
         self.data["updated"] = now()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.data, f, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(json.dumps(self.data, indent=1))
 
     def should_skip(self, src: Path, out: Path, kind: str, model_sha: str, output_mode: str) -> bool:
         """True when ``out`` is complete and was made with the same model and output mode.

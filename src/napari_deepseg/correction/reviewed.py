@@ -19,7 +19,6 @@ It loads with ``np.load(path)`` (no pickled objects) and :func:`load_reviewed`.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 from skimage.measure import points_in_poly
 
+from .._files import atomic_path
 from ..errors import DeepsegError
 
 SIDECAR_SUFFIX = ".reviewed.npz"
@@ -120,10 +120,7 @@ def save_reviewed(labels_path: str | os.PathLike, mask: np.ndarray, rectangles: 
     dim = max((r.shape[1] for r in rects), default=mask.ndim)
     vertices = np.zeros((0, dim)) if not rects else np.concatenate([_pad(r, dim) for r in rects])
     out = reviewed_path(labels_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial.npz", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".partial.npz") as tmp:
         np.savez_compressed(
             tmp,
             mask=np.packbits(mask.ravel()),
@@ -131,10 +128,6 @@ def save_reviewed(labels_path: str | os.PathLike, mask: np.ndarray, rectangles: 
             vertices=vertices,
             counts=np.asarray([len(r) for r in rects], np.int64),
         )
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 

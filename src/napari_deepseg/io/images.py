@@ -8,12 +8,12 @@ one letter per array dimension, in array order (e.g. ``"ZYX"``, ``"YXC"``, ``"TZ
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import atomic_path
 from ..errors import DeepsegError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -174,18 +174,11 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, axes: str) ->
     out_axes = "".join(axes[i] for i in order)
     data, imagej = _imagej_dtype(data)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if imagej:
             tifffile.imwrite(tmp, data, imagej=True, metadata={"axes": out_axes}, compression=None)
         else:
             tifffile.imwrite(tmp, data, metadata={"axes": out_axes})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import pickletools
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .._files import atomic_path
 from ..errors import ModelFileError
 from .registry import ArchSpec, build_model
 
@@ -155,15 +155,8 @@ def save_model(
         "state_dict": state,
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     model.deepseg_meta = meta
     return path
 
