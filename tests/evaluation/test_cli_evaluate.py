@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from napari_deepseg.cli import main
-from napari_deepseg.cli.evaluate import pair_key
+from napari_deepseg.io import pairing_key
 
 
 def write(path, arr):
@@ -38,8 +38,8 @@ def squares(shift=0):
         ("cell_gt.npy", "cell"),
     ],
 )
-def test_pair_key(name, key):
-    assert pair_key(name) == key
+def test_pairing_key(name, key):
+    assert pairing_key(name) == key
 
 
 def test_evaluate_table_and_json(tmp_path, capsys):

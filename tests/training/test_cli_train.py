@@ -8,9 +8,10 @@ import tifffile
 
 from napari_deepseg.cli import main
 from napari_deepseg.errors import DeepsegError
+from napari_deepseg.io import pairing_key
 from napari_deepseg.models import load_model
 from napari_deepseg.samples import synthetic_nuclei
-from napari_deepseg.training.files import pair_files, pairing_key, read_pair
+from napari_deepseg.training.files import pair_files, read_pair
 
 
 def _write_pairs(tmp_path, n=2, size=48):

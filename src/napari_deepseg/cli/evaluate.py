@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeepsegError
+from ..io.images import pairing_key
 
 LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".npy")
-# trailing tags that name the role of a label file, not the image it belongs to
-_TAG = re.compile(
-    r"[_\-.](labels?|masks?|pred|preds|prediction|predictions|seg|segmentation|instances?|gt|truth|"
-    r"ground_truth|groundtruth|classes)$",
-    re.IGNORECASE,
-)
 REPORT_THRESHOLDS = (0.5, 0.75, 0.9)
 
 
@@ -48,27 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def pair_key(path: str | os.PathLike) -> str:
-    """The name a label file pairs by: stem without image suffixes and role tags, lower case."""
-    from ..io.images import image_stem
-
-    key = image_stem(path)
-    while True:
-        stripped = _TAG.sub("", key)
-        if stripped == key or not stripped:
-            return key.lower()
-        key = stripped
-
-
 def _label_files(path: Path) -> dict[str, Path]:
     if path.is_file():
-        return {pair_key(path): path}
+        return {pairing_key(path): path}
     if not path.is_dir():
         raise DeepsegError(f"{path} not found; give a folder of label images or one label file")
     found: dict[str, Path] = {}
     for f in sorted(path.iterdir()):
         if f.is_file() and f.name.lower().endswith(LABEL_SUFFIXES) and not f.name.startswith("."):
-            key = pair_key(f)
+            key = pairing_key(f)
             if key in found:
                 raise DeepsegError(
                     f"{found[key].name} and {f.name} in {path} both pair as {key!r}; keep one of them"
@@ -84,7 +65,7 @@ def pair_files(pred: Path, truth: Path, skip_missing: bool = False) -> list[tupl
     unless ``skip_missing``."""
     p, t = _label_files(pred), _label_files(truth)
     if pred.is_file() and truth.is_file():
-        return [(pair_key(truth), pred, truth)]
+        return [(pairing_key(truth), pred, truth)]
     no_truth, no_pred = sorted(set(p) - set(t)), sorted(set(t) - set(p))
     if (no_truth or no_pred) and not skip_missing:
         first = (

@@ -1,6 +1,14 @@
 """Image input and label output: TIFF/OME-TIFF, PNG/JPEG, .npy, Zarr/OME-Zarr."""
 
-from .images import IMAGE_SUFFIXES, guess_axes, image_stem, is_zarr_path, read_image, write_labels_tiff
+from .images import (
+    IMAGE_SUFFIXES,
+    guess_axes,
+    image_stem,
+    is_zarr_path,
+    pairing_key,
+    read_image,
+    write_labels_tiff,
+)
 from .zarr import OmeZarrLabelsWriter, is_complete, open_labels
 
 __all__ = [
@@ -11,6 +19,7 @@ __all__ = [
     "is_complete",
     "is_zarr_path",
     "open_labels",
+    "pairing_key",
     "read_image",
     "write_labels_tiff",
 ]

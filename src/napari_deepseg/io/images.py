@@ -8,6 +8,7 @@ one letter per array dimension, in array order (e.g. ``"ZYX"``, ``"YXC"``, ``"TZ
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,27 @@ def image_stem(path: str | os.PathLike) -> str:
     if name.lower().endswith(".ome"):
         name = name[:-4]
     return name
+
+
+# trailing tags naming a file's role (labels, prediction, ground truth, image), not its sample
+_ROLE_TAG = re.compile(
+    r"[_\-.](labels?|masks?|pred|preds|predictions?|seg|segmentation|instances?|gt|truth|"
+    r"ground_truth|groundtruth|annotations?|classes|image|img)$",
+    re.IGNORECASE,
+)
+
+
+def pairing_key(path: str | os.PathLike) -> str:
+    """The name an image, its labels and its prediction share, for pairing files across folders.
+
+    The stem without image suffixes, with trailing role tags (``_labels``, ``_mask``, ``_pred``,
+    ``_gt``, ``_seg``, ``-instances``, ``.image``, ...) removed repeatedly, lower-cased:
+    ``cell01.tif``, ``Cell01_Mask.png`` and ``cell01_labels.tif`` all give ``"cell01"``.
+    """
+    key = image_stem(path)
+    while (stripped := _ROLE_TAG.sub("", key)) and stripped != key:
+        key = stripped
+    return key.lower()
 
 
 def guess_axes(shape: tuple[int, ...]) -> str:

@@ -1,9 +1,7 @@
 """Training pairs from files: list images and labels (folder, glob or file) and pair them by name.
 
-Pairing key: the file name without image suffixes (``a.ome.tif`` -> ``a``), lower-cased, with
-trailing role tags removed from either side (``_labels``, ``_mask(s)``, ``_seg``,
-``_segmentation``, ``_instances``, ``_gt``, ``_truth``, ``_annotation(s)``, ``_classes``,
-``_image``, ``_img``; also after ``-`` or ``.``), as ``deepseg evaluate`` pairs files.
+Pairing key: :func:`napari_deepseg.io.pairing_key` (the stem without image suffixes and role
+tags such as ``_labels`` or ``_mask``, lower-cased), as ``deepseg evaluate`` pairs files.
 So ``cell01.tif`` pairs with ``cell01_labels.tif`` or ``cell01_mask.png`` in another folder.
 """
 
@@ -11,27 +9,13 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeepsegError
-from ..io import IMAGE_SUFFIXES, image_stem, is_zarr_path, read_image
+from ..io import IMAGE_SUFFIXES, is_zarr_path, pairing_key, read_image
 from .data import TrainingPair
-
-_SUFFIX = re.compile(
-    r"[_.\-](labels?|masks?|seg|segmentation|instances?|gt|truth|ground_truth|annotations?|classes|image|img)$",
-    re.IGNORECASE,
-)
-
-
-def pairing_key(path: str | os.PathLike) -> str:
-    """The name both an image and its labels reduce to (see the module docstring)."""
-    key = image_stem(path)
-    while (stripped := _SUFFIX.sub("", key)) and stripped != key:
-        key = stripped
-    return key.lower()
 
 
 def list_images(spec: str | os.PathLike) -> list[Path]:
