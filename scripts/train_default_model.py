@@ -26,9 +26,9 @@ import numpy as np
 import tifffile
 import torch
 import torch.nn.functional as F
-from skimage.segmentation import find_boundaries
 
 from napari_deepseg.models import ModelMeta, build_model, save_model
+from napari_deepseg.training.labels import boundary_targets
 
 KIND_WEIGHT = {"fluorescence": 0.6, "histology": 0.3, "brightfield": 0.1}
 NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
@@ -43,13 +43,6 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 def percentile_normalize(plane: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
     lo, hi = np.percentile(plane, [low, high])
     return ((plane - lo) / max(hi - lo, 1e-6)).astype(np.float32)
-
-
-def boundary_targets(labels: np.ndarray) -> np.ndarray:
-    """Instance labels (H, W) -> uint8 classes: 0 background, 1 interior, 2 boundary (inner)."""
-    target = (labels > 0).astype(np.uint8)
-    target[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
-    return target
 
 
 def load_split(root: Path, split: str) -> list[dict]:
