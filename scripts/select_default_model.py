@@ -32,9 +32,9 @@ from napari_deepseg.models import load_model, save_model  # noqa: E402
 
 BUNDLED = ROOT / "src" / "napari_deepseg" / "bundled" / "nuclei.pt"
 GRID = {
-    "seed_threshold": (0.4, 0.5, 0.6, 0.7, 0.8),
-    "foreground_threshold": (0.4, 0.5, 0.6),
-    "min_size": (8, 16, 32),
+    "seed_threshold": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+    "foreground_threshold": (0.5, 0.6, 0.7),
+    "min_size": (16, 32, 48),
 }
 
 

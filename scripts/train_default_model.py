@@ -27,7 +27,7 @@ import tifffile
 import torch
 import torch.nn.functional as F
 
-from napari_deepseg.models import ModelMeta, build_model, save_model
+from napari_deepseg.models import ModelMeta, build_model, load_model, save_model
 from napari_deepseg.training.labels import boundary_targets
 
 KIND_WEIGHT = {"fluorescence": 0.6, "histology": 0.3, "brightfield": 0.1}
@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop after this wall time")
     ap.add_argument("--snapshot-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--init", type=Path, help="start from this model file's weights (a new cycle: fresh optimizer)"
+    )
     args = ap.parse_args(argv)
     if not (args.data / "index.json").exists():
         print(f"dataset not found at {args.data}; pass --data", file=sys.stderr)
@@ -129,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     records = load_split(args.data, "train")
     w = np.array([KIND_WEIGHT[r["kind"]] / sum(q["kind"] == r["kind"] for q in records) for r in records])
     probs = w / w.sum()
-    model = build_model("unet", in_channels=1, num_classes=3, base=args.base, depth=4).to(device)
+    model = build_model("unet", in_channels=1, num_classes=3, base=args.base, depth=4)
+    if args.init:
+        model.load_state_dict(load_model(args.init).state_dict())
+    model = model.to(device)
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
@@ -192,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{len(records)} images, all kinds",
                     "command": command,
                     "steps": step,
+                    "initialised_from": str(args.init) if args.init else None,
                     "batch": args.batch,
                     "patch": args.patch,
                     "train_loss": float(np.mean(losses[-100:])),
