@@ -31,3 +31,12 @@ def test_atomic_path_keeps_old_file_on_error(tmp_path):
         write_then_interrupt()
     assert dest.read_text() == "old"
     assert list(tmp_path.iterdir()) == [dest]
+
+
+def test_atomic_path_gives_the_mode_of_a_plain_write(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    dest = tmp_path / "atomic.txt"
+    with atomic_path(dest) as tmp:
+        tmp.write_text("x")
+    assert dest.stat().st_mode == plain.stat().st_mode
