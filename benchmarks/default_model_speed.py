@@ -1,0 +1,88 @@
+"""Speed of the bundled default model (`nuclei`) on this machine, fp32 versus bf16 autocast.
+
+Segments a 2048x2048 synthetic nuclei image (classes and instances, watershed included) with
+``segment()`` at each precision, and measures the bf16/fp32 class-map agreement on the DSB2018
+val images (the rule: keep fp32 wherever agreement would fall under 99.9%).
+
+    python benchmarks/default_model_speed.py --data ../shared/data/dsb2018 --write-docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+from napari_deepseg.inference import cpu_has_native_bf16, segment
+from napari_deepseg.models import load_model
+from napari_deepseg.samples import synthetic_nuclei
+
+
+def mpix_per_s(model, image: np.ndarray, precision: str, device: str, repeats: int = 2) -> float:
+    """Best of ``repeats`` timed runs after one warm-up."""
+    segment(image[:512, :512], model, device=device, precision=precision, outputs=("instances",))
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        segment(image, model, device=device, precision=precision, outputs=("classes", "instances"))
+        best = min(best, time.perf_counter() - t0)
+    return image.size / 1e6 / best
+
+
+def agreement(model, root: Path, device: str) -> float | None:
+    """Pixel fraction where bf16 and fp32 class maps agree, over every DSB2018 val image."""
+    if not (root / "index.json").exists():
+        return None
+    same = total = 0
+    for rec in json.loads((root / "index.json").read_text()):
+        if rec["split"] != "val":
+            continue
+        image = tifffile.imread(root / "val" / "images" / f"{rec['id']}.tif")
+        axes = "YXC" if image.ndim == 3 else "YX"
+        a = segment(image, model, axes=axes, device=device, precision="fp32").classes
+        b = segment(image, model, axes=axes, device=device, precision="bf16").classes
+        same, total = same + int((a == b).sum()), total + a.size
+    return same / total
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--write-docs", action="store_true")
+    args = ap.parse_args(argv)
+    model = load_model("nuclei")
+    image, _ = synthetic_nuclei((args.size, args.size), seed=5)
+    precisions = ["fp32"] + (["bf16"] if args.device != "cpu" or cpu_has_native_bf16() else [])
+    speed = {p: mpix_per_s(model, image, p, args.device) for p in precisions}
+    agree = agreement(model, args.data, args.device) if "bf16" in speed else None
+    rows = ["| precision | MPix/s | speed-up |", "|---|---|---|"]
+    rows += [f"| {p} | {v:.2f} | {v / speed['fp32']:.2f}x |" for p, v in speed.items()]
+    text = "\n".join(rows)
+    if agree is not None:
+        text += f"\n\nbf16/fp32 class-map agreement over the 67 DSB2018 val images: {100 * agree:.3f}%."
+    print(text)
+    if args.write_docs:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _common import machine, write_section
+
+        write_section(
+            "Default model speed",
+            f"Bundled `nuclei` model (U-Net base 16), `segment()` on a {args.size}x{args.size} image, "
+            f"classes and instances (watershed included), device {args.device}, "
+            f"{torch.get_num_threads()} threads, on {machine()}.\n\n{text}\n\n"
+            "Reproduce: `python benchmarks/default_model_speed.py "
+            "--data ../shared/data/dsb2018 --write-docs`",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
