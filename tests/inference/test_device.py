@@ -31,17 +31,51 @@ def test_resolve_device_and_precision():
         resolve_precision("int8", cpu)
 
 
-def test_model_copy_cached_and_refreshed_on_weight_change(tiny_unet):
+def _same_outputs(a: nn.Module, b: nn.Module) -> bool:
+    x = torch.randn(2, 1, 40, 56)
+    with torch.no_grad():
+        return torch.allclose(a(x), b(x), atol=1e-4, rtol=1e-4)
+
+
+def test_model_copy_cached_folded_and_refreshed_on_weight_change(tiny_unet):
     cpu = torch.device("cpu")
-    assert prepare_model(tiny_unet, cpu, channels_last=False) is tiny_unet
+    tiny_unet.eval()
     a = prepare_model(tiny_unet, cpu, channels_last=True)
     assert a is not tiny_unet
     assert prepare_model(tiny_unet, cpu, channels_last=True) is a
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in a.modules())  # folded into the convs
+    assert any(isinstance(m, nn.BatchNorm2d) for m in tiny_unet.modules())  # caller's model untouched
+    assert _same_outputs(a, tiny_unet)
     with torch.no_grad():
         next(tiny_unet.parameters()).add_(1.0)
     b = prepare_model(tiny_unet, cpu, channels_last=True)
     assert b is not a
-    assert torch.equal(next(b.parameters()), next(tiny_unet.parameters()))
+    assert _same_outputs(b, tiny_unet)
+    assert not _same_outputs(a, tiny_unet)
+
+
+def test_model_without_batchnorm_on_device_is_used_directly():
+    plain = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU()).eval()
+    assert prepare_model(plain, torch.device("cpu"), channels_last=False) is plain
+
+
+def test_folding_keeps_class_maps_of_a_trained_like_model(tiny_unet, nuclei_image, monkeypatch):
+    """With non-trivial batch-norm statistics, folded and unfolded runs give the same class map."""
+    with torch.no_grad():
+        for m in tiny_unet.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    image = nuclei_image[0]
+    options = {"tile": 64, "precision": "fp32", "device": "cpu", "outputs": ("probabilities",)}
+    folded = segment(image, tiny_unet, **options)
+    devmod.clear_model_cache()
+    monkeypatch.setattr(devmod, "fold_batchnorm", lambda model: model)
+    plain = segment(image, tiny_unet, **options)
+    devmod.clear_model_cache()
+    assert np.abs(folded.probabilities.astype(np.float32) - plain.probabilities).max() < 2e-3
+    assert (folded.classes == plain.classes).mean() > 0.9999
 
 
 def test_training_mode_restored(tiny_unet, nuclei_image):

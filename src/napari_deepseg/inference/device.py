@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import weakref
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import DeepsegError
 
@@ -113,14 +115,48 @@ def _on_device(model: nn.Module, device: torch.device, channels_last: bool) -> b
     return all(t.is_contiguous() for t in tensors)
 
 
+def _foldable_pairs(model: nn.Module) -> list[tuple[nn.Sequential, str, str]]:
+    """(sequential, conv name, batch-norm name) for every Conv2d directly followed by a BatchNorm2d
+    with running statistics inside an ``nn.Sequential`` (the conv's output feeds only the norm)."""
+    pairs = []
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for a, b in itertools.pairwise(names):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if (
+                isinstance(conv, nn.Conv2d)
+                and isinstance(bn, nn.BatchNorm2d)
+                and bn.running_mean is not None
+                and bn.running_var is not None
+            ):
+                pairs.append((seq, a, b))
+    return pairs
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold eval-mode batch norms into the convolutions before them (in place; returns ``model``).
+
+    Inference only: each (Conv2d, BatchNorm2d) pair of an ``nn.Sequential`` becomes one conv with
+    scaled weights and a bias, the norm an ``nn.Identity``; outputs are unchanged up to float
+    rounding, and one pass over the activations is saved per pair.
+    """
+    for seq, conv_name, bn_name in _foldable_pairs(model):
+        seq._modules[conv_name] = fuse_conv_bn_eval(seq._modules[conv_name], seq._modules[bn_name])
+        seq._modules[bn_name] = nn.Identity()
+    return model
+
+
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
     """The model ready for inference on ``device`` in eval mode (cached; the caller's model is untouched).
 
-    When the model already sits on the device in the wanted memory format it is used directly
-    (its train/eval mode is restored by :func:`eval_mode`). Otherwise an eval-mode copy is made
-    once and kept until the original's weights change.
+    The ready copy is made once, with batch norms folded into their convolutions
+    (:func:`fold_batchnorm`), moved to ``device`` (channels_last where asked), and kept until the
+    original's weights change. A model with nothing to fold that already sits on the device in
+    the wanted memory format is used directly (its train/eval mode is restored by ``eval_mode``).
     """
-    if _on_device(model, device, channels_last):
+    if _on_device(model, device, channels_last) and not _foldable_pairs(model):
         return model
     key = (str(device), channels_last)
     entries = _CACHE.setdefault(model, {})
@@ -128,7 +164,7 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -
     hit = entries.get(key)
     if hit is not None and hit[0] == fp:
         return hit[1]
-    moved = copy.deepcopy(model).to(device).eval()
+    moved = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
     if channels_last:
         moved = moved.to(memory_format=torch.channels_last)
     entries.clear()  # keep one copy per model: device memory is precious
