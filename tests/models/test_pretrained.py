@@ -154,3 +154,26 @@ def test_resnet_keys_match_torchvision():
     assert {k: v.shape for k, v in backbone.state_dict().items()} == {
         k: v.shape for k, v in plain.state_dict().items() if not k.startswith("fc.")
     }
+
+
+def test_predict_with_weights_file_offline(torch_home, tmp_path):
+    """The offline fix the error names works: `deepseg predict --model NAME --weights FILE`."""
+    import numpy as np
+    import tifffile
+
+    from napari_deepseg.cli import main
+
+    weights = tmp_path / "downloaded_elsewhere.pth"
+    random_checkpoint(_tv_mobilenet, weights)
+    images = tmp_path / "images"
+    images.mkdir()
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8)
+    tifffile.imwrite(images / "photo.tif", rgb)
+    out = tmp_path / "out"
+    args = ["predict", str(images), "-o", str(out), "--quiet", "--device", "cpu"]
+    code = main([*args, "--model", "deeplabv3_mobilenet_v3_large_coco", "--weights", str(weights)])
+    assert code == 0
+    assert tifffile.imread(out / "photo_labels.tif").shape == (48, 40)
+    assert load_model(out / "deeplabv3_mobilenet_v3_large_coco.pt").deepseg_meta.class_names == VOC_CLASSES
+    assert torch_home.calls == []  # nothing was downloaded
+    assert main([*args, "--model", "nuclei", "--weights", str(weights)]) == 1

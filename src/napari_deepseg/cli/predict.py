@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, type=Path, metavar="OUT_DIR", help="output folder")
     p.add_argument("--model", default="nuclei", help="model file or bundled model name (default: nuclei)")
     p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="torchvision weights file for a ready pretrained --model (offline machines); the model "
+        "file made from it is written into OUT_DIR and used",
+    )
+    p.add_argument(
         "--output",
         choices=("auto", "classes", "instances", "probabilities"),
         default="auto",
@@ -72,14 +79,29 @@ def _channels(text: str | None) -> list[int] | None:
         raise DeepsegError(f"--channels {text!r}: give comma-separated integers, e.g. 0 or 1,2,0") from None
 
 
+def _model_with_weights(name: str, weights: Path, out_dir: Path) -> str:
+    """Build the ready model ``name`` from a local weights file; save it as ``OUT_DIR/<name>.pt``."""
+    from ..models import save_model
+    from ..models.pretrained import READY_MODELS, load_ready_model
+
+    if name not in READY_MODELS:
+        raise DeepsegError(
+            f"--weights goes with a ready pretrained model ({', '.join(READY_MODELS)}), not {name!r}"
+        )
+    if not Path(weights).is_file():
+        raise DeepsegError(f"weights file {weights} not found")
+    return str(save_model(Path(out_dir) / f"{name}.pt", load_ready_model(name, weights_file=weights)))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..batch import predict_iter
     from ._progress import run_with_progress
 
+    model = args.model if args.weights is None else _model_with_weights(args.model, args.weights, args.out)
     gen = predict_iter(
         args.inputs,
         args.out,
-        model=args.model,
+        model=model,
         output=args.output,
         axes=args.axes,
         channels=_channels(args.channels),
