@@ -10,8 +10,9 @@ import tifffile
 
 from napari_deepseg import __version__
 from napari_deepseg.batch import MANIFEST_NAME, predict, predict_iter
-from napari_deepseg.batch.files import expand_inputs, output_path, parse_size, sha256_file
+from napari_deepseg.batch.files import output_path, parse_size, sha256_file
 from napari_deepseg.errors import DeepsegError
+from napari_deepseg.io import expand_inputs
 from napari_deepseg.progress import Cancelled, drain
 
 from . import fakes

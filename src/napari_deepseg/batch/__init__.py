@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+from ..io import expand_inputs
 from ..progress import drain
-from .files import MANIFEST_NAME, Manifest, expand_inputs, output_path
+from .files import MANIFEST_NAME, Manifest, output_path
 from .run import BatchSummary, predict_iter
 
 

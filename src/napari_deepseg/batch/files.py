@@ -15,13 +15,12 @@ The manifest ``OUT_DIR/deepseg_manifest.json`` (written atomically after every f
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 from .. import __version__
 from .._files import atomic_path
 from ..errors import DeepsegError
-from ..io import IMAGE_SUFFIXES, image_stem, is_complete, is_zarr_path
+from ..io import image_stem, is_complete
 
 MANIFEST_NAME = "deepseg_manifest.json"
 MANIFEST_FORMAT = "napari-deepseg-batch"
@@ -39,43 +38,6 @@ OUTPUT_SUFFIX = "_labels"
 def now() -> str:
     """Local time as an ISO 8601 string with seconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _is_image(path: Path) -> bool:
-    return is_zarr_path(path) or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Expand files, folders (their images, not recursive) and glob patterns.
-
-    Returns:
-        ``(images, problems)``: absolute image paths, sorted and de-duplicated in input order;
-        and ``(path, reason)`` for inputs that match nothing (reported as failed by the batch).
-    """
-    found: list[Path] = []
-    problems: list[tuple[Path, str]] = []
-    for item in inputs:
-        text = str(item)
-        if glob.has_magic(text):
-            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if _is_image(Path(m))]
-            if not matches:
-                problems.append((Path(text), "no image matches this pattern"))
-            found.extend(matches)
-            continue
-        path = Path(text)
-        if not path.exists():
-            problems.append((path.absolute(), "not found"))
-        elif is_zarr_path(path) or path.is_file():
-            found.append(path)
-        else:
-            images = sorted(p for p in path.iterdir() if _is_image(p) and not p.name.startswith("."))
-            if not images:
-                problems.append((path.absolute(), "folder holds no TIFF, PNG, JPEG, .npy or Zarr image"))
-            found.extend(images)
-    unique: dict[Path, None] = {}
-    for p in found:
-        unique.setdefault(p.absolute(), None)
-    return list(unique), problems
 
 
 def output_path(src: Path, out_dir: Path, kind: str) -> Path:

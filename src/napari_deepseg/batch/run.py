@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeepsegError
-from ..io import OmeZarrLabelsWriter, read_image
+from ..io import OmeZarrLabelsWriter, expand_inputs, read_image
 from ..progress import Progress
 from . import dask as dask_backend
-from .files import Manifest, check_unique_outputs, expand_inputs, output_path, parse_size, sha256_file
+from .files import Manifest, check_unique_outputs, output_path, parse_size, sha256_file
 from .seams import merge_block_seams
 from .work import (
     ModelRef,

@@ -2,6 +2,7 @@
 
 from .images import (
     IMAGE_SUFFIXES,
+    expand_inputs,
     guess_axes,
     image_stem,
     is_zarr_path,
@@ -14,6 +15,7 @@ from .zarr import OmeZarrLabelsWriter, is_complete, open_labels
 __all__ = [
     "IMAGE_SUFFIXES",
     "OmeZarrLabelsWriter",
+    "expand_inputs",
     "guess_axes",
     "image_stem",
     "is_complete",

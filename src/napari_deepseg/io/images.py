@@ -7,8 +7,10 @@ one letter per array dimension, in array order (e.g. ``"ZYX"``, ``"YXC"``, ``"TZ
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,43 @@ def image_stem(path: str | os.PathLike) -> str:
     if name.lower().endswith(".ome"):
         name = name[:-4]
     return name
+
+
+def _is_image(path: Path) -> bool:
+    return is_zarr_path(path) or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files, folders (their images, not recursive) and glob patterns.
+
+    Returns:
+        ``(images, problems)``: absolute image paths, sorted and de-duplicated in input order;
+        and ``(path, reason)`` for inputs that match nothing (reported as failed by the batch).
+    """
+    found: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for item in inputs:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if _is_image(Path(m))]
+            if not matches:
+                problems.append((Path(text), "no image matches this pattern"))
+            found.extend(matches)
+            continue
+        path = Path(text)
+        if not path.exists():
+            problems.append((path.absolute(), "not found"))
+        elif is_zarr_path(path) or path.is_file():
+            found.append(path)
+        else:
+            images = sorted(p for p in path.iterdir() if _is_image(p) and not p.name.startswith("."))
+            if not images:
+                problems.append((path.absolute(), "folder holds no TIFF, PNG, JPEG, .npy or Zarr image"))
+            found.extend(images)
+    unique: dict[Path, None] = {}
+    for p in found:
+        unique.setdefault(p.absolute(), None)
+    return list(unique), problems
 
 
 # trailing tags naming a file's role (labels, prediction, ground truth, image), not its sample

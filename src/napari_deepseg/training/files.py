@@ -7,35 +7,22 @@ So ``cell01.tif`` pairs with ``cell01_labels.tif`` or ``cell01_mask.png`` in ano
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeepsegError
-from ..io import IMAGE_SUFFIXES, is_zarr_path, pairing_key, read_image
+from ..io import expand_inputs, pairing_key, read_image
 from .data import TrainingPair
 
 
 def list_images(spec: str | os.PathLike) -> list[Path]:
-    """Image files named by a folder, a glob pattern or a single file (sorted)."""
-    text = str(spec)
-    path = Path(text)
-    if path.is_dir() and not is_zarr_path(path):
-        found = [p for p in sorted(path.iterdir()) if _is_image(p)]
-    elif path.exists():
-        found = [path]
-    else:
-        found = [Path(p) for p in sorted(glob.glob(text)) if _is_image(Path(p))]
+    """Image files named by a folder, a glob pattern or a single file (see ``io.expand_inputs``)."""
+    found, _problems = expand_inputs([spec])
     if not found:
-        raise DeepsegError(f"no image files found for {text!r}; give a folder, a glob pattern or a file")
+        raise DeepsegError(f"no image files found for {str(spec)!r}; give a folder, a glob pattern or a file")
     return found
-
-
-def _is_image(path: Path) -> bool:
-    name = path.name.lower()
-    return not name.startswith(".") and (name.endswith(IMAGE_SUFFIXES) or is_zarr_path(path))
 
 
 def pair_files(
