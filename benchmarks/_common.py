@@ -31,8 +31,14 @@ def machine() -> str:
 
 def write_section(title: str, body: str, path: Path = DOCS) -> None:
     """Replace (or append) the ``## title`` section of docs/benchmarks.md with ``body``."""
+    replace_section(f"## {title}\n\n{body.strip()}\n", path)
+
+
+def replace_section(section: str, path: Path = DOCS) -> None:
+    """Replace (or append) the section of ``path`` whose ``## title`` line starts ``section``."""
+    title = section.split("\n", 1)[0].removeprefix("## ").strip()
+    section = section.strip() + "\n"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"

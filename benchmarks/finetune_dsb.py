@@ -33,11 +33,15 @@ from napari_deepseg.inference import segment
 from napari_deepseg.models import load_model
 from napari_deepseg.training import finetune_iter
 
+try:
+    from _common import replace_section
+except ImportError:  # run as a module
+    from benchmarks._common import replace_section
+
 THREADS_NOTE = (
     "One torch thread: on this shared, oversubscribed 2-core machine two OpenMP threads spin-wait "
     "for each other and each step was 3-10x slower than with one."
 )
-START, END = "<!-- finetune_dsb:start -->", "<!-- finetune_dsb:end -->"
 
 
 def load_split(root: Path, split: str, kind: str, limit: int | None = None, min_nuclei: int = 0) -> list:
@@ -148,16 +152,6 @@ def table(before: dict, after: dict, info: dict) -> str:
     return "\n".join(rows)
 
 
-def write_section(doc: Path, text: str) -> None:
-    old = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text}\n{END}"
-    if START in old and END in old:
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="?", type=Path, default=Path("../shared/data/dsb2018"))
@@ -199,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     text = _report(args, host, pre, ft, before, after, info, time.perf_counter() - t0)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        replace_section(text, args.write)
     return 0
 
 

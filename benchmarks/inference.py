@@ -32,9 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+try:
+    from _common import replace_section
+except ImportError:  # run as a module
+    from benchmarks._common import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- inference:begin -->", "<!-- inference:end -->"
 TILE, OVERLAP, BATCH = 512, 64, 2
 
 
@@ -231,7 +235,7 @@ def main() -> None:
     table = _table(rows, agree, memory, flops, source, load, os.getloadavg()[0], time.time() - started, args)
     print(table)
     if not args.no_write:
-        _write_section(table)
+        replace_section(table, DOC)
 
 
 def _table(rows, agree, memory, flops, source, load0, load1, seconds, args) -> str:
@@ -294,17 +298,6 @@ def _table(rows, agree, memory, flops, source, load0, load1, seconds, args) -> s
         "Reproduce: `.venv/bin/python benchmarks/inference.py` (about 12 minutes on 2 idle cores).",
     ]
     return "\n".join(lines)
-
-
-def _write_section(table: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{table}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text)
 
 
 if __name__ == "__main__":
