@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from napari_deepseg.models import ModelMeta, build_model, load_model, save_model
 from napari_deepseg.training.labels import boundary_targets
 
-KIND_WEIGHT = {"fluorescence": 0.6, "histology": 0.3, "brightfield": 0.1}
 NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
 
 
@@ -98,6 +97,18 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -
     return ce + dice[1:].mean()
 
 
+def parse_kind_weights(text: str) -> dict[str, float]:
+    """ "fluorescence=0.6,histology=0.3,brightfield=0.1" -> {kind: share}."""
+    weights = {}
+    for item in text.split(","):
+        kind, _, value = item.partition("=")
+        weights[kind.strip()] = float(value)
+    missing = {"fluorescence", "histology", "brightfield"} - set(weights)
+    if missing:
+        raise SystemExit(f"--kind-weights lacks {', '.join(sorted(missing))}")
+    return weights
+
+
 def native_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -119,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--snapshot-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--kind-weights",
+        default="fluorescence=0.6,histology=0.3,brightfield=0.1",
+        help="sampling share of each image kind, e.g. fluorescence=0.8,histology=0.15,brightfield=0.05",
+    )
+    ap.add_argument(
         "--init", type=Path, help="start from this model file's weights (a new cycle: fresh optimizer)"
     )
     args = ap.parse_args(argv)
@@ -129,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     amp = torch.bfloat16 if (device == "cuda" or native_bf16()) else None
 
+    kind_weight = parse_kind_weights(args.kind_weights)
     records = load_split(args.data, "train")
-    w = np.array([KIND_WEIGHT[r["kind"]] / sum(q["kind"] == r["kind"] for q in records) for r in records])
+    w = np.array([kind_weight[r["kind"]] / sum(q["kind"] == r["kind"] for q in records) for r in records])
     probs = w / w.sum()
     model = build_model("unet", in_channels=1, num_classes=3, base=args.base, depth=4)
     if args.init:

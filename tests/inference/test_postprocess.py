@@ -57,6 +57,58 @@ def test_bad_shape():
         instances_from_probabilities(np.zeros((32, 32)))
 
 
+def _two_touching_discs() -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of two overlapping discs whose interiors merge through a dimmer neck."""
+    yy, xx = np.mgrid[:40, :60]
+    d1 = np.hypot(yy - 20, xx - 20)
+    d2 = np.hypot(yy - 20, xx - 38)
+    truth = np.zeros((40, 60), np.uint32)
+    truth[d1 < 11] = 1
+    truth[(d2 < 11) & (d2 < d1)] = 2
+    # Interior confidence falls towards each rim; at the neck both discs stay above 0.5.
+    interior = np.clip(np.maximum(1 - d1 / 14, 1 - d2 / 14), 0, 1) * 1.6
+    interior = np.clip(interior, 0, 0.98) * (truth > 0)
+    boundary = (1 - interior) * 0.95 * (truth > 0)  # the rest of each disc is confident boundary
+    prob = np.stack([1 - interior - boundary, interior, boundary]).astype(np.float32)
+    return prob, truth
+
+
+def test_maxima_seeding_splits_touching_interiors():
+    prob, truth = _two_touching_discs()
+    merged = instances_from_probabilities(prob, min_size=0, seed_threshold=0.5)
+    assert merged.max() == 1  # one connected confident interior: the threshold merges them
+    split = instances_from_probabilities(prob, min_size=0, seed_method="maxima", seed_sigma=1.0, seed_h=0.01)
+    assert split.max() == 2
+    for obj in (1, 2):  # each true disc is mostly one predicted object
+        ids, counts = np.unique(split[truth == obj], return_counts=True)
+        assert counts.max() / counts.sum() > 0.95
+    assert split[20, 20] != split[20, 38]
+
+
+def test_maxima_seeding_ignores_shallow_bumps():
+    """A second peak only ``0.06`` above its saddle seeds an object for ``seed_h=0.01`` only."""
+    x = np.arange(60, dtype=np.float32)
+    profile = np.maximum.reduce(
+        [
+            np.full_like(x, 0.84),
+            0.95 * np.exp(-((x - 18) ** 2) / 72),
+            0.90 * np.exp(-((x - 42) ** 2) / 72),
+        ]
+    )
+    interior = np.zeros((30, 60), np.float32)
+    interior[8:22, 4:56] = profile[4:56]
+    prob = np.stack([1 - interior, interior, np.zeros_like(interior)])
+    kwargs = {"min_size": 0, "seed_method": "maxima", "seed_sigma": 0}
+    assert instances_from_probabilities(prob, seed_h=0.01, **kwargs).max() == 2
+    assert instances_from_probabilities(prob, seed_h=0.2, **kwargs).max() == 1
+
+
+def test_unknown_seed_method():
+    prob, _ = _two_touching_discs()
+    with pytest.raises(ValueError, match="seed_method"):
+        instances_from_probabilities(prob, seed_method="peaks")
+
+
 def test_stitch_keeps_ids_of_overlapping_objects():
     prev = np.zeros((20, 20), np.uint32)
     prev[2:8, 2:8] = 7
@@ -82,7 +134,14 @@ def test_model_file_postprocess_settings_reach_the_watershed(tiny_unet, tmp_path
         return instances_from_probabilities(prob, **kwargs)
 
     monkeypatch.setattr(engine, "instances_from_probabilities", spy)
-    settings = {"seed_threshold": 0.7, "foreground_threshold": 0.4, "min_size": 5}
+    settings = {
+        "seed_threshold": 0.7,
+        "foreground_threshold": 0.4,
+        "min_size": 5,
+        "seed_method": "maxima",
+        "seed_sigma": 1.5,
+        "seed_h": 0.02,
+    }
     tiny_unet.deepseg_meta.postprocess = dict(settings)
     model = load_model(save_model(tmp_path / "m.pt", tiny_unet))
     assert model.deepseg_meta.postprocess == settings
@@ -96,3 +155,6 @@ def test_model_file_postprocess_settings_reach_the_watershed(tiny_unet, tmp_path
     assert seen[-1] == {"min_size": 16}
     with pytest.raises(ValueError, match="min_size"):
         segment(image[0], model, device="cpu", outputs=("instances",), min_size=-1)
+    tiny_unet.deepseg_meta.postprocess = {"seed_method": "peaks"}
+    with pytest.raises(ValueError, match="seed_method 'peaks' is unknown"):
+        segment(image[0], tiny_unet, device="cpu", outputs=("instances",))

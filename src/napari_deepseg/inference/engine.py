@@ -113,7 +113,14 @@ def segment_iter(
     return (yield from job.run())
 
 
-POSTPROCESS_KEYS = ("seed_threshold", "foreground_threshold", "min_size")
+POSTPROCESS_KEYS = (
+    "seed_threshold",
+    "foreground_threshold",
+    "min_size",
+    "seed_method",
+    "seed_sigma",
+    "seed_h",
+)
 
 
 def _postprocess_settings(model: nn.Module, min_size: int | None) -> dict[str, Any]:
@@ -121,6 +128,11 @@ def _postprocess_settings(model: nn.Module, min_size: int | None) -> dict[str, A
     meta = model_meta(model) if getattr(model, "deepseg_arch", None) is not None else None
     settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
     settings.setdefault("min_size", DEFAULT_MIN_SIZE)
+    if settings.get("seed_method", "threshold") not in ("threshold", "maxima"):
+        raise DeepsegError(
+            f"the model file's post-processing seed_method {settings['seed_method']!r} is unknown "
+            "(use 'threshold' or 'maxima'); upgrade napari-deepseg or fix the model file"
+        )
     if min_size is not None:
         if int(min_size) < 0:
             raise DeepsegError(f"min_size must be 0 or more, not {min_size}")

