@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,9 +33,9 @@ from napari_deepseg.models import load_model
 from napari_deepseg.training import finetune_iter
 
 try:
-    from _common import replace_section
+    from _common import machine, replace_section
 except ImportError:  # run as a module
-    from benchmarks._common import replace_section
+    from benchmarks._common import machine, replace_section
 
 THREADS_NOTE = (
     "One torch thread: on this shared, oversubscribed 2-core machine two OpenMP threads spin-wait "
@@ -127,15 +126,10 @@ def finetune_histology(args, base: Path, kw: dict, sps: float) -> tuple[Path, di
     return path, {"ids": [h[2] for h in hist], "steps": done, "seconds": secs, "best_epoch": best}
 
 
-def machine() -> str:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    cpu = next((ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln), platform.processor())
+def host() -> str:
+    """The machine line, with the load at the start and the torch threads used."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, load average {load:.1f} at start, "
-        f"{torch.get_num_threads()} torch thread(s)"
-    )
+    return f"{machine()}, load average {load:.1f} at start, {torch.get_num_threads()} torch thread(s)"
 
 
 def table(before: dict, after: dict, info: dict) -> str:
@@ -173,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    host = machine()
+    host_line = host()
     kw = {"patch_size": args.patch, "batch_size": args.batch, "device": args.device, "seed": 0}
     t0 = time.perf_counter()
     if args.base is None:
@@ -190,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     after = evaluate(load_model(tuned), val, args.device)
     print(f"after: {after}", flush=True)
     info = {"n_train": len(ft["ids"]), "n_val": len(val)}
-    text = _report(args, host, pre, ft, before, after, info, time.perf_counter() - t0)
+    text = _report(args, host_line, pre, ft, before, after, info, time.perf_counter() - t0)
     print(text)
     if args.write:
         replace_section(text, args.write)

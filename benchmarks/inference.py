@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -35,9 +34,9 @@ import numpy as np
 import torch
 
 try:
-    from _common import replace_section
+    from _common import machine, replace_section
 except ImportError:  # run as a module
-    from benchmarks._common import replace_section
+    from benchmarks._common import machine, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -191,13 +190,6 @@ def _run(kind: str, size: int, precision: str, save: str | None = None, model=No
     return result
 
 
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
@@ -259,7 +251,7 @@ def _table(rows, agree, spread, memory, flops, source, load0, load1, seconds, ar
     lines = [
         "## Inference engine",
         "",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}; model: U-Net base 32 "
+        f"Machine: {machine()}; model: U-Net base 32 "
         f"({source}); image {args.size}x{args.size} uint16 synthetic nuclei; tile {TILE}, overlap {OVERLAP}, "
         f"tile batch {BATCH}. Load average {load0:.1f} at the start and {load1:.1f} at the end on 2 cores; "
         f"the ratios were measured in the same run. Benchmark took {seconds / 60:.1f} min. segment() runs "
