@@ -73,6 +73,20 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def selection_note(model) -> str:
+    """What the model file says about selection on this split (empty when it says nothing)."""
+    prov = getattr(getattr(model, "deepseg_meta", None), "provenance", {}) or {}
+    if "postprocess_two_fold_ap50" not in prov:
+        return ""
+    two_fold = ", ".join(f"{k} {v:.3f}" for k, v in prov["postprocess_two_fold_ap50"].items())
+    return (
+        f"The snapshot ({prov.get('selected_snapshot')}) and the instance post-processing "
+        f"({model.deepseg_meta.postprocess}) were selected on this split. Two-fold check of that "
+        "tuning (tune on half of the images, score the other half, pool the held-out halves): "
+        f"AP@0.5 {two_fold}.\n\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
@@ -98,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         body = (
             f"Model `{args.model}` on the DSB2018 `{args.split}` split, instances pooled over images "
             f"(AP = TP/(TP+FP+FN), optimal one-to-one matching).\n\n{text}\n\n"
-            f"Anchors for fluorescence AP@0.5: {ANCHORS}.\n\n"
+            f"Anchors for fluorescence AP@0.5: {ANCHORS}.\n\n{selection_note(model)}"
             f"Inference speed over the split: {results['mpix_per_s']:.2f} MPix/s on {machine()}.\n\n"
             f"Reproduce: `python benchmarks/accuracy_dsb.py --data ../shared/data/dsb2018 --write-docs`"
         )
