@@ -26,6 +26,7 @@ from .device import resolve_device, resolve_precision
 from .normalization import Normalizer, check_normalization, fixed_normalizer, percentile_normalizer
 from .postprocess import (
     DEFAULT_MIN_SIZE,
+    SEED_METHODS,
     class_map,
     instances_from_probabilities,
     offset_labels,
@@ -128,10 +129,10 @@ def _postprocess_settings(model: nn.Module, min_size: int | None) -> dict[str, A
     meta = model_meta(model) if getattr(model, "deepseg_arch", None) is not None else None
     settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
     settings.setdefault("min_size", DEFAULT_MIN_SIZE)
-    if settings.get("seed_method", "threshold") not in ("threshold", "maxima"):
+    if settings.get("seed_method", SEED_METHODS[0]) not in SEED_METHODS:
         raise DeepsegError(
             f"the model file's post-processing seed_method {settings['seed_method']!r} is unknown "
-            "(use 'threshold' or 'maxima'); upgrade napari-deepseg or fix the model file"
+            f"(use one of {SEED_METHODS}); upgrade napari-deepseg or fix the model file"
         )
     if min_size is not None:
         if int(min_size) < 0:

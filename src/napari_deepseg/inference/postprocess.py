@@ -26,6 +26,7 @@ from skimage.segmentation import watershed
 from .maxima import dynamic_maxima
 
 DEFAULT_MIN_SIZE = 16
+SEED_METHODS = ("threshold", "maxima")
 _STRUCT = ndi.generate_binary_structure(2, 1)
 
 
@@ -80,7 +81,7 @@ def instances_from_probabilities(
         )
         seeds, n_seeds = dynamic_maxima(relief, mask, float(seed_h))
     else:
-        raise ValueError(f"seed_method must be 'threshold' or 'maxima', not {seed_method!r}")
+        raise ValueError(f"seed_method must be one of {SEED_METHODS}, not {seed_method!r}")
     # Foreground components without any seed become objects of their own.
     comps, n_comps = ndi.label(mask, structure=_STRUCT)
     seeded = np.zeros(n_comps + 1, bool)
