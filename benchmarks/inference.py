@@ -12,7 +12,8 @@ weights), a 4096x4096 uint16 synthetic nuclei image, tile 512, overlap 64. Rows:
 - achieved GFLOP/s of segment (U-Net FLOPs x pixels actually run, overlaps included) against
   a 4096^3 matmul of the same precision;
 - memory point: 8192x8192 uint16 image, peak RSS over the image + class map size;
-- bf16 vs fp32 class-map agreement (sets the CPU ``precision="auto"`` default).
+- bf16 vs fp32 class-map agreement (on random weights; the per-model figure that sets
+  the CPU ``precision="auto"`` choice is measured by default_model_speed.py).
 
 Usage: ``python benchmarks/inference.py [--size 4096] [--memory-size 8192] [--repeats 3] [--no-write]``;
 writes its section of docs/benchmarks.md.
@@ -299,8 +300,8 @@ def _table(rows, agree, spread, memory, flops, source, load0, load1, seconds, ar
     lines += [
         f"- bf16 vs fp32: {bf16['mpix_s'] / fp32['mpix_s']:.2f}x faster; class maps agree on "
         f"{agree['bf16']:.4%} of pixels with {source} (random weights make this degenerate; see "
-        "'Default model speed' for the agreement of the trained default model). precision='auto' stays fp32 "
-        "on the CPU: a partly trained model agreed on 99.77% only, under the 99.9% rule.",
+        "'Default model speed' for the agreement of the trained default model). precision='auto' runs bf16 "
+        "on a CPU only for a model whose file records >= 99.9% agreement (the bundled nuclei model does).",
         f"- Memory point ({memory['model']}): {args.memory_size}x{args.memory_size} uint16 image, "
         f"precision auto: peak RSS "
         f"{memory['peak_rss_mb']:.0f} MB, {over:.0f} MB above the process before the run (which already held "

@@ -27,6 +27,7 @@ import tifffile
 import torch
 import torch.nn.functional as F
 
+from napari_deepseg.inference.device import available_devices, resolve_device, resolve_precision
 from napari_deepseg.models import ModelMeta, build_model, load_model, save_model
 from napari_deepseg.training.labels import boundary_targets
 
@@ -109,14 +110,6 @@ def parse_kind_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
@@ -142,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dataset not found at {args.data}; pass --data", file=sys.stderr)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    amp = torch.bfloat16 if (device == "cuda" or native_bf16()) else None
+    device = resolve_device("cuda" if available_devices()["cuda"] else "cpu").type
+    policy = resolve_precision("auto", device, mode="training")
+    amp = policy.dtype
 
     kind_weight = parse_kind_weights(args.kind_weights)
     records = load_split(args.data, "train")
@@ -153,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.init:
         model.load_state_dict(load_model(args.init).state_dict())
     model = model.to(device)
-    model = model.to(memory_format=torch.channels_last)
+    if policy.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     weights = torch.tensor([1.0, 1.0, 2.0], device=device)
@@ -176,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             break
         model.train()
         x, y = sample_batch(records, probs, rng, args.batch, args.patch)
-        x = x.to(device).to(memory_format=torch.channels_last)
+        x = x.to(device)
+        x = x.to(memory_format=torch.channels_last) if policy.channels_last else x
         y = y.to(device)
         with torch.autocast(device_type=device, dtype=amp, enabled=amp is not None):
             logits = model(x)
@@ -221,13 +217,14 @@ def main(argv: list[str] | None = None) -> int:
                     "train_loss": float(np.mean(losses[-100:])),
                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "device": device,
-                    "precision": "bf16 autocast" if amp else "fp32",
+                    "precision": f"{policy.name} autocast" if amp else "fp32",
                 },
             )
             save_model(
                 args.out / f"snapshot_{step:06d}.pt", model.to(memory_format=torch.contiguous_format), meta
             )
-            model.to(memory_format=torch.channels_last)
+            if policy.channels_last:
+                model.to(memory_format=torch.channels_last)
             print(f"snapshot at step {step}", flush=True)
     print(f"done: step {step}, {math.floor(time.time() - start)} s", flush=True)
     return 0

@@ -21,14 +21,103 @@ def test_resolve_device_and_precision():
     with pytest.raises(DeepsegError, match="unknown device"):
         resolve_device("tpu")
     cpu = torch.device("cpu")
-    assert resolve_precision("fp32", cpu) is None
-    assert resolve_precision("bf16", cpu) is torch.bfloat16
-    expected = torch.bfloat16 if devmod.CPU_AUTO_BF16 and devmod.cpu_has_native_bf16() else None
-    assert resolve_precision("auto", cpu) is expected
+    assert resolve_precision("fp32", cpu).dtype is None
+    assert resolve_precision("bf16", cpu).dtype is torch.bfloat16
+    expected = torch.bfloat16 if devmod.cpu_has_native_bf16() else None
+    assert resolve_precision("auto", cpu, bf16_agreement=0.9999).dtype is expected
+    assert resolve_precision("auto", cpu).dtype is None  # no measured agreement: fp32
     with pytest.raises(DeepsegError, match="fp16"):
         resolve_precision("fp16", cpu)
     with pytest.raises(DeepsegError, match="precision"):
         resolve_precision("int8", cpu)
+
+
+@pytest.fixture
+def cpu_bf16(monkeypatch):
+    """Pretend the CPU does (True) or does not (False) have native bf16."""
+
+    def set_native(native: bool) -> None:
+        monkeypatch.setattr(devmod, "cpu_has_native_bf16", lambda: native)
+
+    return set_native
+
+
+@pytest.mark.parametrize(
+    ("native", "mode", "agreement", "dtype"),
+    [
+        (True, "inference", 0.99976, torch.bfloat16),  # the bundled model's measured figure
+        (True, "inference", 0.999, torch.bfloat16),  # the threshold itself is enough
+        (True, "inference", 0.9977, None),  # under 99.9%: fp32
+        (True, "inference", None, None),  # never measured: fp32
+        (False, "inference", 0.99976, None),  # no native bf16: fp32
+        (True, "training", None, torch.bfloat16),  # training needs no agreement figure
+        (False, "training", None, None),
+    ],
+)
+def test_cpu_auto_precision_follows_capability_and_model_agreement(cpu_bf16, native, mode, agreement, dtype):
+    cpu_bf16(native)
+    policy = resolve_precision("auto", torch.device("cpu"), mode=mode, bf16_agreement=agreement)
+    assert policy.dtype is dtype
+    assert policy.channels_last is (dtype is not None)  # channels_last only with CPU autocast
+    assert policy.grad_scaler is False
+    assert policy.name == ("bf16" if dtype is not None else "fp32")
+
+
+def test_forced_precisions_override_auto(cpu_bf16):
+    cpu_bf16(True)
+    cpu = torch.device("cpu")
+    for mode in devmod.MODES:
+        assert resolve_precision("fp32", cpu, mode=mode, bf16_agreement=1.0).dtype is None
+        assert resolve_precision("bf16", cpu, mode=mode, bf16_agreement=0.5).dtype is torch.bfloat16
+        with pytest.raises(DeepsegError, match=r"fp16.*CPU"):
+            resolve_precision("fp16", cpu, mode=mode)
+    with pytest.raises(ValueError, match="mode"):
+        resolve_precision("auto", cpu, mode="serving")
+
+
+def test_gpu_precision_rules_without_a_gpu(monkeypatch):
+    """CUDA auto: bf16 where supported, else fp16 with a gradient scaler when training; MPS: fp32."""
+    cuda, mps = torch.device("cuda"), torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    train = resolve_precision("auto", cuda, mode="training")
+    assert (train.dtype, train.channels_last, train.grad_scaler) == (torch.float16, True, True)
+    infer = resolve_precision("auto", cuda)
+    assert (infer.dtype, infer.grad_scaler) == (torch.float16, False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", cuda, mode="training").dtype is torch.bfloat16
+    assert resolve_precision("auto", mps).dtype is None
+    assert resolve_precision("fp16", mps).dtype is torch.float16
+    assert resolve_precision("fp16", mps).channels_last is False
+    with pytest.raises(DeepsegError, match="fp16 training needs CUDA"):
+        resolve_precision("fp16", mps, mode="training")
+
+
+def test_available_devices_lists_auto_and_cpu_first(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devmod, "_mps_available", lambda: False)
+    assert devmod.available_devices() == {"auto": True, "cpu": True, "cuda": False, "mps": False}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert devmod.available_devices()["cuda"] is True
+
+
+def test_segment_auto_uses_the_model_files_agreement(cpu_bf16, tiny_unet):
+    """A model whose file records >= 99.9% agreement runs bf16 under "auto" on a bf16 CPU."""
+    cpu_bf16(True)
+    image = np.random.default_rng(0).random((40, 40), dtype=np.float32)
+    tiny_unet.deepseg_meta.bf16_agreement = None
+    assert segment(image, tiny_unet, device="cpu").meta["precision"] == "fp32"
+    tiny_unet.deepseg_meta.bf16_agreement = 0.9995
+    assert segment(image, tiny_unet, device="cpu").meta["precision"] == "bf16"
+    assert segment(image, tiny_unet, device="cpu", precision="fp32").meta["precision"] == "fp32"
+
+
+def test_bundled_model_records_its_bf16_agreement():
+    from napari_deepseg.models import load_model
+
+    meta = load_model("nuclei").deepseg_meta
+    assert meta.bf16_agreement == pytest.approx(0.99976)
+    assert "benchmarks/default_model_speed.py" in meta.provenance["bf16_agreement"]
+    assert meta.bf16_agreement >= devmod.BF16_AGREEMENT_MIN
 
 
 def _same_outputs(a: nn.Module, b: nn.Module) -> bool:

@@ -15,27 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from napari.layers import Image, Labels
 from torch import nn
 
+from ..inference.device import available_devices as available_devices  # the core policy, for the widgets
 from ..models import ModelMeta, model_meta
 from ..progress import Progress
 from .layers import SourceSnapshot, is_edited, labels_kwargs, mark_result, result_layer_record
 from .model_choices import ModelChoice
 
 LABEL_OUTPUTS = ("classes", "instances")
-
-
-def available_devices() -> dict[str, bool]:
-    """Which device choices work here: ``auto`` and ``cpu`` always, ``cuda``/``mps`` if present."""
-    mps = getattr(torch.backends, "mps", None)
-    return {
-        "auto": True,
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": bool(mps is not None and mps.is_available()),
-    }
 
 
 @dataclass(frozen=True)

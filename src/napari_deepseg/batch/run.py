@@ -94,6 +94,7 @@ def predict_iter(
     axes: str | None = None,
     channels: Sequence[int] | None = None,
     device: str = "auto",
+    precision: str = "auto",
     tile: int | None = None,
     overlap: int | None = None,
     zarr_threshold: int | str = "1G",
@@ -113,7 +114,8 @@ def predict_iter(
         output: ``"instances"`` (instance-boundary models), ``"classes"``, ``"probabilities"``
             or ``"auto"`` (instances where the model predicts boundaries, else classes).
         axes: the inputs' axes (letters of TZCYX, e.g. ``"ZYX"``); default: each file's own.
-        channels, device, tile, overlap: passed to the inference engine.
+        channels, device, precision, tile, overlap: passed to the inference engine
+            (``precision="fp32"`` forces fp32 where ``"auto"`` would pick bf16).
         zarr_threshold: inputs larger than this (bytes or ``"2G"``) are read lazily, segmented
             chunk by chunk and written as OME-Zarr.
         chunk_bytes: input bytes per chunk of a large image (bounds memory per worker).
@@ -137,7 +139,13 @@ def predict_iter(
     check_unique_outputs(sources, out)
     ref, mdl = _model_ref(model)
     opts = Options(
-        _resolve_output(output, mdl), axes and axes.upper(), _channels(channels), device, tile, overlap
+        _resolve_output(output, mdl),
+        axes and axes.upper(),
+        _channels(channels),
+        device,
+        tile,
+        overlap,
+        precision,
     )
     sizes = {"zarr_threshold": parse_size(zarr_threshold), "chunk_bytes": parse_size(chunk_bytes)}
     manifest = Manifest.load(out)

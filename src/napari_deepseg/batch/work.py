@@ -44,7 +44,7 @@ class Options:
     Attributes:
         output: ``"classes"``, ``"instances"`` or ``"probabilities"``.
         axes: the images' axes (letters of TZCYX) or ``None`` to use each file's own guess.
-        channels, device, tile, overlap: passed to ``segment_iter``.
+        channels, device, tile, overlap, precision: passed to ``segment_iter``.
     """
 
     output: str
@@ -53,6 +53,7 @@ class Options:
     device: str = "auto"
     tile: int | None = None
     overlap: int | None = None
+    precision: str = "auto"
 
 
 def get_model(ref: ModelRef) -> Any:
@@ -88,6 +89,7 @@ def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options, segment
         axes=axes,
         channels=list(opts.channels) if opts.channels is not None else None,
         device=opts.device,
+        precision=opts.precision,
         tile=opts.tile,
         overlap=opts.overlap,
         outputs=(opts.output,),

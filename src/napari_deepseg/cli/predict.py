@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--channels", default=None, help="comma-separated input channel indices, e.g. 0 or 1,2,0")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto (bf16 on GPUs, and on bf16 CPUs for models measured to agree), or force one",
+    )
     p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: 512)")
     p.add_argument("--overlap", type=int, default=None, help="tile overlap and chunk halo in pixels")
     group = p.add_mutually_exclusive_group()
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         axes=args.axes,
         channels=_channels(args.channels),
         device=args.device,
+        precision=args.precision,
         tile=args.tile,
         overlap=args.overlap,
         zarr_threshold=args.zarr_threshold,

@@ -4,14 +4,16 @@
 >>> result = segment(image, model, axes="ZYX", tile=512, overlap=64, outputs=("classes", "instances"))
 """
 
-from .device import cpu_has_native_bf16, resolve_device, resolve_precision
+from .device import Precision, available_devices, cpu_has_native_bf16, resolve_device, resolve_precision
 from .engine import SegmentationResult, segment, segment_iter
 from .normalization import Normalizer, percentile_normalizer
 from .postprocess import class_map, instances_from_probabilities, stitch_to_previous
 
 __all__ = [
     "Normalizer",
+    "Precision",
     "SegmentationResult",
+    "available_devices",
     "class_map",
     "cpu_has_native_bf16",
     "instances_from_probabilities",

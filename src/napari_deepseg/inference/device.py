@@ -1,11 +1,22 @@
-"""Device and precision choice, and a per-device model cache.
+"""The device and precision policy (the one place that decides both), and a per-device model cache.
 
-``device="auto"`` picks CUDA, then Apple MPS, then the CPU. ``precision``:
+Inference, training, batch runs, the GUI and the scripts ask this module; none re-derives it.
 
-- ``"auto"``: bf16 autocast on CUDA where supported (else fp16); fp32 on MPS; on CPUs with native
-  bf16 (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo) bf16 when :data:`CPU_AUTO_BF16` is
-  set (decided from the class-map agreement measured by benchmarks/inference.py), else fp32.
-- ``"fp32"``: no autocast. ``"bf16"`` / ``"fp16"``: autocast to that type (fp16 not on CPU).
+- :func:`available_devices`: which device choices work here (``auto`` and ``cpu`` always).
+- :func:`resolve_device`: ``"auto"`` picks CUDA, then Apple MPS, then the CPU.
+- :func:`resolve_precision` (``mode="inference"`` or ``"training"``) returns a :class:`Precision`
+  (autocast dtype, channels_last, gradient scaler). ``precision="auto"``:
+
+  - CUDA: bf16 where supported, else fp16 (training then uses a gradient scaler);
+  - MPS: fp32;
+  - CPU with native bf16 (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo): training bf16;
+    inference bf16 only for a model whose file records a measured bf16/fp32 class-map agreement
+    (``ModelMeta.bf16_agreement``) of at least :data:`BF16_AGREEMENT_MIN`, else fp32;
+  - any other CPU: fp32.
+
+  ``"fp32"`` always means no autocast (users can force it); ``"bf16"`` / ``"fp16"`` autocast to
+  that type (fp16 not on the CPU, and fp16 training only on CUDA). channels_last is used with
+  autocast on CUDA and the CPU (oneDNN), never on MPS or for CPU fp32.
 
 Models are copied to the device (and to channels_last where it helps) once; the copy is cached
 per (model, device, memory format) and refreshed when the model's weights change in place
@@ -18,6 +29,7 @@ import copy
 import functools
 import itertools
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,11 +38,34 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import DeepsegError
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# Measured by benchmarks/inference.py on an AMD EPYC with avx512_bf16 (see docs/benchmarks.md):
-# a partly trained U-Net gave 99.77% class-map agreement of bf16 with fp32 (< 99.9%), so "auto"
-# stays fp32 on CPUs; pass precision="bf16" for the ~2.4x speed-up.
-CPU_AUTO_BF16 = False
+MODES = ("inference", "training")
+# "auto" runs a model in bf16 on a CPU only when its file records at least this bf16/fp32
+# class-map agreement (measured on validation images, e.g. by benchmarks/default_model_speed.py).
+BF16_AGREEMENT_MIN = 0.999
+_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How to run a model: autocast ``dtype`` (None = plain fp32), ``channels_last`` memory
+    format for 4D weights and inputs, and ``grad_scaler`` (fp16 training only)."""
+
+    dtype: torch.dtype | None
+    channels_last: bool = False
+    grad_scaler: bool = False
+
+    @property
+    def name(self) -> str:
+        """``"fp32"``, ``"bf16"`` or ``"fp16"``."""
+        return _NAMES[self.dtype]
+
+
+def available_devices() -> dict[str, bool]:
+    """Which device choices work here, in display order: ``auto`` and ``cpu`` always,
+    ``cuda`` and ``mps`` when present."""
+    return {"auto": True, "cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -73,28 +108,49 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (``None`` = plain fp32)."""
+def resolve_precision(
+    precision: str = "auto",
+    device: torch.device | str = "cpu",
+    *,
+    mode: str = "inference",
+    bf16_agreement: float | None = None,
+) -> Precision:
+    """The :class:`Precision` for ``precision`` on ``device`` (rules in the module docstring).
+
+    Args:
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        device: a resolved torch device (or its name).
+        mode: ``"inference"`` or ``"training"``.
+        bf16_agreement: the model file's measured bf16/fp32 class-map agreement (0..1), or None;
+            only read by inference ``"auto"`` on the CPU.
+    """
     if precision not in PRECISIONS:
         raise DeepsegError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "fp32":
-        return None
-    if device.type == "cuda":
-        if precision == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if precision == "bf16" else torch.float16
-    if device.type == "mps":
-        return None if precision == "auto" else (torch.bfloat16 if precision == "bf16" else torch.float16)
-    if precision == "fp16":
-        raise DeepsegError("precision 'fp16' is not supported on the CPU; use 'bf16' or 'fp32'")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    device = torch.device(device)
     if precision == "auto":
-        return torch.bfloat16 if (CPU_AUTO_BF16 and cpu_has_native_bf16()) else None
-    return torch.bfloat16
+        precision = _auto_precision(device, mode, bf16_agreement)
+    if precision == "fp32":
+        return Precision(None)
+    if precision == "fp16" and device.type == "cpu":
+        raise DeepsegError("precision 'fp16' is not supported on the CPU; use 'bf16' or 'fp32'")
+    if precision == "fp16" and mode == "training" and device.type != "cuda":
+        raise DeepsegError("fp16 training needs CUDA; use precision='bf16' or 'fp32'")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    channels_last = device.type in ("cuda", "cpu")
+    return Precision(dtype, channels_last, grad_scaler=mode == "training" and precision == "fp16")
 
 
-def use_channels_last(device: torch.device, dtype: torch.dtype | None) -> bool:
-    """channels_last helps on CUDA and for CPU bf16 (oneDNN); plain CPU fp32 stays contiguous."""
-    return device.type == "cuda" or (device.type == "cpu" and dtype is not None)
+def _auto_precision(device: torch.device, mode: str, bf16_agreement: float | None) -> str:
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type != "cpu" or not cpu_has_native_bf16():
+        return "fp32"
+    if mode == "training":
+        return "bf16"
+    agreed = bf16_agreement is not None and bf16_agreement >= BF16_AGREEMENT_MIN
+    return "bf16" if agreed else "fp32"
 
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()

@@ -22,7 +22,7 @@ from ..errors import DeepsegError
 from ..models.modelfile import model_meta
 from ..progress import Progress, drain
 from .axes import AxesPlan, channel_mapping, check_channels, map_channels
-from .device import resolve_device, resolve_precision
+from .device import Precision, resolve_device, resolve_precision
 from .normalization import Normalizer, check_normalization, fixed_normalizer, percentile_normalizer
 from .postprocess import (
     DEFAULT_MIN_SIZE,
@@ -92,7 +92,8 @@ def segment_iter(
         channels: image channel indices feeding the model (default: all, mapped by the model's
             channel_mode: RGB -> gray for 1-channel models, gray replicated for 3-channel ones).
         device: "auto" (CUDA, MPS, CPU), "cpu", "cuda", "cuda:N", "mps" or a torch.device.
-        precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`.device`).
+        precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`.device`; "auto" runs bf16 on
+            CPUs with native bf16 only for models whose file records bf16/fp32 agreement >= 99.9%).
         tile: output tile size in pixels (default 512); overlap: pixels shared by neighbouring
             tiles (default tile // 8); batch_size: tiles per forward pass (default 2 CPU, 4 GPU).
         outputs: any of "classes", "instances", "probabilities" (classes are always made).
@@ -110,7 +111,7 @@ def segment_iter(
     job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
     job.tta, job.stitch = bool(tta), _stitch_threshold(stitch_3d)
     job.postprocess = _postprocess_settings(model, min_size)
-    job.runner = TileRunner(model, job.device, job.dtype, job.batch_size, job.tta)
+    job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return (yield from job.run())
 
 
@@ -158,7 +159,7 @@ class _Job:
     mapping: str
     norm_spec: dict[str, Any]
     device: torch.device
-    dtype: torch.dtype | None
+    precision: Precision
     tile: int
     overlap: int
     batch_size: int
@@ -186,7 +187,8 @@ class _Job:
         norm = meta.normalization if meta is not None else {"method": "percentile"}
         norm_spec = check_normalization(norm, wanted)
         dev = resolve_device(device)
-        dtype = resolve_precision(precision, dev)
+        agreement = meta.bf16_agreement if meta is not None else None
+        prec = resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement)
         tile, overlap = _check_tile(model, tile, overlap)
         bs = int(batch_size or DEFAULT_BATCH.get(dev.type, 2))
         if bs < 1:
@@ -197,7 +199,7 @@ class _Job:
             raise DeepsegError(f"unknown outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
         if meta is None or meta.task != "instance-boundary":
             outs = tuple(o for o in outs if o != "instances")
-        return cls(image, plan, picked, mapping, norm_spec, dev, dtype, tile, overlap, bs, outs, model)
+        return cls(image, plan, picked, mapping, norm_spec, dev, prec, tile, overlap, bs, outs, model)
 
     def run(self) -> Generator[Progress, None, SegmentationResult]:
         start = time.perf_counter()
@@ -344,7 +346,7 @@ class _Job:
             "class_names": list(meta.class_names) if meta else [],
             "class_colors": list(meta.class_colors) if meta else [],
             "device": str(self.device),
-            "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype],
+            "precision": self.precision.name,
             "tile": self.tile,
             "overlap": self.overlap,
             "batch_size": self.runner.batch_size,

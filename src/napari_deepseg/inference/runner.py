@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import DeepsegError
-from .device import prepare_model, use_channels_last
+from .device import Precision, prepare_model
 
 # Test-time augmentation: the 8 symmetries of the square as (k rot90, flip last axis).
 TTA_TRANSFORMS = [(k, flip) for flip in (False, True) for k in range(4)]
@@ -56,10 +56,10 @@ class TileRunner:
     """
 
     def __init__(
-        self, model: nn.Module, device: torch.device, dtype: torch.dtype | None, batch_size: int, tta: bool
+        self, model: nn.Module, device: torch.device, precision: Precision, batch_size: int, tta: bool
     ) -> None:
-        self.device, self.dtype, self.tta = device, dtype, tta
-        self.channels_last = use_channels_last(device, dtype)
+        self.device, self.dtype, self.tta = device, precision.dtype, tta
+        self.channels_last = precision.channels_last
         self.model = prepare_model(model, device, self.channels_last)
         self.batch_size = batch_size
         self.forward_calls = 0

@@ -73,6 +73,10 @@ class ModelMeta:
         channel_mode: how image channels feed the model: ``"gray"`` (1 input; RGB averaged),
             ``"rgb"`` (3 inputs; gray replicated) or ``"select"`` (the user picks C_in channels).
         tile_size: the patch size the model was trained at.
+        bf16_agreement: measured fraction (0..1) of validation pixels whose bf16-autocast class
+            equals the fp32 class, or None when not measured. ``precision="auto"`` runs the model
+            in bf16 on CPUs with native bf16 only when it is at least 0.999 (see
+            :mod:`napari_deepseg.inference.device`); the provenance says where it was measured.
         postprocess: instance post-processing settings for instance-boundary models, any of
             ``seed_method``, ``seed_threshold``, ``seed_sigma``, ``seed_h``,
             ``foreground_threshold`` and ``min_size`` (see
@@ -91,6 +95,7 @@ class ModelMeta:
     )
     channel_mode: str = "gray"
     tile_size: int = 256
+    bf16_agreement: float | None = None
     postprocess: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 

@@ -1,6 +1,7 @@
-"""Starting model, head replacement, device and precision choice for fine-tuning.
+"""Starting model and head replacement for fine-tuning.
 
-Devices resolve as in inference (:func:`napari_deepseg.inference.device.resolve_device`).
+Device and precision come from the one policy, :mod:`napari_deepseg.inference.device`
+(``resolve_precision(..., mode="training")``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import torch
 from torch import nn
 
 from ..errors import DeepsegError
-from ..inference.device import cpu_has_native_bf16, resolve_device
 from ..models import ModelMeta, build_model, load_model, model_meta
 from ..models.modelfile import PALETTE
 
@@ -88,27 +88,4 @@ def grow_head(model: nn.Module, num_classes: int, class_names: list[str] | None 
     return model
 
 
-def choose_precision(device: torch.device, precision: str = "auto") -> tuple[torch.dtype | None, bool, bool]:
-    """(autocast dtype or None, channels_last, use GradScaler) for ``device`` and ``precision``.
-
-    ``"auto"``: CUDA -> bf16 where supported else fp16 with a gradient scaler; CPU -> bf16 +
-    channels_last on CPUs with native bf16, else fp32; MPS -> fp32.
-    """
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise DeepsegError(f"precision {precision!r} unknown; use auto, fp32, bf16 or fp16")
-    if precision == "auto":
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and cpu_has_native_bf16():
-            precision = "bf16"
-        else:
-            precision = "fp32"
-    if precision == "fp32":
-        return None, False, False
-    if precision == "fp16" and device.type != "cuda":
-        raise DeepsegError("fp16 training needs CUDA; use precision='bf16' or 'fp32'")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return dtype, device.type == "cpu", precision == "fp16"
-
-
-__all__ = ["choose_precision", "grow_head", "resolve_device", "scratch_model", "start_model"]
+__all__ = ["grow_head", "scratch_model", "start_model"]

@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import DeepsegError
+from ..inference.device import resolve_device, resolve_precision
 from ..models import model_meta, save_model
 from ..progress import Progress
 from .checkpoints import save_checkpoint
@@ -31,7 +32,6 @@ from .config import FinetuneConfig, FinetuneResult
 from .data import PatchSampler, tile_windows
 from .losses import segmentation_loss
 from .prepare import TrainingData
-from .setup import choose_precision, resolve_device
 
 VAL_KEYS = ("val_loss", "val_iou", "mean_iou", "foreground_iou")
 
@@ -57,7 +57,8 @@ class Trainer:
         self.output = Path(output) if output is not None else None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.device = resolve_device(device)
-        self.amp, self.channels_last, use_scaler = choose_precision(self.device, precision)
+        policy = resolve_precision(precision, self.device, mode="training")
+        self.amp, self.channels_last = policy.dtype, policy.channels_last
         self.precision = str(self.amp).replace("torch.", "") if self.amp else "float32"
         self.export = copy.deepcopy(model).cpu().eval()  # CPU copy that receives weights to save
         self.model = model.to(self.device)
@@ -68,7 +69,7 @@ class Trainer:
         self.total = cfg.epochs * self.spe
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = _scheduler(self.opt, cfg, self.total)
-        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.scaler = torch.amp.GradScaler("cuda") if policy.grad_scaler else None
         self.class_weights = self._class_weights()
         self.rng = np.random.default_rng(cfg.seed)
         self.step, self.history, self.epoch_losses = 0, [], []
