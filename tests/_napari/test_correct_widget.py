@@ -50,7 +50,8 @@ def setup(make_napari_viewer):
     return viewer, widget, layer
 
 
-def _shift_click(layer: Labels, yx) -> None:
+def _shift_click(viewer, yx) -> None:
+    """A shift-press through the viewer's mouse callbacks (real Qt clicks: test_correct_keys.py)."""
     event = Event(
         type="mouse_press",
         is_dragging=False,
@@ -60,7 +61,7 @@ def _shift_click(layer: Labels, yx) -> None:
         dims_displayed=[0, 1],
         dims_point=[0, 0],
     )
-    mouse_press_callbacks(layer, ReadOnlyWrapper(event, exceptions=("handled",)))
+    mouse_press_callbacks(viewer, ReadOnlyWrapper(event, exceptions=("handled",)))
 
 
 def _undo_restores(layer: Labels, before: np.ndarray) -> None:
@@ -76,13 +77,13 @@ def _undo_restores(layer: Labels, before: np.ndarray) -> None:
 def test_merge_by_shift_click_selection(setup, shown):
     _viewer, widget, layer = setup
     before = layer.data.copy()
-    _shift_click(layer, (2, 2))
-    _shift_click(layer, (2, 6))
-    _shift_click(layer, (10, 10))  # background: ignored
+    _shift_click(widget.viewer, (2, 2))
+    _shift_click(widget.viewer, (2, 6))
+    _shift_click(widget.viewer, (10, 10))  # background: ignored
     assert widget.selection == [1, 2]
     assert "1, 2" in widget.selected.value
-    _shift_click(layer, (2, 6))  # toggles off
-    _shift_click(layer, (2, 6))
+    _shift_click(widget.viewer, (2, 6))  # toggles off
+    _shift_click(widget.viewer, (2, 6))
     assert widget.merge()
     expected = before.copy()
     expected[before == 2] = 1
@@ -130,7 +131,7 @@ def test_cut_along_line(setup, shown):
 def test_delete_selected_and_under_cursor(setup, shown):
     viewer, widget, layer = setup
     before = layer.data.copy()
-    _shift_click(layer, (8, 5))
+    _shift_click(widget.viewer, (8, 5))
     assert widget.delete_selected()
     assert not (layer.data == 3).any()
     _undo_restores(layer, before)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
-from napari.layers import Labels, Points, Shapes
+from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ..correction import (
     Edit,
@@ -31,19 +31,19 @@ from ..correction import (
     split_label,
     split_label_by_line,
 )
-from ..correction.reviewed import load_reviewed, save_labels_and_reviewed
 from ..errors import DeepsegError
 from . import correct_tools as tools
 from . import guard_triton
 from . import reviewed as rv
+from .correct_reviewed import ReviewedActions
+from .selection import SelectionHighlight, default_labels, is_helper_layer
+from .shortcuts import Shortcuts
 
 if TYPE_CHECKING:
     import napari
 
-LABELS_FILTER = "TIFF labels (*.tif *.tiff)"
-SIDECAR_FILTER = "Reviewed mask (*.reviewed.npz);;All files (*)"
 
-# key -> (method name, what it does); bound on the viewer while the widget exists
+# key -> (method name, what it does); bound on the viewer's keymap while the widget is docked
 SHORTCUTS: dict[str, tuple[str, str]] = {
     "Shift-M": ("merge", "merge the selected objects"),
     "Shift-D": ("delete_under_cursor", "delete the object under the cursor"),
@@ -60,19 +60,27 @@ def _tip(method: str, text: str) -> str:
     return f"{text} [{key}]" if key else text
 
 
-class CorrectWidget(QWidget):
-    """Dock widget: labels layer, selection, merge/delete/split/cut, cleanup, reviewed regions."""
+class CorrectWidget(ReviewedActions, QWidget):
+    """Dock widget: labels layer, selection, merge/delete/split/cut, cleanup, reviewed regions.
+
+    While docked, its shortcuts (:data:`SHORTCUTS`) are bound on the viewer's keymap and a
+    shift-click callback on the viewer selects objects of the chosen layer; both are released
+    when the widget leaves its dock (napari's close button) or is destroyed.
+    """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         guard_triton()  # a later torch import in this process must not load triton (see guard_triton)
         self.viewer = napari_viewer
         self.selection: list[int] = []
-        self._hooked: Labels | None = None
+        self.shortcuts = Shortcuts(napari_viewer, self, SHORTCUTS)
+        self.highlight = SelectionHighlight(napari_viewer)
         self._build_form()
         self._connect()
-        self._bind_keys()
-        self._on_labels_changed()
+        start = default_labels(napari_viewer)
+        if start is not None:
+            self.labels.value = start
+        self.attach()
 
     # ----- form -----
     def _button(self, text: str, method: str, tip: str) -> PushButton:
@@ -120,11 +128,20 @@ class CorrectWidget(QWidget):
         for row in reviewed:
             layout.addWidget(Container(layout="horizontal", labels=False, widgets=row).native)
         layout.addWidget(self.status.native)
+        keys = QCollapsible("Shortcuts", self)
+        help_label = QLabel("Shift-click: (de)select an object" + self.shortcuts.help_html())
+        help_label.setWordWrap(True)
+        keys.addWidget(help_label)
+        layout.addWidget(keys)
         layout.addStretch(1)
         self.setToolTip("Shortcuts: " + "; ".join(f"{k}: {t}" for k, (_, t) in SHORTCUTS.items()))
 
     def _choices(self, kind: type, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, kind)]
+        return [
+            (lyr.name, lyr)
+            for lyr in self.viewer.layers
+            if isinstance(lyr, kind) and not is_helper_layer(lyr)
+        ]
 
     def _line_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         return [(n, layer) for n, layer in self._choices(Shapes) if not rv.is_reviewed_shapes(layer)]
@@ -135,33 +152,52 @@ class CorrectWidget(QWidget):
             emitter.connect(self._reset_choices)
         events.inserted.connect(lambda e: e.value.events.name.connect(self._reset_choices))
         self.viewer.layers.selection.events.active.connect(self._follow_active)
+        self.viewer.dims.events.current_step.connect(self._show_selection)
         self.labels.changed.connect(self._on_labels_changed)
 
-    def _bind_keys(self) -> None:
-        for key, (method, _) in SHORTCUTS.items():
-            self.viewer.bind_key(key, partial(_call_if_alive, self, method), overwrite=True)
-        self.destroyed.connect(partial(_unbind_keys, self.viewer))
+    # ----- docked: keys and shift-click on the viewer -----
+    def attach(self) -> None:
+        """Bind the shortcuts and the shift-click selection on the viewer."""
+        self.shortcuts.bind()
+        if self._on_click not in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.append(self._on_click)
+
+    def release(self) -> None:
+        """Unbind the shortcuts and shift-click, remove the selection highlight."""
+        self.shortcuts.release()
+        if self._on_click in self.viewer.mouse_drag_callbacks:
+            self.viewer.mouse_drag_callbacks.remove(self._on_click)
+        self.highlight.remove()
+
+    def event(self, event: QEvent) -> bool:
+        """Attach when docked, release when napari's close button takes the widget out of its dock."""
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is None:
+                self.release()
+            else:
+                self.attach()
+        return super().event(event)
 
     def _reset_choices(self, _event: Any = None) -> None:
         for combo in (self.labels, self.points, self.shapes):
             combo.reset_choices()
 
     def _follow_active(self, event: Any) -> None:
-        if isinstance(event.value, Labels) and event.value is not self.labels.value:
-            self.labels.value = event.value
+        layer = event.value
+        if isinstance(layer, Labels) and not is_helper_layer(layer) and layer is not self.labels.value:
+            self.labels.value = layer
 
     def _on_labels_changed(self, _value: Any = None) -> None:
-        if self._hooked is not None and self._on_click in self._hooked.mouse_drag_callbacks:
-            self._hooked.mouse_drag_callbacks.remove(self._on_click)
-        self._hooked = self.labels.value
-        if self._hooked is not None:
-            self._hooked.mouse_drag_callbacks.append(self._on_click)
         self._set_selection([])
 
     # ----- selection -----
-    def _on_click(self, layer: Labels, event: Any) -> None:
-        if event.type != "mouse_press" or "Shift" not in event.modifiers:
+    def _on_click(self, _viewer: Any, event: Any) -> None:
+        """Shift-click on the canvas: (de)select the object of the chosen layer under the cursor."""
+        layer, active = self.labels.value, self.viewer.layers.selection.active
+        if event.type != "mouse_press" or "Shift" not in event.modifiers or layer is None:
             return
+        if active is not None and active is not layer and not isinstance(active, Image):
+            return  # shift-click belongs to the active Points/Shapes layer's own tools
         value = tools.value_at(layer, event.position, event.view_direction, event.dims_displayed)
         if not value:
             return
@@ -172,6 +208,17 @@ class CorrectWidget(QWidget):
         self.selection = ids
         text = ", ".join(map(str, ids)) if ids else "none (shift-click objects)"
         self.selected.value = f"selected: {text}"
+        self._show_selection()
+
+    def _show_selection(self, _event: Any = None) -> None:
+        layer = self.labels.value
+        try:
+            plane = tools.current_plane(self.viewer, layer) if layer is not None else None
+        except DeepsegError:
+            plane, layer = None, None  # rolled dims or off the layer: nothing to outline
+        if self.viewer.dims.ndisplay != 2:
+            layer = None
+        self.highlight.show(layer, self.selection, plane)
 
     def clear_selection(self) -> None:
         """Forget the selected objects."""
@@ -193,6 +240,9 @@ class CorrectWidget(QWidget):
         if edit.changed:
             layer.data_setitem(edit.indices, edit.values)
         return edit
+
+    def _info(self, message: str) -> None:
+        show_info(message)
 
     def _guarded(self, action: Callable[[], str]) -> bool:
         """Run ``action`` (returns a status line); show its error as a notification instead."""
@@ -295,93 +345,3 @@ class CorrectWidget(QWidget):
             return f"renumbered {len(edit.ids)} objects"
 
         return self._guarded(action)
-
-    # ----- reviewed regions -----
-    def draw_reviewed(self) -> bool:
-        """Select the labels' reviewed-rectangles layer (created if needed) in rectangle mode."""
-
-        def action() -> str:
-            shapes = rv.reviewed_shapes_layer(self.viewer, self._layer())
-            self.viewer.layers.selection.active = shapes
-            shapes.mode = "add_rectangle"
-            return "draw rectangles over the regions you checked"
-
-        return self._guarded(action)
-
-    def mark_view(self) -> bool:
-        """Add the visible canvas extent as a reviewed rectangle."""
-        return self._guarded(lambda: self._reviewed_status(rv.mark_view_reviewed(self.viewer, self._layer())))
-
-    def _reviewed_status(self, _: Any = None) -> str:
-        mask = rv.reviewed_mask_for(self._layer())
-        return "nothing reviewed" if mask is None else f"reviewed: {100 * mask.mean():.1f}% of the layer"
-
-    def clear_reviewed(self) -> bool:
-        """Forget this layer's reviewed regions (the rectangles and the mask)."""
-
-        def action() -> str:
-            layer = self._layer()
-            shapes = rv.find_reviewed_shapes(self.viewer, layer)
-            if shapes is not None:
-                self.viewer.layers.remove(shapes)
-            rv.set_reviewed_mask(layer, None)
-            return "nothing reviewed"
-
-        return self._guarded(action)
-
-    def save_to(self, path: str | Path) -> bool:
-        """Write the labels as a TIFF at ``path`` and the reviewed mask as ``<path>.reviewed.npz``."""
-
-        def action() -> str:
-            layer = self._layer()
-            rects = layer.metadata.get(rv.RECTANGLES_KEY, [])
-            written = save_labels_and_reviewed(
-                path, np.asarray(layer.data), rv.reviewed_mask_for(layer), rects
-            )
-            show_info("saved " + " and ".join(p.name for p in written))
-            return f"saved {written[0]}"
-
-        return self._guarded(action)
-
-    def load_from(self, path: str | Path) -> bool:
-        """Load a reviewed mask (a labels file's sidecar or the ``.reviewed.npz`` itself)."""
-
-        def action() -> str:
-            layer = self._layer()
-            loaded = load_reviewed(path)
-            if loaded is None:
-                raise DeepsegError(f"no reviewed mask at {path}; pick a *.reviewed.npz file")
-            shapes = rv.find_reviewed_shapes(self.viewer, layer)
-            if shapes is not None:
-                self.viewer.layers.remove(shapes)
-            rv.set_reviewed_mask(layer, *loaded)
-            if loaded[1]:
-                rv.reviewed_shapes_layer(self.viewer, layer)
-            return self._reviewed_status()
-
-        return self._guarded(action)
-
-    def save_dialog(self) -> None:
-        """Ask for a file name and save (the "Save labels + reviewed mask..." button)."""
-        name = getattr(self.labels.value, "name", "labels")
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save labels + reviewed mask", f"{name}.tif", LABELS_FILTER
-        )
-        if path:
-            self.save_to(path)
-
-    def load_dialog(self) -> None:
-        """Ask for a sidecar file and load it (the "Load mask..." button)."""
-        path, _ = QFileDialog.getOpenFileName(self, "Load reviewed mask", "", SIDECAR_FILTER)
-        if path:
-            self.load_from(path)
-
-
-def _call_if_alive(widget: CorrectWidget, method: str, _viewer: Any = None) -> None:
-    """Key handler: call ``widget.method`` (the keys are unbound when the widget is destroyed)."""
-    getattr(widget, method)()
-
-
-def _unbind_keys(viewer: Any, _obj: Any = None) -> None:
-    for key in SHORTCUTS:
-        viewer.bind_key(key, None)

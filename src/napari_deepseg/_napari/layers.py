@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,10 +154,16 @@ def data_digest(data: Any) -> str:
 def mark_result(layer: Labels, **record: Any) -> None:
     """Record ``layer`` as an unedited deepseg result (content hash + ``record`` in metadata).
 
-    Painting, filling or erasing afterwards (``layer.events.paint``) marks it edited.
+    Painting, filling or erasing afterwards (``layer.events.paint``) marks it edited. The record's
+    ``created`` time (seconds since the epoch) lets the Correct widget find the newest result.
     """
     first = META_KEY not in layer.metadata
-    layer.metadata[META_KEY] = {**record, "digest": data_digest(layer.data), "painted": False}
+    layer.metadata[META_KEY] = {
+        **record,
+        "digest": data_digest(layer.data),
+        "painted": False,
+        "created": time.time(),
+    }
     if first:
         layer.events.paint.connect(lambda _event: _set_painted(layer))
 

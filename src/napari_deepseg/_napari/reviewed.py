@@ -135,8 +135,9 @@ def visible_rectangle(viewer: napari.Viewer, labels: Labels) -> np.ndarray:
     if viewer.dims.ndisplay != 2:
         raise DeepsegError("mark the view as reviewed in 2D view; switch the viewer to 2D first")
     displayed = list(viewer.dims.displayed)
-    half = np.asarray(viewer.canvas.size, float) / (2 * viewer.camera.zoom)
-    center = np.asarray(viewer.camera.center, float)[-2:]
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari >= 0.9 / older
+    half = np.asarray(viewer.canvas.size, float) / (2 * camera.zoom)
+    center = np.asarray(camera.center, float)[-2:]
     point = np.asarray(viewer.dims.point, float)
     corners = []
     for dy, dx in ((-1, -1), (-1, 1), (1, 1), (1, -1)):

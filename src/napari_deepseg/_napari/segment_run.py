@@ -153,6 +153,8 @@ class ResultPlacer:
             data = getattr(result, out, None)
             if data is not None and out in self.plan.outputs:
                 placed.append(self._place_labels(out, np.asarray(data), meta))
+        if placed:  # the newest result becomes the active layer: the Correct widget follows it
+            self.viewer.layers.selection.active = placed[-1]
         if getattr(result, "probabilities", None) is not None and "probabilities" in self.plan.outputs:
             placed += self._place_probabilities(result.probabilities, meta)
         return placed

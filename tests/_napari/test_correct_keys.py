@@ -1,0 +1,177 @@
+"""The Correct widget's shortcuts and shift-click through real Qt events on napari's canvas.
+
+Key presses and mouse clicks are sent with pytest-qt to the canvas's native Qt widget, the way
+a user's keyboard and mouse reach napari: napari's own keys (Ctrl-Z, the paint-mode keys) and
+every documented shortcut must work before, while and after the Correct dock is open, without
+an error notification.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+from napari.utils.key_bindings import coerce_keybinding
+from napari.utils.notifications import NotificationSeverity, notification_manager
+from qtpy.QtCore import QPoint, Qt
+
+from napari_deepseg._napari.correct_widget import SHORTCUTS, CorrectWidget
+from napari_deepseg._napari.layers import mark_result
+from napari_deepseg._napari.reviewed import reviewed_mask_for
+from napari_deepseg._napari.selection import is_helper_layer
+
+
+def _objects() -> np.ndarray:
+    """(40, 48) uint16: 1 and 2 touch, 3 a bar, 6 a dumbbell (two squares and a neck)."""
+    labels = np.zeros((40, 48), np.uint16)
+    labels[2:10, 2:10] = 1
+    labels[2:10, 10:18] = 2
+    labels[14:18, 2:22] = 3
+    labels[22:32, 24:32] = 6
+    labels[22:32, 38:46] = 6
+    labels[26:28, 32:38] = 6
+    return labels
+
+
+def _canvas(viewer):
+    return viewer.window._qt_viewer.canvas.native
+
+
+def _pixel(viewer, yx) -> QPoint:
+    """The canvas pixel showing world point ``yx`` (2D view)."""
+    native = _canvas(viewer)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    center = np.asarray(camera.center[-2:], float)
+    offset = (np.asarray(yx, float) - center) * camera.zoom
+    return QPoint(round(native.width() / 2 + offset[1]), round(native.height() / 2 + offset[0]))
+
+
+def _key(qtbot, viewer, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    qtbot.keyClick(_canvas(viewer), key, modifier)
+
+
+def _click(qtbot, viewer, yx, modifier=Qt.KeyboardModifier.ShiftModifier) -> None:
+    qtbot.mouseClick(_canvas(viewer), Qt.MouseButton.LeftButton, modifier, _pixel(viewer, yx))
+
+
+def _errors() -> list[str]:
+    return [str(n.message) for n in notification_manager.records if n.severity >= NotificationSeverity.ERROR]
+
+
+@pytest.fixture
+def viewer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.zeros((40, 48), np.float32), name="image")
+    truth = viewer.add_labels(_objects(), name="ground truth", visible=False)
+    assert isinstance(truth, Labels)
+    result = viewer.add_labels(_objects(), name="result")
+    mark_result(result, output="instances")
+    viewer.layers.selection.active = viewer.layers["image"]
+    qtbot.waitUntil(lambda: _canvas(viewer).width() > 100, timeout=5000)
+    notification_manager.records.clear()
+    return viewer
+
+
+def _napari_keys_work(qtbot, viewer, layer: Labels) -> None:
+    """Paint-mode keys switch modes, Ctrl-Z undoes the last edit; no error notification."""
+    viewer.layers.selection.active = layer
+    _key(qtbot, viewer, Qt.Key.Key_P)
+    assert layer.mode == "paint"
+    _key(qtbot, viewer, Qt.Key.Key_Z)
+    assert layer.mode == "pan_zoom"
+    before = layer.data.copy()
+    layer.data_setitem((np.array([35]), np.array([5])), 9)
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(layer.data, before)
+    assert _errors() == []
+
+
+def test_every_shortcut_with_qt_events_and_released_on_close(viewer, qtbot):
+    result = viewer.layers["result"]
+    _napari_keys_work(qtbot, viewer, result)  # before the dock opens
+    dock, widget = viewer.window.add_dock_widget(CorrectWidget(viewer), name="Correct"), None
+    widget = dock.widget()
+    assert widget.labels.value is result  # the active layer, not the hidden ground truth
+    viewer.reset_view()
+    qtbot.wait(50)
+
+    # Shift-click two touching objects on the canvas, then Shift-M merges them (one undo step)
+    before = result.data.copy()
+    _click(qtbot, viewer, (5, 5))
+    _click(qtbot, viewer, (5, 14))
+    assert widget.selection == [1, 2]
+    assert widget.highlight.layer is not None
+    assert len(widget.highlight.layer.data) == 2
+    assert viewer.layers.selection.active is result  # the highlight does not take the focus
+    _key(qtbot, viewer, Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)
+    assert not (result.data == 2).any()
+    assert widget.selection == []
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # napari's undo
+    np.testing.assert_array_equal(result.data, before)
+
+    # Shift-D deletes the object under the cursor
+    viewer.cursor.position = (15.0, 10.0)
+    _key(qtbot, viewer, Qt.Key.Key_D, Qt.KeyboardModifier.ShiftModifier)
+    assert not (result.data == 3).any()
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(result.data, before)
+
+    # Shift-S: first press makes a seeds layer; two seeds, then Shift-S splits the dumbbell
+    viewer.layers.selection.active = result
+    _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    seeds = widget.points.value
+    assert seeds is not None
+    assert seeds.mode == "add"
+    seeds.data = np.array([[27, 28], [27, 42]])
+    _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    assert len(np.unique(result.data[22:32, 24:46])) == 3  # background and two pieces
+
+    # Shift-C: a cut-lines layer, a line across the bar, Shift-C cuts it
+    viewer.layers.selection.active = result
+    _key(qtbot, viewer, Qt.Key.Key_C, Qt.KeyboardModifier.ShiftModifier)
+    lines = widget.shapes.value
+    lines.add_lines(np.array([[12, 12], [20, 12]]))
+    _key(qtbot, viewer, Qt.Key.Key_C, Qt.KeyboardModifier.ShiftModifier)
+    assert len(np.unique(result.data[14:18, 2:22])) == 2
+
+    # Shift-H fills holes, Shift-X clears the selection, Shift-R marks the view reviewed
+    result.data_setitem((np.array([5]), np.array([5])), 0)
+    viewer.layers.selection.active = result
+    _key(qtbot, viewer, Qt.Key.Key_H, Qt.KeyboardModifier.ShiftModifier)
+    assert result.data[5, 5] == 1
+    _click(qtbot, viewer, (5, 5))
+    assert widget.selection == [1]
+    _key(qtbot, viewer, Qt.Key.Key_X, Qt.KeyboardModifier.ShiftModifier)
+    assert widget.selection == []
+    _key(qtbot, viewer, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
+    mask = reviewed_mask_for(result)  # the visible canvas: all rows, the middle columns
+    assert mask is not None
+    assert mask[:, 23].all()
+    assert 0.2 < mask.mean() <= 1
+    assert _errors() == []
+    _napari_keys_work(qtbot, viewer, result)  # while the dock is open
+
+    # napari's close button: the keys and the shift-click are released, napari's keys still work
+    dock.destroyOnClose()
+    for key in SHORTCUTS:
+        assert coerce_keybinding(key) not in viewer.keymap
+    assert widget._on_click not in viewer.mouse_drag_callbacks
+    assert not any(is_helper_layer(layer) for layer in viewer.layers)
+    snapshot = result.data.copy()
+    _key(qtbot, viewer, Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(result.data, snapshot)
+    _napari_keys_work(qtbot, viewer, result)  # after it closed
+    assert _errors() == []
+
+
+def test_correct_follows_the_active_layer_and_the_newest_result(viewer, qtbot):
+    widget = CorrectWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.labels.value is viewer.layers["result"]  # Segment's result, not the hidden truth
+    newer = viewer.add_labels(_objects(), name="newer result")
+    mark_result(newer, output="instances")
+    assert widget.labels.value is newer  # a new layer is active: followed
+    viewer.layers.selection.active = viewer.layers["ground truth"]
+    assert widget.labels.value is viewer.layers["ground truth"]
+    viewer.layers.selection.active = viewer.layers["image"]
+    assert widget.labels.value is viewer.layers["ground truth"]  # an image keeps the choice
