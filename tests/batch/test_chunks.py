@@ -178,10 +178,10 @@ def test_instances_cut_by_block_borders_are_joined(tmp_path, model_file, fake):
 
 
 def test_distinct_objects_touching_a_border_stay_apart():
-    from napari_deepseg.batch.seams import _facing_pairs
+    from napari_deepseg.inference.blocks import facing_pairs
 
     a = np.array([0, 5, 5, 5, 5, 0, 7, 7, 0, 0])
     b = np.array([0, 9, 9, 9, 9, 0, 0, 0, 0, 8])
     b2 = np.array([0, 0, 0, 0, 6, 6, 6, 6, 6, 6])
-    assert _facing_pairs(a, b) == [(5, 9)]
-    assert _facing_pairs(a, b2) == []  # border IoU 5/6: 1/9, 7/6: 2/6
+    assert facing_pairs(a, b) == [(5, 9)]
+    assert facing_pairs(a, b2) == []  # border IoU 5/6: 1/9, 7/6: 2/6

@@ -1,11 +1,12 @@
 """Join instances cut by the Y/X block borders of a huge plane (chunked OME-Zarr outputs).
 
 Each block is segmented with a halo, so an object crossing a border is segmented alike on
-both sides but gets one id per block. Across every border, ids ``a`` (on the last row/column
-of one block) and ``b`` (on the first of the next) whose border pixels overlap with an IoU of
-at least 0.5 are the same object; they are joined (union-find, smallest id kept) and the
-store is relabelled block by block. Distinct objects that merely touch at a border overlap
-little there and stay apart.
+both sides but gets one id per block. The store holds only the blocks' cores, so across every
+border, ids ``a`` (on the last row/column of one block) and ``b`` (on the first of the next)
+whose border pixels overlap with an IoU of at least 0.5 are the same object; they are joined
+(union-find, smallest id kept, :mod:`napari_deepseg.inference.blocks`) and the store is
+relabelled block by block. Distinct objects that merely touch at a border overlap little there
+and stay apart.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..inference.blocks import facing_pairs, join_roots
 from ..io import OmeZarrLabelsWriter
 from .work import Chunk, _selection
-
-MIN_FACING = 0.5
 
 
 def _lead_key(lead: tuple) -> tuple:
@@ -30,22 +30,6 @@ def _read(writer: OmeZarrLabelsWriter, lead: tuple, y, x) -> np.ndarray:
     return np.asarray(writer.array[tuple(sel[i] for i in writer.order)]).ravel()
 
 
-def _facing_pairs(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
-    """Id pairs whose border pixels overlap with IoU >= MIN_FACING (facing pixels over the union)."""
-    both = (a > 0) & (b > 0)
-    if not both.any():
-        return []
-    pairs, counts = np.unique(np.stack([a[both], b[both]], 1), axis=0, return_counts=True)
-    ids_a, n_a = np.unique(a[a > 0], return_counts=True)
-    ids_b, n_b = np.unique(b[b > 0], return_counts=True)
-    size_a, size_b = dict(zip(ids_a.tolist(), n_a.tolist())), dict(zip(ids_b.tolist(), n_b.tolist()))
-    return [
-        (int(p), int(q))
-        for (p, q), n in zip(pairs.tolist(), counts.tolist())
-        if n >= MIN_FACING * (size_a[p] + size_b[q] - n)
-    ]
-
-
 def _border_pairs(writer: OmeZarrLabelsWriter, chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
     by_start = {(_lead_key(c.lead), c.y.start, c.x.start): c for c in chunks}
     pairs: list[tuple[int, int]] = []
@@ -54,29 +38,12 @@ def _border_pairs(writer: OmeZarrLabelsWriter, chunks: Sequence[Chunk]) -> list[
         right = by_start.get((key, c.y.start, c.x.stop))
         if right is not None:
             a = _read(writer, c.lead, c.y, c.x.stop - 1)
-            pairs += _facing_pairs(a, _read(writer, c.lead, c.y, c.x.stop))
+            pairs += facing_pairs(a, _read(writer, c.lead, c.y, c.x.stop))
         below = by_start.get((key, c.y.stop, c.x.start))
         if below is not None:
             a = _read(writer, c.lead, c.y.stop - 1, c.x)
-            pairs += _facing_pairs(a, _read(writer, c.lead, c.y.stop, c.x))
+            pairs += facing_pairs(a, _read(writer, c.lead, c.y.stop, c.x))
     return pairs
-
-
-def _roots(pairs: list[tuple[int, int]]) -> dict[int, int]:
-    parent: dict[int, int] = {}
-
-    def find(i: int) -> int:
-        parent.setdefault(i, i)
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {i: find(i) for i in list(parent) if find(i) != i}
 
 
 def merge_block_seams(path: str | os.PathLike, chunks: Sequence[Chunk]) -> int:
@@ -86,7 +53,7 @@ def merge_block_seams(path: str | os.PathLike, chunks: Sequence[Chunk]) -> int:
     whole planes have no borders and cost nothing.
     """
     writer = OmeZarrLabelsWriter.reopen(path)
-    mapping = _roots(_border_pairs(writer, chunks))
+    mapping = join_roots(_border_pairs(writer, chunks))
     if not mapping:
         return 0
     keys = np.array(sorted(mapping), dtype=writer.array.dtype)

@@ -4,6 +4,11 @@ Each 2D plane (one T, Z combination) is read alone, its channels picked and mapp
 model's inputs, normalized tile by tile, run in tile batches and blended in a row-strip
 accumulator; finished rows are turned into classes (and probabilities) at once, so memory is
 the image, the outputs and O(tile batch + one strip of rows), not the whole plane's logits.
+
+A plane larger than a block (:mod:`.memory` picks the block from the memory limit) is run
+block by block: each block's region (core plus halo) goes through the same tiles, its core's
+outputs are written, its instances are made on the region and joined across block borders
+(:mod:`.blocks`), so no whole-plane float array is ever allocated.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from torch import nn
 from ..errors import DeepsegError
 from ..models.modelfile import model_meta
 from ..progress import Progress, drain
+from . import memory
 from .axes import AxesPlan, channel_mapping, check_channels, map_channels
+from .blocks import Block, BlockLabels, BlockLayout
 from .device import Precision, resolve_device, resolve_precision
 from .normalization import Normalizer, check_normalization, fixed_normalizer, percentile_normalizer
 from .postprocess import (
@@ -39,6 +46,7 @@ OUTPUTS = ("classes", "instances", "probabilities")
 DEFAULT_TILE = 512
 DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
 MIN_TILE = 8
+_ALL = slice(0, 2**62)
 
 
 @dataclass
@@ -81,6 +89,8 @@ def segment_iter(
     tta: bool = False,
     min_size: int | None = None,
     stitch_3d: bool | float = False,
+    max_memory: int | str | None = None,
+    block: int | None = None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image plane by plane, yielding progress; returns a :class:`SegmentationResult`.
 
@@ -102,15 +112,23 @@ def segment_iter(
             ``postprocess`` setting, else 16). The model file's other ``postprocess`` settings
             (seed and foreground thresholds) also apply.
         stitch_3d: join instances of consecutive Z planes by IoU (True = 0.5, or a threshold).
+        max_memory: memory the run aims to stay under (bytes or "2G"; default: half the available
+            memory, at most 2 GiB); it sets the block size (:mod:`.memory`).
+        block: block side in pixels, overriding the memory policy. A plane larger than a block
+            (plus its halo) is segmented block by block with halos and joined seams.
 
     Yields:
         ``Progress("tiles", done, total)`` after each tile batch and ``Progress("planes", done,
         total, info={"index": plane index over the T/Z axes, "classes": 2D map, "instances": 2D
-        labels or None})`` after each plane. Closing the generator cancels within one tile batch.
+        labels or None})`` after each plane; for a plane run in blocks also
+        ``Progress("blocks", done, total, info={"index", "y", "x": the core's slices, "classes",
+        "instances": the plane's 2D outputs, filled up to this block})`` after each block.
+        Closing the generator cancels within one tile batch.
     """
     job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
     job.tta, job.stitch = bool(tta), _stitch_threshold(stitch_3d)
     job.postprocess = _postprocess_settings(model, min_size)
+    job.limit, job.block = memory.memory_limit(max_memory), _check_block(block)
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return (yield from job.run())
 
@@ -170,6 +188,9 @@ class _Job:
     stitch: float | None = None
     runner: TileRunner | None = None
     result: dict[str, np.ndarray | None] = field(default_factory=dict)
+    limit: int = memory.DEFAULT_LIMIT
+    block: int | None = None
+    layout: BlockLayout | None = None
 
     @classmethod
     def make(
@@ -209,22 +230,72 @@ class _Job:
             spec = self.norm_spec
             planes = (self._plane(i) for i in plan.plane_indices())
             fixed = percentile_normalizer(planes, spec["low"], spec["high"])
-        h, w = plan.size("Y"), plan.size("X")
-        grid = TileGrid.plan(h, w, self.tile, self.overlap, self.model)
-        self.tiles_total, self.tiles_done = grid.count * plan.n_planes, 0
+        self.layout = self._plan_blocks()
+        self.tiles_total, self.tiles_done = self._tiles_per_plane() * plan.n_planes, 0
         self.result = {"classes": None, "instances": None, "probabilities": None}
         previous, next_id = None, 1
         for n, index in enumerate(plan.plane_indices()):
             raw = self._plane(index)
             norm = fixed or percentile_normalizer([raw], self.norm_spec["low"], self.norm_spec["high"])
-            prob = yield from self._plane_with_retry(raw, norm, index)
+            if self.layout.single:
+                prob = yield from self._plane_with_retry(raw, norm, _Target(index))
+                labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
+                del prob
+            else:
+                labels = yield from self._blockwise(raw, norm, index)
             classes_2d = self._view("classes", index)
             inst_2d = None
-            if "instances" in self.outputs:
-                inst_2d, previous, next_id = self._instances(prob, index, previous, next_id)
+            if labels is not None:
+                inst_2d, previous, next_id = self._instances(labels, index, previous, next_id)
             info = {"index": tuple(index), "classes": classes_2d, "instances": inst_2d}
             yield Progress("planes", n + 1, plan.n_planes, f"plane {n + 1}/{plan.n_planes}", info)
         return self._finish(time.perf_counter() - start)
+
+    def _plan_blocks(self) -> BlockLayout:
+        """The plane's block layout: ``block=`` if given, else the memory policy's block."""
+        h, w = self.plan.size("Y"), self.plan.size("X")
+        halo = max(memory.DEFAULT_HALO, self.overlap)
+        side = self.block
+        if side is None:
+            meta = model_meta(self.model) if getattr(self.model, "deepseg_arch", None) is not None else None
+            k = len(meta.class_names) if meta is not None and meta.class_names else 3
+            instances = "instances" in self.outputs
+            per_pixel = 1 + 4 * instances + 2 * k * ("probabilities" in self.outputs)
+            outputs = self.plan.n_planes * h * w * per_pixel
+            free = self.limit - memory.in_use() - outputs
+            side = memory.block_size(free, memory.block_bytes_per_pixel(k, instances), halo)
+        return BlockLayout.plan(h, w, side, halo)
+
+    def _tiles_per_plane(self) -> int:
+        regions = [
+            (b.read_y.stop - b.read_y.start, b.read_x.stop - b.read_x.start) for b in self.layout.blocks()
+        ]
+        return sum(TileGrid.plan(rh, rw, self.tile, self.overlap, self.model).count for rh, rw in regions)
+
+    def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
+        """Run a plane block by block; returns its instance labels (1..N, a view) or None."""
+        writer = None
+        for block in self.layout.blocks():
+            region = raw[:, block.read_y, block.read_x]
+            prob = yield from self._plane_with_retry(region, norm, _Target.of_block(index, block))
+            if prob is not None:
+                labels = instances_from_probabilities(prob, **self.postprocess)
+                del prob
+                writer = writer or BlockLabels(self._view("instances", index))
+                writer.add(block, labels)
+                del labels
+            info = {
+                "index": tuple(index),
+                "y": block.y,
+                "x": block.x,
+                "classes": self._view("classes", index),
+                "instances": None if writer is None else writer.out,
+            }
+            yield Progress("blocks", block.index + 1, self.layout.count, f"block {block.index + 1}", info)
+        if writer is None:
+            return None
+        writer.finish()
+        return writer.out
 
     def _plane(self, index: tuple[int, ...]) -> np.ndarray:
         raw = self.plan.read_plane(self.image, index)
@@ -232,12 +303,12 @@ class _Job:
             raw = raw[self.picked]
         return map_channels(raw, self.mapping)
 
-    def _plane_with_retry(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
-        """Run one plane; on a tile that does not fit in memory halve the tile and redo the plane."""
+    def _plane_with_retry(self, raw: np.ndarray, norm: Normalizer, target: _Target):
+        """Run a plane (or block region); on a tile too large for memory halve the tile and redo it."""
         while True:
             grid = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
             try:
-                return (yield from self._run_plane(raw, norm, grid, index))
+                return (yield from self._run_plane(raw, norm, grid, target))
             except TileTooLarge as err:
                 smaller = self.tile // 2
                 if smaller < max(MIN_TILE, getattr(self.model, "size_multiple", 1), self.overlap + 1):
@@ -259,8 +330,8 @@ class _Job:
                 new = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
                 self.tiles_total += new.count * self.plan.n_planes - grid.count * self.plan.n_planes
 
-    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, index: tuple[int, ...]):
-        """Tile batches -> strip accumulator -> finished rows; returns (K, H, W) probs or None."""
+    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, target: _Target):
+        """Tile batches -> strip accumulator -> finished rows; returns (K, h, w) float16 probs or None."""
         wy, wx = grid.weights()
         tiles = grid.tiles()
         acc: StripAccumulator | None = None
@@ -277,20 +348,20 @@ class _Job:
                 )
             if acc is None:
                 acc = StripAccumulator(out.shape[1], grid.width)
-                keep_prob = self._allocate(out.shape[1], index)
+                keep_prob = self._allocate(out.shape[1], (grid.height, grid.width))
             for (y, x), o in zip(chunk, out):
                 acc.add(o[:, : grid.th, : grid.tw], y, x, wy[y], wx[x])
             i += len(chunk)
             until = tiles[i][0] if i < len(tiles) else grid.height
             if until > acc.top:
-                self._finalize_rows(acc.pop_final(until), index, keep_prob)
+                self._finalize_rows(acc.pop_final(until), target, keep_prob)
             self.tiles_done += len(chunk)
             message = f"tile {self.tiles_done}/{self.tiles_total}"
             yield Progress("tiles", self.tiles_done, self.tiles_total, message)
         return keep_prob
 
-    def _allocate(self, k: int, index: tuple[int, ...]) -> np.ndarray | None:
-        """Allocate outputs at the first tile; returns a (K, H, W) float16 plane buffer for instances."""
+    def _allocate(self, k: int, size: tuple[int, int]) -> np.ndarray | None:
+        """Allocate outputs at the first tile; returns a (K, h, w) float16 buffer for instances."""
         shape = self.plan.out_shape
         if self.result["classes"] is None:
             self.result["classes"] = np.zeros(shape, np.uint8 if k <= 256 else np.uint16)
@@ -299,7 +370,7 @@ class _Job:
             if "instances" in self.outputs:
                 self.result["instances"] = np.zeros(shape, np.uint32)
         if "instances" in self.outputs:
-            return np.zeros((k, self.plan.size("Y"), self.plan.size("X")), np.float16)
+            return np.zeros((k, *size), np.float16)
         return None
 
     def _view(self, name: str, index: tuple[int, ...], k: int | None = None) -> np.ndarray:
@@ -309,34 +380,42 @@ class _Job:
         view = arr[key]
         return view.T if transposed else view
 
-    def _finalize_rows(self, popped, index: tuple[int, ...], keep_prob: np.ndarray | None) -> None:
+    def _finalize_rows(self, popped, target: _Target, keep_prob: np.ndarray | None) -> None:
+        """Write finished rows: the core's classes/probabilities into the outputs, all into ``keep_prob``."""
         first, sums, wsum = popped
-        rows = slice(first, first + sums.shape[1])
-        self._view("classes", index)[rows] = class_map(sums)
+        lo, hi = max(first, target.core_y.start), min(first + sums.shape[1], target.core_y.stop)
+        cx = target.core_x
+        rows = slice(lo - first, hi - first)
+        out_rows = slice(target.oy + lo, target.oy + hi)
+        out_cols = slice(target.ox + cx.start, target.ox + cx.stop)
+        if hi > lo:
+            self._view("classes", target.index)[out_rows, out_cols] = class_map(sums[:, rows, cx])
         if self.result["probabilities"] is None and keep_prob is None:
             return
         logits = sums / wsum
         logits -= logits.max(axis=0, keepdims=True)
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=0, keepdims=True)
-        if self.result["probabilities"] is not None:
+        if self.result["probabilities"] is not None and hi > lo:
             for k in range(len(logits)):
-                self._view("probabilities", index, k)[rows] = logits[k]
+                self._view("probabilities", target.index, k)[out_rows, out_cols] = logits[k, rows, cx]
         if keep_prob is not None:
-            keep_prob[:, rows] = logits
+            keep_prob[:, first : first + sums.shape[1]] = logits
 
-    def _instances(self, prob: np.ndarray, index, previous, next_id):
-        labels = instances_from_probabilities(prob, **self.postprocess)
+    def _instances(self, labels: np.ndarray, index, previous, next_id):
+        """Make a plane's labels (1..N) unique in the stack (or stitch them) and store them."""
         z_axis = "Z" in self.plan.loop_axes
         first_z = not z_axis or index[self.plan.loop_axes.index("Z")] == 0
         if self.stitch is not None and previous is not None and not first_z:
             labels, next_id = stitch_to_previous(labels, previous, next_id, self.stitch)
         else:
-            count = int(labels.max())
+            count = int(labels.max()) if labels.size else 0
             labels = offset_labels(labels, next_id - 1)
             next_id += count
-        self._view("instances", index)[...] = labels
-        return self._view("instances", index), labels, next_id
+        view = self._view("instances", index)
+        if labels is not view:
+            view[...] = labels
+        return view, labels, next_id
 
     def _finish(self, seconds: float) -> SegmentationResult:
         meta = model_meta(self.model) if getattr(self.model, "deepseg_arch", None) is not None else None
@@ -351,11 +430,34 @@ class _Job:
             "overlap": self.overlap,
             "batch_size": self.runner.batch_size,
             "tta": self.tta,
+            "block": None if self.layout is None or self.layout.single else self.layout.block,
             "normalization": self.norm_spec,
             "seconds": seconds,
         }
         r = self.result
         return SegmentationResult(r["classes"], r["instances"], r["probabilities"], self.plan.out_axes, info)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a run over a plane or a block region writes: region origin and the core to keep."""
+
+    index: tuple[int, ...]
+    oy: int = 0
+    ox: int = 0
+    core_y: slice = field(default_factory=lambda: _ALL)
+    core_x: slice = field(default_factory=lambda: _ALL)
+
+    @classmethod
+    def of_block(cls, index: tuple[int, ...], block: Block) -> _Target:
+        cy, cx = block.core_in_region
+        return cls(index, block.read_y.start, block.read_x.start, cy, cx)
+
+
+def _check_block(block: int | None) -> int | None:
+    if block is not None and int(block) < memory.BLOCK_STEP // 2:
+        raise DeepsegError(f"block must be at least {memory.BLOCK_STEP // 2} pixels, not {block}")
+    return None if block is None else int(block)
 
 
 def _as_array(image: Any) -> Any:

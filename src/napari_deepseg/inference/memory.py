@@ -1,0 +1,120 @@
+"""Memory policy: how much memory a run may use, and the block and chunk sizes that follow.
+
+Every memory-derived default lives here (one place):
+
+- :func:`memory_limit`: the bytes a run aims to stay under (its peak resident memory):
+  ``max_memory`` when given (``--max-memory``, ``max_memory=``, the widget's Advanced field),
+  else half of ``psutil.virtual_memory().available`` capped at :data:`DEFAULT_LIMIT`.
+- :func:`block_size`: the side of the square Y/X blocks a large plane is segmented in. A block's
+  work costs :func:`block_bytes_per_pixel` bytes per pixel of its region (block plus halo);
+  the block is the largest multiple of :data:`BLOCK_STEP` between :data:`MIN_BLOCK` and
+  :data:`MAX_BLOCK` whose work fits what the limit leaves after the memory already in use
+  (the process's resident set) and the outputs still to allocate.
+- :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
+  input held in memory at once, so that input, outputs and block work fit the limit.
+
+Blocks bigger than :data:`MAX_BLOCK` do not run faster (a 2048 block plus its 64-pixel halo is
+covered by exactly as many 512-pixel tiles as a 2048 x 2048 plane), so a larger limit only buys
+headroom, not speed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import psutil
+
+from ..errors import DeepsegError
+
+DEFAULT_LIMIT = 2 * 1024**3
+MIN_BLOCK, MAX_BLOCK, BLOCK_STEP = 512, 2048, 256
+DEFAULT_HALO = 64
+#: instance post-processing bytes per pixel of a block region, labels included (measured by
+#: tests/inference/test_postprocess_memory.py: at most 20 on top of the probabilities and labels)
+POSTPROCESS_BYTES_PER_PIXEL = 24
+#: batch bytes per pixel of a chunk held in memory beyond its input: classes (1), instances (4),
+#: the chunk's id offsetting (8) and the written copy (4)
+BATCH_BYTES_PER_PIXEL = 17
+
+
+def parse_size(text: str | int | float) -> int:
+    """Bytes from ``"512M"``, ``"2G"``, ``"1.5GB"``, ``"100k"`` or a plain number of bytes."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
+    if not match:
+        raise DeepsegError(f"size {text!r} not understood; use e.g. 512M, 2G or a number of bytes")
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return int(float(match.group(1)) * 1024**power)
+
+
+def memory_limit(max_memory: int | str | None = None) -> int:
+    """The peak memory (bytes) a run aims for: ``max_memory``, else min(available / 2, 2 GiB)."""
+    if max_memory is not None:
+        limit = parse_size(max_memory)
+        if limit <= 0:
+            raise DeepsegError(f"max_memory must be positive, not {max_memory!r}; give e.g. 2G")
+        return limit
+    return int(min(psutil.virtual_memory().available // 2, DEFAULT_LIMIT))
+
+
+def in_use() -> int:
+    """Resident memory of this process now (the runtime, the model, images already loaded)."""
+    return int(psutil.Process().memory_info().rss)
+
+
+def block_bytes_per_pixel(num_classes: int, instances: bool) -> int:
+    """Work bytes per pixel of a block region.
+
+    The float16 probability buffer (2 K) when instances are made, the post-processing
+    (:data:`POSTPROCESS_BYTES_PER_PIXEL`), the region's classes and probability rows (K + 1),
+    and the tile accumulator's float32 rows (about 4 K, they span one tile of the region).
+    """
+    per = 5 * num_classes + 1
+    if instances:
+        per += 2 * num_classes + POSTPROCESS_BYTES_PER_PIXEL
+    return per
+
+
+def block_size(free_bytes: int, bytes_per_pixel: int, halo: int = DEFAULT_HALO) -> int:
+    """Largest block side (multiple of BLOCK_STEP, MIN_BLOCK..MAX_BLOCK) whose work fits ``free_bytes``."""
+    side = math.isqrt(max(0, int(free_bytes)) // max(1, int(bytes_per_pixel))) - 2 * halo
+    side = side // BLOCK_STEP * BLOCK_STEP
+    return int(min(MAX_BLOCK, max(MIN_BLOCK, side)))
+
+
+@dataclass(frozen=True)
+class BatchSizes:
+    """``deepseg predict`` defaults from the memory limit (bytes of input).
+
+    Attributes:
+        limit: the memory limit they were derived from.
+        zarr_threshold: inputs larger than this are segmented chunk by chunk into OME-Zarr.
+        chunk_bytes: input bytes per chunk.
+        block: the block side used for planes larger than a block.
+    """
+
+    limit: int
+    zarr_threshold: int
+    chunk_bytes: int
+    block: int
+
+
+def batch_sizes(
+    limit: int, pixel_bytes: int, num_classes: int, instances: bool, used: int | None = None
+) -> BatchSizes:
+    """Batch defaults under ``limit``: the largest input piece whose input, outputs and work fit.
+
+    ``pixel_bytes`` is the input's bytes per Y/X pixel (itemsize times channels); ``used`` the
+    memory already in use (default: this process's resident set).
+    """
+    used = in_use() if used is None else int(used)
+    bpp = block_bytes_per_pixel(num_classes, instances)
+    block = block_size(limit - used, bpp)
+    work = (block + 2 * DEFAULT_HALO) ** 2 * bpp
+    free = max(0, limit - used - work)
+    per_pixel = pixel_bytes + BATCH_BYTES_PER_PIXEL
+    piece_pixels = max(block * block, free // per_pixel)
+    return BatchSizes(limit, piece_pixels * pixel_bytes, piece_pixels * pixel_bytes, block)
