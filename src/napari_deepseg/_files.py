@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import DeepsegError
+
 
 def _umask_mode() -> int:
     """The mode a plain ``open(path, "w")`` gives a new file: 0o666 less the process umask."""
@@ -40,3 +42,71 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[P
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def partial_files(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that :func:`atomic_path` left beside ``path`` (a killed run's leftovers)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.glob(f".{path.name}.*.partial*") if p.is_file())
+
+
+def remove_partials(path: str | os.PathLike) -> int:
+    """Delete the stale temporary files of ``path``'s atomic writes; returns how many."""
+    found = partial_files(path)
+    for stale in found:
+        stale.unlink(missing_ok=True)
+    return len(found)
+
+
+def _nearest_existing(path: Path) -> Path:
+    for parent in (path, *path.parents):
+        if parent.exists():
+            return parent
+    return Path(path.anchor or ".")
+
+
+def check_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Raise a one-line :class:`DeepsegError` unless ``folder`` is (or can be made) a writable folder.
+
+    Nothing is created: the nearest existing ancestor must be a folder in which a file can be
+    written (probed with a temporary file that is removed at once).
+    """
+    folder = Path(folder).absolute()
+    if folder.exists() and not folder.is_dir():
+        raise DeepsegError(f"{what} {folder} is a file, not a folder; give a folder name")
+    base = _nearest_existing(folder)
+    if not base.is_dir():
+        raise DeepsegError(f"{what} {folder}: {base} is a file, not a folder; choose another location")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".deepseg-write-test.", dir=base)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise DeepsegError(
+            f"cannot write into {base} ({reason.lower()}) for {what} {folder}; "
+            "choose a location you can write to"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Raise a one-line :class:`DeepsegError` unless ``path`` can be written as a file."""
+    path = Path(path).absolute()
+    if path.is_dir():
+        raise DeepsegError(f"{what} {path} is a folder; give a file name inside it")
+    check_writable_dir(path.parent, f"the folder of {what} {path.name}")
+    return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (existing files compared by inode, else by path)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.absolute().resolve() == b.absolute().resolve()

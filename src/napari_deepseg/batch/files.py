@@ -10,7 +10,10 @@ The manifest ``OUT_DIR/deepseg_manifest.json`` (written atomically after every f
      "files": {"/abs/input.tif": {"output": "/abs/out/input_labels.tif", "kind": "tiff",
                "status": "done" | "failed" | "skipped", "seconds": 1.2, "error": null,
                "shape": [...], "axes": "ZYX", "model_sha256": ..., "output_mode": "instances",
-               "finished": ISO time}}}
+               "output_size": bytes, "output_sha256": ... (TIFF outputs), "finished": ISO time}}}
+
+Resume trusts only outputs this manifest records as complete whose size and checksum still
+match (:meth:`Manifest.resume_decision`); files recorded as outputs are never taken as inputs.
 """
 
 from __future__ import annotations
@@ -59,8 +62,23 @@ def check_unique_outputs(sources: Sequence[Path], out_dir: Path) -> None:
         seen[key] = src
 
 
+def check_outputs_not_inputs(sources: Sequence[Path], out_dir: Path) -> None:
+    """Raise when an output of this run would be written over one of its inputs."""
+    inputs = {str(Path(s).resolve()): s for s in sources}
+    for src in sources:
+        for kind in ("tiff", "zarr"):
+            dst = output_path(src, out_dir, kind)
+            if str(dst.resolve()) in inputs:
+                raise DeepsegError(
+                    f"the output of {src} would replace the input {dst}; "
+                    "choose another output folder (-o) or rename the input"
+                )
+
+
 def output_complete(path: Path, kind: str) -> bool:
-    """A TIFF output exists only once renamed from its temporary name; Zarr needs its marker."""
+    """A TIFF output exists only once renamed from its temporary name; Zarr needs its marker.
+
+    Existing is not trusted for resume: see :meth:`Manifest.resume_decision`."""
     return is_complete(path) if kind == "zarr" else path.is_file()
 
 
@@ -134,14 +152,48 @@ class Manifest:
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(self.data, indent=1))
 
-    def should_skip(self, src: Path, out: Path, kind: str, model_sha: str, output_mode: str) -> bool:
-        """True when ``out`` is complete and was made with the same model and output mode.
+    def resume_decision(
+        self, src: Path, out: Path, kind: str, model_sha: str, output_mode: str
+    ) -> tuple[str, str | None]:
+        """What to do with ``src`` whose output is ``out``: ``(action, reason)``.
 
-        A complete output with no manifest entry (e.g. the manifest was deleted) is kept too.
+        Resume trusts content, not names (docs/batch.md, "Resume rules"):
+
+        - ``"run"``: no output yet, or an output this manifest recorded that was made with
+          another model or output mode (it is replaced), or an unfinished Zarr store;
+        - ``"skip"``: the manifest records ``out`` as this input's complete output, made with
+          the same model and output mode, and (TIFF) its size and SHA-256 still match;
+        - ``"refuse"`` (with the reason): ``out`` exists but the manifest does not record it as
+          this input's output (e.g. the user's own ground truth), or it changed since it was
+          written (truncated, edited). It is left untouched and the input reported as failed;
+          ``--overwrite`` replaces it.
         """
-        if not output_complete(out, kind):
-            return False
+        if not (out.exists() if kind == "zarr" else out.is_file() or out.is_symlink()):
+            return "run", None
         entry = self.files.get(str(src))
-        if entry is None or entry.get("status") not in ("done", "skipped"):
-            return entry is None
-        return entry.get("model_sha256") == model_sha and entry.get("output_mode") == output_mode
+        recorded = (
+            entry is not None
+            and entry.get("status") in ("done", "skipped")
+            and entry.get("output") == str(out)
+        )
+        foreign = f"{out} exists but {self.path.name} does not record it as this input's output"
+        if kind == "zarr":
+            if not output_complete(out, kind):
+                return "run", None  # a killed run's unfinished store is ours to redo
+            if not recorded:
+                return "refuse", foreign
+        elif not recorded or "output_sha256" not in entry:
+            return "refuse", foreign
+        elif (
+            not out.is_file()
+            or out.stat().st_size != entry.get("output_size")
+            or (sha256_file(out) != entry.get("output_sha256"))
+        ):
+            return "refuse", f"{out} changed since deepseg wrote it (size or checksum differ)"
+        same = entry.get("model_sha256") == model_sha and entry.get("output_mode") == output_mode
+        return ("skip", None) if same else ("run", None)
+
+    def recorded_outputs(self) -> set[str]:
+        """Absolute paths of every output this manifest records (never inputs of a later run)."""
+        done = ("done", "skipped")
+        return {e["output"] for e in self.files.values() if e.get("output") and e.get("status") in done}

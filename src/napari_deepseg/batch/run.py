@@ -19,11 +19,20 @@ from typing import Any
 
 import numpy as np
 
+from .._files import check_writable_dir, remove_partials
 from ..errors import DeepsegError
+from ..inference.engine import check_tile
 from ..io import OmeZarrLabelsWriter, expand_inputs, read_image
 from ..progress import Progress
 from . import dask as dask_backend
-from .files import Manifest, check_unique_outputs, output_path, parse_size, sha256_file
+from .files import (
+    Manifest,
+    check_outputs_not_inputs,
+    check_unique_outputs,
+    output_path,
+    parse_size,
+    sha256_file,
+)
 from .seams import merge_block_seams
 from .work import (
     ModelRef,
@@ -131,13 +140,16 @@ def predict_iter(
     if output not in OUTPUTS:
         raise DeepsegError(f"output {output!r} unknown; choose one of {', '.join(OUTPUTS)}")
     t_start = time.perf_counter()
-    out = Path(out_dir).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(out_dir, "output folder")
+    sizes = {"zarr_threshold": parse_size(zarr_threshold), "chunk_bytes": parse_size(chunk_bytes)}
     sources, problems = expand_inputs(inputs)
+    manifest = Manifest.load(out)
+    sources = _without_outputs(sources, manifest)
     if not sources and problems:
         raise DeepsegError(f"no input images found ({problems[0][0]}: {problems[0][1]})")
     check_unique_outputs(sources, out)
-    ref, mdl = _model_ref(model)
+    check_outputs_not_inputs(sources, out)
+    ref, mdl = _model_ref(model)  # before anything is created: a failed load leaves no folder
     opts = Options(
         _resolve_output(output, mdl),
         axes and axes.upper(),
@@ -147,8 +159,10 @@ def predict_iter(
         overlap,
         precision,
     )
-    sizes = {"zarr_threshold": parse_size(zarr_threshold), "chunk_bytes": parse_size(chunk_bytes)}
-    manifest = Manifest.load(out)
+    check_tile(mdl, tile, overlap)  # options checked once, before any work
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [manifest.path] + [output_path(s, out, "tiff") for s in sources]:
+        remove_partials(stale)  # a killed run's hidden temporary files
     record = {**asdict(opts), **sizes, "workers": workers, "scheduler": scheduler}
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
     ctx = _Ctx(ref, opts, manifest, BatchSummary(manifest=manifest.path), segment_fn, sizes["chunk_bytes"])
@@ -169,6 +183,12 @@ def predict_iter(
         {"done": len(summary.done), "skipped": len(summary.skipped), "failed": len(summary.failed)}
     )
     return summary
+
+
+def _without_outputs(sources: list[Path], manifest: Manifest) -> list[Path]:
+    """Drop inputs that this output folder's manifest records as outputs (``-o`` = input folder)."""
+    outputs = {str(Path(p).resolve()) for p in manifest.recorded_outputs()}
+    return [s for s in sources if str(s.resolve()) not in outputs]
 
 
 def _model_ref(model: str | os.PathLike) -> tuple[ModelRef, Any]:
@@ -206,7 +226,9 @@ class _Ctx:
     files_done: int = 0
     files_total: int = 0
 
-    def record(self, src: Path, job: _Job | None, status: str, error: str | None = None, seconds=0.0) -> None:
+    def record(
+        self, src: Path, job: _Job | None, status: str, error: str | None = None, seconds=0.0, extra=None
+    ) -> None:
         entry = {
             "output": str(job.dst) if job else None,
             "kind": job.kind if job else None,
@@ -220,6 +242,7 @@ class _Ctx:
         }
         if job is not None:
             entry.update({k: v for k, v in job.info.items() if k in ("pid", "chunks")})
+        entry.update(extra or {})
         self.manifest.record(src, entry)
         if status == "failed":
             self.summary.failed.append((src, error or "failed"))
@@ -238,7 +261,13 @@ class _Ctx:
                 OmeZarrLabelsWriter.reopen(job.dst).finalize(marker)
             except Exception as err:  # the output could not be completed: this input failed
                 job.error = _reason(err)
-        self.record(job.src, job, "failed" if job.error else "done", job.error, seconds)
+        extra = None
+        if job.error is None and job.kind == "tiff":
+            try:
+                extra = {"output_size": job.dst.stat().st_size, "output_sha256": sha256_file(job.dst)}
+            except OSError as err:
+                job.error = _reason(err)
+        self.record(job.src, job, "failed" if job.error else "done", job.error, seconds, extra)
         self.files_done += 1
         state = "failed" if job.error else "done"
         return Progress("files", self.files_done, self.files_total, message=f"{job.src.name}: {state}")
@@ -262,8 +291,17 @@ def _plan(sources, out, ctx: _Ctx, zarr_threshold: int, overwrite: bool):
         yield Progress("scan", i + 1, len(sources), message=src.name)
         if job is None:
             continue
-        if not overwrite and ctx.manifest.should_skip(src, job.dst, kind, ctx.ref.sha256, ctx.opts.output):
-            ctx.record(src, job, "skipped")
+        action, reason = (
+            ("run", None)
+            if overwrite
+            else ctx.manifest.resume_decision(src, job.dst, kind, ctx.ref.sha256, ctx.opts.output)
+        )
+        if action == "skip":
+            old = ctx.manifest.files[str(src)]
+            kept = {k: old[k] for k in ("output_size", "output_sha256") if k in old}
+            ctx.record(src, job, "skipped", extra=kept)
+        elif action == "refuse":
+            ctx.record(src, job, "failed", f"{reason}; move it away or rerun with --overwrite to replace it")
         else:
             jobs.append(job)
     ctx.files_total = len(jobs)

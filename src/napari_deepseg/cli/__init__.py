@@ -1,8 +1,9 @@
 """``deepseg`` command line: one subcommand per module in this package.
 
 Each subcommand module defines ``register(subparsers)`` which adds its parser and sets
-``func(args) -> int``. User errors print one line (``deepseg: error: ...``) and exit 1;
-``--debug`` shows the traceback instead.
+``func(args) -> int``. Every failure is one line on stderr (``deepseg: error: ...``) naming the
+user's path or option, the problem and the fix (see :mod:`._errors`); usage errors exit 2, other
+failures 1, an interrupt 130. ``--debug`` shows the traceback instead. Warnings are one line too.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .. import __version__
 from ..progress import Cancelled
+from ._errors import cli_message, warning_printer
 
 # subcommand modules, in the order shown by --help
 COMMANDS = ["models", "evaluate", "predict", "demo", "train"]
@@ -26,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
         if "invalid choice" in message and "command" in message.lower():
             bad = message.split("invalid choice: ")[1].split("'")[1]
             message = f"unknown command {bad!r}; run 'deepseg --help' for the list"
+        else:
+            message = f"{message}; see '{self.prog} --help'"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -40,30 +45,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    parser.set_defaults(_subparsers=sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepseg`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # usage errors (2), --help and --version (0)
+        return stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("deepseg: interrupted", file=sys.stderr)
-        return 130
-    except Cancelled:
-        print("deepseg: cancelled", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError) as err:
-        if args.debug:
-            raise
-        text = str(err).strip().splitlines()
-        print(f"deepseg: error: {text[0] if text else type(err).__name__}", file=sys.stderr)
-        return 1
+    command = args._subparsers.choices[args.command]
+    with warnings.catch_warnings():
+        warnings.showwarning = warning_printer(command)
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("deepseg: interrupted", file=sys.stderr)
+            return 130
+        except Cancelled:
+            print("deepseg: cancelled", file=sys.stderr)
+            return 130
+        except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as err:
+            if args.debug:
+                raise
+            print(f"deepseg: error: {cli_message(err, command)}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

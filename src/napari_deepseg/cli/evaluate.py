@@ -69,9 +69,9 @@ def pair_files(pred: Path, truth: Path, skip_missing: bool = False) -> list[tupl
     no_truth, no_pred = sorted(set(p) - set(t)), sorted(set(t) - set(p))
     if (no_truth or no_pred) and not skip_missing:
         first = (
-            f"prediction {p[no_truth[0]].name} has no ground truth"
+            f"prediction {p[no_truth[0]]} has no ground truth in {truth}"
             if no_truth
-            else f"ground truth {t[no_pred[0]].name} has no prediction"
+            else f"ground truth {t[no_pred[0]]} has no prediction in {pred}"
         )
         raise DeepsegError(
             f"{first} ({len(no_truth)} predictions and {len(no_pred)} ground truths unpaired); "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DeepsegError
+from . import _options as _opt
 
 EPILOG = """examples:
   deepseg predict images/ -o labels/
@@ -48,7 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--axes", default=None, help="axes of the inputs, e.g. YX, ZYX, YXC, TZCYX (default: guess)"
     )
-    p.add_argument("--channels", default=None, help="comma-separated input channel indices, e.g. 0 or 1,2,0")
+    p.add_argument(
+        "--channels",
+        type=_opt.channels,
+        default=None,
+        help="comma-separated input channel indices, e.g. 0 or 1,2,0",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument(
         "--precision",
@@ -56,53 +62,62 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto (bf16 on GPUs, and on bf16 CPUs for models measured to agree), or force one",
     )
-    p.add_argument("--tile", type=int, default=None, help="tile size in pixels (default: 512)")
-    p.add_argument("--overlap", type=int, default=None, help="tile overlap and chunk halo in pixels")
+    p.add_argument(
+        "--tile", type=_opt.int_at_least(8), default=None, help="tile size in pixels (default: 512)"
+    )
+    p.add_argument(
+        "--overlap", type=_opt.int_at_least(0), default=None, help="tile overlap and chunk halo in pixels"
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=int, default=None, help="start a local dask cluster of N processes")
+    group.add_argument(
+        "--workers", type=_opt.int_at_least(1), default=None, help="start a local dask cluster of N processes"
+    )
     group.add_argument(
         "--scheduler", default=None, metavar="ADDR", help="existing dask scheduler tcp://HOST:PORT"
     )
     p.add_argument(
         "--zarr-threshold",
+        type=_opt.size,
         default="1G",
         help="inputs larger than this (e.g. 512M, 2G) are processed in chunks into OME-Zarr (default 1G)",
     )
     p.add_argument(
-        "--chunk-size", default="256M", help="input bytes per chunk of a large image (default 256M)"
+        "--chunk-size",
+        type=_opt.size,
+        default="256M",
+        help="input bytes per chunk of a large image (default 256M)",
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs are already complete")
-    p.add_argument("--quiet", action="store_true", help="no progress bars; print only the summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or lines; print only the summary")
     p.set_defaults(func=run)
 
 
-def _channels(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise DeepsegError(f"--channels {text!r}: give comma-separated integers, e.g. 0 or 1,2,0") from None
-
-
 def _model_with_weights(name: str, weights: Path, out_dir: Path) -> str:
-    """Build the ready model ``name`` from a local weights file; save it as ``OUT_DIR/<name>.pt``."""
+    """Build the ready model ``name`` from a local weights file; save it as ``OUT_DIR/<name>.pt``.
+
+    The weights are loaded (and so checked) before the output folder is created.
+    """
+    from .._files import check_writable_dir
     from ..models import save_model
     from ..models.pretrained import READY_MODELS, load_ready_model
 
     if name not in READY_MODELS:
         raise DeepsegError(
-            f"--weights goes with a ready pretrained model ({', '.join(READY_MODELS)}), not {name!r}"
+            f"--weights goes with a ready pretrained --model ({', '.join(READY_MODELS)}), not {name!r}"
         )
     if not Path(weights).is_file():
-        raise DeepsegError(f"weights file {weights} not found")
-    return str(save_model(Path(out_dir) / f"{name}.pt", load_ready_model(name, weights_file=weights)))
+        raise DeepsegError(f"--weights {weights} not found; give the torchvision weights file (.pth)")
+    out = check_writable_dir(out_dir, "output folder")
+    model = load_ready_model(name, weights_file=weights)
+    return str(save_model(out / f"{name}.pt", model))
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._files import check_writable_dir
     from ..batch import predict_iter
     from ._progress import run_with_progress
 
+    check_writable_dir(args.out, "output folder (-o)")
     model = args.model if args.weights is None else _model_with_weights(args.model, args.weights, args.out)
     gen = predict_iter(
         args.inputs,
@@ -110,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         model=model,
         output=args.output,
         axes=args.axes,
-        channels=_channels(args.channels),
+        channels=args.channels,
         device=args.device,
         precision=args.precision,
         tile=args.tile,
@@ -121,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         overwrite=args.overwrite,
     )
-    summary = run_with_progress(gen, disable=True if args.quiet else None)
+    summary = run_with_progress(gen, quiet=args.quiet)
     first, *failures = summary.text().splitlines()
     print(first)
     for line in failures:

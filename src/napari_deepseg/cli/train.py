@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import DeepsegError
 from ..progress import Progress
+from . import _options as _opt
+from ._progress import echo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,35 +35,76 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--from", dest="base", default=None, help="starting model file or bundled name (default: new U-Net)"
     )
     p.add_argument("--sparse", action="store_true", help="0 = not annotated (ignored by the loss)")
-    p.add_argument("--background-label", type=int, default=1, help="sparse mode: value painted on background")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--patch-size", type=int, default=256)
-    p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--val-fraction", type=float, default=0.1, help="held-out strip of each image (0 = none)")
+    p.add_argument(
+        "--background-label",
+        type=_opt.int_at_least(0),
+        default=1,
+        help="sparse mode: value painted on background",
+    )
+    p.add_argument("--epochs", type=_opt.int_at_least(1), default=20)
+    p.add_argument(
+        "--lr", type=_opt.float_in(0, 10, low_open=True), default=1e-3, help="peak learning rate (AdamW)"
+    )
+    p.add_argument("--batch-size", type=_opt.int_at_least(1), default=8)
+    p.add_argument(
+        "--patch-size", type=_opt.int_at_least(16), default=256, help="clamped to the largest image (said so)"
+    )
+    p.add_argument("--steps-per-epoch", type=_opt.int_at_least(1), default=None)
+    p.add_argument(
+        "--val-fraction",
+        type=_opt.float_in(0, 0.9, high_open=True),
+        default=0.1,
+        help="held-out strip of each image (0 = none)",
+    )
     p.add_argument("--schedule", choices=("cosine", "onecycle"), default="cosine")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--checkpoint", type=Path, default=None, help="resumable state (default: OUTPUT.ckpt)")
     p.add_argument("--resume", type=Path, default=None, help="continue the run saved in this checkpoint")
-    p.add_argument("--base-width", type=int, default=None, help="new U-Net only: first-stage width (32)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.add_argument(
+        "--base-width", type=_opt.int_at_least(1), default=None, help="new U-Net only: first-stage width (32)"
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bar, lines or table; only the result line"
+    )
     p.set_defaults(func=run)
+
+
+def _check_outputs(args: argparse.Namespace, pairs: list[tuple[Path, Path]]) -> Path:
+    """Check -o, --checkpoint and --resume before any data is read; returns the checkpoint path."""
+    from .._files import check_writable_file, remove_partials, same_file
+
+    if args.output.suffix.lower() != ".pt":
+        example = args.output.with_suffix(".pt").name
+        raise DeepsegError(f"-o {args.output}: a model file name ends in .pt; give e.g. -o {example}")
+    checkpoint = args.checkpoint or args.output.with_name(args.output.name + ".ckpt")
+    if same_file(checkpoint, args.output):
+        raise DeepsegError(f"--checkpoint {checkpoint} is the -o model file; give another file name")
+    inputs = [p for pair in pairs for p in pair] + [Path(b) for b in [args.base] if b and Path(b).exists()]
+    for option, path in (("-o", args.output), ("--checkpoint", checkpoint)):
+        for src in inputs:
+            if same_file(path, src):
+                raise DeepsegError(f"{option} {path} is an input of this run; give another file name")
+        check_writable_file(path, f"{option} file")
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise DeepsegError(f"--resume {args.resume} not found; give the .ckpt file a stopped run wrote")
+    for path in (args.output, checkpoint):
+        remove_partials(path)  # a killed run's hidden temporary files
+    return checkpoint
 
 
 def run(args: argparse.Namespace) -> int:
     from ..training import finetune_iter
     from ..training.files import pair_files, read_pair
-    from ._progress import run_with_progress
+    from ._progress import echo, run_with_progress
 
     pairs, unpaired = pair_files(args.images, args.labels)
+    checkpoint = _check_outputs(args, pairs)
     if unpaired and not args.quiet:
-        names = ", ".join(p.name for p in unpaired[:5]) + (" ..." if len(unpaired) > 5 else "")
-        print(f"skipping {len(unpaired)} file(s) without a partner: {names}", file=sys.stderr)
+        names = ", ".join(str(p) for p in unpaired[:5]) + (" ..." if len(unpaired) > 5 else "")
+        echo(f"skipping {len(unpaired)} file(s) without a partner: {names}", file=sys.stderr)
     data = [read_pair(img, lab) for img, lab in pairs]
-    checkpoint = args.checkpoint or args.output.with_name(args.output.name + ".ckpt")
     gen = finetune_iter(
         data,
         args.base,
@@ -83,17 +127,16 @@ def run(args: argparse.Namespace) -> int:
     )
     table = _EpochTable(quiet=args.quiet)
     if not args.quiet:
-        print(f"training on {len(data)} pair(s); checkpoint {checkpoint}", file=sys.stderr)
+        echo(f"training on {len(data)} pair(s); checkpoint {checkpoint}", file=sys.stderr)
     try:
-        result = run_with_progress(gen, table, disable=True if args.quiet else None)
+        result = run_with_progress(gen, table, quiet=args.quiet)
     except KeyboardInterrupt:
         print(
             f"stopped: best model so far in {args.output}; resume with --resume {checkpoint}", file=sys.stderr
         )
         raise
-    if not args.quiet:
-        best = f"epoch {result.best_epoch}" if result.best_epoch is not None else "last"
-        print(f"wrote {result.path} (best: {best})")
+    best = f"epoch {result.best_epoch}" if result.best_epoch is not None else "last"
+    print(f"wrote {result.path} (best: {best})")
     return 0
 
 
@@ -110,14 +153,14 @@ class _EpochTable:
         ious = info.get("val_iou") or {}
         if not self.header:
             names = "".join(f"  {n[:10]:>10}" for n in ious)
-            print(f"{'epoch':>5}  {'loss':>8}  {'val loss':>8}  {'mean IoU':>8}{names}  {'time':>7}")
+            echo(f"{'epoch':>5}  {'loss':>8}  {'val loss':>8}  {'mean IoU':>8}{names}  {'time':>7}")
             self.header = True
         cells = "".join(f"  {_fmt(v, 10, 3)}" for v in ious.values())
         row = (
             f"{info['epoch']:>5}  {_fmt(info.get('train_loss'), 8, 4)}  {_fmt(info.get('val_loss'), 8, 4)}"
             f"  {_fmt(info.get('mean_iou'), 8, 3)}{cells}  {info.get('elapsed_s', 0):>6.0f}s"
         )
-        print(row + ("  *" if info.get("best") else ""), flush=True)
+        echo(row + ("  *" if info.get("best") else ""))
 
 
 def _fmt(value: float | None, width: int, digits: int) -> str:

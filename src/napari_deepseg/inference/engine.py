@@ -210,7 +210,7 @@ class _Job:
         dev = resolve_device(device)
         agreement = meta.bf16_agreement if meta is not None else None
         prec = resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement)
-        tile, overlap = _check_tile(model, tile, overlap)
+        tile, overlap = check_tile(model, tile, overlap)
         bs = int(batch_size or DEFAULT_BATCH.get(dev.type, 2))
         if bs < 1:
             raise DeepsegError(f"batch_size must be at least 1, not {batch_size}")
@@ -473,7 +473,8 @@ def _as_array(image: Any) -> Any:
     return image
 
 
-def _check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple[int, int]:
+def check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple[int, int]:
+    """``(tile, overlap)`` with defaults filled; a one-line DeepsegError when they do not fit the model."""
     multiple = int(getattr(model, "size_multiple", 1) or 1)
     smallest = max(MIN_TILE, multiple)
     tile = DEFAULT_TILE if tile is None else int(tile)

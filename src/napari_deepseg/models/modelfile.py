@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import pickletools
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +22,7 @@ from torch import nn
 
 from .. import __version__
 from .._files import atomic_path
+from .._torchfile import load_torch_file
 from ..errors import ModelFileError
 from .registry import ArchSpec, build_model
 
@@ -178,6 +176,8 @@ def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     if isinstance(path_or_name, str) and path_or_name in bundled and not Path(path_or_name).exists():
         return bundled[path_or_name]
     path = Path(path_or_name)
+    if path.is_dir() and not path.name.endswith((".zarr", ".zip")):
+        raise ModelFileError(f"model file {path} is a folder, not a file; give the model file (.pt) in it")
     if not path.exists():
         from .pretrained import READY_MODELS
 
@@ -186,48 +186,9 @@ def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     return path
 
 
-_IMPORT_OPS = {"GLOBAL", "STACK_GLOBAL", "INST"}
-_CALL_OPS = {"REDUCE", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD", "INST"}
-
-
-def _pickle_calls_code(path: Path) -> bool:
-    """Whether ``path`` is a well-formed pickle (raw or in a torch zip) that imports and calls.
-
-    Only disassembles the opcodes (``pickletools.genops``): nothing is executed. Used to tell
-    a pickle that would run code from random or truncated bytes after weights_only refused both.
-    """
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
-                data = archive.read(name)
-        else:
-            data = path.read_bytes()
-        ops = {op.name for op, _arg, _pos in pickletools.genops(data)}
-    except (ValueError, OSError, EOFError, StopIteration, KeyError, zipfile.BadZipFile):
-        return False
-    return bool(ops & _IMPORT_OPS) and bool(ops & _CALL_OPS)
-
-
 def read_model_file(path: Path) -> dict[str, Any]:
     """Read and validate a model file's payload without building the model."""
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a folder, not a model file")
-    if path.stat().st_size == 0:
-        raise ModelFileError(f"model file {path} is empty (0 bytes); re-save or re-download it")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "GLOBAL" in str(err) or "Unsupported global" in str(err) or _pickle_calls_code(path):
-            raise ModelFileError(
-                f"{path} contains Python objects that would run code when loaded; refusing to "
-                "load it (re-save it with napari_deepseg.models.save_model)"
-            ) from None
-        raise ModelFileError(f"{path} is corrupt or not a model file ({_first_line(err)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ModelFileError(
-            f"{path} is corrupt or truncated ({_first_line(err)}); re-save or re-download it"
-        ) from None
+    payload = load_torch_file(path, "model file", "re-save it with save_model or re-download it")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(
             f"{path} is not a napari-deepseg model file (no '{FORMAT}' header); "

@@ -134,11 +134,9 @@ def _download(weights: tvm.WeightsEnum, path: Path, progress: bool) -> None:
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Read a weights file (a state dict) with ``weights_only=True``; one-line errors naming it."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unpickling failure means a bad file
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise ModelFileError(f"weights file {path} is corrupt or unsafe ({first}); replace it") from None
+    from .._torchfile import load_torch_file
+
+    state = load_torch_file(path, "weights file", "replace it with the torchvision weights file")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -12,14 +12,13 @@ A checkpoint is a ``torch.save`` of plain types and tensors::
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .._files import atomic_path
+from .._torchfile import load_torch_file
 from ..errors import DeepsegError
 
 FORMAT = "napari-deepseg-checkpoint"
@@ -36,14 +35,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``; never runs code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DeepsegError(f"checkpoint {path} not found; give the file written with checkpoint=...")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise DeepsegError(f"checkpoint {path} is unreadable ({first}); start again without resume") from None
+    state = load_torch_file(path, "training checkpoint", "give another checkpoint or start the run afresh")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DeepsegError(
             f"{path} is not a napari-deepseg training checkpoint (a model file? use it as the model)"

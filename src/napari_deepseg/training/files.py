@@ -44,9 +44,7 @@ def pair_files(
         for f in files:
             key = pairing_key(f)
             if key in keys:
-                raise DeepsegError(
-                    f"{side} files {keys[key].name} and {f.name} both pair as {key!r}; rename one"
-                )
+                raise DeepsegError(f"{side} files {keys[key]} and {f} both pair as {key!r}; rename one")
             keys[key] = f
         by_key[side] = keys
     common = sorted(set(by_key["image"]) & set(by_key["label"]))
