@@ -19,7 +19,7 @@ from ..progress import Cancelled
 from ._errors import cli_message, warning_printer
 
 # subcommand modules, in the order shown by --help
-COMMANDS = ["models", "evaluate", "predict", "demo", "train"]
+COMMANDS = ["models", "evaluate", "predict", "demo", "train", "export"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -204,7 +204,8 @@ def read_model_file(path: Path) -> dict[str, Any]:
 
 
 def load_model(path_or_name: str | os.PathLike) -> nn.Module:
-    """Load a model file (or a bundled model by name) into a module in eval mode on the CPU.
+    """Load a model file, a bioimage.io package (``*.zip``, see :mod:`.bioimageio`) or a bundled
+    model by name into a module in eval mode on the CPU.
 
     The module carries ``model.deepseg_meta`` (:class:`ModelMeta`) and ``model.deepseg_arch``.
     Names of ready pretrained models (``"deeplabv3_resnet101_coco"``, see
@@ -216,6 +217,11 @@ def load_model(path_or_name: str | os.PathLike) -> nn.Module:
     if ready is not None:
         return ready
     path = resolve_model_path(path_or_name)
+    if path.is_dir() or path.suffix.lower() in (".zip", ".yaml"):
+        from .bioimageio import is_package, load_package
+
+        if is_package(path):
+            return load_package(path)
     payload = read_model_file(path)
     arch = payload["architecture"]
     try:
