@@ -10,9 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-# bioimage.io packages need bioimageio.core (base dependency; an older environment may lack it)
-pytest.importorskip("bioimageio.core", reason="bioimageio.core not installed: pip install -e '.[testing]'")
-
 from napari_deepseg.models import ModelMeta, build_model, export_bioimageio, save_model
 from napari_deepseg.samples import synthetic_nuclei
 

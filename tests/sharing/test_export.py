@@ -17,6 +17,9 @@ from napari_deepseg.inference import segment
 from napari_deepseg.models import ModelMeta, build_model, export_bioimageio, load_model
 from napari_deepseg.samples import synthetic_nuclei
 
+# bioimage.io packages need bioimageio.core (a base dependency; an older environment may lack it)
+pytest.importorskip("bioimageio.core", reason="bioimageio.core not installed: pip install -e '.[testing]'")
+
 from .conftest import tiny_model
 
 
