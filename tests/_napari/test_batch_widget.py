@@ -34,7 +34,7 @@ def _widget(viewer, folders):
     return widget
 
 
-def test_batch_widget_runs_end_to_end(make_napari_viewer, qtbot, folders):
+def test_batch_widget_runs_end_to_end(make_napari_viewer, qtbot, folders, progress_log):
     viewer = make_napari_viewer()
     widget = _widget(viewer, folders)
     widget.start()
@@ -46,6 +46,10 @@ def test_batch_widget_runs_end_to_end(make_napari_viewer, qtbot, folders):
     assert widget.summary.exit_code == 0
     assert "2 segmented" in widget.status.value
     assert widget.files_bar.value == 2
+    files = progress_log.advanced("Batch: files")
+    assert files  # napari's activity panel shows the files done
+    assert progress_log.values[id(files[-1])][-1] == 2
+    assert progress_log.open() == []
     for i in range(2):
         assert tifffile.imread(out / f"n{i}_labels.tif").shape == (48, 48)
     assert json.loads((out / MANIFEST_NAME).read_text())["runs"][-1]["done"] == 2

@@ -106,7 +106,7 @@ def test_model_file_entry_opens_a_dialog(viewer_widget, model_file, monkeypatch)
     assert widget.model.value == chosen
 
 
-def test_end_to_end_2d(viewer_widget, qtbot, model_file, errors, monkeypatch):
+def test_end_to_end_2d(viewer_widget, qtbot, model_file, errors, monkeypatch, progress_log):
     viewer, widget = viewer_widget
     image, _ = synthetic_nuclei((64, 64), seed=2)
     viewer.add_image(image, name="nuclei", scale=(0.5, 0.25), translate=(3, 4))
@@ -116,6 +116,8 @@ def test_end_to_end_2d(viewer_widget, qtbot, model_file, errors, monkeypatch):
     monkeypatch.setattr(type(choice), "load", lambda self: loads.append(1) or real_load(self))
     _run(qtbot, widget)
     assert errors["error"] == []
+    assert progress_log.advanced("Segment nuclei: ")  # napari progress bars moved with the run
+    assert progress_log.open() == []  # and closed at the end
     classes = viewer.layers["nuclei tiny classes"]
     instances = viewer.layers["nuclei tiny instances"]
     assert isinstance(classes, Labels)

@@ -85,7 +85,9 @@ def test_add_pair_checks_shapes(viewer, qtbot, model_file, tmp_path, shown):
     assert widget.pair_list.count() == 0
 
 
-def test_end_to_end_trains_saves_lists_and_resegments(viewer, qtbot, model_file, tmp_path, shown):
+def test_end_to_end_trains_saves_lists_and_resegments(
+    viewer, qtbot, model_file, tmp_path, shown, progress_log
+):
     _, seg = viewer.window.add_plugin_dock_widget("napari-deepseg", "Segment")
     widget = _widget(viewer, qtbot, model_file, tmp_path)
     assert widget.add_pair()
@@ -95,6 +97,10 @@ def test_end_to_end_trains_saves_lists_and_resegments(viewer, qtbot, model_file,
     assert widget.stop_button.enabled
     _wait_idle(qtbot, widget)
     assert shown["error"] == []
+    steps = progress_log.advanced("Fine-tune: step")
+    assert steps
+    assert progress_log.values[id(steps[-1])][-1] == steps[-1].total  # the bar reached the end
+    assert progress_log.open() == []
     out = tmp_path / "finetuned.pt"
     model = load_model(out)
     prov = model.deepseg_meta.provenance

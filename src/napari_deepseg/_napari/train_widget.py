@@ -295,6 +295,7 @@ class FineTuneWidget(QWidget):
             on_done=self._on_done,
             on_error=self._on_error,
             on_finished=self._on_finished,
+            on_cancel=self.stop,  # the activity panel's Cancel keeps the best model, like Stop
         )
 
     def stop(self, _value: Any = None) -> None:

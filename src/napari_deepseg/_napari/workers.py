@@ -11,33 +11,88 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
-from napari.utils import progress as napari_progress
+from napari.utils.progress import cancelable_progress
 
 from ..progress import Progress
 
 
-class _ProgressBars:
-    """napari progress bars, one per stage, closed when the worker finishes."""
+class _Bar(cancelable_progress):
+    """A napari progress bar whose Cancel button (activity panel) calls ``on_cancel`` at once."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, total: int, desc: str, on_cancel: Callable[[], None]) -> None:
+        super().__init__(total=total, desc=desc, cancel_callback=on_cancel)
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
+class ProgressBars:
+    """napari progress bars, one per stage, advanced by each event, closed when the run ends.
+
+    A bar is (re)made when a stage starts or its total changes; ``bar.update`` emits napari's
+    value event, so the activity panel's bars move with the run. A stage without a total shows
+    a busy bar.
+    """
+
+    def __init__(self, title: str, on_cancel: Callable[[], None]) -> None:
         self.title = title
-        self.bars: dict[str, napari_progress] = {}
+        self.on_cancel = on_cancel
+        self.bars: dict[str, cancelable_progress] = {}
+        self._pending: list[Progress] = []
+        self._closed = False
 
     def update(self, event: Progress) -> None:
+        """Show ``event`` on its stage's bar (in order, also when a new bar lets Qt run events)."""
+        self._pending.append(event)
+        if len(self._pending) > 1:
+            return  # a call further up the stack is showing events: it takes this one next
+        while self._pending:
+            if not self._closed:
+                self._show(self._pending[0])
+            self._pending.pop(0)
+        if self._closed:  # the run ended while a bar was being made
+            self.close()
+
+    def _show(self, event: Progress) -> None:
+        total = int(event.total or 0)
         bar = self.bars.get(event.stage)
-        if bar is None or (event.total is not None and bar.total != event.total):
+        if bar is None or bar.total != total or event.done < bar.n:
             if bar is not None:
                 bar.close()
-            bar = napari_progress(total=event.total or 0)
+            bar = _Bar(total, f"{self.title}: {event.stage}", self.on_cancel)
             self.bars[event.stage] = bar
-        bar.set_description(f"{self.title}: {event.stage}")
-        bar.n = event.done
-        bar.refresh()
+        if event.done > bar.n:
+            bar.update(event.done - bar.n)
+        elif total == 0:
+            bar.update(0)
 
     def close(self) -> None:
+        """Close every bar (finish, error or cancel); later events show nothing."""
+        self._closed = True
         for bar in self.bars.values():
             bar.close()
         self.bars.clear()
+
+
+class RunError(Exception):
+    """A RuntimeError raised by a run, re-raised under another type for the worker (see below)."""
+
+
+def _runtime_errors_reported(
+    func: Callable[..., Generator[Progress, Any, Any]], *args: Any, **kwargs: Any
+) -> Generator[Progress, Any, Any]:
+    """Drive ``func``'s generator; a RuntimeError comes out as :class:`RunError` (same message).
+
+    superqt's worker takes a RuntimeError for a deleted Qt object and drops it with a warning,
+    emitting neither ``errored`` nor ``finished``: the widget would stay busy and say nothing
+    (torch raises many RuntimeErrors).
+    """
+    try:
+        return (yield from func(*args, **kwargs))
+    except RuntimeError as err:
+        raise RunError(str(err) or type(err).__name__) from err
 
 
 def start_worker(
@@ -48,6 +103,7 @@ def start_worker(
     on_done: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     on_finished: Callable[[], None] | None = None,
+    on_cancel: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> GeneratorWorker:
     """Run the generator function ``func(*args, **kwargs)`` in a napari worker thread.
@@ -59,12 +115,21 @@ def start_worker(
         on_done: called on the GUI thread with the generator's return value (not on cancel).
         on_error: called on the GUI thread with the exception (the worker does not re-raise).
         on_finished: called on the GUI thread last, after success, error or cancel.
+        on_cancel: what the progress bars' Cancel button does (default: ``worker.quit()``).
 
     Returns:
         The started worker; ``worker.quit()`` cancels it at the next progress event.
     """
-    worker = create_worker(func, *args, _start_thread=False, _ignore_errors=on_error is not None, **kwargs)
-    bars = _ProgressBars(title)
+    worker = create_worker(
+        _runtime_errors_reported,
+        func,
+        *args,
+        _start_thread=False,
+        _ignore_errors=on_error is not None,
+        **kwargs,
+    )
+    bars = ProgressBars(title, on_cancel or worker.quit)
+    worker.deepseg_bars = bars  # held by the worker: Qt keeps only weak references to bound methods
     worker.yielded.connect(bars.update)
     if on_progress is not None:
         worker.yielded.connect(on_progress)
