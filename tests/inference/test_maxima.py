@@ -31,6 +31,9 @@ def test_single_and_empty():
     relief = np.zeros((10, 10), np.float32)
     relief[5, 5] = 1
     markers, n = dynamic_maxima(relief, np.ones((10, 10), bool), 0.5)
-    assert n == 1 and markers[5, 5] == 1 and markers.sum() == 1
+    assert n == 1
+    assert markers[5, 5] == 1
+    assert markers.sum() == 1
     markers, n = dynamic_maxima(relief, np.zeros((10, 10), bool), 0.5)
-    assert n == 0 and not markers.any()
+    assert n == 0
+    assert not markers.any()

@@ -80,7 +80,7 @@ def test_maxima_seeding_splits_touching_interiors():
     split = instances_from_probabilities(prob, min_size=0, seed_method="maxima", seed_sigma=1.0, seed_h=0.01)
     assert split.max() == 2
     for obj in (1, 2):  # each true disc is mostly one predicted object
-        ids, counts = np.unique(split[truth == obj], return_counts=True)
+        _, counts = np.unique(split[truth == obj], return_counts=True)
         assert counts.max() / counts.sum() > 0.95
     assert split[20, 20] != split[20, 38]
 

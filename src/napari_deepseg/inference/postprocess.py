@@ -28,6 +28,8 @@ from .maxima import dynamic_maxima
 DEFAULT_MIN_SIZE = 16
 SEED_METHODS = ("threshold", "maxima")
 _STRUCT = ndi.generate_binary_structure(2, 1)
+_STRUCT8 = ndi.generate_binary_structure(2, 2)
+_BAND_ROWS = 128
 
 
 def class_map(prob_or_logits: np.ndarray) -> np.ndarray:
@@ -60,38 +62,108 @@ def instances_from_probabilities(
         seed_h: ``"maxima"`` seeding: minimum dynamic (height above the saddle) of a seed.
 
     Returns:
-        (H, W) uint32 labels: 0 background, 1..N objects numbered consecutively.
+        (H, W) uint32 labels: 0 background, 1..N objects numbered consecutively (in the raster
+        order of their foreground groups).
+
+    Memory: besides ``prob`` and the labels, a float32 relief and an int32 map of 8-connected
+    foreground groups (8 bytes per pixel; a bool mask and one float32 temporary while they are
+    made). Seeds and watersheds are made for the groups that start in one band of rows at a
+    time, inside those groups' bounding box: no whole-plane temporary of their own. Objects
+    never span two groups (seeds, basins and floods stay inside a group), so this gives the
+    same objects as one whole-plane watershed.
     """
     prob = np.asarray(prob)
     if prob.ndim != 3 or prob.shape[0] < 2:
         raise ValueError(f"instances need (K>=2, H, W) probabilities, got shape {prob.shape}")
-    interior = prob[1].astype(np.float32, copy=False)
-    boundary = prob[2].astype(np.float32, copy=False) if prob.shape[0] >= 3 else np.zeros_like(interior)
-    mask = interior + boundary > foreground_threshold
-    if not mask.any():
-        return np.zeros(interior.shape, np.uint32)
-    if seed_method == "threshold":
-        relief = interior
-        seeds, n_seeds = ndi.label((interior > seed_threshold) & mask, structure=_STRUCT)
-    elif seed_method == "maxima":
-        relief = (
-            ndi.gaussian_filter(interior - boundary, float(seed_sigma))
-            if seed_sigma > 0
-            else interior - boundary
-        )
-        seeds, n_seeds = dynamic_maxima(relief, mask, float(seed_h))
-    else:
+    if seed_method not in SEED_METHODS:
         raise ValueError(f"seed_method must be one of {SEED_METHODS}, not {seed_method!r}")
-    # Foreground components without any seed become objects of their own.
-    comps, n_comps = ndi.label(mask, structure=_STRUCT)
-    seeded = np.zeros(n_comps + 1, bool)
-    seeded[np.unique(comps[seeds > 0])] = True
-    orphan = ~seeded[comps] & mask
+    labels = np.zeros(prob.shape[1:], np.uint32)
+    mask = _foreground(prob, foreground_threshold)
+    if not mask.any():
+        return labels
+    relief = _relief(prob, seed_method, seed_sigma)
+    groups, _ = ndi.label(mask, structure=_STRUCT8)
+    del mask
+    keep = np.bincount(groups.ravel()) >= max(1, min_size)  # smaller groups only hold small objects
+    keep[0] = False
+    boxes = ndi.find_objects(groups)
+    tops = np.array([b[0].start for b in boxes])
+    next_id = 1
+    for lo, hi in _bands(tops, _BAND_ROWS):  # groups lo..hi (1-based) start in one band of rows
+        box = _union_box(boxes[lo - 1 : hi])
+        sub = groups[box]
+        part = (sub >= lo) & (sub <= hi) & keep[sub]
+        if not part.any():
+            continue
+        confident = relief[box] > seed_threshold if seed_method == "threshold" else None
+        local = _remove_small(_group_instances(relief[box], part, confident, float(seed_h)), min_size)
+        found = local > 0
+        labels[box][found] = local[found] + np.uint32(next_id - 1)
+        next_id += int(local.max())
+    return labels
+
+
+def _bands(tops: np.ndarray, rows: int) -> list[tuple[int, int]]:
+    """(first, last) 1-based group ids whose top row falls in each band of ``rows`` rows.
+
+    ``ndi.label`` numbers groups in the raster order of their first pixel, so the groups
+    starting in one band are a run of consecutive ids.
+    """
+    band = tops // rows
+    starts = np.flatnonzero(np.r_[True, band[1:] != band[:-1]])
+    stops = np.r_[starts[1:], len(tops)]
+    return [(int(a) + 1, int(b)) for a, b in zip(starts, stops)]
+
+
+def _union_box(boxes: list[tuple[slice, slice]]) -> tuple[slice, slice]:
+    ys = slice(min(b[0].start for b in boxes), max(b[0].stop for b in boxes))
+    return ys, slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes))
+
+
+def _foreground(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """``P(interior) + P(boundary) > threshold`` as bool (one float32 temporary)."""
+    if prob.shape[0] < 3:
+        return prob[1] > threshold
+    total = np.add(prob[1], prob[2], dtype=np.float32)
+    return np.greater(total, threshold, out=np.empty(total.shape, bool))
+
+
+def _relief(prob: np.ndarray, seed_method: str, seed_sigma: float) -> np.ndarray:
+    """The float32 relief the watershed floods: interior, or smoothed interior minus boundary."""
+    if seed_method == "threshold":
+        return prob[1].astype(np.float32, copy=False)
+    if prob.shape[0] >= 3:
+        diff = np.subtract(prob[1], prob[2], dtype=np.float32)
+    else:
+        diff = prob[1].astype(np.float32)
+    if seed_sigma <= 0:
+        return diff
+    return ndi.gaussian_filter(diff, float(seed_sigma), output=np.empty(diff.shape, np.float32))
+
+
+def _group_instances(
+    relief: np.ndarray, part: np.ndarray, confident: np.ndarray | None, seed_h: float = 0.0
+) -> np.ndarray:
+    """Seeded watershed of some whole 8-connected foreground groups (``part``) in a box.
+
+    Seeds are the components of ``confident & part`` (threshold seeding) or, when
+    ``confident`` is None, the maxima of dynamic >= ``seed_h``; 4-connected pieces of the group
+    holding no seed become objects of their own. Returns int32 labels 0..n of the box.
+    """
+    if confident is not None:
+        seeds, n_seeds = ndi.label(confident & part, structure=_STRUCT)
+    else:
+        seeds, n_seeds = dynamic_maxima(relief, part, seed_h)
+    pieces, n_pieces = ndi.label(part, structure=_STRUCT)
+    if n_seeds <= 1:
+        return pieces  # each 4-connected piece is one object (flooded from its seed, if any)
+    seeded = np.zeros(n_pieces + 1, bool)
+    seeded[np.unique(pieces[seeds > 0])] = True
+    orphan = ~seeded[pieces] & part
     if orphan.any():
         orphans, _ = ndi.label(orphan, structure=_STRUCT)
         seeds = np.where(orphan, orphans + n_seeds, seeds)
-    labels = watershed(-relief, markers=seeds, mask=mask)
-    return _remove_small(labels, min_size)
+    return watershed(-relief, markers=seeds, mask=part)
 
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
