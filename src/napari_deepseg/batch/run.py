@@ -241,7 +241,7 @@ class _Ctx:
             "output_mode": self.opts.output,
         }
         if job is not None:
-            entry.update({k: v for k, v in job.info.items() if k in ("pid", "chunks")})
+            entry.update({k: v for k, v in job.info.items() if k in ("pid", "chunks", "warnings")})
         entry.update(extra or {})
         self.manifest.record(src, entry)
         if status == "failed":

@@ -12,8 +12,10 @@ process loads a given model file once (:func:`get_model`).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,10 +122,16 @@ def segment_file_iter(
     image, axes = read_image(src)
     axes = (opts.axes or axes).upper()
     image = np.asarray(image)
-    result = yield from _segment(image, axes, ref, opts, segment_fn)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. the NaN/inf policy's count
+        warnings.simplefilter("always")
+        result = yield from _segment(image, axes, ref, opts, segment_fn)
+    notes = [f"{Path(src).name}: {w.message}" for w in caught]
+    for note in notes:  # shown once more, naming the file (the CLI prints one line each)
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
     data, out_axes = pick_output(result, opts.output, axes)
     write_labels_tiff(dst, data, out_axes)
-    return {"shape": list(image.shape), "axes": axes, "output_axes": out_axes, "pid": os.getpid()}
+    info = {"shape": list(image.shape), "axes": axes, "output_axes": out_axes, "pid": os.getpid()}
+    return {**info, "warnings": notes} if notes else info
 
 
 def run_file_task(src: str, dst: str, ref: ModelRef, opts: Options, segment_fn: SegmentFn | None = None):

@@ -91,9 +91,45 @@ def read_labels(path: Path) -> np.ndarray:
     arr = np.asarray(arr)
     if "C" in axes:
         raise DeepsegError(f"{path} has colour channels (axes {axes}); give single-channel label images")
-    if arr.dtype.kind == "f" and np.array_equal(arr, np.round(arr)):
+    return check_label_image(arr, path)
+
+
+def check_label_image(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``arr`` as integer labels, or a one-line DeepsegError when it is clearly not a label image.
+
+    Refused: fractional or non-finite float values, negative values, and integer images whose
+    one-valued regions are many times more numerous than their values and tiny on average
+    (an intensity image: in a label image each id is one or a few regions of many pixels).
+    """
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
+            raise DeepsegError(
+                f"{path} holds fractional or NaN values (a float image): an intensity image or "
+                "probabilities, not labels; give the integer label image"
+            )
         arr = arr.astype(np.int64)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.uint8)
+    if arr.size and arr.min() < 0:
+        raise DeepsegError(f"{path} holds negative values, not labels; give the integer label image")
+    if _looks_like_intensity(arr):
+        raise DeepsegError(
+            f"{path} looks like an intensity image, not labels (its values form thousands of tiny "
+            "regions); give the label image, e.g. the *_labels.tif that deepseg predict wrote"
+        )
     return arr
+
+
+def _looks_like_intensity(arr: np.ndarray) -> bool:
+    """Regions of one value number > 3x the distinct values and average < 16 pixels."""
+    from skimage.measure import label
+
+    nonzero = int(np.count_nonzero(arr))
+    if nonzero < 64:
+        return False
+    regions = int(label(arr, background=0, connectivity=1).max())
+    values = len(np.unique(arr[arr != 0]))
+    return regions > 3 * values and nonzero / max(regions, 1) < 16
 
 
 def _load_pair(pred_file: Path, truth_file: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ outputs are written, its instances are made on the region and joined across bloc
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Generator, Sequence
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import _checks
 from ..errors import DeepsegError
 from ..models.modelfile import model_meta
 from ..progress import Progress, drain
@@ -30,7 +32,13 @@ from . import memory
 from .axes import AxesPlan, channel_mapping, check_channels, map_channels
 from .blocks import Block, BlockLabels, BlockLayout
 from .device import Precision, resolve_device, resolve_precision
-from .normalization import Normalizer, check_normalization, fixed_normalizer, percentile_normalizer
+from .normalization import (
+    Normalizer,
+    check_normalization,
+    finite_plane,
+    fixed_normalizer,
+    percentile_normalizer,
+)
 from .postprocess import (
     DEFAULT_MIN_SIZE,
     SEED_METHODS,
@@ -69,14 +77,17 @@ class SegmentationResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def segment(image: Any, model: nn.Module, **options: Any) -> SegmentationResult:
-    """Segment ``image`` with ``model``; the options are those of :func:`segment_iter`."""
+def segment(image: Any, model: nn.Module | str | os.PathLike, **options: Any) -> SegmentationResult:
+    """Segment ``image`` with ``model`` (a module, model file or model name such as ``"nuclei"``).
+
+    The options are those of :func:`segment_iter`; they are checked before any work.
+    """
     return drain(segment_iter(image, model, **options))
 
 
 def segment_iter(
     image: Any,
-    model: nn.Module,
+    model: nn.Module | str | os.PathLike,
     *,
     axes: str | None = None,
     channels: Sequence[int] | None = None,
@@ -96,7 +107,8 @@ def segment_iter(
 
     Args:
         image: numpy, dask or zarr array (anything with shape, dtype and basic indexing).
-        model: a 2D segmentation module mapping (N, C_in, h, w) to logits (N, K, h, w).
+        model: a 2D segmentation module mapping (N, C_in, h, w) to logits (N, K, h, w), or a
+            model file or model name (loaded with ``napari_deepseg.models.load_model``).
         axes: the image's axes over Y, X, C, Z, T in any order ("YX", "YXC", "TCZYX", ...);
             None guesses from the shape.
         channels: image channel indices feeding the model (default: all, mapped by the model's
@@ -106,7 +118,7 @@ def segment_iter(
             CPUs with native bf16 only for models whose file records bf16/fp32 agreement >= 99.9%).
         tile: output tile size in pixels (default 512); overlap: pixels shared by neighbouring
             tiles (default tile // 8); batch_size: tiles per forward pass (default 2 CPU, 4 GPU).
-        outputs: any of "classes", "instances", "probabilities" (classes are always made).
+        outputs: one or several of "classes", "instances", "probabilities" (classes are always made).
         tta: average the 8 flips/rotations (8x slower).
         min_size: instances with fewer pixels are dropped (default: the model file's
             ``postprocess`` setting, else 16). The model file's other ``postprocess`` settings
@@ -125,6 +137,12 @@ def segment_iter(
         "instances": the plane's 2D outputs, filled up to this block})`` after each block.
         Closing the generator cancels within one tile batch.
     """
+    model = _as_model(model)
+    tile = _checks.integer(tile, "tile", optional=True)
+    overlap = _checks.integer(overlap, "overlap", optional=True)
+    batch_size = _checks.integer(batch_size, "batch_size", minimum=1, optional=True)
+    outputs = _checks.names(outputs, "outputs", OUTPUTS)
+    min_size = _checks.integer(min_size, "min_size", minimum=0, optional=True)
     job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
     job.tta, job.stitch = bool(tta), _stitch_threshold(stitch_3d)
     job.postprocess = _postprocess_settings(model, min_size)
@@ -211,7 +229,7 @@ class _Job:
         agreement = meta.bf16_agreement if meta is not None else None
         prec = resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement)
         tile, overlap = check_tile(model, tile, overlap)
-        bs = int(batch_size or DEFAULT_BATCH.get(dev.type, 2))
+        bs = int(DEFAULT_BATCH.get(dev.type, 2) if batch_size is None else batch_size)
         if bs < 1:
             raise DeepsegError(f"batch_size must be at least 1, not {batch_size}")
         outs = tuple(outputs)
@@ -228,7 +246,7 @@ class _Job:
         fixed = fixed_normalizer(self.norm_spec, model_in_channels(self.model))
         if fixed is None and self.norm_spec["scope"] == "stack":
             spec = self.norm_spec
-            planes = (self._plane(i) for i in plan.plane_indices())
+            planes = (self._plane(i, warn=False) for i in plan.plane_indices())
             fixed = percentile_normalizer(planes, spec["low"], spec["high"])
         self.layout = self._plan_blocks()
         self.tiles_total, self.tiles_done = self._tiles_per_plane() * plan.n_planes, 0
@@ -297,11 +315,14 @@ class _Job:
         writer.finish()
         return writer.out
 
-    def _plane(self, index: tuple[int, ...]) -> np.ndarray:
+    def _plane(self, index: tuple[int, ...], warn: bool = True) -> np.ndarray:
+        """The raw (C_in, H, W) plane at ``index``: channels picked and mapped, NaN/inf policy applied."""
         raw = self.plan.read_plane(self.image, index)
         if self.picked is not None:
             raw = raw[self.picked]
-        return map_channels(raw, self.mapping)
+        lead = ", ".join(f"{a}={i}" for a, i in zip(self.plan.loop_axes, index))
+        where = f"image plane ({lead})" if lead else "image"
+        return finite_plane(map_channels(raw, self.mapping), where, warn)
 
     def _plane_with_retry(self, raw: np.ndarray, norm: Normalizer, target: _Target):
         """Run a plane (or block region); on a tile too large for memory halve the tile and redo it."""
@@ -458,6 +479,19 @@ def _check_block(block: int | None) -> int | None:
     if block is not None and int(block) < memory.BLOCK_STEP // 2:
         raise DeepsegError(f"block must be at least {memory.BLOCK_STEP // 2} pixels, not {block}")
     return None if block is None else int(block)
+
+
+def _as_model(model: Any) -> nn.Module:
+    """A module as given, or the model loaded from a file path or model name (e.g. ``"nuclei"``)."""
+    if isinstance(model, nn.Module):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        from ..models import load_model
+
+        return load_model(model)
+    raise _checks.ArgumentTypeError(
+        f"model must be a torch module, a model file or a model name such as 'nuclei', not {model!r}"
+    )
 
 
 def _as_array(image: Any) -> Any:

@@ -15,12 +15,16 @@ Special values, documented behaviour (never silent garbage):
 
 - Constant planes: when ``p_high <= p_low`` the full finite range (min, max) is used instead;
   when that is zero too (a constant plane) the normalized plane is all zeros.
-- NaN and -inf pixels are ignored by the statistics and become 0 after normalization; +inf
-  becomes 1 (percentile) or 0 (meanstd). A plane with no finite pixel normalizes to zeros.
+- NaN and infinite pixels: see :func:`finite_plane`, the one NaN/inf policy that
+  segmentation, batch prediction and fine-tuning all apply to each raw plane before its
+  statistics: NaN and -inf take the plane's finite minimum, +inf its finite maximum, with a
+  warning that counts them; a plane (channel) with no finite pixel is an error.
+  (:class:`Normalizer` still maps any non-finite value it meets to 0, or 1 for +inf.)
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +59,54 @@ class Normalizer:
                 y[bad] = 0.0
                 y[np.isposinf(x)] = self.posinf
         return y
+
+
+def finite_plane(raw: np.ndarray, where: str = "image", warn: bool = True) -> np.ndarray:
+    """Apply the NaN/inf policy to one raw (C, H, W) plane before normalization.
+
+    Integer and bool planes are returned as they are. In a float plane, per channel, NaN and
+    -inf pixels are replaced by the channel's finite minimum and +inf pixels by its finite
+    maximum (a copy; the caller's array is never changed), and a ``RuntimeWarning`` counts them.
+    A channel with no finite pixel at all raises a one-line :class:`DeepsegError`: such a plane
+    has nothing to segment or learn from, and a result for it would be silently wrong.
+
+    Args:
+        raw: (C, H, W) plane as read from the image.
+        where: names the plane in messages, e.g. ``"image plane (Z=3)"`` or ``"pair 0"``.
+        warn: emit the warning (off when the same plane is read twice, e.g. for statistics).
+    """
+    x = np.asarray(raw)
+    if x.dtype.kind not in "fc":
+        return x
+    finite = np.isfinite(x)
+    if finite.all():
+        return x
+    out = np.array(x, copy=True)
+    n_nan = int(np.isnan(x).sum())
+    n_inf = int(x.size - finite.sum()) - n_nan
+    for c in range(out.shape[0]):
+        good = finite[c]
+        if good.all():
+            continue
+        if not good.any():
+            channel = f" channel {c}" if out.shape[0] > 1 else ""
+            raise DeepsegError(
+                f"{where}{channel} has no finite pixel (all NaN or infinite); "
+                "fix the image or leave this plane out"
+            )
+        values = out[c][good]
+        lo, hi = values.min(), values.max()
+        plane = out[c]
+        plane[np.isnan(plane) | np.isneginf(plane)] = lo
+        plane[np.isposinf(plane)] = hi
+    if warn:
+        warnings.warn(
+            f"{where}: {n_nan} NaN and {n_inf} infinite pixel(s) replaced by the plane's finite "
+            "minimum (NaN, -inf) and maximum (+inf); check the image",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return out
 
 
 def check_normalization(spec: dict[str, Any], channels: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .. import __version__
+from .. import __version__, _checks
 from .._files import atomic_path
 from .._torchfile import load_torch_file
 from ..errors import ModelFileError
@@ -211,8 +211,10 @@ def load_model(path_or_name: str | os.PathLike) -> nn.Module:
     Names of ready pretrained models (``"deeplabv3_resnet101_coco"``, see
     :data:`napari_deepseg.models.pretrained.READY_MODELS`) load torchvision's weights from the
     torch hub cache (downloading them once); offline the error names the file to place there.
-    Raises :class:`~napari_deepseg.errors.ModelFileError` with a one-line reason on any problem.
+    Raises :class:`~napari_deepseg.errors.ModelFileError` with a one-line reason on any problem,
+    and a one-line ``TypeError`` when ``path_or_name`` is not a str or path.
     """
+    _checks.path_like(path_or_name, "load_model's argument", "a model file or a model name such as 'nuclei'")
     ready = _ready_model(path_or_name)
     if ready is not None:
         return ready

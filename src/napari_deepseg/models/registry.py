@@ -13,6 +13,9 @@ from typing import Any
 
 from torch import nn
 
+from .. import _checks
+from ..errors import DeepsegError
+
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -90,9 +93,20 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **opti
         ``model.output_margin`` on every side for valid-padding models).
     """
     _ensure_builtin()
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
+        if not isinstance(name, str):
+            raise _checks.ArgumentTypeError(f"build_model needs an architecture name ({known}), not {name!r}")
         raise ValueError(f"unknown model {name!r}; choose one of: {known}")
+    in_channels = _checks.integer(in_channels, "in_channels", minimum=1)
+    num_classes = _checks.integer(num_classes, "num_classes")
+    if num_classes < 1:
+        raise DeepsegError(f"num_classes={num_classes} is too small; use num_classes=2 or more")
+    if num_classes == 1:
+        raise DeepsegError(
+            "num_classes=1 would give an all-background result (one class is background); "
+            "use num_classes=2 (background and foreground) or more"
+        )
     entry = _REGISTRY[name]
     _check_options(entry, options)
     model = entry.builder(in_channels=in_channels, num_classes=num_classes, **options)

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from .. import _checks
 from ..errors import DeepsegError
 
 
@@ -38,7 +39,12 @@ class FinetuneConfig:
     name: str = ""
 
     def check(self) -> None:
-        """Raise a one-line DeepsegError for out-of-range settings."""
+        """Raise a one-line TypeError (wrong type) or DeepsegError (out of range) for bad settings."""
+        for name in ("epochs", "batch_size", "patch_size", "background_label", "seed"):
+            _checks.integer(getattr(self, name), name)
+        _checks.integer(self.steps_per_epoch, "steps_per_epoch", optional=True)
+        for name in ("lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction"):
+            _checks.number(getattr(self, name), name)
         problems = [
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.lr > 0, "lr must be > 0"),

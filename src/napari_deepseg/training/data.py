@@ -117,16 +117,23 @@ def _normalize_fallback(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     raise DeepsegError(f"unknown normalization method {method!r} in the model file")
 
 
-def normalize_plane(plane: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+def normalize_plane(plane: np.ndarray, spec: dict[str, Any], where: str = "training image") -> np.ndarray:
     """Normalize a (C, H, W) plane exactly as inference does (per channel, per plane).
 
-    Uses ``napari_deepseg.inference.normalization``; a percentile ``scope="stack"`` is applied
-    per plane here (training planes are normalized independently).
+    Uses ``napari_deepseg.inference.normalization``, including its NaN/inf policy
+    (``finite_plane``; ``where`` names the plane in its warning or error); a percentile
+    ``scope="stack"`` is applied per plane here (training planes are normalized independently).
     """
     try:
-        from ..inference.normalization import check_normalization, fixed_normalizer, percentile_normalizer
+        from ..inference.normalization import (
+            check_normalization,
+            finite_plane,
+            fixed_normalizer,
+            percentile_normalizer,
+        )
     except ImportError:
         return _normalize_fallback(plane, spec)
+    plane = finite_plane(plane, where)
     channels = plane.shape[0]
     spec = check_normalization(spec, channels)
     norm = fixed_normalizer(spec, channels) or percentile_normalizer([plane], spec["low"], spec["high"])

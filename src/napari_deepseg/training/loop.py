@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from .. import _checks
+from .._files import check_writable_file, same_file
 from ..errors import DeepsegError
 from ..models import build_model, model_meta
 from ..models.modelfile import ModelMeta
@@ -96,6 +99,7 @@ def finetune_iter(
     Returns:
         :class:`FinetuneResult`.
     """
+    _check_call(pairs, model_or_path, output, checkpoint, resume)
     if resume is not None:
         state = load_checkpoint(resume)
         cfg = FinetuneConfig(**state["config"])
@@ -151,6 +155,8 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
         model = grow_head(model, k, cfg.class_names)
     elif k > model.deepseg_arch.num_classes:
         raise DeepsegError("the labels have more classes than the checkpoint's model; start a new run")
+    if fresh:
+        cfg.patch_size = _fit_patch_size(cfg.patch_size, targets)
     counts = check_targets(targets, model_meta(model).class_names)
     data = build_regions(
         model, targets, patch_size=cfg.patch_size, val_fraction=cfg.val_fraction, channels=cfg.channels
@@ -159,14 +165,53 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
     return model, data
 
 
+def _check_call(pairs: Any, model_or_path: Any, output: Any, checkpoint: Any, resume: Any) -> None:
+    """Types of finetune's arguments and writable outputs, checked before any work."""
+    if isinstance(pairs, (str, os.PathLike)) or not isinstance(pairs, Iterable):
+        raise _checks.ArgumentTypeError(
+            f"pairs must be a list of (image, labels) pairs, not {type(pairs).__name__}; "
+            "read files with napari_deepseg.training.files.read_pair"
+        )
+    if model_or_path is not None and not isinstance(model_or_path, nn.Module):
+        _checks.path_like(model_or_path, "model_or_path", "a module, a model file or a model name")
+    for name, value in (("output", output), ("checkpoint", checkpoint), ("resume", resume)):
+        if value is not None:
+            _checks.path_like(value, name, "a file path")
+    if output is not None and checkpoint is not None and same_file(output, checkpoint):
+        raise DeepsegError(f"output and checkpoint are the same file {output}; give two file names")
+    for name, value in (("output", output), ("checkpoint", checkpoint)):
+        if value is not None:
+            check_writable_file(value, f"{name} file")
+
+
+def _fit_patch_size(patch_size: int, targets: Any) -> int:
+    """``patch_size`` clamped to the largest training plane, with a warning that says so."""
+    largest = max(max(p.labels.shape[-2:]) for p in targets.pairs)
+    if patch_size <= largest:
+        return patch_size
+    shape = max((p.labels.shape[-2:] for p in targets.pairs), key=max)
+    warnings.warn(
+        f"patch_size={patch_size} is larger than the largest training image ({shape[0]}x{shape[1]}); "
+        f"training with patch_size={largest} (larger patches would only add padding)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return int(largest)
+
+
 def _model_from_checkpoint(state: dict[str, Any]) -> nn.Module:
-    arch = state["architecture"]
-    model = build_model(
-        arch["name"], in_channels=int(arch["in_channels"]), num_classes=int(arch["num_classes"]),
-        **dict(arch.get("options", {})),
-    )  # fmt: skip
-    model.load_state_dict(state["model"])
-    model.deepseg_meta = ModelMeta.from_dict(json.loads(state["meta"]))
+    try:
+        arch = state["architecture"]
+        model = build_model(
+            arch["name"], in_channels=int(arch["in_channels"]), num_classes=int(arch["num_classes"]),
+            **dict(arch.get("options", {})),
+        )  # fmt: skip
+        model.load_state_dict(state["model"])
+        model.deepseg_meta = ModelMeta.from_dict(json.loads(state["meta"]))
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise DeepsegError(
+            "the checkpoint is damaged (its model does not rebuild); give another checkpoint or start afresh"
+        ) from None
     return model
 
 

@@ -116,7 +116,9 @@ def build_regions(
     hold_out = not targets.val_pairs and val_fraction > 0
     for pair, target in zip(targets.pairs, targets.targets):
         x = normalize_plane(
-            to_model_input(pair.image, in_ch, meta.channel_mode, channels), meta.normalization
+            to_model_input(pair.image, in_ch, meta.channel_mode, channels),
+            meta.normalization,
+            f"training image {pair.name}",
         )
         target = target.copy()
         strip = split_validation(target, val_fraction) if hold_out else None
@@ -130,7 +132,9 @@ def build_regions(
         train.append(pad_region(x, target, pair.name, margin, out_size))
     for pair, target in zip(targets.val_pairs, targets.val_targets):
         x = normalize_plane(
-            to_model_input(pair.image, in_ch, meta.channel_mode, channels), meta.normalization
+            to_model_input(pair.image, in_ch, meta.channel_mode, channels),
+            meta.normalization,
+            f"training image {pair.name}",
         )
         val.append(pad_region(x, target, pair.name, margin, out_size, out_size))
     if not any(len(r.centers) for r in train):
