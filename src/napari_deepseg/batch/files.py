@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 from .. import __version__
 from .._files import atomic_path
 from ..errors import DeepsegError
+from ..inference.memory import parse_size  # noqa: F401  (re-exported: batch callers use it)
 from ..io import image_stem, is_complete
 
 MANIFEST_NAME = "deepseg_manifest.json"
@@ -89,17 +89,6 @@ def sha256_file(path: str | os.PathLike, block: int = 2**20) -> str:
         while chunk := f.read(block):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def parse_size(text: str | int | float) -> int:
-    """Bytes from ``"512M"``, ``"2G"``, ``"1.5GB"``, ``"100k"`` or a plain number of bytes."""
-    if isinstance(text, (int, float)):
-        return int(text)
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
-    if not match:
-        raise DeepsegError(f"size {text!r} not understood; use e.g. 512M, 2G or a number of bytes")
-    power = " KMGT".index(match.group(2).upper() or " ")
-    return int(float(match.group(1)) * 1024**power)
 
 
 @dataclass

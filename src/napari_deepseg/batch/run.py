@@ -22,6 +22,7 @@ import numpy as np
 from .._files import check_writable_dir, remove_partials
 from ..errors import DeepsegError
 from ..inference.engine import check_tile
+from ..inference.memory import BatchSizes, batch_sizes, memory_limit
 from ..io import OmeZarrLabelsWriter, expand_inputs, read_image
 from ..progress import Progress
 from . import dask as dask_backend
@@ -86,6 +87,7 @@ class _Job:
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
     chunks: list[Any] = field(default_factory=list)
+    chunk_bytes: int = 0
 
 
 def _reason(err: BaseException) -> str:
@@ -106,8 +108,9 @@ def predict_iter(
     precision: str = "auto",
     tile: int | None = None,
     overlap: int | None = None,
-    zarr_threshold: int | str = "1G",
-    chunk_bytes: int | str = "256M",
+    zarr_threshold: int | str | None = None,
+    chunk_bytes: int | str | None = None,
+    max_memory: int | str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     client: Any = None,
@@ -126,8 +129,11 @@ def predict_iter(
         channels, device, precision, tile, overlap: passed to the inference engine
             (``precision="fp32"`` forces fp32 where ``"auto"`` would pick bf16).
         zarr_threshold: inputs larger than this (bytes or ``"2G"``) are read lazily, segmented
-            chunk by chunk and written as OME-Zarr.
-        chunk_bytes: input bytes per chunk of a large image (bounds memory per worker).
+            chunk by chunk and written as OME-Zarr (default: from the memory limit, per input).
+        chunk_bytes: input bytes per chunk of a large image (default: from the memory limit).
+        max_memory: the memory each process aims to stay under (bytes or ``"2G"``; default half
+            the available memory, at most 2 GiB); it sets the defaults above and the block size
+            (:mod:`napari_deepseg.inference.memory`), all recorded in the manifest.
         workers: run on a new LocalCluster of this many processes (127.0.0.1).
         scheduler: run on an existing dask cluster (``tcp://HOST:PORT``).
         client: run on this existing ``distributed.Client``.
@@ -141,7 +147,11 @@ def predict_iter(
         raise DeepsegError(f"output {output!r} unknown; choose one of {', '.join(OUTPUTS)}")
     t_start = time.perf_counter()
     out = check_writable_dir(out_dir, "output folder")
-    sizes = {"zarr_threshold": parse_size(zarr_threshold), "chunk_bytes": parse_size(chunk_bytes)}
+    limit = memory_limit(max_memory)
+    sizes = {
+        "zarr_threshold": None if zarr_threshold is None else parse_size(zarr_threshold),
+        "chunk_bytes": None if chunk_bytes is None else parse_size(chunk_bytes),
+    }
     sources, problems = expand_inputs(inputs)
     manifest = Manifest.load(out)
     sources = _without_outputs(sources, manifest)
@@ -158,6 +168,8 @@ def predict_iter(
         tile,
         overlap,
         precision,
+        limit,
+        _policy(limit, 1, mdl, _resolve_output(output, mdl)).block,
     )
     check_tile(mdl, tile, overlap)  # options checked once, before any work
     out.mkdir(parents=True, exist_ok=True)
@@ -167,9 +179,10 @@ def predict_iter(
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
     ctx = _Ctx(ref, opts, manifest, BatchSummary(manifest=manifest.path), segment_fn, sizes["chunk_bytes"])
     ctx.num_classes = int(mdl.deepseg_arch.num_classes)
+    ctx.zarr_threshold = sizes["zarr_threshold"]
     for path, reason in problems:
         ctx.record(path, None, "failed", reason)
-    jobs = yield from _plan(sources, out, ctx, sizes["zarr_threshold"], overwrite)
+    jobs = yield from _plan(sources, out, ctx, overwrite)
     if client is not None:
         yield from _run_distributed(client, jobs, ctx)
     elif workers is not None or scheduler is not None:
@@ -208,6 +221,12 @@ def _resolve_output(output: str, model: Any) -> str:
     return output
 
 
+def _policy(limit: int, pixel_bytes: int, model: Any, output: str) -> BatchSizes:
+    """The memory policy's sizes for inputs of ``pixel_bytes`` per Y/X pixel."""
+    k = int(model.deepseg_arch.num_classes)
+    return batch_sizes(limit, pixel_bytes, k, output == "instances")
+
+
 def _channels(channels: Sequence[int] | None) -> tuple[int, ...] | None:
     return None if channels is None else tuple(int(c) for c in channels)
 
@@ -221,8 +240,9 @@ class _Ctx:
     manifest: Manifest
     summary: BatchSummary
     segment_fn: SegmentFn | None
-    chunk_bytes: int
+    chunk_bytes: int | None
     num_classes: int = 0
+    zarr_threshold: int | None = None
     files_done: int = 0
     files_total: int = 0
 
@@ -241,7 +261,9 @@ class _Ctx:
             "output_mode": self.opts.output,
         }
         if job is not None:
-            entry.update({k: v for k, v in job.info.items() if k in ("pid", "chunks", "warnings")})
+            keys = ("pid", "chunks", "warnings", "chunk_bytes")
+            entry.update({k: v for k, v in job.info.items() if k in keys})
+            entry["block"] = self.opts.block
         entry.update(extra or {})
         self.manifest.record(src, entry)
         if status == "failed":
@@ -273,7 +295,17 @@ class _Ctx:
         return Progress("files", self.files_done, self.files_total, message=f"{job.src.name}: {state}")
 
 
-def _plan(sources, out, ctx: _Ctx, zarr_threshold: int, overwrite: bool):
+def _sizes(ctx: _Ctx, shape: tuple[int, ...], axes: str, dtype: np.dtype) -> tuple[int, int]:
+    """(zarr threshold, chunk bytes) for an input: the options given, else the memory policy's."""
+    channels = dict(zip(axes, shape)).get("C", 1)
+    policy = batch_sizes(
+        ctx.opts.max_memory, dtype.itemsize * channels, ctx.num_classes, ctx.opts.output == "instances"
+    )
+    threshold = policy.zarr_threshold if ctx.zarr_threshold is None else ctx.zarr_threshold
+    return threshold, policy.chunk_bytes if ctx.chunk_bytes is None else ctx.chunk_bytes
+
+
+def _plan(sources, out, ctx: _Ctx, overwrite: bool):
     """Probe every input (header only), decide output kind and skip; yields ``"scan"`` events."""
     jobs: list[_Job] = []
     for i, src in enumerate(sources):
@@ -283,8 +315,10 @@ def _plan(sources, out, ctx: _Ctx, zarr_threshold: int, overwrite: bool):
             if len(axes) != len(image.shape):
                 raise DeepsegError(f"axes {axes!r} do not fit shape {tuple(image.shape)}; fix --axes")
             dtype = np.dtype(image.dtype)
+            zarr_threshold, chunk_bytes = _sizes(ctx, tuple(image.shape), axes, dtype)
             kind = "zarr" if int(np.prod(image.shape)) * dtype.itemsize > zarr_threshold else "tiff"
             job = _Job(src, output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
+            job.chunk_bytes = chunk_bytes
         except Exception as err:  # unreadable input: recorded as failed, the batch goes on
             ctx.record(src, None, "failed", _reason(err))
             job = None
@@ -329,7 +363,7 @@ def _create_store(job: _Job, ctx: _Ctx) -> None:
 
 def _chunks(job: _Job, ctx: _Ctx):
     halo = ctx.opts.overlap if ctx.opts.overlap is not None else 64
-    return plan_chunks(job.shape, job.axes, job.dtype.itemsize, ctx.chunk_bytes, halo)
+    return plan_chunks(job.shape, job.axes, job.dtype.itemsize, job.chunk_bytes, halo)
 
 
 def _run_in_process(jobs: list[_Job], ctx: _Ctx):
@@ -341,7 +375,7 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
             else:
                 _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
-                job.info = {"chunks": len(chunks), "pid": os.getpid()}
+                job.info = {"chunks": len(chunks), "pid": os.getpid(), "chunk_bytes": job.chunk_bytes}
                 for k, chunk in enumerate(chunks):
                     args = (job.src, job.dst, chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
                     yield from segment_chunk_iter(*args)
@@ -368,7 +402,7 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
                 job.error = _reason(err)
                 yield ctx.finish(job, 0.0)
                 continue
-            job.pending, job.info = len(chunks), {"chunks": len(chunks)}
+            job.pending, job.info = len(chunks), {"chunks": len(chunks), "chunk_bytes": job.chunk_bytes}
             for chunk in chunks:
                 args = (str(job.src), str(job.dst), chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
                 futures[dask_backend.submit(client, run_chunk_task, *args)] = (job, chunk)

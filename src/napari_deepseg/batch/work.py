@@ -47,6 +47,8 @@ class Options:
         output: ``"classes"``, ``"instances"`` or ``"probabilities"``.
         axes: the images' axes (letters of TZCYX) or ``None`` to use each file's own guess.
         channels, device, tile, overlap, precision: passed to ``segment_iter``.
+        max_memory: the run's memory limit in bytes (from ``--max-memory`` or the machine).
+        block: block side for planes larger than a block (chosen by the memory policy).
     """
 
     output: str
@@ -56,6 +58,8 @@ class Options:
     tile: int | None = None
     overlap: int | None = None
     precision: str = "auto"
+    max_memory: int | None = None
+    block: int | None = None
 
 
 def get_model(ref: ModelRef) -> Any:
@@ -95,6 +99,8 @@ def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options, segment
         tile=opts.tile,
         overlap=opts.overlap,
         outputs=(opts.output,),
+        max_memory=opts.max_memory,
+        block=opts.block,
     )
 
 

@@ -76,16 +76,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scheduler", default=None, metavar="ADDR", help="existing dask scheduler tcp://HOST:PORT"
     )
     p.add_argument(
+        "--max-memory",
+        type=_opt.size,
+        default=None,
+        metavar="SIZE",
+        help="memory to stay under, e.g. 1G, 4G (default: half the available memory, at most 2G); "
+        "sets the block size and the defaults of --zarr-threshold and --chunk-size",
+    )
+    p.add_argument(
         "--zarr-threshold",
         type=_opt.size,
-        default="1G",
-        help="inputs larger than this (e.g. 512M, 2G) are processed in chunks into OME-Zarr (default 1G)",
+        default=None,
+        help="inputs larger than this (e.g. 512M, 2G) are processed in chunks into OME-Zarr "
+        "(default: the largest input that fits --max-memory)",
     )
     p.add_argument(
         "--chunk-size",
         type=_opt.size,
-        default="256M",
-        help="input bytes per chunk of a large image (default 256M)",
+        default=None,
+        help="input bytes per chunk of a large image (default: what fits --max-memory)",
     )
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs are already complete")
     p.add_argument("--quiet", action="store_true", help="no progress bars or lines; print only the summary")
@@ -132,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         zarr_threshold=args.zarr_threshold,
         chunk_bytes=args.chunk_size,
+        max_memory=args.max_memory,
         workers=args.workers,
         scheduler=args.scheduler,
         overwrite=args.overwrite,

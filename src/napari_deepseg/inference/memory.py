@@ -11,7 +11,8 @@ Every memory-derived default lives here (one place):
   :data:`MAX_BLOCK` whose work fits what the limit leaves after the memory already in use
   (the process's resident set) and the outputs still to allocate.
 - :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
-  input held in memory at once, so that input, outputs and block work fit the limit.
+  input held in memory at once, so that input, outputs and block work fit the limit (the
+  blocks get at most half of what is free, the input piece the rest).
 
 Blocks bigger than :data:`MAX_BLOCK` do not run faster (a 2048 block plus its 64-pixel halo is
 covered by exactly as many 512-pixel tiles as a 2048 x 2048 plane), so a larger limit only buys
@@ -112,7 +113,7 @@ def batch_sizes(
     """
     used = in_use() if used is None else int(used)
     bpp = block_bytes_per_pixel(num_classes, instances)
-    block = block_size(limit - used, bpp)
+    block = block_size((limit - used) // 2, bpp)  # at most half for the blocks, the rest for the piece
     work = (block + 2 * DEFAULT_HALO) ** 2 * bpp
     free = max(0, limit - used - work)
     per_pixel = pixel_bytes + BATCH_BYTES_PER_PIXEL
