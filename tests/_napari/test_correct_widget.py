@@ -269,3 +269,27 @@ def test_reviewed_regions_mark_view_save_and_load(setup, shown, tmp_path):
     assert reviewed_mask_for(layer).all()
     assert len(viewer.layers["cells reviewed"].data) == 2
     assert shown["error"] == []
+
+
+def test_split_uses_the_source_image_and_boundary_probability(make_napari_viewer, shown):
+    viewer = make_napari_viewer()
+    labels = np.zeros((12, 32), np.uint16)
+    labels[1:11, 1:31] = 5
+    rgb = np.zeros((12, 32, 3), np.uint8)
+    viewer.add_image(rgb, name="other")
+    source = viewer.add_image(rgb.copy(), name="cells", rgb=True)
+    boundary = np.zeros((12, 32), np.float16)
+    boundary[:, 9] = 1
+    prob = viewer.add_image(boundary, name="cells nuclei probability boundary")
+    prob.metadata["deepseg_probability"] = True
+    layer = viewer.add_labels(labels, name="cells nuclei instances")
+    layer.metadata["deepseg"] = {"source": "cells", "output": "instances"}
+    guides = cw.tools.split_guides(viewer, layer)
+    assert guides["image"] is source.data
+    assert guides["boundary"] is prob.data
+    widget = CorrectWidget(viewer)
+    widget.points.value = viewer.add_points(np.array([[5, 3], [5, 28]]), name="seeds")
+    viewer.layers.selection.active = layer
+    assert widget.split_by_seeds()
+    assert 7 <= (layer.data[5] == 5).sum() <= 10  # cut at the model's boundary, not the middle
+    assert shown["error"] == []

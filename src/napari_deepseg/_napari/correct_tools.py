@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.layers import Labels, Points, Shapes
+from napari.layers import Image, Labels, Points, Shapes
 
 from ..correction import rasterize_polyline
 from ..errors import DeepsegError
+from .layers import META_KEY
 
 if TYPE_CHECKING:
     import napari
@@ -156,3 +157,35 @@ def remove_shape(shapes: Shapes, index: int) -> None:
     """Delete one shape (the cut line just used)."""
     shapes.selected_data = {index}
     shapes.remove_selected()
+
+
+def _spatial_shape(layer: Image) -> tuple[int, ...]:
+    return tuple(layer.data.shape[:-1] if layer.rgb else layer.data.shape)
+
+
+def split_guides(viewer: napari.Viewer, labels: Labels) -> dict[str, Any]:
+    """``image=`` and ``boundary=`` for :func:`~napari_deepseg.correction.split_label`, where found.
+
+    The image is the one the labels were segmented from (Segment's record), else the top-most
+    visible image of the labels' shape (RGB allowed); the boundary is that run's
+    ``... probability boundary`` layer when the probabilities were kept.
+    """
+    shape = tuple(labels.data.shape)
+    images = [lyr for lyr in viewer.layers if isinstance(lyr, Image) and not lyr.multiscale]
+    fitting = [lyr for lyr in images if _spatial_shape(lyr) == shape]
+    source = (labels.metadata.get(META_KEY) or {}).get("source")
+    named = [lyr for lyr in fitting if lyr.name == source]
+    plain = [lyr for lyr in fitting if not lyr.metadata.get("deepseg_probability")]
+    visible = [lyr for lyr in plain if lyr.visible]
+    image = (named or visible[::-1] or plain[::-1] or [None])[0]
+    boundary = [
+        lyr
+        for lyr in fitting
+        if lyr.metadata.get("deepseg_probability")
+        and lyr.name.endswith(" boundary")
+        and (source is None or lyr.name.startswith(f"{source} "))
+    ]
+    return {
+        "image": None if image is None else image.data,
+        "boundary": boundary[-1].data if boundary else None,
+    }

@@ -300,7 +300,7 @@ class CorrectWidget(ReviewedActions, QWidget):
             plane = tools.current_plane(self.viewer, layer)
             seeds, rows = tools.points_in_plane(points, layer, plane)
             label_id = tools.seeded_object(layer, seeds, plane)
-            edit = self._apply(split_label, label_id, seeds)
+            edit = self._apply(split_label, label_id, seeds, **tools.split_guides(self.viewer, layer))
             tools.remove_points(points, rows)
             return f"split {label_id} into {list(edit.new_ids)}"
 

@@ -1,4 +1,4 @@
-"""Split one object: by seeded watershed on its distance transform, or along a drawn polyline.
+"""Split one object: by seeds grown through the image and the model's output, or along a polyline.
 
 Coordinates are in array order (``(y, x)`` in 2D, ``(z, y, x)`` in 3D), as napari's Points and
 Shapes layers give them in data coordinates; points may carry more coordinates than the plane
@@ -34,33 +34,117 @@ def _check_seeds(sub: np.ndarray, label_id: int, seeds: Any) -> np.ndarray:
     return pts
 
 
-def split_label(labels: Any, label_id: int, seeds: Any, *, plane: Plane = None, apply: bool = True) -> Edit:
-    """Split one object into as many pieces as seeds, by watershed on its distance transform.
+SEED_COMPACTNESS = 0.15  # the watershed's pull towards the nearest seed, per object radius
+MIN_FRACTION = 0.1
+
+
+def _relief(obj: np.ndarray, image: Any, boundary: Any) -> np.ndarray:
+    """Where pieces meet: high on image edges, on the model's boundary probability, far from the core.
+
+    ``obj`` (box,) bool; ``image`` the box of the image (channels last allowed) or None;
+    ``boundary`` the box of a boundary probability in [0, 1] or None. Terms are scaled to [0, 1].
+    """
+    dist = ndi.distance_transform_edt(obj)
+    relief = 1.0 - dist / max(float(dist.max()), 1.0)
+    terms = []
+    if image is not None:
+        gray = np.asarray(image, np.float32)
+        if gray.ndim == obj.ndim + 1:
+            gray = gray.mean(axis=-1)  # RGB or channels last: edges of the mean intensity
+        edges = ndi.gaussian_gradient_magnitude(gray, 1.0)
+        scale = float(np.percentile(edges[obj], 95)) or 1.0
+        terms.append(np.clip(edges / scale, 0.0, 1.0))
+    if boundary is not None:
+        terms.append(np.clip(np.asarray(boundary, np.float32), 0.0, 1.0))
+    return relief + sum(terms) / len(terms) if terms else relief
+
+
+def _check_guide(guide: Any, sub: np.ndarray, prefix: tuple, name: str) -> Any:
+    """``guide[prefix]`` when it has the plane's shape (channels last allowed), else a ValueError."""
+    if guide is None:
+        return None
+    part = np.asarray(guide[prefix] if prefix else guide)
+    if part.shape[: sub.ndim] != sub.shape or part.ndim > sub.ndim + 1:
+        raise ValueError(
+            f"the {name} has shape {np.shape(guide)}, not the labels' {sub.shape}; pass a matching {name}"
+        )
+    return part
+
+
+def split_label(
+    labels: Any,
+    label_id: int,
+    seeds: Any,
+    *,
+    image: Any = None,
+    boundary: Any = None,
+    min_fraction: float = MIN_FRACTION,
+    plane: Plane = None,
+    apply: bool = True,
+) -> Edit:
+    """Split one object into as many pieces as seeds, growing the seeds through the image.
 
     Args:
         labels: label array ``(..., Y, X)``; the split acts in the plane ``labels[plane]`` (2D or ND).
         label_id: the object to split.
         seeds: ``(N, D)`` point coordinates, ``N >= 2``, each inside the object.
+        image: the image under the labels, ``labels.shape`` or ``labels.shape + (C,)`` (RGB), or None.
+        boundary: the model's boundary probability, ``labels.shape``, values in [0, 1], or None.
+        min_fraction: the smallest piece allowed, as a fraction of the object's pixels.
 
-    The piece of the first seed keeps ``label_id``; the others get new ids above the largest id of
-    the whole array (``edit.new_ids`` lists all pieces' ids, in seed order). Pixels of the object not
-    reached from any seed (a separate fragment) keep ``label_id``.
+    Seeds grow by a compact watershed whose relief is high on the image's edges, on the boundary
+    probability and away from the object's core (its distance transform): pieces meet where a
+    person would draw the line. When a piece comes out below ``min_fraction`` the pull towards the
+    nearest seed is raised (pieces become more even) and the split is retried; if it still is, a
+    ValueError names the seed. The piece of the first seed keeps ``label_id``; the others get new
+    ids above the largest id of the whole array (``edit.new_ids``: all pieces' ids in seed order).
     """
     prefix = plane_index(labels, plane)
     sub = read_plane(labels, prefix)
     (label_id,) = check_ids(sub, [label_id], "label")
     pts = _check_seeds(sub, label_id, seeds)
+    image, boundary = (
+        _check_guide(image, sub, prefix, "image"),
+        _check_guide(boundary, sub, prefix, "boundary"),
+    )
     box = bbox(sub == label_id, pad=1)
     old = sub[box]
     obj = old == label_id
-    markers = np.zeros(obj.shape, np.int32)
-    local = pts - np.array([s.start for s in box])
-    markers[tuple(local.T)] = np.arange(1, len(pts) + 1)
-    pieces = watershed(-ndi.distance_transform_edt(obj), markers, mask=obj)
+    pieces = _grow(
+        obj,
+        pts - np.array([s.start for s in box]),
+        _relief(obj, None if image is None else image[box], None if boundary is None else boundary[box]),
+        min_fraction,
+        pts,
+    )
     added = next_ids(labels, len(pts) - 1)
     lut = np.array([label_id, label_id, *added], dtype=np.int64)  # 0 (unreached) keeps the id
     new = np.where(obj, lut[pieces], old).astype(sub.dtype)
     return finish(labels, prefix, box, old, new, apply, "split", ids=(label_id,), new_ids=(label_id, *added))
+
+
+def _grow(
+    obj: np.ndarray, local: np.ndarray, relief: np.ndarray, min_fraction: float, seeds: np.ndarray
+) -> np.ndarray:
+    """Watershed pieces 1..N of ``obj`` from the seed pixels ``local``, each >= ``min_fraction``.
+
+    ``seeds`` are the same seeds in the caller's coordinates (for the error message).
+    """
+    markers = np.zeros(obj.shape, np.int32)
+    markers[tuple(local.T)] = np.arange(1, len(local) + 1)
+    area = int(obj.sum())
+    compactness = SEED_COMPACTNESS / np.sqrt(area / len(local))
+    for _ in range(4):
+        pieces = watershed(relief, markers, mask=obj, compactness=compactness)
+        sizes = np.bincount(pieces.ravel(), minlength=len(local) + 1)[1:]
+        if sizes.min() >= min_fraction * area:
+            return pieces
+        compactness *= 10
+    small = int(np.argmin(sizes))
+    raise ValueError(
+        f"seed {tuple(int(c) for c in seeds[small])} would get only {sizes[small]} of {area} pixels "
+        f"(under {min_fraction:.0%}); move it towards the middle of its part"
+    )
 
 
 def rasterize_polyline(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
