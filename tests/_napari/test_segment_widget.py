@@ -94,6 +94,38 @@ def test_pickers_follow_layers_and_image_kind(viewer_widget):
     assert devices.item(2).isEnabled() == torch.cuda.is_available()
 
 
+def test_channel_axis_guessed_from_the_layer_and_shown(viewer_widget, qtbot, model_file, errors):
+    viewer, widget = viewer_widget
+    image, _ = synthetic_nuclei((64, 64), seed=1)
+    cyx = viewer.add_image(np.stack([image, image[::-1]]), name="two channels", channel_axis=None)
+    widget.image.value = cyx
+    assert widget.channel_axis.value == 0  # a small first axis: channels, not two Z planes
+    assert "small first axis (2)" in widget.channel_note.value
+    assert not widget.channel_note.native.isHidden()
+    assert widget.channels.value == [0, 1]
+    assert widget.channels.native.maximumHeight() < 80  # two rows, not a tall empty box
+    plan = widget.plan()
+    assert plan.snapshot.axes == "CYX"
+    _choose(widget, model_file)
+    widget.channels.value = [0]
+    _run(qtbot, widget)
+    assert errors["error"] == []
+    assert viewer.layers["two channels tiny instances"].data.shape == (64, 64)  # one plane, not two
+    stack = viewer.add_image(np.zeros((6, 64, 64), np.uint16), name="stack")
+    widget.image.value = stack
+    assert widget.channel_axis.value is None  # six planes: a Z stack unless the user says otherwise
+    assert "none guessed" in widget.channel_note.value
+    labelled = viewer.add_image(
+        np.zeros((64, 64, 6), np.uint16), name="labelled", axis_labels=("y", "x", "c")
+    )
+    widget.image.value = labelled
+    assert widget.channel_axis.value is None  # C is last here: napari shows it as a slider axis
+    tcyx = viewer.add_image(np.zeros((2, 6, 32, 32), np.uint16), name="tc", axis_labels=("t", "c", "y", "x"))
+    widget.image.value = tcyx
+    assert widget.channel_axis.value == 1
+    assert "labelled 'c'" in widget.channel_note.value
+
+
 def test_model_file_entry_opens_a_dialog(viewer_widget, model_file, monkeypatch):
     _viewer, widget = viewer_widget
     answers = iter([(str(model_file), ""), ("", "")])

@@ -34,6 +34,31 @@ def channel_axis_choices(layer: Image) -> list[int]:
     return list(range(max(0, layer.data.ndim - 2)))
 
 
+CHANNEL_AXIS_NAMES = ("c", "ch", "channel", "channels")
+MAX_GUESSED_CHANNELS = 4
+
+
+def guess_channel_axis(layer: Image) -> tuple[int | None, str]:
+    """The data axis that most likely holds channels, and why (shown to the user).
+
+    In order: the colour axis of an RGB layer (napari's ``rgb``); an axis labelled ``c``/``ch``/
+    ``channel(s)`` (napari's ``axis_labels``); a first axis of 2-4 entries on a 3-D or larger
+    image whose planes are at least 8 times wider (a (C, Y, X) stack, not a few Z planes). Else
+    ``None``: the leading axes are Z/T planes unless the user picks a channel axis.
+    """
+    data = layer.data[0] if layer.multiscale else layer.data
+    shape = tuple(data.shape)
+    if layer.rgb:
+        return len(shape) - 1, "RGB layer"
+    leading = len(shape) - 2
+    for i, name in enumerate(layer.axis_labels[:leading]):
+        if str(name).strip().lower() in CHANNEL_AXIS_NAMES:
+            return i, f"axis labelled {name!r}"
+    if leading >= 1 and 2 <= shape[0] <= MAX_GUESSED_CHANNELS and shape[0] * 8 <= min(shape[-2:]):
+        return 0, f"small first axis ({shape[0]})"
+    return None, "no channel axis found"
+
+
 def image_axes(ndim: int, *, rgb: bool = False, channel_axis: int | None = None) -> str:
     """Axis letters of an image with ``ndim`` data axes, e.g. ``"ZYX"`` or ``"YXC"``.
 

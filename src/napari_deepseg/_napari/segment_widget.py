@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import DeepsegError
 from ..models import model_meta
 from . import guard_triton, workers
-from .layers import SourceSnapshot, channel_axis_choices
+from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .segment_run import ResultPlacer, RunPlan, available_devices, segment_task
 
@@ -51,6 +51,7 @@ class SegmentWidget(QWidget):
     def _build_form(self) -> None:
         self.image = ComboBox(label="image", choices=self._image_choices, nullable=False)
         self.channel_axis = ComboBox(label="channel axis", choices=[("none", None)])
+        self.channel_note = Label(value="")
         self.channels = Select(label="channels", choices=[])
         self.model = ComboBox(label="model", choices=self.models.choices)
         self.device = ComboBox(label="device", choices=list(available_devices()), value="auto")
@@ -71,7 +72,15 @@ class SegmentWidget(QWidget):
         self.cancel_button = PushButton(text="Cancel")
         self.status = Label(value="ready")
         self.form = Container(
-            widgets=[self.image, self.channel_axis, self.channels, self.model, self.device, outputs]
+            widgets=[
+                self.image,
+                self.channel_axis,
+                self.channel_note,
+                self.channels,
+                self.model,
+                self.device,
+                outputs,
+            ]
         )
         self.form.append(self.replace)
         self.advanced_form = Container(widgets=[self.tile, self.overlap, self.tta])
@@ -116,13 +125,19 @@ class SegmentWidget(QWidget):
     def _refresh_channels(self, _value: Any = None) -> None:
         layer = self.image.value
         choices: list[tuple[str, int | None]] = [("none", None)]
+        guess, why = (None, "") if layer is None else guess_channel_axis(layer)
         if layer is not None and layer.rgb:
             choices = [("RGB (last axis)", layer.data.ndim - 1)]
         elif layer is not None:
             choices += [(f"axis {i} ({layer.data.shape[i]})", i) for i in channel_axis_choices(layer)]
         self.channel_axis.choices = choices
-        self.channel_axis.value = choices[0][1]
-        self.channel_axis.visible = len(choices) > 1 or bool(layer is not None and layer.rgb)
+        self.channel_axis.value = guess
+        shown = len(choices) > 1 or bool(layer is not None and layer.rgb)
+        self.channel_axis.visible = shown
+        self.channel_axis.tooltip = f"guessed: {why}" if why else ""
+        note = f"guessed: {why}" if guess is not None else "none guessed: leading axes are planes"
+        self.channel_note.value = note
+        self.channel_note.visible = shown
         self._refresh_channel_list()
 
     def _refresh_channel_list(self, _value: Any = None) -> None:
@@ -135,6 +150,9 @@ class SegmentWidget(QWidget):
         n = layer.data.shape[axis]
         self.channels.choices = [(names[i] if i < len(names) else f"channel {i}", i) for i in range(n)]
         self.channels.value = list(range(min(n, 3)))
+        rows = min(n, 4)  # as tall as its entries (up to 4, then it scrolls): no empty box
+        row_height = self.channels.native.sizeHintForRow(0) if n else 0
+        self.channels.native.setMaximumHeight(max(row_height, 16) * rows + 6)
         self.channels.visible = True
 
     def _on_model_changed(self, value: Any) -> None:
