@@ -23,7 +23,7 @@ from .._files import check_writable_dir, remove_partials
 from ..errors import DeepsegError
 from ..inference.engine import check_tile
 from ..inference.memory import BatchSizes, batch_sizes, memory_limit
-from ..io import OmeZarrLabelsWriter, expand_inputs, read_image
+from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image, read_ngff
 from ..progress import Progress
 from . import dask as dask_backend
 from .files import (
@@ -261,7 +261,7 @@ class _Ctx:
             "output_mode": self.opts.output,
         }
         if job is not None:
-            keys = ("pid", "chunks", "warnings", "chunk_bytes")
+            keys = ("pid", "chunks", "resumed_chunks", "warnings", "chunk_bytes")
             entry.update({k: v for k, v in job.info.items() if k in keys})
             entry["block"] = self.opts.block
         entry.update(extra or {})
@@ -317,7 +317,12 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
             dtype = np.dtype(image.dtype)
             zarr_threshold, chunk_bytes = _sizes(ctx, tuple(image.shape), axes, dtype)
             kind = "zarr" if int(np.prod(image.shape)) * dtype.itemsize > zarr_threshold else "tiff"
-            job = _Job(src, output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
+            beside = labels_beside(src, f"{ctx.ref.name}_{ctx.opts.output}")
+            if beside is not None and ctx.opts.output != "probabilities":  # OME-Zarr in: labels go in it
+                kind = "zarr"
+            else:
+                beside = None
+            job = _Job(src, beside or output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
             job.chunk_bytes = chunk_bytes
         except Exception as err:  # unreadable input: recorded as failed, the batch goes on
             ctx.record(src, None, "failed", _reason(err))
@@ -342,8 +347,9 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
     return jobs
 
 
-def _create_store(job: _Job, ctx: _Ctx) -> None:
-    """Create the (unfinished) OME-Zarr output of a large input."""
+def _create_store(job: _Job, ctx: _Ctx) -> set[int]:
+    """Create the OME-Zarr output of a large input, or resume its unfinished store made for the
+    same plan; returns the indices of the chunks already written."""
     spatial = job.axes.replace("C", "")
     if spatial[-2:] != "YX":
         raise DeepsegError(f"axes {job.axes!r}: Y and X must be the last spatial axes for chunked output")
@@ -355,10 +361,23 @@ def _create_store(job: _Job, ctx: _Ctx) -> None:
         dtype = np.uint64 if int(np.prod(shape)) >= 2**32 else np.uint32
     else:
         dtype = np.uint8 if k <= 256 else np.uint16
+    plan = {"options": asdict(ctx.opts), "chunk_bytes": job.chunk_bytes}
     attrs = {"source": str(job.src), "model": ctx.ref.name, "model_sha256": ctx.ref.sha256, "output": output}
-    if job.dst.exists():  # complete but redone (--overwrite, other model): replace it
+    if is_complete(job.dst):  # complete but redone (--overwrite, other model): replace it
         shutil.rmtree(job.dst)
-    OmeZarrLabelsWriter(job.dst, shape, dtype, spatial, attrs=attrs)
+    info = read_ngff(job.src)  # scale and units carried over from an OME-Zarr input
+    writer = OmeZarrLabelsWriter(
+        job.dst,
+        shape,
+        dtype,
+        spatial,
+        attrs={**attrs, "plan": plan},
+        scale=info.scale if info else None,
+        units=info.units if info else None,
+        image_label=output != "probabilities",
+        resume=True,
+    )
+    return writer.done_chunks()
 
 
 def _chunks(job: _Job, ctx: _Ctx):
@@ -373,10 +392,13 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
             if job.kind == "tiff":
                 job.info = yield from segment_file_iter(job.src, job.dst, ctx.ref, ctx.opts, ctx.segment_fn)
             else:
-                _create_store(job, ctx)
+                done = _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
                 job.info = {"chunks": len(chunks), "pid": os.getpid(), "chunk_bytes": job.chunk_bytes}
+                job.info["resumed_chunks"] = len(done)
                 for k, chunk in enumerate(chunks):
+                    if chunk.index in done:  # written by an earlier, interrupted run
+                        continue
                     args = (job.src, job.dst, chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
                     yield from segment_chunk_iter(*args)
                     yield Progress("chunks", k + 1, len(chunks), message=job.src.name)
@@ -396,14 +418,18 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
                     args = (str(job.src), str(job.dst), ctx.ref, ctx.opts, ctx.segment_fn)
                     futures[dask_backend.submit(client, run_file_task, *args)] = (job, None)
                     continue
-                _create_store(job, ctx)
+                done = _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
             except Exception as err:  # could not prepare this input's output: recorded
                 job.error = _reason(err)
                 yield ctx.finish(job, 0.0)
                 continue
-            job.pending, job.info = len(chunks), {"chunks": len(chunks), "chunk_bytes": job.chunk_bytes}
-            for chunk in chunks:
+            todo = [c for c in chunks if c.index not in done]
+            job.pending = len(todo)
+            job.info = {"chunks": len(chunks), "chunk_bytes": job.chunk_bytes, "resumed_chunks": len(done)}
+            if not todo:  # every chunk was written by an earlier run: only the finishing is left
+                yield ctx.finish(job, 0.0)
+            for chunk in todo:
                 args = (str(job.src), str(job.dst), chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
                 futures[dask_backend.submit(client, run_chunk_task, *args)] = (job, chunk)
         yield from _collect(futures, ctx)

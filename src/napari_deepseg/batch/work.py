@@ -209,6 +209,7 @@ def segment_chunk_iter(
     if opts.output == "probabilities":
         out_sel = (slice(None), *out_sel)
     writer.write(out_sel, data)
+    writer.mark_done(chunk.index)  # a rerun after a crash skips this chunk
     return {"index": chunk.index, "max_id": max_id, "pid": os.getpid()}
 
 

@@ -10,18 +10,21 @@ from .images import (
     read_image,
     write_labels_tiff,
 )
-from .zarr import OmeZarrLabelsWriter, is_complete, open_labels
+from .zarr import NgffInfo, OmeZarrLabelsWriter, is_complete, labels_beside, open_labels, read_ngff
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "NgffInfo",
     "OmeZarrLabelsWriter",
     "expand_inputs",
     "guess_axes",
     "image_stem",
     "is_complete",
     "is_zarr_path",
+    "labels_beside",
     "open_labels",
     "pairing_key",
     "read_image",
+    "read_ngff",
     "write_labels_tiff",
 ]
