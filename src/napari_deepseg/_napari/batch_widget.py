@@ -35,7 +35,7 @@ class BatchWidget(QWidget):
         self.model = ComboBox(
             label="model", choices=[*names, FILE_MODEL], value=names[0] if names else FILE_MODEL
         )
-        self.model_file = FileEdit(label="model file", mode="r", filter="*.pt")
+        self.model_file = FileEdit(label="model file", mode="r", filter="*.pt *.zip")
         self.output = ComboBox(label="output", choices=["auto", "instances", "classes", "probabilities"])
         self.workers = SpinBox(label="workers (0 = here)", min=0, max=64, value=0)
         self.start_button = PushButton(text="Start")

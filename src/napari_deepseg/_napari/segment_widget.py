@@ -26,7 +26,7 @@ from .segment_run import ResultPlacer, RunPlan, available_devices, segment_task
 if TYPE_CHECKING:
     import napari
 
-MODEL_FILE_FILTER = "napari-deepseg model (*.pt);;All files (*)"
+MODEL_FILE_FILTER = "napari-deepseg model or bioimage.io package (*.pt *.zip);;All files (*)"
 _CACHE_SIZE = 2
 
 

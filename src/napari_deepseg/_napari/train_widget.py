@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -31,6 +32,7 @@ from superqt import QCollapsible
 
 from ..errors import DeepsegError
 from ..models import bundled_models
+from ..sharing import export_bioimageio_iter
 from . import guard_triton, workers
 from .curves import CurvesWidget
 from .model_choices import FILE_ENTRY, ModelChoice
@@ -69,6 +71,7 @@ class FineTuneWidget(QWidget):
         self._files: list[ModelChoice] = []  # model files opened here or trained here
         self.pairs: list[tuple[Image, Labels]] = []
         self._worker: Any = None
+        self._export_worker: Any = None
         self._stop = threading.Event()
         self._last: tuple[Path, Image] | None = None
         self._image_layer: Image | None = None
@@ -109,6 +112,8 @@ class FineTuneWidget(QWidget):
         self.curves = CurvesWidget(self)
         self.resegment_button = PushButton(text="Re-segment")
         self.resegment_button.visible = False
+        self.export_button = PushButton(text="Export to bioimage.io…")
+        self.export_button.visible = False
         self._layout()
 
     def _layout(self) -> None:
@@ -129,7 +134,8 @@ class FineTuneWidget(QWidget):
         layout = QVBoxLayout(self)
         for w in (pick.native, pair_buttons.native, self.pair_list, self.form.native, self.advanced):
             layout.addWidget(w)
-        for w in (buttons.native, self.status.native, self.curves, self.resegment_button.native):
+        after = (self.resegment_button.native, self.export_button.native)
+        for w in (buttons.native, self.status.native, self.curves, *after):
             layout.addWidget(w)
         layout.addStretch(1)
         self._editable = [pick, pair_buttons, self.form, self.advanced_form]
@@ -150,6 +156,7 @@ class FineTuneWidget(QWidget):
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.resegment_button.changed.connect(self.resegment)
+        self.export_button.changed.connect(self.export)
 
     def _layers(self, kind: type) -> Any:
         return lambda _w=None: [(lyr.name, lyr) for lyr in self.viewer.layers if isinstance(lyr, kind)]
@@ -282,7 +289,7 @@ class FineTuneWidget(QWidget):
             return
         self._stop = threading.Event()
         self._last = None
-        self.resegment_button.visible = False
+        self.resegment_button.visible = self.export_button.visible = False
         self.curves.clear()
         self._set_running(True, f"preparing {len(plan.pairs)} pair(s)...")
         self._image_layer = self.pairs[0][0]
@@ -325,6 +332,7 @@ class FineTuneWidget(QWidget):
             seg.models.add(path)
         verb = "Stopped; best model so far" if outcome.stopped else "Fine-tuned model"
         show_info(f"{verb} saved to {path}")
+        self.export_button.visible = True
         if self._image_layer in self.viewer.layers:
             self.resegment_button.text = f"Re-segment {self._image_layer.name} with the new model"
             self.resegment_button.visible = True
@@ -369,6 +377,35 @@ class FineTuneWidget(QWidget):
         seg.model.value = choice
         seg.run()
         return seg
+
+    def export(self, _value: Any = None) -> None:
+        """Write the trained model as a bioimage.io package (asks where; runs in the background)."""
+        if self._last is None or self._export_worker is not None:
+            return
+        path, image = self._last
+        target, _ = QFileDialog.getSaveFileName(
+            self, "Export to bioimage.io", str(path.with_suffix(".zip")), "bioimage.io package (*.zip)"
+        )
+        if not target:
+            return
+        plane = (
+            image.data if image in self.viewer.layers and image.ndim == 2 and not image.multiscale else None
+        )
+        self.export_button.enabled = False
+        self._export_worker = workers.start_worker(
+            export_bioimageio_iter,
+            path,
+            target,
+            test_image=None if plane is None else np.asarray(plane),
+            title="Export",
+            on_done=lambda written: show_info(f"bioimage.io package written to {written}"),
+            on_error=lambda err: show_error(f"Export failed: {str(err).strip().splitlines()[0]}"),
+            on_finished=self._on_export_finished,
+        )
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
+        self.export_button.enabled = True
 
     def closeEvent(self, event: Any) -> None:
         """Stop a run when the widget closes (the model so far is saved)."""

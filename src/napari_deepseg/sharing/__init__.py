@@ -7,6 +7,6 @@ Reading packages back lives with the other model files (:mod:`napari_deepseg.mod
 so ``load_model("nuclei.zip")`` works wherever a model file does.
 """
 
-from .export import export_bioimageio
+from .export import export_bioimageio, export_bioimageio_iter
 
-__all__ = ["export_bioimageio"]
+__all__ = ["export_bioimageio", "export_bioimageio_iter"]

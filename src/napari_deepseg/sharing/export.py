@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from .._files import atomic_path
 from ..errors import DeepsegError
 from ..models.bioimageio import CONFIG_KEY, INPUT_ID, OUTPUT_ID, valid_input_size
 from ..models.modelfile import FORMAT, SCHEMA_VERSION, ModelMeta, model_meta
+from ..progress import Progress
 from .cover import write_cover
 from .readme import readme_text
 
@@ -101,6 +102,23 @@ def export_bioimageio(
         descr = _describe(folder, arch, meta, net, authors, license, torchscript)
         _save(descr, path)
     return path
+
+
+def export_bioimageio_iter(
+    model: nn.Module | str | os.PathLike, path: str | os.PathLike, **options: Any
+) -> Generator[Progress, None, Path]:
+    """:func:`export_bioimageio` as a generator for background workers (the Fine-tune widget).
+
+    ``model`` may be a module or a model file; yields ``Progress("export", 0, 1)`` before the
+    work and ``Progress("export", 1, 1)`` after it; returns the package's path.
+    """
+    from ..models import load_model
+
+    yield Progress("export", 0, 1, message=f"exporting {Path(path).name}")
+    module = model if isinstance(model, nn.Module) else load_model(model)
+    written = export_bioimageio(module, path, **options)
+    yield Progress("export", 1, 1, message=f"wrote {written.name}")
+    return written
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:
