@@ -156,7 +156,9 @@ def predict_iter(
     manifest = Manifest.load(out)
     sources = _without_outputs(sources, manifest)
     if not sources and problems:
-        raise DeepsegError(f"no input images found ({problems[0][0]}: {problems[0][1]})")
+        raise DeepsegError(
+            f"no input images: {problems[0][0]}: {problems[0][1]}; give image files, folders or glob patterns"
+        )
     check_unique_outputs(sources, out)
     check_outputs_not_inputs(sources, out)
     ref, mdl = _model_ref(model)  # before anything is created: a failed load leaves no folder

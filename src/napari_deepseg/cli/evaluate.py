@@ -138,8 +138,8 @@ def _load_pair(pred_file: Path, truth_file: Path) -> tuple[np.ndarray, np.ndarra
         pred, truth = pred.squeeze(), truth.squeeze()
     if pred.shape != truth.shape:
         raise DeepsegError(
-            f"{pred_file.name} has shape {pred.shape} but {truth_file.name} has {truth.shape}; "
-            "pair predictions with ground truth of the same image"
+            f"{pred_file} has shape {pred.shape} but {truth_file} has {truth.shape}; "
+            "give predictions and ground truth of the same images"
         )
     return pred, truth
 

@@ -112,7 +112,7 @@ def _model_with_weights(name: str, weights: Path, out_dir: Path) -> str:
 
     if name not in READY_MODELS:
         raise DeepsegError(
-            f"--weights goes with a ready pretrained --model ({', '.join(READY_MODELS)}), not {name!r}"
+            f"--weights goes with a ready pretrained --model, not {name!r}; use one of {', '.join(READY_MODELS)}"
         )
     if not Path(weights).is_file():
         raise DeepsegError(f"--weights {weights} not found; give the torchvision weights file (.pth)")

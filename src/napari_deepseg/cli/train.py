@@ -125,9 +125,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=checkpoint,
         resume=args.resume,
     )
-    table = _EpochTable(quiet=args.quiet)
-    if not args.quiet:
-        echo(f"training on {len(data)} pair(s); checkpoint {checkpoint}", file=sys.stderr)
+    table = _EpochTable(quiet=args.quiet, intro=f"training on {len(data)} pair(s); checkpoint {checkpoint}")
     try:
         result = run_with_progress(gen, table, quiet=args.quiet)
     except KeyboardInterrupt:
@@ -143,11 +141,16 @@ def run(args: argparse.Namespace) -> int:
 class _EpochTable:
     """Prints one row per ``epoch`` event: losses, mean and per-class IoU, best marker."""
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet, self.header = quiet, False
+    def __init__(self, quiet: bool = False, intro: str = "") -> None:
+        self.quiet, self.header, self.intro = quiet, False, intro
 
     def __call__(self, event: Progress) -> None:
-        if self.quiet or event.stage != "epoch":
+        if self.quiet:
+            return
+        if self.intro:  # once training started (a failure before it prints only the error)
+            echo(self.intro, file=sys.stderr)
+            self.intro = ""
+        if event.stage != "epoch":
             return
         info: dict[str, Any] = dict(event.info)
         ious = info.get("val_iou") or {}

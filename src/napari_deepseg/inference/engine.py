@@ -495,6 +495,11 @@ def _as_model(model: Any) -> nn.Module:
 
 
 def _as_array(image: Any) -> Any:
+    if isinstance(image, (str, os.PathLike)) or image is None:
+        raise _checks.ArgumentTypeError(
+            f"image must be an array (numpy, dask or zarr), not {image!r}; "
+            "read files with napari_deepseg.io.read_image"
+        )
     if not all(hasattr(image, a) for a in ("shape", "dtype", "__getitem__")):
         image = np.asarray(image)
     dtype = np.dtype(image.dtype)
@@ -513,8 +518,10 @@ def check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple
     smallest = max(MIN_TILE, multiple)
     tile = DEFAULT_TILE if tile is None else int(tile)
     if tile < smallest:
-        raise DeepsegError(f"tile {tile} is smaller than this model allows; use tile >= {smallest}")
+        raise DeepsegError(f"tile={tile} is smaller than this model allows; use tile={smallest} or more")
     overlap = tile // 8 if overlap is None else int(overlap)
     if not 0 <= overlap < tile:
-        raise DeepsegError(f"overlap must be in [0, tile) = [0, {tile}), not {overlap}")
+        raise DeepsegError(
+            f"overlap={overlap} must be 0 or more and less than tile={tile}; lower the overlap"
+        )
     return tile, overlap

@@ -65,6 +65,12 @@ def read_pair(image_path: Path, labels_path: Path) -> TrainingPair:
     labels = np.asarray(labels)
     if "C" in laxes and labels.shape[laxes.index("C")] == 1:
         labels = np.squeeze(labels, axis=laxes.index("C"))
+    spatial = image.shape[:-1] if image.ndim == labels.ndim + 1 else image.shape
+    if spatial != labels.shape:
+        raise DeepsegError(
+            f"{labels_path} has shape {labels.shape} but its image {image_path} has {spatial}; "
+            "give labels that cover the image pixel for pixel"
+        )
     return TrainingPair(image, labels, None, str(image_path))
 
 
