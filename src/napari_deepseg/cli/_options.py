@@ -45,7 +45,7 @@ def float_in(
 
 def size(text: str) -> str:
     """A byte size such as ``512M`` or ``2G`` (checked here, passed on as text)."""
-    from ..batch.files import parse_size
+    from ..inference.memory import parse_size
 
     try:
         if parse_size(text) <= 0:

@@ -111,9 +111,8 @@ def _model_with_weights(name: str, weights: Path, out_dir: Path) -> str:
     from ..models.pretrained import READY_MODELS, load_ready_model
 
     if name not in READY_MODELS:
-        raise DeepsegError(
-            f"--weights goes with a ready pretrained --model, not {name!r}; use one of {', '.join(READY_MODELS)}"
-        )
+        ready = ", ".join(READY_MODELS)
+        raise DeepsegError(f"--weights goes with a ready pretrained --model, not {name!r}; use {ready}")
     if not Path(weights).is_file():
         raise DeepsegError(f"--weights {weights} not found; give the torchvision weights file (.pth)")
     out = check_writable_dir(out_dir, "output folder")
