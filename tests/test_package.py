@@ -87,3 +87,21 @@ def test_every_command_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0
     assert "usage: deepseg" in result.stdout
+
+
+def test_dependencies_declare_superqt_and_no_qt_binding():
+    """The plugin installs without a Qt binding; the testing extra uses PyQt6 (PyQt5 is deprecated)."""
+    import re
+    from importlib.metadata import requires
+
+    base, testing = set(), set()
+    for requirement in requires("napari-deepseg") or []:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+        if "extra ==" not in requirement:
+            base.add(name)
+        elif "'testing'" in requirement or '"testing"' in requirement:
+            testing.add(name)
+    assert "superqt" in base  # the widgets import it
+    assert not base & {"pyqt5", "pyqt6", "pyside2", "pyside6"}
+    assert "pyqt6" in testing
+    assert "pyqt5" not in testing

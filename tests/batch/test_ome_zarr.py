@@ -22,16 +22,17 @@ def _image(shape, seed=0):
     return (rng.random(shape) * 140).astype(np.uint8)
 
 
-def _ome_zarr_image(path, data, scale):
-    """An OME-Zarr image as another tool writes it (NGFF 0.4, ZYX in micrometers)."""
-    from ome_zarr.format import FormatV04
+def _ome_zarr_image(path, data, scale, version="0.4"):
+    """An OME-Zarr image as another tool writes it (ZYX in micrometers; NGFF 0.4 or 0.5)."""
+    from ome_zarr.format import FormatV04, FormatV05
     from ome_zarr.writer import write_multiscales_metadata
 
-    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group = zarr.open_group(str(path), mode="w", zarr_format=2 if version == "0.4" else 3)
     group.create_array("0", data=data, chunks=(1, *data.shape[1:]))
     axes = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
     datasets = [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(scale)}]}]
-    write_multiscales_metadata(group, datasets, fmt=FormatV04(), axes=axes, name="cells")
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    write_multiscales_metadata(group, datasets, fmt=fmt, axes=axes, name="cells")
     return path
 
 
@@ -52,9 +53,10 @@ def test_pyramid_levels_are_nearest_downsamples(tmp_path):
     assert scales == [[1.0, 1.0], [2.0, 2.0], [4.0, 4.0], [8.0, 8.0]]
 
 
-def test_labels_go_beside_an_ome_zarr_image_with_its_scale(tmp_path, model_file, fake):
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_labels_go_beside_an_ome_zarr_image_with_its_scale(tmp_path, model_file, fake, version):
     data = _image((3, 40, 48))
-    src = _ome_zarr_image(tmp_path / "cells.ome.zarr", data, (2.0, 0.25, 0.25))
+    src = _ome_zarr_image(tmp_path / "cells.ome.zarr", data, (2.0, 0.25, 0.25), version)
     out = tmp_path / "out"
     summary = predict([src], out, model=model_file, segment_fn=fake, output="instances")
     assert summary.exit_code == 0, summary.text()
@@ -65,16 +67,20 @@ def test_labels_go_beside_an_ome_zarr_image_with_its_scale(tmp_path, model_file,
     assert info.axes == "ZYX"
     assert info.scale == {"Z": 2.0, "Y": 0.25, "X": 0.25}
     assert info.units == {"Z": "micrometer", "Y": "micrometer", "X": "micrometer"}
-    parent = dict(zarr.open_group(str(src / "labels"), mode="r").attrs)
+    assert info.zarr_format == (2 if version == "0.4" else 3)  # the image's own format
+    parent = _ngff_attrs(src / "labels")
     assert parent["labels"] == ["tiny_instances"]
-    own = dict(zarr.open_group(str(labels_path), mode="r").attrs)
-    assert own["image-label"]["source"] == {"image": "../../"}
+    assert _ngff_attrs(labels_path)["image-label"]["source"] == {"image": "../../"}
     labels, _ = open_labels(labels_path)
     assert (np.asarray(labels[:]) > 0).sum() == (data > 100).sum()
     again = predict([src], out, model=model_file, segment_fn=fake, output="instances")
     assert [p.name for p in again.skipped] == ["cells.ome.zarr"]
-    parent = dict(zarr.open_group(str(src / "labels"), mode="r").attrs)
-    assert parent["labels"] == ["tiny_instances"]
+    assert _ngff_attrs(src / "labels")["labels"] == ["tiny_instances"]
+
+
+def _ngff_attrs(path) -> dict:
+    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    return attrs.get("ome", attrs)  # NGFF 0.5 nests its metadata under "ome"
 
 
 def _failing_after(n):
