@@ -8,6 +8,15 @@ import torch
 from napari_deepseg.models import ModelMeta, build_model
 from napari_deepseg.samples import synthetic_nuclei
 
+from ._display import missing_display
+
+
+def pytest_configure(config):
+    """Stop at once, with one line, where napari's GUI tests cannot start (see tests/_display.py)."""
+    message = missing_display()
+    if message:
+        pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+
 
 def pytest_collection_modifyitems(config, items):
     """Skip ``gpu`` tests where no CUDA or MPS device is present."""
