@@ -17,7 +17,8 @@ import pytest
 import tifffile
 
 import napari_deepseg
-from napari_deepseg.cli import main
+from napari_deepseg.cli import build_parser, main
+from napari_deepseg.cli._errors import cli_message, to_cli_words
 from napari_deepseg.models import ModelMeta, build_model, save_model
 
 from .conftest import Workspace, one_line
@@ -220,6 +221,7 @@ CASES = [
     Case("predict-precision-unknown", lambda w, s: P(w, "--precision", "fp8"), 2, lambda w, s: ["--precision"]),
     Case("predict-instances-from-semantic-model", lambda w, s: P(w, "--output", "instances", model=str(s)), 1,
          lambda w, s: ["--output classes"], _semantic_model),
+    Case("predict-device-unknown", lambda w, s: P(w, "--device", "gpu"), 1, lambda w, s: ["--device gpu", "'cpu'"]),
     Case("predict-workers-and-scheduler", lambda w, s: P(w, "--workers", "1", "--scheduler", "tcp://x:1"), 2,
          lambda w, s: ["--scheduler", "--workers"]),
     Case("predict-no-out", lambda w, s: ["predict", str(w.images)], 2, lambda w, s: ["-o/--out"]),
@@ -266,6 +268,7 @@ CASES = [
     Case("train-background-negative", lambda w, s: T(w, "--background-label", "-2"), 2,
          lambda w, s: ["--background-label"]),
     Case("train-precision-unknown", lambda w, s: T(w, "--precision", "int8"), 2, lambda w, s: ["--precision"]),
+    Case("train-device-unknown", lambda w, s: T(w, "--device", "tpu"), 1, lambda w, s: ["--device tpu", "'auto'"]),
     # ---- train: data
     Case("train-images-missing", lambda w, s: T(w)[:2] + [str(w.inputs / "nope")] + T(w)[3:], 1,
          lambda w, s: [str(w.inputs / "nope"), "no image files"]),
@@ -347,3 +350,51 @@ def test_cli_exit_code_and_one_line_in_a_subprocess(argv, code, part, ws: Worksp
     assert run.stdout == ""
     ws.assert_untouched(before)
     ws.assert_no_output()
+
+
+@pytest.mark.parametrize(
+    ("err", "says"),
+    [
+        (
+            PermissionError(13, "Permission denied", "/data/out/.a_labels.tif.x1y2.partial"),
+            "cannot write or read /data/out/a_labels.tif (permission denied)",
+        ),
+        (
+            PermissionError(1, "Operation not permitted", "/o/.deepseg_manifest.json.ab_c.partial"),
+            "/o/deepseg_manifest.json (operation not permitted)",
+        ),
+        (FileExistsError(17, "File exists", "/data/out"), "/data/out is a file where a folder is needed"),
+        (IsADirectoryError(21, "Is a directory", "/models"), "/models is a folder where a file is needed"),
+        (
+            FileNotFoundError(2, "No such file or directory", "/missing/parent/x.pt"),
+            "/missing/parent/x.pt not found",
+        ),
+        (
+            OSError(28, "No space left on device", "/big/out.tif"),
+            "no space left on the disk holding /big/out.tif",
+        ),
+        (OSError(30, "Read-only file system", "/ro/x.tif"), "cannot write /ro/x.tif (read-only file system)"),
+    ],
+    ids=["EACCES-partial", "EPERM-manifest-partial", "EEXIST", "EISDIR", "ENOENT", "ENOSPC", "EROFS"],
+)
+def test_os_errors_are_one_line_in_plain_words(err, says):
+    line = one_line(cli_message(err))
+    assert says in line
+    assert "[Errno" not in line
+    assert ".partial" not in line
+    assert any(word in line for word in FIX_WORDS)
+
+
+def test_api_keywords_become_cli_options():
+    parser = _predict_parser()
+    assert (
+        to_cli_words("batch_size must be >= 1; use device='cpu'", parser)
+        == "batch_size must be >= 1; use --device cpu"
+    )
+    assert to_cli_words("channels=[1, 2] is out of range", parser) == "--channels 1,2 is out of range"
+    assert to_cli_words("chunk_bytes=0 is too small", parser) == "--chunk-size 0 is too small"
+
+
+def _predict_parser():
+    args = build_parser().parse_args(["predict", "x", "-o", "y"])
+    return args._subparsers.choices["predict"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._files import check_writable_dir, remove_partials
 from ..errors import DeepsegError
+from ..inference.device import resolve_device
 from ..inference.engine import check_tile
 from ..inference.memory import BatchSizes, batch_sizes, memory_limit
 from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image, read_ngff
@@ -174,6 +175,7 @@ def predict_iter(
         _policy(limit, 1, mdl, _resolve_output(output, mdl)).block,
     )
     check_tile(mdl, tile, overlap)  # options checked once, before any work
+    resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
     for stale in [manifest.path] + [output_path(s, out, "tiff") for s in sources]:
         remove_partials(stale)  # a killed run's hidden temporary files

@@ -84,6 +84,9 @@ def option_names(parser: argparse.ArgumentParser) -> dict[str, str]:
 def to_cli_words(text: str, parser: argparse.ArgumentParser) -> str:
     """Rewrite ``keyword=value`` and ``snake_case`` keywords of ``text`` as the command's options."""
     for dest, flag in option_names(parser).items():
+        text = re.sub(  # channels=[1, 2] -> --channels 1,2
+            rf"(?<![\w.-]){dest}=\[([^\]]*)\]", lambda m, f=flag: f"{f} {m.group(1).replace(' ', '')}", text
+        )
         text = re.sub(rf"(?<![\w.-]){dest}=(['\"]?)([^\s,;'\")]+)\1", rf"{flag} \2", text)
         if "_" in dest:
             text = re.sub(rf"(?<![\w.-]){dest}(?![\w(])", flag, text)

@@ -57,6 +57,18 @@ def size(text: str) -> str:
     return text
 
 
+def check_device(value: str) -> str:
+    """``--device`` checked once before any work (a one-line DeepsegError naming the option)."""
+    from ..errors import DeepsegError
+    from ..inference.device import resolve_device
+
+    try:
+        resolve_device(value)
+    except DeepsegError as err:
+        raise DeepsegError(f"--device {value}: {err}") from None
+    return value
+
+
 def channels(text: str) -> list[int]:
     """Comma-separated channel indices ``0`` or ``1,2,0``."""
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import DeepsegError
 from . import _options as _opt
+from ._errors import to_cli_words
 
 EPILOG = """examples:
   deepseg predict images/ -o labels/
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ._progress import run_with_progress
 
     check_writable_dir(args.out, "output folder (-o)")
+    _opt.check_device(args.device)
     model = args.model if args.weights is None else _model_with_weights(args.model, args.weights, args.out)
     gen = predict_iter(
         args.inputs,
@@ -148,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     summary = run_with_progress(gen, quiet=args.quiet)
     first, *failures = summary.text().splitlines()
     print(first)
+    parser = args._subparsers.choices["predict"] if hasattr(args, "_subparsers") else None
     for line in failures:
-        print(line, file=sys.stderr)
+        print(to_cli_words(line, parser) if parser else line, file=sys.stderr)
     return summary.exit_code

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.files import pair_files, read_pair
     from ._progress import echo, run_with_progress
 
+    _opt.check_device(args.device)
     pairs, unpaired = pair_files(args.images, args.labels)
     checkpoint = _check_outputs(args, pairs)
     if unpaired and not args.quiet:
