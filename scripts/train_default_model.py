@@ -205,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
                 class_names=["background", "interior", "boundary"],
                 normalization=dict(NORMALIZATION),
                 channel_mode="gray",
-                tile_size=args.patch,
                 provenance={
                     "data": f"DSB2018 stage1_train (BBBC038, community-fixed masks), split 'train', "
                     f"{len(records)} images, all kinds",

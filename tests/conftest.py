@@ -36,6 +36,14 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def user_models(tmp_path_factory, monkeypatch):
+    """A private, empty user models folder (``DEEPSEG_MODELS_DIR``) per test."""
+    folder = tmp_path_factory.mktemp("user_models")
+    monkeypatch.setenv("DEEPSEG_MODELS_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def tiny_unet():
     """A 3-class instance-boundary U-Net of base width 4 (random weights, eval mode)."""

@@ -105,3 +105,38 @@ def test_dependencies_declare_superqt_and_no_qt_binding():
     assert not base & {"pyqt5", "pyqt6", "pyside2", "pyside6"}
     assert "pyqt6" in testing
     assert "pyqt5" not in testing
+
+
+def _function_level_relative_imports(path) -> list[str]:
+    """``from .x import y`` (siblings) statements inside functions of the module at ``path``."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found += [
+                f"{path.name}:{inner.lineno}"
+                for inner in ast.walk(node)
+                if isinstance(inner, ast.ImportFrom) and inner.level == 1
+            ]
+    return found
+
+
+def test_models_have_no_import_cycle():
+    """models/ imports its own modules at the top only, and each imports first on its own
+    (a cycle modelfile <-> pretrained <-> registry <-> zoo would fail one of these)."""
+    from pathlib import Path
+
+    folder = Path(napari_deepseg.__file__).parent / "models"
+    assert [hit for p in sorted(folder.glob("*.py")) for hit in _function_level_relative_imports(p)] == []
+    names = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    code = (
+        "import importlib, sys, torchvision\n"
+        f"for name in {names!r}:\n"
+        "    for m in [m for m in sys.modules if m.startswith('napari_deepseg')]: del sys.modules[m]\n"
+        "    importlib.import_module('napari_deepseg.models.' + name)\n"
+        "    print(name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]
+    assert result.stdout.split() == names

@@ -109,10 +109,10 @@ def test_model_choices_list_and_add(tmp_path, tiny_unet):
 
 
 def test_bundled_default_leads(monkeypatch, tmp_path):
-    import napari_deepseg.models as models
+    import napari_deepseg.models.catalog as catalog
 
     fake = {"a": tmp_path / "a.pt", "nuclei": tmp_path / "n.pt"}
-    monkeypatch.setattr(models, "bundled_models", lambda: fake)
+    monkeypatch.setattr(catalog, "bundled_models", lambda: fake)
     entries = ModelChoices().entries()
     assert entries[0] == ModelChoice("bundled", "nuclei")
     assert entries[0].label == "nuclei (bundled)"

@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_deepseg.models import build_model, load_model, registered_models, save_model
+from napari_deepseg.errors import DeepsegError
+from napari_deepseg.models import (
+    SegmentationNet,
+    build_model,
+    contract_of,
+    load_model,
+    registered_models,
+    save_model,
+)
+from napari_deepseg.training.setup import grow_head
 
 # id -> (registered name, tiny options)
 TINY = {
@@ -106,3 +115,35 @@ class TestEveryModel:
         x = torch.randn(1, 3, 32, 32) if not model.output_margin else torch.randn(1, 3, 92, 92)
         with torch.no_grad():
             assert torch.equal(model(x), loaded(x))
+
+    def test_declares_the_model_contract(self, config):
+        model = _build(config, in_channels=4).eval()
+        assert isinstance(model, SegmentationNet)
+        assert contract_of(model) is model
+        assert model.in_channels == 4
+        assert model.size_multiple >= 1
+        assert all(layer.weight.shape[0] == K for layer in model.classifiers()[:1])
+        n = model.valid_input_size(2 * model.size_multiple + 2 * model.output_margin)
+        model.check_input((1, 4, n, n))
+        with pytest.raises(DeepsegError, match="input channel"):
+            model.check_input((1, 3, n, n))
+        assert model.window_sizes(48)[0] >= 48
+
+    def test_grow_head_keeps_the_old_classes(self, config, tmp_path):
+        model = _build(config).eval()
+        x = torch.randn(1, 3, *(2 * [model.valid_input_size(64)]))
+        with torch.no_grad():
+            before = model(x)
+        grow_head(model, K + 2, ["bg", "a", "b", "c", "d"])
+        assert model.deepseg_arch.num_classes == K + 2
+        assert model.deepseg_meta.class_names == ["bg", "a", "b", "c", "d"]
+        assert len(model.deepseg_meta.class_colors) == K + 2
+        for layer in model.classifiers():
+            assert layer.weight.shape[0] == K + 2 or layer.weight.shape[1] == K + 2
+        with torch.no_grad():
+            after = model(x)
+        assert after.shape == (1, K + 2, *before.shape[2:])
+        assert torch.allclose(after[:, :K], before, rtol=1e-4, atol=1e-4)
+        loaded = load_model(save_model(tmp_path / "grown.pt", model))
+        with torch.no_grad():
+            assert torch.equal(loaded(x), after)

@@ -1,8 +1,9 @@
-"""The model picker's list: bundled models, ready pretrained zoo models, model files.
+"""The model picker's list: the core's one model list plus model files opened in this session.
 
-A :class:`ModelChoices` object is owned by each widget (no module-level state). Model files
-chosen with "model file..." or registered at runtime (e.g. by the Fine-tune widget, through
-:meth:`ModelChoices.add`) join the list.
+The entries come from :func:`napari_deepseg.models.model_list` (bundled models, ready pretrained
+zoo models, the user models folder), read afresh each time. A :class:`ModelChoices` object is
+owned by each widget (no module-level state). Model files chosen with "model file..." or
+registered at runtime (e.g. by the Fine-tune widget, through :meth:`ModelChoices.add`) join the list.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, Literal
 from torch import nn
 
 from .. import models
-from ..models.pretrained import READY_MODELS
 
 FILE_ENTRY = "model file..."
 
@@ -71,12 +71,9 @@ class ModelChoice:
 
 
 class ModelChoices:
-    """The model picker's entries, in display order.
-
-    Bundled models first (the default ``nuclei`` model leads when present), then zoo
-    architectures with ready pretrained weights (``models.pretrained.READY_MODELS``: whole
-    segmentation models, not ImageNet-only encoders), then model files added at runtime.
-    """
+    """The model picker's entries, in display order: :func:`napari_deepseg.models.model_list`
+    (bundled models with ``nuclei`` first, ready pretrained models, the user models folder's
+    files), then model files added at runtime."""
 
     def __init__(self) -> None:
         self._files: list[ModelChoice] = []
@@ -84,10 +81,8 @@ class ModelChoices:
 
     def entries(self) -> list[ModelChoice]:
         """All model entries (without the "model file..." action)."""
-        bundled = sorted(models.bundled_models(), key=lambda name: (name != "nuclei", name))
-        out = [ModelChoice("bundled", name) for name in bundled]
-        out += [ModelChoice("pretrained", name) for name in READY_MODELS]
-        return out + list(self._files)
+        out = [_choice(entry) for entry in models.model_list()]
+        return out + [c for c in self._files if c not in out]
 
     def choices(self, _widget: Any = None) -> list[tuple[str, ModelChoice | str]]:
         """``(label, value)`` pairs for a magicgui ComboBox (its choices callback), then the file action."""
@@ -105,3 +100,10 @@ class ModelChoices:
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever an entry is added."""
         self._listeners.append(callback)
+
+
+def _choice(entry: models.CatalogEntry) -> ModelChoice:
+    """The picker entry of a catalog entry (user-folder models are model files)."""
+    if entry.kind in ("bundled", "pretrained"):
+        return ModelChoice(entry.kind, entry.ref)
+    return ModelChoice("file", str(Path(entry.ref).resolve()))

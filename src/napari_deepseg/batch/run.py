@@ -25,6 +25,7 @@ from ..inference.device import resolve_device
 from ..inference.engine import check_tile
 from ..inference.memory import BatchSizes, batch_sizes, memory_limit
 from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image, read_ngff
+from ..models.catalog import resolve_model_path
 from ..progress import Progress
 from . import dask as dask_backend
 from .files import (
@@ -209,8 +210,6 @@ def _without_outputs(sources: list[Path], manifest: Manifest) -> list[Path]:
 
 
 def _model_ref(model: str | os.PathLike) -> tuple[ModelRef, Any]:
-    from ..models.modelfile import resolve_model_path
-
     path = resolve_model_path(model).absolute()
     ref = ModelRef(str(path), sha256_file(path), Path(path).stem)
     return ref, get_model(ref)

@@ -1,4 +1,5 @@
-"""``deepseg models``: the architecture table, ready pretrained models and bundled model files."""
+"""``deepseg models``: the architecture table, then the model list (:func:`napari_deepseg.models.model_list`):
+ready pretrained models, bundled model files and the user models folder."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "models",
-        help="list architectures, ready pretrained models and bundled models",
+        help="list architectures, ready pretrained models, bundled models and your models",
         description=(
             "List the registered architectures with parameters and GMAC (multiply-accumulates) for "
             "one 512x512 image with 3 input channels and 21 classes, the pretrained weights that "
-            "exist, the ready pretrained models and the bundled model files."
+            "exist, the ready pretrained models, the bundled model files and the model files in your "
+            "models folder ($DEEPSEG_MODELS_DIR or the platform's user data folder)."
         ),
     )
     p.add_argument("--all", action="store_true", help="also list other backbones/encoders as rows")
@@ -36,13 +38,16 @@ def format_table(rows: list[dict]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import bundled_models, list_models
-    from ..models.pretrained import READY_MODELS
+    from ..models import list_models, model_list, user_models_dir
 
     print("\n".join(format_table(list_models(variants=args.all))))
+    entries = model_list()
     print("\nready pretrained models (load_model(NAME) / --model NAME; weights via the torch hub cache):")
-    for name, (_, _, description) in READY_MODELS.items():
-        print(f"  {name:<34}  {description}")
-    bundled = bundled_models()
+    for e in (e for e in entries if e.kind == "pretrained"):
+        cached = "cached" if e.weights_cached else "fetched on first use"
+        print(f"  {e.name:<34}  {e.description} [{cached}]")
+    bundled = [e.name for e in entries if e.kind == "bundled"]
     print("\nbundled model files: " + (", ".join(bundled) if bundled else "none"))
+    user = [e for e in entries if e.kind == "user"]
+    print(f"\nyour models ({user_models_dir()}): " + (", ".join(e.name for e in user) if user else "none"))
     return 0

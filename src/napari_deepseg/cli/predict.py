@@ -109,7 +109,7 @@ def _model_with_weights(name: str, weights: Path, out_dir: Path) -> str:
     """
     from .._files import check_writable_dir
     from ..models import save_model
-    from ..models.pretrained import READY_MODELS, load_ready_model
+    from ..models.catalog import READY_MODELS, load_ready_model
 
     if name not in READY_MODELS:
         ready = ", ".join(READY_MODELS)

@@ -26,7 +26,8 @@ from torch import nn
 
 from .. import _checks
 from ..errors import DeepsegError
-from ..models.modelfile import model_meta
+from ..models.contract import contract_of
+from ..models.modelfile import described
 from ..progress import Progress, drain
 from . import memory
 from .axes import AxesPlan, channel_mapping, check_channels, map_channels
@@ -163,7 +164,7 @@ POSTPROCESS_KEYS = (
 
 def _postprocess_settings(model: nn.Module, min_size: int | None) -> dict[str, Any]:
     """Instance post-processing keywords: the model file's settings, ``min_size`` overriding."""
-    meta = model_meta(model) if getattr(model, "deepseg_arch", None) is not None else None
+    meta = described(model)
     settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
     settings.setdefault("min_size", DEFAULT_MIN_SIZE)
     if settings.get("seed_method", SEED_METHODS[0]) not in SEED_METHODS:
@@ -217,7 +218,7 @@ class _Job:
         """Validate every argument before any work (one-line DeepsegError on bad input)."""
         image = _as_array(image)
         plan = AxesPlan.parse(tuple(image.shape), axes)
-        meta = model_meta(model) if getattr(model, "deepseg_arch", None) is not None else None
+        meta = described(model)
         wanted = model_in_channels(model)
         picked = check_channels(plan.channels, channels)
         available = len(picked) if picked is not None else plan.channels
@@ -275,7 +276,7 @@ class _Job:
         halo = max(memory.DEFAULT_HALO, self.overlap)
         side = self.block
         if side is None:
-            meta = model_meta(self.model) if getattr(self.model, "deepseg_arch", None) is not None else None
+            meta = described(self.model)
             k = len(meta.class_names) if meta is not None and meta.class_names else 3
             instances = "instances" in self.outputs
             per_pixel = 1 + 4 * instances + 2 * k * ("probabilities" in self.outputs)
@@ -332,7 +333,7 @@ class _Job:
                 return (yield from self._run_plane(raw, norm, grid, target))
             except TileTooLarge as err:
                 smaller = self.tile // 2
-                if smaller < max(MIN_TILE, getattr(self.model, "size_multiple", 1), self.overlap + 1):
+                if smaller < max(MIN_TILE, contract_of(self.model).size_multiple, self.overlap + 1):
                     raise DeepsegError(
                         f"out of memory on {self.device} even with tile {self.tile} and batch 1 ({err}); "
                         + (
@@ -365,7 +366,7 @@ class _Job:
             if out.shape[2] < grid.th or out.shape[3] < grid.tw:
                 raise DeepsegError(
                     f"the model returned {out.shape[2]}x{out.shape[3]} for {grid.in_h}x{grid.in_w} input; "
-                    "valid-padding models must report output_margin"
+                    "valid-padding models must declare output_margin (models.contract)"
                 )
             if acc is None:
                 acc = StripAccumulator(out.shape[1], grid.width)
@@ -439,7 +440,7 @@ class _Job:
         return view, labels, next_id
 
     def _finish(self, seconds: float) -> SegmentationResult:
-        meta = model_meta(self.model) if getattr(self.model, "deepseg_arch", None) is not None else None
+        meta = described(self.model)
         info = {
             "model": meta.name if meta else type(self.model).__name__,
             "task": meta.task if meta else "semantic",
@@ -514,7 +515,7 @@ def _as_array(image: Any) -> Any:
 
 def check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple[int, int]:
     """``(tile, overlap)`` with defaults filled; a one-line DeepsegError when they do not fit the model."""
-    multiple = int(getattr(model, "size_multiple", 1) or 1)
+    multiple = int(contract_of(model).size_multiple)
     smallest = max(MIN_TILE, multiple)
     tile = DEFAULT_TILE if tile is None else int(tile)
     if tile < smallest:

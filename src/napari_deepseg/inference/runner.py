@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import DeepsegError
+from ..models.contract import contract_of
 from .device import Precision, prepare_model
 
 # Test-time augmentation: the 8 symmetries of the square as (k rot90, flip last axis).
@@ -27,14 +27,8 @@ def is_oom(err: BaseException) -> bool:
 
 
 def model_in_channels(model: nn.Module) -> int:
-    """Input channels of a model (``deepseg_arch.in_channels``, else its first conv layer)."""
-    arch = getattr(model, "deepseg_arch", None)
-    if arch is not None:
-        return int(arch.in_channels)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d | nn.Conv3d | nn.Linear):
-            return int(getattr(module, "in_channels", getattr(module, "in_features", 1)))
-    raise DeepsegError("cannot tell how many input channels the model takes; build it with build_model()")
+    """Input channels of a model, from its contract (:func:`napari_deepseg.models.contract_of`)."""
+    return int(contract_of(model).in_channels)
 
 
 @contextlib.contextmanager
@@ -60,6 +54,7 @@ class TileRunner:
     ) -> None:
         self.device, self.dtype, self.tta = device, precision.dtype, tta
         self.channels_last = precision.channels_last
+        self.contract = contract_of(model)
         self.model = prepare_model(model, device, self.channels_last)
         self.batch_size = batch_size
         self.forward_calls = 0
@@ -88,6 +83,7 @@ class TileRunner:
         return np.concatenate(outs)
 
     def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        self.contract.check_input(chunk.shape)
         x = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

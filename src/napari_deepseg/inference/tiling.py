@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import DeepsegError
+from ..models.contract import PlainContract, SegmentationNet, contract_of
 
 MIN_WEIGHT = 1e-3
 
@@ -67,16 +69,16 @@ class TileGrid:
     xs: tuple[int, ...]
 
     @classmethod
-    def plan(cls, height: int, width: int, tile: int, overlap: int, model: object = None) -> TileGrid:
-        """Lay out tiles for a model (uses its ``output_margin`` and ``valid_input_size`` if any)."""
+    def plan(cls, height: int, width: int, tile: int, overlap: int, model: Any = None) -> TileGrid:
+        """Lay out tiles for a model (its contract's ``output_margin`` and ``valid_input_size``)."""
         if tile < 1 or overlap < 0:
             raise DeepsegError(f"tile must be positive and overlap non-negative (got {tile}, {overlap})")
-        margin = int(getattr(model, "output_margin", 0) or 0)
-        valid = getattr(model, "valid_input_size", None)
+        net: SegmentationNet | PlainContract | None = None if model is None else contract_of(model)
+        margin = int(net.output_margin) if net is not None else 0
         th, tw = min(tile, height), min(tile, width)
         in_h, in_w = th + 2 * margin, tw + 2 * margin
-        if margin and callable(valid):
-            in_h, in_w = int(valid(in_h)), int(valid(in_w))
+        if margin:
+            in_h, in_w = int(net.valid_input_size(in_h)), int(net.valid_input_size(in_w))
         ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
         return cls(height, width, th, tw, in_h, in_w, margin, tuple(ys), tuple(xs))
 

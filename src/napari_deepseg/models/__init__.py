@@ -6,9 +6,11 @@
 from functools import cache
 from typing import Any
 
+from .catalog import CatalogEntry, bundled_models, load_model, model_list, user_models_dir
+from .contract import SegmentationNet, contract_of
 from .macs import count_macs, model_macs
-from .modelfile import ModelMeta, bundled_models, load_model, model_meta, save_model
-from .registry import ArchSpec, build_model, register_model, registered_models
+from .modelfile import ModelMeta, model_meta, save_model
+from .registry import ArchSpec, build_model, pretrained_kinds, register_model, registered_models
 
 TABLE_SIZE, TABLE_IN_CHANNELS, TABLE_CLASSES = 512, 3, 21
 
@@ -33,8 +35,6 @@ def list_models(variants: bool = False) -> list[dict[str, Any]]:
     a row per notable option set (other backbones or encoders).
     """
     rows = []
-    from .pretrained import available
-
     for entry in registered_models().values():
         for options in ({}, *(entry.variants if variants else ())):
             params, macs = _figures(entry.name, tuple(sorted(options.items())))
@@ -45,7 +45,7 @@ def list_models(variants: bool = False) -> list[dict[str, Any]]:
                     "description": entry.description,
                     "params": params,
                     "gmac": macs / 1e9,
-                    "pretrained": available(entry.name, options),
+                    "pretrained": pretrained_kinds(entry.name, options),
                 }
             )
     return rows
@@ -60,16 +60,21 @@ def _figures(name: str, options: tuple[tuple[str, Any], ...]) -> tuple[int, int]
 
 __all__ = [
     "ArchSpec",
+    "CatalogEntry",
     "ModelMeta",
+    "SegmentationNet",
     "build_model",
     "bundled_models",
+    "contract_of",
     "count_macs",
     "export_bioimageio",
     "list_models",
     "load_model",
+    "model_list",
     "model_macs",
     "model_meta",
     "register_model",
     "registered_models",
     "save_model",
+    "user_models_dir",
 ]

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelFileError
+from .contract import SegmentationNet, contract_of
+from .modelfile import ModelMeta
 from .registry import ArchSpec, build_model
 
 CONFIG_KEY = "napari_deepseg"
@@ -45,10 +47,10 @@ def build_network(
 def valid_input_size(net: nn.Module, near: int) -> int:
     """The smallest input side >= ``near`` that ``net`` takes: a multiple of its size multiple
     (and a size its valid-padding layers map exactly)."""
-    multiple = int(getattr(net, "size_multiple", 1) or 1)
+    contract = contract_of(net)
+    multiple = int(contract.size_multiple)
     size = -(-int(near) // multiple) * multiple
-    check = getattr(net, "valid_input_size", None)
-    while check is not None and check(size) != size:
+    while contract.valid_input_size(size) != size:
         size += multiple
     return size
 
@@ -93,8 +95,6 @@ def load_package(path: str | os.PathLike) -> nn.Module:
 
 
 def _load_own(path: Path, descr: Any, config: dict[str, Any]) -> nn.Module:
-    from .modelfile import ModelMeta
-
     weights = descr.weights.pytorch_state_dict
     if weights is None:
         raise ModelFileError(
@@ -122,7 +122,7 @@ def _first_line(err: BaseException) -> str:
     return text[0][:200] if text else type(err).__name__
 
 
-class PackagedNetwork(nn.Module):
+class PackagedNetwork(SegmentationNet, nn.Module):
     """Another tool's bioimage.io network behind napari-deepseg's model contract.
 
     ``forward`` takes normalized (N, C, h, w) float tensors and returns (N, K, h, w) logits: the
@@ -155,8 +155,6 @@ class PackagedNetwork(nn.Module):
 def _load_foreign(path: Path, descr: Any) -> nn.Module:
     from bioimageio.core import create_model_adapter
 
-    from .modelfile import ModelMeta
-
     name = path.name
     if len(descr.inputs) != 1 or len(descr.outputs) != 1:
         raise ModelFileError(
@@ -180,7 +178,7 @@ def _load_foreign(path: Path, descr: Any) -> nn.Module:
     except Exception as err:  # any loader failure: the package cannot run here
         raise ModelFileError(f"{name}: its TorchScript weights do not load ({_first_line(err)})") from None
     model = PackagedNetwork(descr, adapter, axes, sigmoid)
-    model.size_multiple, model.output_margin = step, 0
+    model.size_multiple, model.output_margin, model.in_channels = step, 0, channels
     model.deepseg_arch = ArchSpec("bioimageio", channels, len(classes), {"package": str(path)})
     model.deepseg_meta = ModelMeta(
         name=str(descr.name),

@@ -28,6 +28,7 @@ from torchvision.models.segmentation.fcn import FCNHead
 
 from .backbones import RESNETS, ResNet, make_backbone, scaled
 from .blocks import ConvBNReLU, SeparableConv2d
+from .contract import SegmentationNet
 
 
 def default_rates(output_stride: int) -> tuple[int, int, int]:
@@ -48,8 +49,12 @@ class DeepLabHead(nn.Sequential):
         )
 
 
-class DeepLabV3(_TorchvisionDeepLabV3):
-    """torchvision's DeepLabV3 returning the logits tensor instead of a dict (same names)."""
+class DeepLabV3(SegmentationNet, _TorchvisionDeepLabV3):
+    """torchvision's DeepLabV3 returning the logits tensor instead of a dict (same names).
+
+    ``size_multiple`` is the output stride (sizes in between are interpolated)."""
+
+    classifier_names = ("classifier.4", "aux_classifier.4")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """(N, C_in, H, W) -> logits (N, K, H, W)."""
@@ -83,7 +88,7 @@ def deeplabv3(
         if output_stride not in (None, 16):
             raise ValueError("mobilenet_v3_large runs at output_stride=16 only")
         body, out_ch, aux_ch = _mobilenet_body(in_channels, width, aux)
-        rates = rates or (12, 24, 36)
+        rates, output_stride = rates or (12, 24, 36), 16
     elif backbone in RESNETS:
         output_stride = output_stride or 8
         if output_stride not in (8, 16):
@@ -98,7 +103,9 @@ def deeplabv3(
             "or mobilenet_v3_large"
         )
     head = DeepLabHead(out_ch, num_classes, rates, head_channels)
-    return DeepLabV3(body, head, FCNHead(aux_ch, num_classes) if aux else None)
+    model = DeepLabV3(body, head, FCNHead(aux_ch, num_classes) if aux else None)
+    model.in_channels, model.size_multiple = in_channels, output_stride
+    return model
 
 
 class SeparableASPP(nn.Module):
@@ -138,7 +145,7 @@ class DeepLabV3PlusDecoder(nn.Module):
         return self.fuse(torch.cat([x, low], dim=1))
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(SegmentationNet, nn.Module):
     """DeepLabv3+: encoder (output stride 16), separable-ASPP decoder, 1x1 head, x4 upsampling.
 
     Args:
@@ -149,7 +156,11 @@ class DeepLabV3Plus(nn.Module):
         output_stride: 16 (default) or 8; rates follow :func:`default_rates` unless given.
         decoder_channels: ASPP and decoder width (256 in the paper).
         middle_blocks: Xception middle-flow blocks (16 in the paper).
+
+    ``size_multiple`` is the output stride (sizes in between are interpolated).
     """
+
+    classifier_names = ("head",)
 
     def __init__(self, in_channels: int, num_classes: int, backbone: str = "resnet50", width: float = 1.0,
                  output_stride: int = 16, rates: Sequence[int] | None = None, decoder_channels: int = 256,
@@ -164,6 +175,7 @@ class DeepLabV3Plus(nn.Module):
         rates = rates or default_rates(output_stride)
         self.decoder = DeepLabV3PlusDecoder(self.encoder.channels, rates, decoder_channels)
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)
+        self.in_channels, self.size_multiple = in_channels, output_stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> logits (N, K, H, W)."""

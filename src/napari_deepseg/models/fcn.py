@@ -21,6 +21,7 @@ from torchvision.models.segmentation.fcn import FCNHead
 
 from .backbones import ResNet, make_backbone, scaled
 from .blocks import bilinear_kernel_, center_crop, pad_to_multiple
+from .contract import SegmentationNet
 
 
 def _upsampler(num_classes: int, factor: int) -> nn.ConvTranspose2d:
@@ -79,7 +80,7 @@ class FCNDecoder(nn.Module):
         return self.up_final(x)
 
 
-class FCN(nn.Module):
+class FCN(SegmentationNet, nn.Module):
     """FCN-``stride``s over a VGG16 or ResNet backbone.
 
     Args:
@@ -91,6 +92,12 @@ class FCN(nn.Module):
         head_channels: VGG fc6/fc7 width (4096 in the paper); unused for ResNets.
     """
 
+    size_multiple = 32
+    # the score layers and the class-to-class upsamplers all carry the K classes
+    classifier_names = tuple(
+        f"decoder.{n}" for n in ("score32", "score16", "score8", "up32", "up16", "up_final")
+    )
+
     def __init__(self, in_channels: int, num_classes: int, stride: int = 8, backbone: str = "vgg16",
                  width: float = 1.0, head_channels: int = 4096) -> None:  # fmt: skip
         super().__init__()
@@ -101,7 +108,7 @@ class FCN(nn.Module):
             self.fc = VGGFullyConv(top, head_channels)
             top = head_channels
         self.decoder = FCNDecoder(self.encoder.channels, top, num_classes, stride)
-        self.size_multiple = 32
+        self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> logits (N, K, H, W)."""
@@ -110,8 +117,11 @@ class FCN(nn.Module):
         return center_crop(self.decoder(feats, self.fc(feats[4])), h, w)
 
 
-class TorchvisionFCN(_TorchvisionFCN):
+class TorchvisionFCN(SegmentationNet, _TorchvisionFCN):
     """torchvision's FCN returning the logits tensor instead of a dict (same parameter names)."""
+
+    size_multiple = 8  # output stride 8; other sizes are interpolated
+    classifier_names = ("classifier.4", "aux_classifier.4")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """(N, C_in, H, W) -> logits (N, K, H, W)."""
@@ -126,4 +136,6 @@ def torchvision_fcn(
     ch = backbone.channels
     layers = {"layer4": "out", "layer3": "aux"} if aux else {"layer4": "out"}
     body = IntermediateLayerGetter(backbone, return_layers=layers)
-    return TorchvisionFCN(body, FCNHead(ch[4], num_classes), FCNHead(ch[3], num_classes) if aux else None)
+    model = TorchvisionFCN(body, FCNHead(ch[4], num_classes), FCNHead(ch[3], num_classes) if aux else None)
+    model.in_channels = in_channels
+    return model

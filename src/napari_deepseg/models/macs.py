@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .registry import build_model
+
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -64,8 +66,6 @@ def model_macs(name: str, *, size: int | tuple[int, int] = 512, in_channels: int
 
     Built and run on the ``meta`` device: nothing is allocated or computed.
     """
-    from .registry import build_model
-
     h, w = (size, size) if isinstance(size, int) else size
     with torch.device("meta"):
         model = build_model(name, in_channels=in_channels, num_classes=num_classes, **options).eval()

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .. import __version__, _checks
+from .. import __version__
 from .._files import atomic_path
 from .._torchfile import load_torch_file
 from ..errors import ModelFileError
@@ -28,7 +28,6 @@ from .registry import ArchSpec, build_model
 
 FORMAT = "napari-deepseg-model"
 SCHEMA_VERSION = 1
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
 
 PALETTE = [
     "#000000",
@@ -70,7 +69,6 @@ class ModelMeta:
             or ``{"method": "meanstd", "mean": [...], "std": [...], "scale": 255.0}``.
         channel_mode: how image channels feed the model: ``"gray"`` (1 input; RGB averaged),
             ``"rgb"`` (3 inputs; gray replicated) or ``"select"`` (the user picks C_in channels).
-        tile_size: the patch size the model was trained at.
         bf16_agreement: measured fraction (0..1) of validation pixels whose bf16-autocast class
             equals the fp32 class, or None when not measured. ``precision="auto"`` runs the model
             in bf16 on CPUs with native bf16 only when it is at least 0.999 (see
@@ -92,7 +90,6 @@ class ModelMeta:
         default_factory=lambda: {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
     )
     channel_mode: str = "gray"
-    tile_size: int = 256
     bf16_agreement: float | None = None
     postprocess: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -117,13 +114,21 @@ class ModelMeta:
 
 
 def model_meta(model: nn.Module) -> ModelMeta:
-    """The model's :class:`ModelMeta` (a default one, completed, when it has none)."""
+    """The model's :class:`ModelMeta`, or a new default one (completed) when it has none.
+
+    Reading never changes the model: a default is not attached (assign ``model.deepseg_meta``
+    to keep changes to it; :func:`save_model` does).
+    """
     meta = getattr(model, "deepseg_meta", None)
     if meta is None:
         arch = _arch_of(model)
         meta = ModelMeta(name=arch.name).complete(arch.num_classes)
-        model.deepseg_meta = meta
     return meta
+
+
+def described(model: nn.Module) -> ModelMeta | None:
+    """:func:`model_meta` for a model made by ``build_model`` or ``load_model``; None for a plain module."""
+    return model_meta(model) if getattr(model, "deepseg_arch", None) is not None else None
 
 
 def _arch_of(model: nn.Module) -> ArchSpec:
@@ -165,27 +170,6 @@ def save_model(
     return path
 
 
-def bundled_models() -> dict[str, Path]:
-    """Model files shipped in the package, by name (file stem)."""
-    return {p.stem: p for p in sorted(BUNDLED_DIR.glob("*.pt"))}
-
-
-def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
-    """A model file path from a path or the name of a bundled model."""
-    bundled = bundled_models()
-    if isinstance(path_or_name, str) and path_or_name in bundled and not Path(path_or_name).exists():
-        return bundled[path_or_name]
-    path = Path(path_or_name)
-    if path.is_dir() and not path.name.endswith((".zarr", ".zip")):
-        raise ModelFileError(f"model file {path} is a folder, not a file; give the model file (.pt) in it")
-    if not path.exists():
-        from .pretrained import READY_MODELS
-
-        names = ", ".join([*bundled, *READY_MODELS]) or "none"
-        raise ModelFileError(f"model file {path} not found; give an existing file or a model name ({names})")
-    return path
-
-
 def read_model_file(path: Path) -> dict[str, Any]:
     """Read and validate a model file's payload without building the model."""
     payload = load_torch_file(path, "model file", "re-save it with save_model or re-download it")
@@ -203,27 +187,14 @@ def read_model_file(path: Path) -> dict[str, Any]:
     return payload
 
 
-def load_model(path_or_name: str | os.PathLike) -> nn.Module:
-    """Load a model file, a bioimage.io package (``*.zip``, see :mod:`.bioimageio`) or a bundled
-    model by name into a module in eval mode on the CPU.
+def load_model_file(path: Path) -> nn.Module:
+    """Load the model file ``path`` into a module in eval mode on the CPU.
 
-    The module carries ``model.deepseg_meta`` (:class:`ModelMeta`) and ``model.deepseg_arch``.
-    Names of ready pretrained models (``"deeplabv3_resnet101_coco"``, see
-    :data:`napari_deepseg.models.pretrained.READY_MODELS`) load torchvision's weights from the
-    torch hub cache (downloading them once); offline the error names the file to place there.
-    Raises :class:`~napari_deepseg.errors.ModelFileError` with a one-line reason on any problem,
-    and a one-line ``TypeError`` when ``path_or_name`` is not a str or path.
+    The module carries ``model.deepseg_meta`` (:class:`ModelMeta`), ``model.deepseg_arch`` and
+    ``model.deepseg_source``. Names of bundled, ready and user models are resolved by
+    :func:`napari_deepseg.models.load_model` (in :mod:`.catalog`). Raises
+    :class:`~napari_deepseg.errors.ModelFileError` with a one-line reason on any problem.
     """
-    _checks.path_like(path_or_name, "load_model's argument", "a model file or a model name such as 'nuclei'")
-    ready = _ready_model(path_or_name)
-    if ready is not None:
-        return ready
-    path = resolve_model_path(path_or_name)
-    if path.is_dir() or path.suffix.lower() in (".zip", ".yaml"):
-        from .bioimageio import is_package, load_package
-
-        if is_package(path):
-            return load_package(path)
     payload = read_model_file(path)
     arch = payload["architecture"]
     try:
@@ -248,16 +219,6 @@ def load_model(path_or_name: str | os.PathLike) -> nn.Module:
         raise ModelFileError(f"{path}: unreadable metadata ({_first_line(err)})") from None
     model.deepseg_source = str(path)
     return model.eval()
-
-
-def _ready_model(path_or_name: str | os.PathLike) -> nn.Module | None:
-    """A ready pretrained model when ``path_or_name`` names one (and is no file or bundled model)."""
-    from .pretrained import READY_MODELS, load_ready_model
-
-    name = str(path_or_name)
-    if name not in READY_MODELS or Path(name).exists() or name in bundled_models():
-        return None
-    return load_ready_model(name)
 
 
 def _first_line(err: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Pretrained weights from torchvision, through torch's hub cache, and the ready COCO models.
+"""Pretrained weights from torchvision, through torch's hub cache (the ready COCO models that
+use them are listed in :mod:`.catalog`).
 
 Weights files live in ``$TORCH_HOME/hub/checkpoints/`` (default ``~/.cache/torch``) under
 torchvision's file names (``resnet50-0676ba61.pth``, ``deeplabv3_resnet101_coco-586e9e4e.pth``...).
@@ -13,7 +14,6 @@ C_in != 3 channels by repeating the RGB weights cyclically and scaling by 3 / C_
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 from pathlib import Path
@@ -47,21 +47,6 @@ IMAGENET_NORMALIZATION = {
     "method": "meanstd", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 255.0
 }  # fmt: skip
 
-# name -> (architecture, options, description); load with load_model(name)
-READY_MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "deeplabv3_resnet101_coco": (
-        "deeplabv3", {"backbone": "resnet101"}, "DeepLabv3-ResNet101, COCO (VOC classes)"
-    ),
-    "deeplabv3_resnet50_coco": (
-        "deeplabv3", {"backbone": "resnet50"}, "DeepLabv3-ResNet50, COCO (VOC classes)"
-    ),
-    "deeplabv3_mobilenet_v3_large_coco": (
-        "deeplabv3", {"backbone": "mobilenet_v3_large"}, "DeepLabv3-MobileNetV3-Large, COCO (VOC classes)"
-    ),
-    "fcn_resnet50_coco": ("fcn_resnet50", {}, "FCN-ResNet50 (torchvision), COCO (VOC classes)"),
-    "fcn_resnet101_coco": ("fcn_resnet101", {}, "FCN-ResNet101 (torchvision), COCO (VOC classes)"),
-}  # fmt: skip
-
 
 def weights_for(kind: str, arch: str, backbone: str) -> tvm.WeightsEnum:
     """torchvision weights: ``kind="coco"`` (whole model) or ``"imagenet"`` (the backbone)."""
@@ -74,19 +59,6 @@ def weights_for(kind: str, arch: str, backbone: str) -> tvm.WeightsEnum:
             f"{', '.join(have)} (pretrained='coco' or 'imagenet')"
         )
     return table[key]
-
-
-def available(arch: str, options: dict[str, Any]) -> list[str]:
-    """Which pretrained weights exist for ``build_model(arch, **options)``: "coco", "imagenet"."""
-    from .registry import registered_models
-
-    params = inspect.signature(registered_models()[arch].builder).parameters
-    default = params["backbone"].default if "backbone" in params else None
-    backbone = options.get("backbone", options.get("encoder", default))
-    if arch.startswith("fcn_"):
-        backbone = arch[4:]
-    kinds = ["coco"] if (arch, backbone) in COCO else []
-    return [*kinds, "imagenet"] if backbone in IMAGENET else kinds
 
 
 def checkpoint_path(weights: tvm.WeightsEnum) -> Path:
@@ -182,28 +154,3 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str, *,
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Keys starting with ``prefix``, with it removed."""
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def load_ready_model(
-    name: str, weights_file: str | os.PathLike | None = None, progress: bool = True
-) -> nn.Module:
-    """A ready pretrained model (see :data:`READY_MODELS`) in eval mode, with its ModelMeta.
-
-    The weights are fetched first, so offline the error comes before any model is built.
-    """
-    from .modelfile import ModelMeta
-    from .registry import build_model
-
-    arch, options, description = READY_MODELS[name]
-    weights = weights_for("coco", arch, options.get("backbone", arch.split("_")[-1]))
-    if weights_file is None:
-        weights_file = ensure_cached(weights, progress)
-    model = build_model(
-        arch, in_channels=3, num_classes=21, pretrained="coco", weights_file=weights_file, **options
-    )
-    model.deepseg_meta = ModelMeta(
-        name=name, description=description, task="semantic", class_names=list(VOC_CLASSES),
-        normalization=dict(IMAGENET_NORMALIZATION), channel_mode="rgb", tile_size=520,
-        provenance={"weights": f"torchvision {weights}", "data": "COCO train2017, 20 VOC categories"},
-    ).complete(21)  # fmt: skip
-    return model.eval()

@@ -1,7 +1,9 @@
 """Model registry: keyword-only builders registered by name (as torchvision does).
 
 ``build_model`` records the architecture (name, channels, classes, options) on the module as
-``model.deepseg_arch`` so that :func:`save_model` can write a self-describing file.
+``model.deepseg_arch`` so that :func:`save_model` can write a self-describing file. The built-in
+architectures (:mod:`.zoo`) are registered when this module is imported; every registered
+builder returns a :class:`~.contract.SegmentationNet` (the model contract).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from torch import nn
 
 from .. import _checks
 from ..errors import DeepsegError
+from . import zoo
+from .contract import SegmentationNet
+from .pretrained import COCO, IMAGENET
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,18 @@ def register_model(
 
 def registered_models() -> dict[str, ModelEntry]:
     """All registered architectures by name (a copy)."""
-    _ensure_builtin()
     return dict(_REGISTRY)
+
+
+def pretrained_kinds(name: str, options: dict[str, Any]) -> list[str]:
+    """Which pretrained weights exist for ``build_model(name, **options)``: "coco", "imagenet"."""
+    params = inspect.signature(_REGISTRY[name].builder).parameters
+    default = params["backbone"].default if "backbone" in params else None
+    backbone = options.get("backbone", options.get("encoder", default))
+    if name.startswith("fcn_"):
+        backbone = name[4:]
+    kinds = ["coco"] if (name, backbone) in COCO else []
+    return [*kinds, "imagenet"] if backbone in IMAGENET else kinds
 
 
 def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **options: Any) -> nn.Module:
@@ -89,10 +104,9 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **opti
             ``weights_file`` and ``progress`` pick initial weights and are not recorded.
 
     Returns:
-        An ``nn.Module`` mapping (N, C_in, H, W) to logits (N, K, H, W) (smaller by
-        ``model.output_margin`` on every side for valid-padding models).
+        A :class:`~.contract.SegmentationNet` module mapping (N, C_in, H, W) to logits
+        (N, K, H, W) (smaller by ``model.output_margin`` on every side for valid-padding models).
     """
-    _ensure_builtin()
     if not isinstance(name, str) or name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
         if not isinstance(name, str):
@@ -111,9 +125,9 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **opti
     _check_options(entry, options)
     model = entry.builder(in_channels=in_channels, num_classes=num_classes, **options)
     recorded = {k: v for k, v in options.items() if k not in LOAD_ONLY_OPTIONS}
+    if not isinstance(model, SegmentationNet):
+        raise TypeError(f"builder of {name!r} must return a SegmentationNet (the model contract)")
     model.deepseg_arch = ArchSpec(name, in_channels, num_classes, recorded)
-    if not hasattr(model, "output_margin"):
-        model.output_margin = 0
     return model
 
 
@@ -129,6 +143,5 @@ def _check_options(entry: ModelEntry, options: dict[str, Any]) -> None:
         )
 
 
-def _ensure_builtin() -> None:
-    """Import the modules that register the built-in architectures (once)."""
-    from . import zoo  # noqa: F401  (registers on import)
+for _name, _builder, _text, _weights, _variants in zoo.BUILTIN:
+    register_model(_name, _text, pretrained=_weights, variants=_variants)(_builder)

@@ -14,6 +14,7 @@ from torch import nn
 
 from .backbones import ResNet
 from .blocks import DoubleConv, center_crop, pad_to_multiple
+from .contract import SegmentationNet
 
 UNET_ENCODERS = ("resnet18", "resnet34", "resnet50")
 
@@ -89,7 +90,7 @@ class SegmentationHead(nn.Sequential):
         super().__init__(nn.Conv2d(in_channels, num_classes, 1))
 
 
-class UNet(nn.Module):
+class UNet(SegmentationNet, nn.Module):
     """U-Net: encoder, decoder and a 1x1 head.
 
     Args:
@@ -103,6 +104,8 @@ class UNet(nn.Module):
         encoder: ``None`` (the paper's contracting path) or ``resnet18``/``resnet34``/``resnet50``
             (``base`` is then the ResNet stem width, 64 for the published network; depth is 5).
     """
+
+    classifier_names = ("head.0",)
 
     def __init__(
         self,
@@ -119,7 +122,7 @@ class UNet(nn.Module):
         if depth < 1 or base < 1:
             raise ValueError("U-Net depth and base width must be positive")
         pad = 1 if padding == "same" else 0
-        self.padding, self.depth = padding, depth
+        self.padding, self.depth, self.in_channels = padding, depth, in_channels
         self.final: nn.Module = nn.Identity()
         if encoder is None:
             self.encoder: nn.Module = UNetEncoder(in_channels, base, depth, pad)

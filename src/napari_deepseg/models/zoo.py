@@ -1,4 +1,4 @@
-"""Registration of the built-in architectures (imported lazily by the registry).
+"""The built-in architectures' builders (:data:`BUILTIN`, registered by :mod:`.registry`).
 
 Every builder is keyword-only: ``fn(*, in_channels, num_classes, **options)``. The options
 ``pretrained`` (``None``, ``"imagenet"`` for the backbone, ``"coco"`` for torchvision's
@@ -9,7 +9,8 @@ are not recorded in the model's architecture (a saved model file holds the weigh
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -17,11 +18,24 @@ from ..errors import DeepsegError
 from . import pretrained as pt
 from .deeplab import DeepLabV3Plus, deeplabv3
 from .fcn import FCN, torchvision_fcn
-from .registry import register_model
 from .unet import UNet
 
 PathLike = str | os.PathLike | None
 _FCN_VARIANTS = ({"backbone": "resnet18"}, {"backbone": "resnet34"}, {"backbone": "resnet50"})
+# (name, builder, description, pretrained weights, variants), in table order
+BUILTIN: list[tuple[str, Callable[..., nn.Module], str, tuple[str, ...], tuple[dict[str, Any], ...]]] = []
+
+
+def register_model(
+    name: str, description: str, pretrained: tuple[str, ...] = (), variants: tuple[dict[str, Any], ...] = ()
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Collect a built-in builder into :data:`BUILTIN` (the registry registers them on import)."""
+
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        BUILTIN.append((name, fn, description, tuple(pretrained), tuple(variants)))
+        return fn
+
+    return decorator
 
 
 def _fetch(kind: str | None, arch: str, backbone: str, weights_file: PathLike, progress: bool):

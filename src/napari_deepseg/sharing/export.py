@@ -34,6 +34,7 @@ from .. import __version__
 from .._files import atomic_path
 from ..errors import DeepsegError
 from ..models.bioimageio import CONFIG_KEY, INPUT_ID, OUTPUT_ID, valid_input_size
+from ..models.contract import contract_of
 from ..models.modelfile import FORMAT, SCHEMA_VERSION, ModelMeta, model_meta
 from ..progress import Progress
 from .cover import write_cover
@@ -174,7 +175,7 @@ def _write_torchscript(path: Path, net: nn.Module, channels: int) -> None:
     """Trace the network and check the trace on a second input size (shapes must not be frozen)."""
     import warnings
 
-    multiple = int(getattr(net, "size_multiple", 1) or 1)
+    multiple = int(contract_of(net).size_multiple)
     sizes = [valid_input_size(net, 64), valid_input_size(net, 64 + 3 * max(multiple, 8))]
     gen = torch.Generator().manual_seed(0)
     examples = [torch.rand(1, channels, s, s, generator=gen) for s in sizes]
@@ -275,8 +276,7 @@ def _space_axes(net: nn.Module) -> tuple[list[Any], list[Any]]:
     """y and x input axes sized ``min + n * step`` and output axes of the same size less the margin."""
     from bioimageio.spec.model import v0_5 as bio
 
-    step = int(getattr(net, "size_multiple", 1) or 1)
-    margin = int(getattr(net, "output_margin", 0) or 0)
+    step, margin = int(contract_of(net).size_multiple), int(contract_of(net).output_margin)
     smallest = valid_input_size(net, max(step, 16))
     space_in = [
         bio.SpaceInputAxis(id=bio.AxisId(a), size=bio.ParameterizedSize(min=smallest, step=step))

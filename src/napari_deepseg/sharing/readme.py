@@ -69,7 +69,8 @@ def readme_text(arch: ArchSpec, meta: ModelMeta, command: str | None, license: s
         f"- architecture: `{arch.name}` with options `{json.dumps(arch.options)}`, "
         f"{arch.in_channels} input channel(s), {arch.num_classes} classes ({classes})",
         f"- task: `{meta.task}`; input normalization: `{json.dumps(meta.normalization)}`",
-        f"- trained on tiles of {meta.tile_size} pixels; channel mode `{meta.channel_mode}`",
+        f"- trained on tiles of {prov.get('patch_size') or prov.get('patch') or 'unrecorded'} pixels; "
+        f"channel mode `{meta.channel_mode}`",
         f"- license: {license}; exported by napari-deepseg {__version__}",
         "",
         "## Training data",

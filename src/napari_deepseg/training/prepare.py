@@ -10,7 +10,7 @@ import numpy as np
 from torch import nn
 
 from ..errors import DeepsegError
-from ..models import model_meta
+from ..models import contract_of, model_meta
 from .data import (
     Region,
     TrainingPair,
@@ -90,13 +90,8 @@ def check_targets(targets: Targets, class_names: list[str]) -> np.ndarray:
 
 
 def window_sizes(model: nn.Module, patch_size: int) -> tuple[int, int]:
-    """(input, output) window sizes for ``patch_size``: equal for same-padding models."""
-    if getattr(model, "padding", "same") == "valid" and hasattr(model, "valid_input_size"):
-        n = model.valid_input_size(patch_size)
-        return n, n - 2 * int(model.output_margin)
-    m = int(getattr(model, "size_multiple", 32))
-    n = -(-patch_size // m) * m
-    return n, n
+    """(input, output) window sizes for ``patch_size`` (the model contract's ``window_sizes``)."""
+    return contract_of(model).window_sizes(patch_size)
 
 
 def build_regions(

@@ -10,11 +10,10 @@ import copy
 import os
 from dataclasses import replace
 
-import torch
 from torch import nn
 
 from ..errors import DeepsegError
-from ..models import ModelMeta, build_model, load_model, model_meta
+from ..models import ModelMeta, SegmentationNet, build_model, load_model, model_meta
 from ..models.modelfile import PALETTE
 
 DEFAULT_ARCH = {"base": 32, "depth": 4}
@@ -50,30 +49,18 @@ def scratch_model(
 
 
 def grow_head(model: nn.Module, num_classes: int, class_names: list[str] | None = None) -> nn.Module:
-    """Replace the model's final 1x1 convolution by one with ``num_classes`` outputs.
+    """Give the model ``num_classes`` output classes (in place; returns ``model``).
 
-    The weights of the existing classes are copied, so they keep what they learned; the new
+    Every classifier layer the architecture declares (:class:`~napari_deepseg.models.SegmentationNet`:
+    the final convolution, auxiliary heads, FCN's score and upsampling layers) is replaced; the
+    weights of the existing classes are copied, so they keep what they learned, and the new
     classes start from PyTorch's default initialisation. Class names and colours are extended.
-    Needs a model whose ``head`` is a Conv2d or ends with one (U-Net, FCN, DeepLab heads).
     """
     meta, arch = model_meta(model), model.deepseg_arch
     old_k = arch.num_classes
-    head = getattr(model, "head", None)
-    conv = head[-1] if isinstance(head, nn.Sequential) and len(head) else head
-    if not isinstance(conv, nn.Conv2d):
-        raise DeepsegError(
-            f"cannot add classes to a {arch.name!r} model (no final convolution 'head'); "
-            "train from scratch instead"
-        )
-    new = nn.Conv2d(conv.in_channels, num_classes, conv.kernel_size, padding=conv.padding)
-    with torch.no_grad():
-        new.weight[:old_k] = conv.weight
-        if conv.bias is not None:
-            new.bias[:old_k] = conv.bias
-    if isinstance(head, nn.Sequential):
-        head[-1] = new
-    else:
-        model.head = new
+    if not isinstance(model, SegmentationNet):
+        raise DeepsegError(f"cannot add classes to a {arch.name!r} model (no declared classifier)")
+    model.replace_classifier(num_classes)
     model.deepseg_arch = replace(arch, num_classes=num_classes)
     names = list(class_names or [])
     meta.class_names = (
@@ -85,6 +72,7 @@ def grow_head(model: nn.Module, num_classes: int, class_names: list[str] | None 
         *meta.class_colors[:old_k],
         *(PALETTE[i % len(PALETTE)] for i in range(old_k, num_classes)),
     ]
+    model.deepseg_meta = meta
     return model
 
 

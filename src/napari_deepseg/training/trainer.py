@@ -215,7 +215,6 @@ class Trainer:
         self.export.to(memory_format=torch.contiguous_format)
         meta = copy.deepcopy(self.meta)
         meta.name = self.cfg.name or (self.output.stem if self.output else f"{meta.name}-finetuned")
-        meta.tile_size = self.data.in_size
         meta.provenance = self._provenance(stopped)
         self.export.deepseg_meta = meta
         if self.output is None:
@@ -234,6 +233,7 @@ class Trainer:
             "sparse": self.cfg.sparse,
             "epochs": self.epochs_done,
             "epochs_planned": self.cfg.epochs,
+            "patch_size": self.data.in_size,
             "steps": self.step,
             "best_epoch": self.best_epoch,
             "val_metrics": None if best is None else {k: best.get(k) for k in VAL_KEYS},

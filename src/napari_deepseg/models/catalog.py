@@ -1,0 +1,185 @@
+"""The one model list, and loading a model by name or path.
+
+Every picker (the Segment, Fine-tune and Batch widgets) and ``deepseg models`` list
+:func:`model_list`: the bundled model files (``nuclei`` first), the ready pretrained models (whole
+torchvision segmentation models; ``weights_cached`` says whether their weights are already in
+torch's hub cache, else they are fetched on first use), and the model files in the user models
+folder (:func:`user_models_dir`: where the Fine-tune widget saves by default and
+``deepseg train`` can write). The list is read afresh on every call, so a model saved there by
+any process appears at the next call.
+
+:func:`load_model` loads any of them by name, or a model file by path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import nn
+
+from .. import _checks
+from ..errors import ModelFileError
+from .bioimageio import is_package, load_package
+from .modelfile import ModelMeta, load_model_file
+from .pretrained import IMAGENET_NORMALIZATION, VOC_CLASSES, checkpoint_path, ensure_cached, weights_for
+from .registry import build_model
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
+MODELS_DIR_ENV = "DEEPSEG_MODELS_DIR"
+DEFAULT_MODEL = "nuclei"
+
+# name -> (architecture, options, description); load with load_model(name)
+READY_MODELS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "deeplabv3_resnet101_coco": (
+        "deeplabv3", {"backbone": "resnet101"}, "DeepLabv3-ResNet101, COCO (VOC classes)"
+    ),
+    "deeplabv3_resnet50_coco": (
+        "deeplabv3", {"backbone": "resnet50"}, "DeepLabv3-ResNet50, COCO (VOC classes)"
+    ),
+    "deeplabv3_mobilenet_v3_large_coco": (
+        "deeplabv3", {"backbone": "mobilenet_v3_large"}, "DeepLabv3-MobileNetV3-Large, COCO (VOC classes)"
+    ),
+    "fcn_resnet50_coco": ("fcn_resnet50", {}, "FCN-ResNet50 (torchvision), COCO (VOC classes)"),
+    "fcn_resnet101_coco": ("fcn_resnet101", {}, "FCN-ResNet101 (torchvision), COCO (VOC classes)"),
+}  # fmt: skip
+
+Kind = Literal["bundled", "pretrained", "user", "file"]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One model of the list.
+
+    Attributes:
+        kind: ``"bundled"`` (shipped in the package), ``"pretrained"`` (a ready torchvision
+            model), ``"user"`` (a file in the user models folder) or ``"file"`` (any other file).
+        ref: the bundled or pretrained model's name, or the file's path.
+        description: one line (ready models) or "".
+        weights_cached: for ready models, whether the weights are already in torch's hub cache.
+    """
+
+    kind: Kind
+    ref: str
+    description: str = ""
+    weights_cached: bool = True
+
+    @property
+    def name(self) -> str:
+        """The model's short name (file stem for files)."""
+        return Path(self.ref).stem if self.kind in ("user", "file") else self.ref
+
+
+def bundled_models() -> dict[str, Path]:
+    """Model files shipped in the package, by name (file stem)."""
+    return {p.stem: p for p in sorted(BUNDLED_DIR.glob("*.pt"))}
+
+
+def user_models_dir() -> Path:
+    """The user models folder: ``$DEEPSEG_MODELS_DIR``, else the platform's user data folder
+    (``~/.local/share/napari-deepseg/models`` on Linux). Not created here."""
+    env = os.environ.get(MODELS_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        root = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Application Support"
+    else:
+        root = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return root / "napari-deepseg" / "models"
+
+
+def user_models() -> dict[str, Path]:
+    """Model files (``*.pt``) in the user models folder, by name (file stem)."""
+    folder = user_models_dir()
+    return {p.stem: p for p in sorted(folder.glob("*.pt"))} if folder.is_dir() else {}
+
+
+def user_model_path(name: str) -> Path:
+    """Where a model called ``name`` is saved in the user models folder (``NAME.pt``)."""
+    return user_models_dir() / f"{Path(name).stem or 'model'}.pt"
+
+
+def ready_weights_cached(name: str) -> bool:
+    """Whether the ready model ``name``'s weights are already in torch's hub cache."""
+    arch, options, _ = READY_MODELS[name]
+    return checkpoint_path(weights_for("coco", arch, _backbone(arch, options))).is_file()
+
+
+def model_list() -> list[CatalogEntry]:
+    """The model list: bundled (``nuclei`` first), ready pretrained, then the user folder's files."""
+    bundled = sorted(bundled_models(), key=lambda name: (name != DEFAULT_MODEL, name))
+    out = [CatalogEntry("bundled", name) for name in bundled]
+    out += [
+        CatalogEntry("pretrained", name, description, ready_weights_cached(name))
+        for name, (_, _, description) in READY_MODELS.items()
+    ]
+    out += [CatalogEntry("user", str(path)) for path in user_models().values()]
+    return out
+
+
+def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
+    """A model file path from a path, a bundled model's name or a user-folder model's name."""
+    if isinstance(path_or_name, str) and not Path(path_or_name).exists():
+        for table in (bundled_models(), user_models()):
+            if path_or_name in table:
+                return table[path_or_name]
+    path = Path(path_or_name)
+    if path.is_dir() and not path.name.endswith((".zarr", ".zip")):
+        raise ModelFileError(f"model file {path} is a folder, not a file; give the model file (.pt) in it")
+    if not path.exists():
+        names = ", ".join([*bundled_models(), *READY_MODELS, *user_models()]) or "none"
+        raise ModelFileError(f"model file {path} not found; give an existing file or a model name ({names})")
+    return path
+
+
+def load_model(path_or_name: str | os.PathLike) -> nn.Module:
+    """Load a model file, a bioimage.io package (``*.zip``, see :mod:`.bioimageio`) or a model of
+    :func:`model_list` by name, in eval mode on the CPU.
+
+    The module carries ``model.deepseg_meta`` (:class:`ModelMeta`) and ``model.deepseg_arch``.
+    Names of ready pretrained models (``"deeplabv3_resnet101_coco"``, see :data:`READY_MODELS`)
+    load torchvision's weights from the torch hub cache (downloading them once); offline the
+    error names the file to place there. Raises :class:`~napari_deepseg.errors.ModelFileError`
+    with a one-line reason on any problem, and a one-line ``TypeError`` when ``path_or_name`` is
+    not a str or path.
+    """
+    _checks.path_like(path_or_name, "load_model's argument", "a model file or a model name such as 'nuclei'")
+    name = str(path_or_name)
+    if name in READY_MODELS and not Path(name).exists() and name not in bundled_models():
+        return load_ready_model(name)
+    path = resolve_model_path(path_or_name)
+    if (path.is_dir() or path.suffix.lower() in (".zip", ".yaml")) and is_package(path):
+        return load_package(path)
+    return load_model_file(path)
+
+
+def load_ready_model(
+    name: str, weights_file: str | os.PathLike | None = None, progress: bool = True
+) -> nn.Module:
+    """A ready pretrained model (see :data:`READY_MODELS`) in eval mode, with its ModelMeta.
+
+    The weights are fetched first, so offline the error comes before any model is built.
+    """
+    arch, options, description = READY_MODELS[name]
+    weights = weights_for("coco", arch, _backbone(arch, options))
+    if weights_file is None:
+        weights_file = ensure_cached(weights, progress)
+    model = build_model(
+        arch, in_channels=3, num_classes=21, pretrained="coco", weights_file=weights_file, **options
+    )
+    model.deepseg_meta = ModelMeta(
+        name=name, description=description, task="semantic", class_names=list(VOC_CLASSES),
+        normalization=dict(IMAGENET_NORMALIZATION), channel_mode="rgb",
+        provenance={"weights": f"torchvision {weights}", "data": "COCO train2017, 20 VOC categories",
+                    "train_crop": 520},
+    ).complete(21)  # fmt: skip
+    return model.eval()
+
+
+def _backbone(arch: str, options: dict[str, Any]) -> str:
+    return options.get("backbone", arch.split("_")[-1])
