@@ -221,3 +221,25 @@ def test_val_pairs_onecycle_and_stack_planes(tmp_path):
     assert prov["sources"] == ["pair 0[0]", "pair 0[1]"]
     assert prov["validation"] == ["held out"]
     assert prov["config"]["schedule"] == "onecycle"
+
+
+def test_one_options_object_holds_the_defaults():
+    """FinetuneConfig is the one place for defaults: finetune_iter, deepseg train and the widget."""
+    import argparse
+    import inspect
+
+    from napari_deepseg.cli import train as cli_train
+    from napari_deepseg.training import FinetuneConfig, finetune_iter
+
+    defaults = FinetuneConfig()
+    signature = inspect.signature(finetune_iter).parameters
+    assert not set(signature) & {f for f in vars(defaults) if f != "config"}  # no second copy
+    parser = argparse.ArgumentParser()
+    cli_train.register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--images", "i", "--labels", "l", "-o", "m.pt"])
+    assert cli_train._config(args) == defaults
+    changed = FinetuneConfig.from_options(defaults, epochs=3, channels=(0, 2), class_weights=(1, 2))
+    assert (changed.epochs, changed.channels, changed.class_weights) == (3, [0, 2], [1.0, 2.0])
+    assert changed.lr == defaults.lr
+    with pytest.raises(TypeError, match=r"unknown fine-tuning option.*epoch\b"):
+        FinetuneConfig.from_options(epoch=3)

@@ -33,6 +33,7 @@ from superqt import QCollapsible
 from ..errors import DeepsegError
 from ..models import bundled_models
 from ..sharing import export_bioimageio_iter
+from ..training.config import FinetuneConfig
 from . import guard_triton, workers
 from .curves import CurvesWidget
 from .model_choices import FILE_ENTRY, ModelChoice
@@ -59,6 +60,9 @@ def segment_widgets(viewer: Any) -> list[SegmentWidget]:
     window = getattr(viewer, "window", None)
     docked = getattr(window, "dock_widgets", {}) if window is not None else {}
     return [w for w in docked.values() if isinstance(w, SegmentWidget)]
+
+
+DEFAULTS = FinetuneConfig()  # the widget's fields start from the one set of defaults
 
 
 class FineTuneWidget(QWidget):
@@ -90,21 +94,25 @@ class FineTuneWidget(QWidget):
         self.pair_list.setMaximumHeight(80)
         self.model = ComboBox(label="start from", choices=self._model_choices)
         self.task = ComboBox(label="new model", choices=list(TASKS.items()))
-        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=10)
-        self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=1e-3)
+        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=DEFAULTS.epochs)
+        self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=DEFAULTS.lr)
         self.lr.native.setDecimals(6)
         self.mode = RadioButtons(
             label="labels are", choices=["dense", "sparse"], value="dense", orientation="horizontal"
         )
         self.mode.native.setToolTip("dense: every pixel counts (0 = background); sparse: 0 = not annotated")
-        self.background_label = SpinBox(label="background label", min=1, max=65535, value=1)
+        self.background_label = SpinBox(
+            label="background label", min=1, max=65535, value=DEFAULTS.background_label
+        )
         self.reviewed = CheckBox(text="use reviewed regions only", value=False)
         self.reviewed.tooltip = "train only on regions marked as reviewed in the Correct widget"
         self.output = FileEdit(label="save model as", mode="w", filter="*.pt")
-        self.batch_size = SpinBox(label="batch size", min=1, max=256, value=8)
-        self.patch_size = SpinBox(label="patch size", min=32, max=2048, step=32, value=256)
-        self.val_fraction = FloatSpinBox(label="validation fraction", min=0.0, max=0.5, step=0.05, value=0.1)
-        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.batch_size = SpinBox(label="batch size", min=1, max=256, value=DEFAULTS.batch_size)
+        self.patch_size = SpinBox(label="patch size", min=32, max=2048, step=32, value=DEFAULTS.patch_size)
+        self.val_fraction = FloatSpinBox(
+            label="validation fraction", min=0.0, max=0.5, step=0.05, value=DEFAULTS.val_fraction
+        )
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=DEFAULTS.seed)
         self.device = ComboBox(label="device", choices=[d for d, ok in available_devices().items() if ok])
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
@@ -263,20 +271,18 @@ class FineTuneWidget(QWidget):
         return mask
 
     def _options(self, scratch: bool) -> dict[str, Any]:
-        options = {
-            "epochs": self.epochs.value,
-            "lr": self.lr.value,
-            "sparse": self.mode.value == "sparse",
-            "background_label": self.background_label.value,
-            "batch_size": self.batch_size.value,
-            "patch_size": self.patch_size.value,
-            "val_fraction": self.val_fraction.value,
-            "seed": self.seed.value,
-            "device": self.device.value,
-        }
-        if scratch:
-            options["task"] = self.task.value
-        return options
+        config = FinetuneConfig(
+            epochs=self.epochs.value,
+            lr=self.lr.value,
+            sparse=self.mode.value == "sparse",
+            background_label=self.background_label.value,
+            batch_size=self.batch_size.value,
+            patch_size=self.patch_size.value,
+            val_fraction=self.val_fraction.value,
+            seed=self.seed.value,
+            task=self.task.value if scratch else None,
+        )
+        return {"config": config, "device": self.device.value}
 
     def start(self, _value: Any = None) -> None:
         """Start fine-tuning in the background (the Start button)."""

@@ -14,8 +14,11 @@ from typing import Any
 
 from ..errors import DeepsegError
 from ..progress import Progress
+from ..training.config import FinetuneConfig
 from . import _options as _opt
 from ._progress import echo
+
+DEFAULTS = FinetuneConfig()  # the one place the fine-tuning defaults live
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,26 +41,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--background-label",
         type=_opt.int_at_least(0),
-        default=1,
+        default=DEFAULTS.background_label,
         help="sparse mode: value painted on background",
     )
-    p.add_argument("--epochs", type=_opt.int_at_least(1), default=20)
+    p.add_argument("--epochs", type=_opt.int_at_least(1), default=DEFAULTS.epochs)
     p.add_argument(
-        "--lr", type=_opt.float_in(0, 10, low_open=True), default=1e-3, help="peak learning rate (AdamW)"
+        "--lr",
+        type=_opt.float_in(0, 10, low_open=True),
+        default=DEFAULTS.lr,
+        help="peak learning rate (AdamW)",
     )
-    p.add_argument("--batch-size", type=_opt.int_at_least(1), default=8)
+    p.add_argument("--batch-size", type=_opt.int_at_least(1), default=DEFAULTS.batch_size)
     p.add_argument(
-        "--patch-size", type=_opt.int_at_least(16), default=256, help="clamped to the largest image (said so)"
+        "--patch-size",
+        type=_opt.int_at_least(16),
+        default=DEFAULTS.patch_size,
+        help="clamped to the largest image (said so)",
     )
-    p.add_argument("--steps-per-epoch", type=_opt.int_at_least(1), default=None)
+    p.add_argument("--steps-per-epoch", type=_opt.int_at_least(1), default=DEFAULTS.steps_per_epoch)
     p.add_argument(
         "--val-fraction",
         type=_opt.float_in(0, 0.9, high_open=True),
-        default=0.1,
+        default=DEFAULTS.val_fraction,
         help="held-out strip of each image (0 = none)",
     )
-    p.add_argument("--schedule", choices=("cosine", "onecycle"), default="cosine")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--schedule", choices=("cosine", "onecycle"), default=DEFAULTS.schedule)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--checkpoint", type=Path, default=None, help="resumable state (default: OUTPUT.ckpt)")
@@ -109,19 +118,9 @@ def run(args: argparse.Namespace) -> int:
     gen = finetune_iter(
         data,
         args.base,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        steps_per_epoch=args.steps_per_epoch,
-        sparse=args.sparse,
-        background_label=args.background_label,
-        val_fraction=args.val_fraction,
-        schedule=args.schedule,
-        seed=args.seed,
+        config=_config(args),
         device=args.device,
         precision=args.precision,
-        arch_options=None if args.base_width is None else {"base": args.base_width, "depth": 4},
         output=args.output,
         checkpoint=checkpoint,
         resume=args.resume,
@@ -137,6 +136,23 @@ def run(args: argparse.Namespace) -> int:
     best = f"epoch {result.best_epoch}" if result.best_epoch is not None else "last"
     print(f"wrote {result.path} (best: {best})")
     return 0
+
+
+def _config(args: argparse.Namespace) -> FinetuneConfig:
+    """The run's :class:`FinetuneConfig` from the command line."""
+    return FinetuneConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        steps_per_epoch=args.steps_per_epoch,
+        sparse=args.sparse,
+        background_label=args.background_label,
+        val_fraction=args.val_fraction,
+        schedule=args.schedule,
+        seed=args.seed,
+        arch_options=None if args.base_width is None else {"base": args.base_width, "depth": 4},
+    )
 
 
 class _EpochTable:

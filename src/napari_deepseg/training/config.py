@@ -1,8 +1,14 @@
-"""Settings and result of a fine-tuning run."""
+"""Settings and result of a fine-tuning run.
+
+:class:`FinetuneConfig` is the one fine-tuning options object: its field defaults are the only
+defaults (``finetune``/``finetune_iter`` keywords, ``deepseg train`` options and the Fine-tune
+widget's fields all start from them), and it is stored in checkpoints and provenance.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +20,10 @@ from ..errors import DeepsegError
 
 @dataclass
 class FinetuneConfig:
-    """Hyperparameters of a fine-tuning run (stored in checkpoints and provenance)."""
+    """Hyperparameters of a fine-tuning run (stored in checkpoints and provenance).
+
+    See :func:`napari_deepseg.training.finetune_iter` for what each setting does.
+    """
 
     epochs: int = 20
     lr: float = 1e-3
@@ -37,6 +46,23 @@ class FinetuneConfig:
     channels: list[int] | None = None
     arch_options: dict[str, Any] | None = None
     name: str = ""
+
+    @classmethod
+    def from_options(cls, base: FinetuneConfig | None = None, **options: Any) -> FinetuneConfig:
+        """``base`` (default: the defaults) with ``options`` (field names) replaced; sequences
+        become lists. An unknown name is a one-line TypeError naming the known ones."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise TypeError(
+                f"unknown fine-tuning option(s) {', '.join(unknown)}; options: {', '.join(names)}"
+            )
+        values = {**(vars(base) if base is not None else {}), **options}
+        for key, kind in (("class_weights", float), ("class_names", str), ("channels", int)):
+            value = values.get(key)
+            if value is not None and not isinstance(value, str | Mapping):
+                values[key] = [v if kind is str else kind(v) for v in value]
+        return cls(**values)
 
     def check(self) -> None:
         """Raise a one-line TypeError (wrong type) or DeepsegError (out of range) for bad settings."""

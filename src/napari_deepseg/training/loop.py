@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -41,33 +41,14 @@ def finetune_iter(
     pairs: Iterable[Any],
     model_or_path: nn.Module | str | os.PathLike | None = None,
     *,
-    epochs: int = 20,
-    lr: float = 1e-3,
-    batch_size: int = 8,
-    patch_size: int = 256,
-    sparse: bool = False,
-    background_label: int = 1,
+    config: FinetuneConfig | None = None,
     val_pairs: Iterable[Any] | None = None,
-    val_fraction: float = 0.1,
-    steps_per_epoch: int | None = None,
-    schedule: str = "cosine",
-    weight_decay: float = 1e-4,
-    class_weights: Sequence[float] | None = None,
-    dice_weight: float = 1.0,
-    augment: bool = True,
-    elastic: bool = False,
-    fg_fraction: float = 0.8,
-    seed: int = 0,
     device: str | torch.device = "auto",
     precision: str = "auto",
-    task: str | None = None,
-    class_names: Sequence[str] | None = None,
-    channels: Sequence[int] | None = None,
-    arch_options: dict[str, Any] | None = None,
-    name: str = "",
     output: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
+    **options: Any,
 ) -> ProgressGenerator[FinetuneResult]:
     """Fine-tune (or train from scratch) a segmentation model on annotated images.
 
@@ -77,6 +58,8 @@ def finetune_iter(
             stacks (..., H, W[, C]) whose labels are (..., H, W); labels integer; reviewed bool.
         model_or_path: starting model (module, model file or bundled name); None = a new
             U-Net (``arch_options``, default base 32, depth 4) with percentile normalization.
+        config: a :class:`FinetuneConfig`; ``**options`` (its field names, e.g. ``epochs=5``)
+            replace its settings. The defaults are :class:`FinetuneConfig`'s. The settings:
         epochs, lr, batch_size, patch_size, steps_per_epoch: schedule length and sizes
             (steps per epoch default: annotated pixels / (batch x patch²), clamped to 10..100).
         sparse: 0 = not annotated (ignored); ``background_label`` marks painted background.
@@ -106,16 +89,7 @@ def finetune_iter(
         model, source = _model_from_checkpoint(state), str(state.get("source", "checkpoint"))
     else:
         state = None
-        cfg = FinetuneConfig(
-            epochs=epochs, lr=lr, batch_size=batch_size, patch_size=patch_size, sparse=sparse,
-            background_label=background_label, val_fraction=val_fraction,
-            steps_per_epoch=steps_per_epoch, schedule=schedule, weight_decay=weight_decay,
-            class_weights=None if class_weights is None else [float(w) for w in class_weights],
-            dice_weight=dice_weight, augment=augment, elastic=elastic, fg_fraction=fg_fraction,
-            seed=seed, task=task, class_names=None if class_names is None else list(class_names),
-            channels=None if channels is None else [int(c) for c in channels],
-            arch_options=arch_options, name=name,
-        )  # fmt: skip
+        cfg = FinetuneConfig.from_options(config, **options)
         cfg.check()
         model, source = start_model(model_or_path)
     model, data = _prepare(model, pairs, val_pairs, cfg, fresh=state is None)
