@@ -156,7 +156,7 @@ def test_end_to_end_2d(viewer_widget, qtbot, model_file, errors, monkeypatch, pr
     expected = segment(image, load_model(model_file), axes="YX", outputs=("classes", "instances"))
     np.testing.assert_array_equal(classes.data, expected.classes)
     np.testing.assert_array_equal(instances.data, expected.instances)
-    assert instances.data.dtype == np.uint32
+    assert instances.data.dtype == np.uint16  # fewer than 32768 objects: drawn without a remapping pass
     np.testing.assert_allclose(classes.scale, (0.5, 0.25))
     np.testing.assert_allclose(instances.translate, (3, 4))
     assert list(classes.features["class"]) == ["background", "interior", "boundary"]
@@ -219,6 +219,8 @@ def test_stack_planes_appear_as_they_finish(viewer_widget, qtbot, tiny_unet, mod
     viewer, widget = viewer_widget
     stack = np.stack([synthetic_nuclei((32, 32), seed=s)[0] for s in range(3)])
     viewer.add_image(stack, name="stack", scale=(2.0, 1.0, 1.0))
+    assert widget.channel_axis.value == 0  # 3 small planes look like channels...
+    widget.channel_axis.value = None  # ...the user says they are Z planes
     _choose(widget, model_file, _slowed(tiny_unet, 0.02, favour=1))
     widget.out_instances.value = False
     filled_during_run = []
@@ -297,7 +299,7 @@ def test_out_of_memory_after_retries_is_a_notification(viewer_widget, qtbot, tin
 
 def test_image_the_model_cannot_take(viewer_widget, model_file, errors):
     viewer, widget = viewer_widget
-    viewer.add_image(np.zeros((2, 2, 2, 16, 16), np.uint8), name="5d")
+    viewer.add_image(np.zeros((2, 2, 2, 2, 16, 16), np.uint8), name="6d")  # channels guessed: 5 left
     _choose(widget, model_file)
     widget.run()  # refused before any worker starts
     assert not widget.running
@@ -339,6 +341,7 @@ def test_gui_processes_events_during_a_run(viewer_widget, qtbot, tiny_unet, mode
     viewer, widget = viewer_widget
     stack = np.stack([synthetic_nuclei((32, 32), seed=s)[0] for s in range(4)])
     viewer.add_image(stack, name="stack")
+    widget.channel_axis.value = None  # four Z planes, not channels
     _choose(widget, model_file, _slowed(tiny_unet, 0.1))
     ticks = []
     timer = QTimer()

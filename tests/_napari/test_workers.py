@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import pytest
 from napari.utils.progress import progress
 
-from napari_deepseg._napari.workers import start_worker
+from napari_deepseg._napari.workers import WORKER_NICE, start_worker
 from napari_deepseg.progress import Progress
 
 WAIT_MS = 20000
@@ -70,3 +72,20 @@ def test_progress_bars_advance_and_close(make_napari_viewer, qtbot, ending):
     else:
         assert done == []
         assert worker.abort_requested
+
+
+def _own_priority():
+    yield Progress("check", 1, 1)
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_workers_run_below_the_gui_thread_priority(make_napari_viewer, qtbot):
+    make_napari_viewer()
+    got = []
+    start_worker(_own_priority, on_done=got.append)
+    qtbot.waitUntil(lambda: bool(got), timeout=WAIT_MS)
+    assert got == [max(WORKER_NICE, os.getpriority(os.PRIO_PROCESS, 0))]
+    assert (
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < got[0]
+    )  # the GUI thread is not lowered

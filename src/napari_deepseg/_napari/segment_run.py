@@ -16,12 +16,21 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
+from qtpy.QtCore import QTimer
 from torch import nn
 
 from ..inference.device import available_devices as available_devices  # the core policy, for the widgets
 from ..models import ModelMeta, model_meta
 from ..progress import Progress
-from .layers import SourceSnapshot, is_edited, labels_kwargs, mark_result, result_layer_record
+from .layers import (
+    SourceSnapshot,
+    data_digest,
+    display_labels,
+    is_edited,
+    labels_kwargs,
+    mark_result,
+    result_layer_record,
+)
 from .model_choices import ModelChoice
 
 LABEL_OUTPUTS = ("classes", "instances")
@@ -71,13 +80,32 @@ def effective_outputs(outputs: tuple[str, ...], meta: ModelMeta) -> tuple[str, .
     return kept or ("classes",)
 
 
+@dataclass(frozen=True)
+class PreparedLabels:
+    """A label map made ready for napari in the worker: display dtype and content hash."""
+
+    data: np.ndarray
+    digest: str
+
+
+def prepare_labels(result: Any, outputs: tuple[str, ...]) -> dict[str, PreparedLabels]:
+    """The result's label maps as napari draws them fastest (worker thread: no GUI stall)."""
+    prepared = {}
+    for out in LABEL_OUTPUTS:
+        data = getattr(result, out, None)
+        if data is not None and out in outputs:
+            array = display_labels(data)
+            prepared[out] = PreparedLabels(array, data_digest(array))
+    return prepared
+
+
 def segment_task(
     plan: RunPlan, model: nn.Module | None = None
-) -> Generator[Progress, None, tuple[nn.Module, Any]]:
+) -> Generator[Progress, None, tuple[nn.Module, Any, dict[str, PreparedLabels]]]:
     """Load the model (unless given) and segment ``plan.snapshot.data``.
 
     Yields the engine's :class:`Progress` events (``model`` while loading); returns
-    ``(model, SegmentationResult)``.
+    ``(model, SegmentationResult, prepared label maps)`` (see :func:`prepare_labels`).
     """
     if model is None:
         yield Progress("model", 0, 1, f"loading {plan.choice.label}")
@@ -95,7 +123,8 @@ def segment_task(
         outputs=outputs,
         tta=plan.tta,
     )
-    return model, result
+    yield Progress("prepare", 0, 1, "preparing the layers")
+    return model, result, prepare_labels(result, plan.outputs)
 
 
 class ResultPlacer:
@@ -146,20 +175,47 @@ class ResultPlacer:
         self.live[out] = layer
         return layer
 
-    def finish(self, result: Any, meta: ModelMeta) -> list[Any]:
-        """Place the result's label maps and probabilities; returns the layers written."""
-        placed = []
-        for out in LABEL_OUTPUTS:
-            data = getattr(result, out, None)
-            if data is not None and out in self.plan.outputs:
-                placed.append(self._place_labels(out, np.asarray(data), meta))
-        if placed:  # the newest result becomes the active layer: the Correct widget follows it
-            self.viewer.layers.selection.active = placed[-1]
-        if getattr(result, "probabilities", None) is not None and "probabilities" in self.plan.outputs:
-            placed += self._place_probabilities(result.probabilities, meta)
-        return placed
+    def finish(
+        self,
+        result: Any,
+        meta: ModelMeta,
+        prepared: dict[str, PreparedLabels] | None = None,
+        done: Any = None,
+    ) -> None:
+        """Place the label maps and probabilities, one layer per event-loop turn, then call ``done()``.
 
-    def _place_labels(self, out: str, data: np.ndarray, meta: ModelMeta) -> Labels:
+        Each layer is one short GUI step (napari builds a layer's view and texture when it is
+        added); between steps Qt handles input and repaints, so placing a large result never
+        freezes the window for the sum of them. ``self.placed`` lists the layers written.
+        """
+        prepared = prepare_labels(result, self.plan.outputs) if prepared is None else prepared
+        steps = [lambda out=out: self._place_labels(out, prepared[out], meta) for out in prepared]
+        steps.append(self._activate)
+        probs = getattr(result, "probabilities", None)
+        if probs is not None and "probabilities" in self.plan.outputs:
+            steps += [lambda k=k: self._place_probability(probs, k, meta) for k in range(1, probs.shape[0])]
+        self.placed: list[Any] = []
+        self._steps, self._done = steps, done
+        QTimer.singleShot(0, self._next_step)  # the first layer too: after the worker's signals
+
+    def _next_step(self) -> None:
+        if not self._steps:
+            if self._done is not None:
+                self._done()
+            return
+        layer = self._steps.pop(0)()
+        if layer is not None:
+            self.placed.append(layer)
+        QTimer.singleShot(0, self._next_step)
+
+    def _activate(self) -> None:
+        """The newest label result becomes the active layer: the Correct widget follows it."""
+        labels = [layer for layer in self.placed if isinstance(layer, Labels) and layer in self.viewer.layers]
+        if labels:
+            self.viewer.layers.selection.active = labels[-1]
+
+    def _place_labels(self, out: str, prepared: PreparedLabels, meta: ModelMeta) -> Labels:
+        data = prepared.data
         name = self.plan.layer_name(out)
         kwargs = labels_kwargs(self.plan.snapshot, name, meta if out == "classes" else None)
         live = self.live.pop(out, None)
@@ -173,27 +229,28 @@ class ResultPlacer:
             layer = _update_layer(live, data, kwargs)
         else:
             layer = self.viewer.add_labels(data, **kwargs)
-        mark_result(layer, output=out, model=self.plan.choice.label, source=self.plan.snapshot.name)
+        mark_result(
+            layer, prepared.digest, output=out, model=self.plan.choice.label, source=self.plan.snapshot.name
+        )
         return layer
 
-    def _place_probabilities(self, probabilities: Any, meta: ModelMeta) -> list[Image]:
-        probs = np.asarray(probabilities)
-        base = self.plan.layer_name("probability")
-        kwargs = dict(self.plan.snapshot.transform)
-        layers = []
-        for k in range(1, probs.shape[0]):
-            name = f"{base} {meta.class_names[k]}"
-            old = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
-            if isinstance(old, Image) and old.metadata.get("deepseg_probability"):
-                old.data = probs[k]
-                layers.append(old)
-                continue
-            layer = self.viewer.add_image(
-                probs[k], name=name, blending="additive", contrast_limits=(0, 1), visible=False, **kwargs
-            )
-            layer.metadata["deepseg_probability"] = True
-            layers.append(layer)
-        return layers
+    def _place_probability(self, probabilities: Any, k: int, meta: ModelMeta) -> Image:
+        """Class ``k``'s probability as a hidden additive image (reused when it exists)."""
+        name = f"{self.plan.layer_name('probability')} {meta.class_names[k]}"
+        old = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
+        if isinstance(old, Image) and old.metadata.get("deepseg_probability"):
+            old.data = probabilities[k]
+            return old
+        layer = self.viewer.add_image(
+            probabilities[k],
+            name=name,
+            blending="additive",
+            contrast_limits=(0, 1),
+            visible=False,
+            **self.plan.snapshot.transform,
+        )
+        layer.metadata["deepseg_probability"] = True
+        return layer
 
     def discard(self) -> None:
         """After a cancel or error: remove unpainted partial layers, keep painted ones as partial."""

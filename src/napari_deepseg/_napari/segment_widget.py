@@ -41,6 +41,7 @@ class SegmentWidget(QWidget):
         self._cache: dict[tuple, nn.Module] = {}
         self._worker: Any = None
         self._placer: ResultPlacer | None = None
+        self._placing: ResultPlacer | None = None  # placing the result, one layer per event-loop turn
         self._last_model: ModelChoice | None = None
         self._build_form()
         self._connect()
@@ -202,7 +203,7 @@ class SegmentWidget(QWidget):
 
     def run(self, _value: Any = None) -> None:
         """Start segmenting in the background (the Run button)."""
-        if self._worker is not None:
+        if self.running:
             return
         try:
             plan = self.plan()
@@ -235,12 +236,18 @@ class SegmentWidget(QWidget):
         if self._placer is not None:
             self._placer.on_plane(event)
 
-    def _on_done(self, plan: RunPlan, out: tuple[nn.Module, Any]) -> None:
-        model, result = out
+    def _on_done(self, plan: RunPlan, out: tuple[nn.Module, Any, Any]) -> None:
+        model, result, prepared = out
         self._remember(plan.choice, model)
         if self._placer is not None:
-            self._placer.finish(result, model_meta(model))
-            self._placer = None
+            self._placing, self._placer = self._placer, None
+            self._placing.finish(result, model_meta(model), prepared, done=self._on_placed)
+
+    def _on_placed(self) -> None:
+        """All result layers are in: the run is over once the worker has finished too."""
+        self._placing = None
+        if self._worker is None:
+            self._set_running(False)
 
     def _remember(self, choice: ModelChoice, model: nn.Module) -> None:
         self._cache.pop(choice.cache_key(), None)
@@ -260,7 +267,8 @@ class SegmentWidget(QWidget):
         if cancelled and self._worker is not None and self._worker.abort_requested:
             show_info("Segmentation cancelled; no result was added")
         self._worker = None
-        self._set_running(False)
+        if self._placing is None:
+            self._set_running(False)
 
     def _set_running(self, running: bool, message: str = "ready") -> None:
         self.run_button.enabled = not running
@@ -270,5 +278,5 @@ class SegmentWidget(QWidget):
 
     @property
     def running(self) -> bool:
-        """Whether a run is in progress."""
-        return self._worker is not None
+        """Whether a run is in progress (until its last layer is placed)."""
+        return self._worker is not None or self._placing is not None

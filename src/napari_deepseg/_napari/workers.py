@@ -7,6 +7,9 @@ and errors back on the GUI thread. Widget tests mock this function.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -80,15 +83,33 @@ class RunError(Exception):
     """A RuntimeError raised by a run, re-raised under another type for the worker (see below)."""
 
 
+WORKER_NICE = 10  # Linux nice value of worker threads: the GUI thread (nice 0) gets the CPU first
+
+
+def lower_thread_priority() -> bool:
+    """Give the calling (worker) thread a lower CPU priority; True where the platform allows it.
+
+    On Linux a nice value is per thread and inherited by threads it starts later (torch's
+    intra-op threads), so background inference and training leave the GUI thread the CPU it
+    needs to redraw and answer (raising one's own nice value needs no privilege).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, tid, max(WORKER_NICE, os.getpriority(os.PRIO_PROCESS, tid)))
+    return True
+
+
 def _runtime_errors_reported(
     func: Callable[..., Generator[Progress, Any, Any]], *args: Any, **kwargs: Any
 ) -> Generator[Progress, Any, Any]:
-    """Drive ``func``'s generator; a RuntimeError comes out as :class:`RunError` (same message).
+    """Drive ``func``'s generator at a lower thread priority; a RuntimeError comes out as :class:`RunError`.
 
     superqt's worker takes a RuntimeError for a deleted Qt object and drops it with a warning,
     emitting neither ``errored`` nor ``finished``: the widget would stay busy and say nothing
     (torch raises many RuntimeErrors).
     """
+    lower_thread_priority()
     try:
         return (yield from func(*args, **kwargs))
     except RuntimeError as err:
