@@ -70,3 +70,26 @@ def test_cli_train_bad_input_is_one_line(tmp_path, capsys):
     assert code == 1
     assert last.startswith("deepseg: error: labels of ")
     assert "floating point" in last
+
+
+def test_cli_train_save_as_writes_into_the_user_models_folder(tmp_path, user_models, capsys):
+    _write_pairs(tmp_path)
+    args = [
+        "train",
+        "--images",
+        str(tmp_path / "img"),
+        "--labels",
+        str(tmp_path / "lab"),
+        "--save-as",
+        "mine",
+    ]
+    args += ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--patch-size", "32"]
+    assert main([*args, "--base-width", "4", "--val-fraction", "0", "--precision", "fp32"]) == 0
+    assert (user_models / "mine.pt").is_file()
+    assert load_model("mine").deepseg_source == str(user_models / "mine.pt")  # listed by name
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    assert f"your models ({user_models}): mine" in capsys.readouterr().out
+    bad = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "--save-as", "sub/mine"]
+    assert main(bad) == 1
+    assert "--save-as 'sub/mine': give a plain name" in capsys.readouterr().err

@@ -13,8 +13,8 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..batch import predict_iter
-from ..models import bundled_models
 from . import workers
+from .model_choices import ModelChoices
 
 if TYPE_CHECKING:
     import napari
@@ -31,10 +31,9 @@ class BatchWidget(QWidget):
         self._worker: Any = None
         self.input_dir = FileEdit(label="input folder", mode="d")
         self.output_dir = FileEdit(label="output folder", mode="d")
-        names = sorted(bundled_models(), key=lambda n: (n != "nuclei", n))
-        self.model = ComboBox(
-            label="model", choices=[*names, FILE_MODEL], value=names[0] if names else FILE_MODEL
-        )
+        self.models = ModelChoices()  # the core's model list; ready COCO models need a file here
+        self.model = ComboBox(label="model", choices=self._model_choices)
+        self.models.on_change(self.model.reset_choices)
         self.model_file = FileEdit(label="model file", mode="r", filter="*.pt *.zip")
         self.output = ComboBox(label="output", choices=["auto", "instances", "classes", "probabilities"])
         self.workers = SpinBox(label="workers (0 = here)", min=0, max=64, value=0)
@@ -56,6 +55,11 @@ class BatchWidget(QWidget):
         self.cancel_button.changed.connect(self.cancel)
         self.summary: Any = None
         self._set_running(False)
+
+    def _model_choices(self, _widget: Any = None) -> list[tuple[str, str]]:
+        """Bundled models and model files of the model list (``nuclei`` first), then the file entry."""
+        files = [(c.label, c.ref) for c in self.models.entries() if c.kind != "pretrained"]
+        return [*files, (FILE_MODEL, FILE_MODEL)]
 
     def _model_ref(self) -> str:
         if self.model.value == FILE_MODEL:

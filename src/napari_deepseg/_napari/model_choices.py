@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qtpy.QtCore import QFileSystemWatcher
 from torch import nn
 
 from .. import models
@@ -78,6 +79,7 @@ class ModelChoices:
     def __init__(self) -> None:
         self._files: list[ModelChoice] = []
         self._listeners: list[Callable[[], None]] = []
+        self._watcher: QFileSystemWatcher | None = None
 
     def entries(self) -> list[ModelChoice]:
         """All model entries (without the "model file..." action)."""
@@ -98,8 +100,21 @@ class ModelChoices:
         return choice
 
     def on_change(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` whenever an entry is added."""
+        """Call ``callback()`` whenever an entry is added here or a model file appears in (or
+        leaves) the user models folder, whoever saved it (another widget, ``deepseg train``)."""
         self._listeners.append(callback)
+        if self._watcher is None:
+            folder = models.user_models_dir()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                return  # an unwritable folder holds no new models; the list still reads it
+            self._watcher = QFileSystemWatcher([str(folder)])
+            self._watcher.directoryChanged.connect(self._folder_changed)
+
+    def _folder_changed(self, _path: str = "") -> None:
+        for listener in list(self._listeners):
+            listener()
 
 
 def _choice(entry: models.CatalogEntry) -> ModelChoice:

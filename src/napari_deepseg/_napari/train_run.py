@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeepsegError
+from ..models import user_models_dir
 from ..progress import Progress
 from ..training import TrainingPair, finetune_iter
 from ..training.data import as_pairs
@@ -103,8 +104,9 @@ def train_task(plan: TrainPlan, stop: threading.Event) -> Generator[Progress, No
 
 
 def default_output(name: str, folder: Path | None = None) -> Path:
-    """``<folder>/<name>-finetuned.pt`` (default folder ``~/napari-deepseg-models``), not yet existing."""
-    folder = Path.home() / "napari-deepseg-models" if folder is None else Path(folder)
+    """``<folder>/<name>-finetuned.pt`` (default folder: the user models folder, where every model
+    picker lists it), not yet existing."""
+    folder = user_models_dir() if folder is None else Path(folder)
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "model"
     path, n = folder / f"{stem}-finetuned.pt", 2
     while path.exists():

@@ -31,12 +31,11 @@ from qtpy.QtWidgets import QFileDialog, QListWidget, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from ..errors import DeepsegError
-from ..models import bundled_models
 from ..sharing import export_bioimageio_iter
 from ..training.config import FinetuneConfig
 from . import guard_triton, workers
 from .curves import CurvesWidget
-from .model_choices import FILE_ENTRY, ModelChoice
+from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .reviewed import reviewed_mask_for
 from .segment_run import available_devices
 from .segment_widget import MODEL_FILE_FILTER, SegmentWidget
@@ -73,6 +72,7 @@ class FineTuneWidget(QWidget):
         guard_triton()
         self.viewer = napari_viewer
         self._files: list[ModelChoice] = []  # model files opened here or trained here
+        self.models = ModelChoices()  # the core's model list (bundled, ready, user models folder)
         self.pairs: list[tuple[Image, Labels]] = []
         self._worker: Any = None
         self._export_worker: Any = None
@@ -93,6 +93,7 @@ class FineTuneWidget(QWidget):
         self.pair_list = QListWidget()
         self.pair_list.setMaximumHeight(80)
         self.model = ComboBox(label="start from", choices=self._model_choices)
+        self.models.on_change(self.model.reset_choices)
         self.task = ComboBox(label="new model", choices=list(TASKS.items()))
         self.epochs = SpinBox(label="epochs", min=1, max=1000, value=DEFAULTS.epochs)
         self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=DEFAULTS.lr)
@@ -170,10 +171,11 @@ class FineTuneWidget(QWidget):
         return lambda _w=None: [(lyr.name, lyr) for lyr in self.viewer.layers if isinstance(lyr, kind)]
 
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        """Bundled models (nuclei first), from scratch, then model files known here or to Segment."""
-        bundled = sorted(bundled_models(), key=lambda name: (name != "nuclei", name))
-        entries = [ModelChoice("bundled", name) for name in bundled]
-        files = list(self._files)
+        """The model list's bundled models (nuclei first), from scratch, its ready and user-folder
+        models, then model files known here or to Segment."""
+        listed = self.models.entries()
+        entries = [c for c in listed if c.kind == "bundled"]
+        files = [c for c in listed if c.kind != "bundled"] + [c for c in self._files if c not in listed]
         for seg in segment_widgets(self.viewer):
             files += [c for c in seg.models.entries() if c.kind == "file" and c not in files]
         out = [(c.label, c) for c in entries] + [(SCRATCH, SCRATCH)]

@@ -33,7 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--images", required=True, help="folder, glob pattern or file of images")
     p.add_argument("--labels", required=True, help="folder, glob pattern or file of label images")
-    p.add_argument("-o", "--output", required=True, type=Path, help="model file to write (.pt)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", type=Path, help="model file to write (.pt)")
+    where.add_argument(
+        "--save-as",
+        metavar="NAME",
+        help="write NAME.pt into your models folder, where deepseg models and every model picker list it",
+    )
     p.add_argument(
         "--from", dest="base", default=None, help="starting model file or bundled name (default: new U-Net)"
     )
@@ -109,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from ._progress import echo, run_with_progress
 
     _opt.check_device(args.device)
+    if args.save_as is not None:
+        args.output = _user_model_file(args.save_as)
     pairs, unpaired = pair_files(args.images, args.labels)
     checkpoint = _check_outputs(args, pairs)
     if unpaired and not args.quiet:
@@ -136,6 +144,17 @@ def run(args: argparse.Namespace) -> int:
     best = f"epoch {result.best_epoch}" if result.best_epoch is not None else "last"
     print(f"wrote {result.path} (best: {best})")
     return 0
+
+
+def _user_model_file(name: str) -> Path:
+    """``NAME.pt`` in the user models folder (created); a name with a folder in it is refused."""
+    from ..models.catalog import user_model_path
+
+    if Path(name).name != name or not name.strip():
+        raise DeepsegError(f"--save-as {name!r}: give a plain name such as my_cells (or use -o PATH)")
+    path = user_model_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _config(args: argparse.Namespace) -> FinetuneConfig:
