@@ -36,7 +36,6 @@ from ..errors import DeepsegError
 MARKER = "deepseg_complete.json"
 CHUNKS_DIR = "deepseg_chunks"
 _NGFF_ORDER = "TCZYX"
-_AXIS_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 #: pyramid levels are added until the largest Y/X side is at most this
 PYRAMID_MIN_SIDE = 256
 
