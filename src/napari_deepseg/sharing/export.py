@@ -81,7 +81,7 @@ def export_bioimageio(
         The package's path. Raises :class:`DeepsegError` with a one-line reason on failure.
     """
     arch = getattr(model, "deepseg_arch", None)
-    if arch is None or (getattr(model, "deepseg_package", None) is not None and arch.name == "bioimageio"):
+    if arch is None or arch.name == "bioimageio":  # another tool's package is shared as it came
         raise DeepsegError("only models made by napari-deepseg can be exported; this one has no architecture")
     path = Path(path)
     if path.suffix.lower() != ".zip":
