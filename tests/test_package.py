@@ -140,3 +140,18 @@ def test_models_have_no_import_cycle():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1:]
     assert result.stdout.split() == names
+
+
+def test_one_version_source():
+    """pyproject.toml reads the version from napari_deepseg.__version__ (written nowhere else)."""
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import tomllib
+
+    pyproject = Path(napari_deepseg.__file__).parents[2] / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "napari_deepseg.__version__"}
+    assert version("napari-deepseg") == napari_deepseg.__version__

@@ -90,6 +90,6 @@ def test_cli_train_save_as_writes_into_the_user_models_folder(tmp_path, user_mod
     capsys.readouterr()
     assert main(["models"]) == 0
     assert f"your models ({user_models}): mine" in capsys.readouterr().out
-    bad = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "--save-as", "sub/mine"]
-    assert main(bad) == 1
+    bad = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab")]
+    assert main([*bad, "--save-as", "sub/mine"]) == 1
     assert "--save-as 'sub/mine': give a plain name" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..inference.device import available_devices as available_devices  # the core policy, for the widgets
 from ..models import ModelMeta, model_meta
+from ..models.modelfile import makes_instances
 from ..progress import Progress
 from .layers import (
     SourceSnapshot,
@@ -76,7 +77,7 @@ def _engine() -> Any:
 
 def effective_outputs(outputs: tuple[str, ...], meta: ModelMeta) -> tuple[str, ...]:
     """Requested outputs the model can give (instances need an instance-boundary model)."""
-    kept = tuple(o for o in outputs if o != "instances" or meta.task == "instance-boundary")
+    kept = tuple(o for o in outputs if o != "instances" or makes_instances(meta))
     return kept or ("classes",)
 
 

@@ -20,13 +20,14 @@ import numpy as np
 
 from ..errors import DeepsegError
 from ..models import user_models_dir
+from ..models.modelfile import INSTANCE_BOUNDARY
 from ..progress import Progress
 from ..training import TrainingPair, finetune_iter
 from ..training.data import as_pairs
 from .model_choices import ModelChoice
 
 SCRATCH = "from scratch (U-Net)"
-TASKS = {"instances (objects)": "instance-boundary", "classes (semantic)": "semantic"}
+TASKS = {"instances (objects)": INSTANCE_BOUNDARY, "classes (semantic)": "semantic"}
 
 
 def layer_array(data: Any) -> Any:

@@ -26,6 +26,7 @@ from ..inference.engine import check_tile
 from ..inference.memory import BatchSizes, batch_sizes, memory_limit
 from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image, read_ngff
 from ..models.catalog import resolve_model_path
+from ..models.modelfile import makes_instances
 from ..progress import Progress
 from . import dask as dask_backend
 from .files import (
@@ -216,10 +217,10 @@ def _model_ref(model: str | os.PathLike) -> tuple[ModelRef, Any]:
 
 
 def _resolve_output(output: str, model: Any) -> str:
-    task = getattr(getattr(model, "deepseg_meta", None), "task", "semantic")
+    instances = makes_instances(model)
     if output == "auto":
-        return "instances" if task == "instance-boundary" else "classes"
-    if output == "instances" and task != "instance-boundary":
+        return "instances" if instances else "classes"
+    if output == "instances" and not instances:
         raise DeepsegError("this model predicts classes only (task 'semantic'); use --output classes")
     return output
 

@@ -27,7 +27,7 @@ from torch import nn
 from .. import _checks
 from ..errors import DeepsegError
 from ..models.contract import contract_of
-from ..models.modelfile import described
+from ..models.modelfile import described, makes_instances
 from ..progress import Progress, drain
 from . import memory
 from .axes import AxesPlan, channel_mapping, check_channels, map_channels
@@ -237,7 +237,7 @@ class _Job:
         unknown = set(outs) - set(OUTPUTS)
         if unknown:
             raise DeepsegError(f"unknown outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
-        if meta is None or meta.task != "instance-boundary":
+        if not makes_instances(meta):
             outs = tuple(o for o in outs if o != "instances")
         return cls(image, plan, picked, mapping, norm_spec, dev, prec, tile, overlap, bs, outs, model)
 

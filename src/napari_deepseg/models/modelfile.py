@@ -26,6 +26,10 @@ from .._torchfile import load_torch_file
 from ..errors import ModelFileError
 from .registry import ArchSpec, build_model
 
+# the two tasks a model file names; only instance-boundary models can give instances
+SEMANTIC = "semantic"
+INSTANCE_BOUNDARY = "instance-boundary"
+TASKS = (SEMANTIC, INSTANCE_BOUNDARY)
 FORMAT = "napari-deepseg-model"
 SCHEMA_VERSION = 1
 
@@ -83,7 +87,7 @@ class ModelMeta:
 
     name: str = ""
     description: str = ""
-    task: Literal["semantic", "instance-boundary"] = "semantic"
+    task: Literal["semantic", "instance-boundary"] = SEMANTIC  # one of TASKS
     class_names: list[str] = field(default_factory=list)
     class_colors: list[str] = field(default_factory=list)
     normalization: dict[str, Any] = field(
@@ -97,7 +101,7 @@ class ModelMeta:
     def complete(self, num_classes: int) -> ModelMeta:
         """Fill class names and colours up to ``num_classes`` (returns self)."""
         if not self.class_names:
-            if self.task == "instance-boundary" and num_classes == 3:
+            if self.task == INSTANCE_BOUNDARY and num_classes == 3:
                 self.class_names = ["background", "interior", "boundary"]
             else:
                 self.class_names = ["background"] + [f"class {i}" for i in range(1, num_classes)]
@@ -124,6 +128,15 @@ def model_meta(model: nn.Module) -> ModelMeta:
         arch = _arch_of(model)
         meta = ModelMeta(name=arch.name).complete(arch.num_classes)
     return meta
+
+
+def makes_instances(model_or_meta: nn.Module | ModelMeta | None) -> bool:
+    """Whether the model can give instances: the one rule (an instance-boundary model).
+
+    Takes a model (a plain module without metadata cannot), its :class:`ModelMeta` or None.
+    """
+    meta = model_or_meta if isinstance(model_or_meta, ModelMeta | None) else described(model_or_meta)
+    return meta is not None and meta.task == INSTANCE_BOUNDARY
 
 
 def described(model: nn.Module) -> ModelMeta | None:

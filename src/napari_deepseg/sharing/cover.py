@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.modelfile import ModelMeta
+from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
 
 
 def _gray8(raw: np.ndarray) -> np.ndarray:
@@ -26,7 +26,7 @@ def _hex_rgb(color: str) -> np.ndarray:
 def segmentation_rgb(probs: np.ndarray, meta: ModelMeta) -> np.ndarray:
     """(K, H, W) probabilities -> (H, W, 3) uint8: instances in random colours for
     instance-boundary models (the model's own post-processing), else the class colours."""
-    if meta.task == "instance-boundary":
+    if meta.task == INSTANCE_BOUNDARY:
         from ..inference import instances_from_probabilities
         from ..inference.engine import POSTPROCESS_KEYS
 

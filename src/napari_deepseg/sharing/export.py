@@ -35,7 +35,7 @@ from .._files import atomic_path
 from ..errors import DeepsegError
 from ..models.bioimageio import CONFIG_KEY, INPUT_ID, OUTPUT_ID, valid_input_size
 from ..models.contract import contract_of
-from ..models.modelfile import FORMAT, SCHEMA_VERSION, ModelMeta, model_meta
+from ..models.modelfile import FORMAT, INSTANCE_BOUNDARY, SCHEMA_VERSION, ModelMeta, model_meta
 from ..progress import Progress
 from .cover import write_cover
 from .readme import readme_text
@@ -334,7 +334,7 @@ def _config(arch, meta: ModelMeta) -> dict[str, Any]:
                 "classes": {"interior": 1, "boundary": 2},
                 "parameters": dict(meta.postprocess),
             }
-            if meta.task == "instance-boundary"
+            if meta.task == INSTANCE_BOUNDARY
             else None
         ),
     }

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .. import __version__
-from ..models.modelfile import ModelMeta
+from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
 from ..models.registry import ArchSpec
 
 _TRAINING_KEYS = ("data", "train_data", "images", "epochs", "steps", "date", "base_model", "weights")
@@ -88,7 +88,7 @@ def readme_text(arch: ArchSpec, meta: ModelMeta, command: str | None, license: s
         "- any bioimage.io runner (bioimageio.core, deepImageJ, ilastik, QuPath...): input `raw`",
         "  (batch, channel, y, x), output `probabilities` (batch, class, y, x) after a softmax.",
     ]
-    if meta.task == "instance-boundary":
+    if meta.task == INSTANCE_BOUNDARY:
         params = json.dumps(meta.postprocess) if meta.postprocess else "the defaults"
         lines += [
             "",

@@ -28,6 +28,7 @@ import numpy as np
 from skimage.segmentation import find_boundaries
 
 from ..errors import DeepsegError
+from ..models.modelfile import INSTANCE_BOUNDARY
 
 #: target value of pixels that the loss ignores (cross-entropy ``ignore_index``).
 IGNORE = -1
@@ -81,7 +82,7 @@ def make_target(
         name: how error messages call this label image.
     """
     labels = check_labels(labels, name)
-    if task == "instance-boundary":
+    if task == INSTANCE_BOUNDARY:
         target = _instance_target(labels, sparse, background_label)
     elif task == "semantic":
         target = _semantic_target(labels, sparse, background_label, num_classes, name)

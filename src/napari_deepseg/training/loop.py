@@ -28,7 +28,7 @@ from .. import _checks
 from .._files import check_writable_file, same_file
 from ..errors import DeepsegError
 from ..models import build_model, model_meta
-from ..models.modelfile import ModelMeta
+from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
 from ..progress import ProgressGenerator, drain
 from .checkpoints import load_checkpoint
 from .config import FinetuneConfig, FinetuneResult
@@ -109,7 +109,7 @@ def finetune(
 
 def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneConfig, fresh: bool):
     """Check the data, build or adapt the model, and convert the data for it."""
-    task = model_meta(model).task if model is not None else (cfg.task or "instance-boundary")
+    task = model_meta(model).task if model is not None else (cfg.task or INSTANCE_BOUNDARY)
     if model is not None and cfg.task and cfg.task != task:
         raise DeepsegError(f"the starting model's task is {task!r}, not {cfg.task!r}; start from scratch")
     targets = make_targets(

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import DeepsegError
 from ..models import contract_of, model_meta
+from ..models.modelfile import INSTANCE_BOUNDARY
 from .data import (
     Region,
     TrainingPair,
@@ -76,7 +77,7 @@ def _target(pair: TrainingPair, task: str, sparse: bool, background_label: int) 
 
 def needed_classes(task: str, targets: Targets, class_names: Sequence[str] | None) -> int:
     """Number of classes the labels (and ``class_names``) need."""
-    if task == "instance-boundary":
+    if task == INSTANCE_BOUNDARY:
         return len(INSTANCE_CLASSES)
     top = max(int(t.max()) for t in [*targets.targets, *targets.val_targets])
     return max(top + 1, len(class_names or ()), 2)

@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import DeepsegError
 from ..inference.device import resolve_device, resolve_precision
 from ..models import model_meta, save_model
+from ..models.modelfile import INSTANCE_BOUNDARY
 from ..progress import Progress
 from .checkpoints import save_checkpoint
 from .config import FinetuneConfig, FinetuneResult
@@ -313,7 +314,7 @@ class Trainer:
 
     def _class_weights(self) -> torch.Tensor | None:
         weights = self.cfg.class_weights
-        if weights is None and self.meta.task == "instance-boundary" and self.model_classes == 3:
+        if weights is None and self.meta.task == INSTANCE_BOUNDARY and self.model_classes == 3:
             weights = [1.0, 1.0, 2.0]
         if weights is None:
             return None
