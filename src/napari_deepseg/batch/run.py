@@ -24,7 +24,8 @@ from ..errors import DeepsegError
 from ..inference.device import resolve_device
 from ..inference.engine import check_tile
 from ..inference.memory import BatchSizes, batch_sizes, memory_limit
-from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image, read_ngff
+from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image
+from ..io.physical import physical_sizes
 from ..models.catalog import resolve_model_path
 from ..models.modelfile import makes_instances
 from ..progress import Progress
@@ -369,15 +370,15 @@ def _create_store(job: _Job, ctx: _Ctx) -> set[int]:
     attrs = {"source": str(job.src), "model": ctx.ref.name, "model_sha256": ctx.ref.sha256, "output": output}
     if is_complete(job.dst):  # complete but redone (--overwrite, other model): replace it
         shutil.rmtree(job.dst)
-    info = read_ngff(job.src)  # scale and units carried over from an OME-Zarr input
+    scale, units = physical_sizes(job.src)  # carried over from OME-Zarr, OME-TIFF or ImageJ inputs
     writer = OmeZarrLabelsWriter(
         job.dst,
         shape,
         dtype,
         spatial,
         attrs={**attrs, "plan": plan},
-        scale=info.scale if info else None,
-        units=info.units if info else None,
+        scale=scale,
+        units=units,
         image_label=output != "probabilities",
         resume=True,
     )
