@@ -174,3 +174,18 @@ def test_nan_image_in_a_batch(ws: Workspace, capsys):
     assert not (ws.out / "a1_labels.tif").exists()
     assert "64 NaN" in _entry(ws, "a0.tif")["warnings"][0]
     ws.assert_untouched(before)
+
+
+def test_train_rerun_removes_a_killed_run_s_partial_files(ws: Workspace, capsys):
+    ws.out.mkdir()
+    stale = [ws.out / ".m.pt.k1ll3d.partial", ws.out / ".m.pt.ckpt.x7.partial"]
+    for path in stale:
+        path.write_bytes(b"half a model")
+    before = ws.snapshot()
+    argv = ["train", "--images", str(ws.images), "--labels", str(ws.labels), "-o", str(ws.out / "m.pt")]
+    argv += ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1", "--patch-size", "32"]
+    assert main([*argv, "--base-width", "4", "--precision", "fp32", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {ws.out / 'm.pt'}")
+    assert not any(p.exists() for p in stale)
+    assert sorted(p.name for p in ws.out.iterdir()) == ["m.pt", "m.pt.ckpt"]
+    ws.assert_untouched(before)
