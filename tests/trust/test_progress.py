@@ -7,6 +7,9 @@ import io
 import re
 import sys
 
+import numpy as np
+import tifffile
+
 from napari_deepseg.cli import main
 from napari_deepseg.cli._progress import echo, run_with_progress
 from napari_deepseg.progress import Progress
@@ -91,3 +94,22 @@ def test_predict_quiet_prints_the_summary_only(ws: Workspace, capsys):
     assert len(captured.out.strip().splitlines()) == 1
     assert captured.out.startswith("2 segmented, 0 skipped")
     assert captured.err == ""
+
+
+def test_train_warnings_speak_cli(ws: Workspace, capsys):
+    image = tifffile.imread(ws.images / "a0.tif").astype(np.float32)
+    image[:4, :4] = np.nan
+    tifffile.imwrite(ws.images / "a0.tif", image)
+    out = ws.out / "m.pt"
+    argv = ["train", "--images", str(ws.images), "--labels", str(ws.labels), "-o", str(out), "--quiet"]
+    argv += ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1", "--patch-size", "4096"]
+    assert main([*argv, "--base-width", "4", "--precision", "fp32"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warnings) == 2, warnings
+    nan, patch = sorted(warnings, key=lambda line: "patch" in line)
+    assert nan.startswith("deepseg: warning: training image ")
+    assert "a0.tif: 16 NaN and 0 infinite pixel(s) replaced" in nan
+    assert patch == (
+        "deepseg: warning: --patch-size 4096 is larger than the largest training image (64x64); "
+        "training with --patch-size 64 (larger patches would only add padding)"
+    )
