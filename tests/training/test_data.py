@@ -53,3 +53,34 @@ def test_augment_without_elastic_is_a_pure_geometric_and_intensity_map():
     assert np.array_equal(np.sort(ya.ravel()), np.sort(y.ravel()))
     # intensity transforms are monotonic: thresholding still separates the classes
     assert ya.ravel()[order][: (ya == 0).sum()].max() == 0
+
+
+def test_training_takes_axes_like_segment():
+    """A CYX image with YX labels trains exactly like the same data given channels-last."""
+    from napari_deepseg.training.data import as_pairs
+
+    rng = np.random.default_rng(0)
+    cyx = rng.random((2, 2, 12, 10)).astype(np.float32)  # Z, C, Y, X
+    labels = rng.integers(0, 3, (2, 12, 10))
+    planes = as_pairs([(cyx, labels)], axes="ZCYX")
+    assert len(planes) == 2
+    assert planes[1].image.shape == (12, 10, 2)
+    assert np.array_equal(planes[1].image, np.moveaxis(cyx[1], 0, -1))
+    assert np.array_equal(planes[1].labels, labels[1])
+    transposed = as_pairs([(np.moveaxis(cyx[0], 0, -1).T.copy(), labels[0].T.copy())], axes="CXY")
+    assert np.array_equal(transposed[0].image, planes[0].image)
+
+
+def test_one_channel_rule_for_training_and_inference(tiny_unet):
+    """2 channels to a gray model: refused by both (pick one); RGB averaged by both."""
+    from napari_deepseg.inference import segment
+    from napari_deepseg.training.data import to_model_input
+
+    two = np.random.default_rng(1).random((16, 16, 2)).astype(np.float32)
+    with pytest.raises(DeepsegError, match=r"takes 1 channel\(s\) but 2 are given"):
+        to_model_input(two, 1, "gray")
+    with pytest.raises(DeepsegError, match=r"takes 1 channel\(s\) but 2 are given"):
+        segment(two, tiny_unet, axes="YXC", device="cpu")
+    assert np.array_equal(to_model_input(two, 1, "gray", channels=[1])[0], two[..., 1])
+    rgb = np.random.default_rng(2).random((16, 16, 3)).astype(np.float32)
+    assert np.allclose(to_model_input(rgb, 1, "gray")[0], rgb.mean(-1))

@@ -243,3 +243,22 @@ def test_one_options_object_holds_the_defaults():
     assert changed.lr == defaults.lr
     with pytest.raises(TypeError, match=r"unknown fine-tuning option.*epoch\b"):
         FinetuneConfig.from_options(epoch=3)
+
+
+def test_trains_on_a_multichannel_cyx_image_from_scratch():
+    """axes="CYX" as for segment(): a 2-channel image makes a 2-channel model that segments it."""
+    from napari_deepseg._napari.train_run import check_pair, snapshot_pair
+    from napari_deepseg.inference import segment
+
+    nuclei, labels = synthetic_nuclei((64, 64), seed=4)
+    cyx = np.stack([nuclei, nuclei[::-1]])  # (C, Y, X): a second, unrelated channel
+    kw = {**TINY, "patch_size": 32, "epochs": 1, "steps_per_epoch": 1, "precision": "fp32", "val_fraction": 0}
+    model = finetune([(cyx, labels)], axes="CYX", **kw).model
+    assert model.deepseg_arch.in_channels == 2
+    assert model.deepseg_meta.channel_mode == "select"
+    assert segment(cyx, model, axes="CYX", device="cpu").classes.shape == (64, 64)
+    # the Fine-tune widget's layer data (channel axis first, as napari holds it) becomes the same pair
+    check_pair(cyx, labels, "cells / labels")
+    pair = snapshot_pair(cyx, labels, "cells / labels")
+    assert pair.image.shape == (64, 64, 2)
+    assert np.array_equal(pair.image[..., 1], nuclei[::-1])

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeepsegError
+from ..inference.axes import to_channels_last
 from ..models import user_models_dir
 from ..models.modelfile import INSTANCE_BOUNDARY
 from ..progress import Progress
 from ..training import TrainingPair, finetune_iter
-from ..training.data import as_pairs
+from ..training.data import as_pairs, layer_axes
 from .model_choices import ModelChoice
 
 SCRATCH = "from scratch (U-Net)"
@@ -43,7 +44,9 @@ def check_pair(image: Any, labels: Any, name: str) -> None:
     labels = layer_array(labels)
     if np.dtype(labels.dtype).kind == "f":
         raise DeepsegError(f"{name}: the labels are floating point; use a Labels layer with integer values")
-    as_pairs([TrainingPair(layer_array(image), labels, name=name)])  # shape checks only (views)
+    image = layer_array(image)
+    axes = layer_axes(image.shape, labels.shape)
+    as_pairs([TrainingPair(image, labels, name=name)], axes=axes)  # shape checks only (views)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,10 @@ class TrainPlan:
 def snapshot_pair(image: Any, labels: Any, name: str, reviewed: Any = None) -> TrainingPair:
     """A pair taken from layer data: the image as is, labels (and reviewed mask) copied."""
     rev = None if reviewed is None else np.array(reviewed, dtype=bool)
-    return TrainingPair(np.asarray(layer_array(image)), np.array(layer_array(labels)), rev, name)
+    image, labels = np.asarray(layer_array(image)), np.array(layer_array(labels))
+    axes = layer_axes(image.shape, labels.shape)  # a multichannel layer (C first) -> channels last
+    image = image if axes is None else to_channels_last(image, axes)
+    return TrainingPair(image, labels, rev, name)
 
 
 @dataclass

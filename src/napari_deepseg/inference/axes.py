@@ -150,3 +150,32 @@ def map_channels(plane: np.ndarray, how: str) -> np.ndarray:
     if how == "drop-alpha":
         return plane[:3]
     return plane
+
+
+def to_channels_last(image: np.ndarray, axes: str) -> np.ndarray:
+    """``image`` with axes ``axes`` (letters of TZCYX) as (..., Y, X) or (..., Y, X, C).
+
+    The non-spatial axes keep their order in front; a channel axis of size 1 is dropped.
+    Training uses it to take images in the same ``axes=`` notation as :func:`segment`.
+    """
+    image = np.asarray(image)
+    plan = AxesPlan.parse(tuple(image.shape), axes)
+    order = plan.axes
+    front = [order.index(a) for a in order if a not in "YXC"]
+    tail = [order.index("Y"), order.index("X")] + ([order.index("C")] if "C" in order else [])
+    out = np.transpose(image, front + tail)
+    return out[..., 0] if "C" in order and out.shape[-1] == 1 else out
+
+
+def model_channels(plane: np.ndarray, wanted: int, mode: str, channels: Sequence[int] | None) -> np.ndarray:
+    """A raw (C, H, W) plane as the model's ``wanted`` input channels: the one channel rule.
+
+    ``channels`` picks image channels first; then :func:`channel_mapping` (RGB/RGBA averaged to
+    gray for 1-channel models unless picked or ``mode="select"``, gray replicated for 3-channel
+    ones, alpha dropped; any other mismatch, e.g. 2 channels to a gray model, is refused with
+    the fix). Inference and training both call it.
+    """
+    picked = check_channels(plane.shape[0], channels)
+    if picked is not None:
+        plane = plane[picked]
+    return map_channels(plane, channel_mapping(plane.shape[0], wanted, mode, picked is not None))

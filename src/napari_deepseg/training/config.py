@@ -44,6 +44,7 @@ class FinetuneConfig:
     task: str | None = None
     class_names: list[str] | None = None
     channels: list[int] | None = None
+    axes: str | None = None
     arch_options: dict[str, Any] | None = None
     name: str = ""
 

@@ -22,6 +22,13 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import DeepsegError
+from ..inference.axes import model_channels, to_channels_last
+from ..inference.normalization import (
+    check_normalization,
+    finite_plane,
+    fixed_normalizer,
+    percentile_normalizer,
+)
 from .labels import IGNORE
 
 
@@ -35,15 +42,20 @@ class TrainingPair:
     name: str = ""
 
 
-def as_pairs(pairs: Iterable[Any], prefix: str = "pair") -> list[TrainingPair]:
+def as_pairs(pairs: Iterable[Any], prefix: str = "pair", axes: str | None = None) -> list[TrainingPair]:
     """Normalize user input to 2D :class:`TrainingPair` objects, splitting stacks into planes.
 
     Each item may be a TrainingPair, a tuple ``(image, labels)`` / ``(image, labels, reviewed)``
-    or a dict with keys image, labels, reviewed, name. Shapes are checked here (one-line errors).
+    or a dict with keys image, labels, reviewed, name. ``axes`` (letters of TZCYX, as for
+    ``segment()``, e.g. ``"CYX"``) are the images' axes; the labels have the same axes without
+    C. Without ``axes``, images are (..., H, W) or (..., H, W, C) with colour last. Shapes are
+    checked here (one-line errors).
     """
     out: list[TrainingPair] = []
     for i, item in enumerate(pairs):
         pair = _to_pair(item, f"{prefix} {i}")
+        if axes is not None:
+            pair = _with_axes(pair, axes)
         out.extend(_split_planes(pair))
     if not out:
         raise DeepsegError("no training pairs given; pass at least one (image, labels) pair")
@@ -65,6 +77,33 @@ def _to_pair(item: Any, default_name: str) -> TrainingPair:
         None if pair.reviewed is None else np.asarray(pair.reviewed, dtype=bool),
         pair.name or default_name,
     )
+
+
+def layer_axes(image_shape: tuple[int, ...], labels_shape: tuple[int, ...], rgb: bool = False) -> str | None:
+    """The ``axes=`` of an image annotated by labels of ``labels_shape``, as napari holds them:
+    None (channels-last or no channels) for RGB and same-shape images, ``"CYX"`` / ``"CZYX"`` ...
+    for a multichannel image whose channel axis comes first (napari's ``channel_axis=0`` data)."""
+    if rgb or len(image_shape) != len(labels_shape) + 1 or tuple(image_shape[1:]) != tuple(labels_shape):
+        return None
+    return "C" + "TZYX"[-len(labels_shape) :]
+
+
+def image_channels(pairs: Sequence[TrainingPair]) -> int:
+    """Channels of the (already channels-last) training images: 1 for (H, W), else the last axis."""
+    counts = {1 if p.image.ndim == p.labels.ndim else int(p.image.shape[-1]) for p in pairs}
+    if len(counts) != 1:
+        raise DeepsegError(
+            f"the training images have different channel counts {sorted(counts)}; give one kind"
+        )
+    return counts.pop()
+
+
+def _with_axes(pair: TrainingPair, axes: str) -> TrainingPair:
+    """The pair with its image (and labels, reviewed: ``axes`` without C) as (..., H, W[, C])."""
+    spatial = axes.upper().replace("C", "")
+    labels = to_channels_last(pair.labels, spatial)
+    reviewed = None if pair.reviewed is None else to_channels_last(pair.reviewed, spatial)
+    return TrainingPair(to_channels_last(pair.image, axes), labels, reviewed, pair.name)
 
 
 def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
@@ -95,28 +134,6 @@ def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
 # --------------------------------------------------------------------------- model input
 
 
-def _normalize_fallback(image: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
-    """Per-channel normalization of a (C, H, W) plane with ModelMeta.normalization semantics.
-
-    Used only when ``napari_deepseg.inference.normalization`` is not importable.
-    """
-    image = image.astype(np.float32)
-    method = spec.get("method", "percentile")
-    if method == "percentile":
-        q = [float(spec.get("low", 1.0)), float(spec.get("high", 99.8))]
-        lo, hi = np.percentile(image.reshape(len(image), -1), q, axis=1)
-        scale = np.where(hi > lo, 1.0 / np.maximum(hi - lo, 1e-12), 0.0)
-        return ((image - lo[:, None, None]) * scale[:, None, None]).astype(np.float32)
-    if method == "meanstd":
-        scale = float(spec.get("scale", 1.0))
-        mean = np.asarray(spec.get("mean", [0.0]), np.float32).reshape(-1, 1, 1)
-        std = np.asarray(spec.get("std", [1.0]), np.float32).reshape(-1, 1, 1)
-        return (image / scale - mean) / std
-    if method == "none":
-        return image
-    raise DeepsegError(f"unknown normalization method {method!r} in the model file")
-
-
 def normalize_plane(plane: np.ndarray, spec: dict[str, Any], where: str = "training image") -> np.ndarray:
     """Normalize a (C, H, W) plane exactly as inference does (per channel, per plane).
 
@@ -124,15 +141,6 @@ def normalize_plane(plane: np.ndarray, spec: dict[str, Any], where: str = "train
     (``finite_plane``; ``where`` names the plane in its warning or error); a percentile
     ``scope="stack"`` is applied per plane here (training planes are normalized independently).
     """
-    try:
-        from ..inference.normalization import (
-            check_normalization,
-            finite_plane,
-            fixed_normalizer,
-            percentile_normalizer,
-        )
-    except ImportError:
-        return _normalize_fallback(plane, spec)
     plane = finite_plane(plane, where)
     channels = plane.shape[0]
     spec = check_normalization(spec, channels)
@@ -143,21 +151,11 @@ def normalize_plane(plane: np.ndarray, spec: dict[str, Any], where: str = "train
 def to_model_input(
     image: np.ndarray, in_channels: int, channel_mode: str, channels: Sequence[int] | None = None
 ) -> np.ndarray:
-    """(H, W) or (H, W, C) image -> float32 (in_channels, H, W) before normalization."""
+    """(H, W) or (H, W, C) image -> float32 (in_channels, H, W) before normalization, by the
+    channel rule inference uses (:func:`napari_deepseg.inference.axes.model_channels`)."""
     image = np.asarray(image, dtype=np.float32)
     planes = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
-    if channels is not None:
-        planes = planes[list(channels)]
-    elif channel_mode == "gray" and planes.shape[0] > 1:
-        planes = planes[:3].mean(0, keepdims=True)
-    elif channel_mode == "rgb":
-        planes = np.repeat(planes, 3, axis=0) if planes.shape[0] == 1 else planes[:3]
-    if planes.shape[0] != in_channels:
-        raise DeepsegError(
-            f"image gives {planes.shape[0]} channels but the model takes {in_channels}; "
-            "pick channels with channels=[...]"
-        )
-    return planes
+    return np.ascontiguousarray(model_channels(planes, in_channels, channel_mode, channels), np.float32)
 
 
 # --------------------------------------------------------------------------- prepared regions

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeepsegError
+from ..inference.axes import to_channels_last
 from ..io import expand_inputs, pairing_key, read_image
 from .data import TrainingPair
 
@@ -60,7 +61,7 @@ def pair_files(
 def read_pair(image_path: Path, labels_path: Path) -> TrainingPair:
     """Read one pair into memory: image as (..., H, W) or (..., H, W, C), labels (..., H, W)."""
     image, axes = read_image(image_path)
-    image = _channels_last(np.asarray(image), axes)
+    image = to_channels_last(np.asarray(image), axes)
     labels, laxes = read_image(labels_path)
     labels = np.asarray(labels)
     if "C" in laxes and labels.shape[laxes.index("C")] == 1:
@@ -72,12 +73,3 @@ def read_pair(image_path: Path, labels_path: Path) -> TrainingPair:
             "give labels that cover the image pixel for pixel"
         )
     return TrainingPair(image, labels, None, str(image_path))
-
-
-def _channels_last(image: np.ndarray, axes: str) -> np.ndarray:
-    if "C" not in axes:
-        return image
-    c = axes.index("C")
-    if image.shape[c] == 1:
-        return np.squeeze(image, axis=c)
-    return np.moveaxis(image, c, -1)

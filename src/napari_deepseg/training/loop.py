@@ -32,6 +32,7 @@ from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
 from ..progress import ProgressGenerator, drain
 from .checkpoints import load_checkpoint
 from .config import FinetuneConfig, FinetuneResult
+from .data import image_channels
 from .prepare import build_regions, check_targets, make_targets, needed_classes
 from .setup import grow_head, scratch_model, start_model
 from .trainer import Trainer
@@ -71,7 +72,10 @@ def finetune_iter(
             fraction of patches centred on annotated pixels.
         seed: seeds sampling, augmentation and new weights (same seed, same device -> same run).
         device, precision: ``"auto"`` picks CUDA/MPS/CPU and bf16/fp16/fp32 (see setup.py).
-        task, class_names, channels, name: for new models (and names of added classes).
+        task, class_names, channels, name: for new models (and names of added classes);
+            ``channels`` picks image channels (the model's inputs), as ``segment(channels=...)``.
+        axes: the images' axes (letters of TZCYX, e.g. ``"CYX"`` or ``"ZCYX"``), as
+            ``segment(axes=...)``; labels have the same axes without C. Default: (..., H, W[, C]).
         output: model file written with the best weights (on each new best, at the end and on stop).
         checkpoint: file for resumable state (each epoch and on stop); ``resume``: such a file
             to continue from (its hyperparameters are used; pass the same pairs).
@@ -113,12 +117,12 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
     if model is not None and cfg.task and cfg.task != task:
         raise DeepsegError(f"the starting model's task is {task!r}, not {cfg.task!r}; start from scratch")
     targets = make_targets(
-        pairs, val_pairs, task=task, sparse=cfg.sparse, background_label=cfg.background_label
+        pairs, val_pairs, task=task, sparse=cfg.sparse, background_label=cfg.background_label, axes=cfg.axes
     )
     k = needed_classes(task, targets, cfg.class_names)
     if model is None:
         torch.manual_seed(cfg.seed)
-        in_ch = len(cfg.channels) if cfg.channels else 1
+        in_ch = len(cfg.channels) if cfg.channels else _scratch_channels(targets)
         model = scratch_model(
             in_channels=in_ch, num_classes=k, task=task, arch_options=cfg.arch_options, name=cfg.name
         )
@@ -137,6 +141,13 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
     )
     data.counts = counts
     return model, data
+
+
+def _scratch_channels(targets: Any) -> int:
+    """Input channels of a new model: 1 for gray, RGB and RGBA images (colour averaged to gray),
+    else the images' channel count (a multichannel model taking every channel)."""
+    count = image_channels([*targets.pairs, *targets.val_pairs])
+    return 1 if count in (1, 3, 4) else count
 
 
 def _check_call(pairs: Any, model_or_path: Any, output: Any, checkpoint: Any, resume: Any) -> None:

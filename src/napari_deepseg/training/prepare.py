@@ -54,12 +54,13 @@ def make_targets(
     task: str,
     sparse: bool,
     background_label: int,
+    axes: str | None = None,
 ) -> Targets:
     """Check pairs and turn their labels into targets (one-line DeepsegError on bad input)."""
-    train = as_pairs(pairs, "pair")
+    train = as_pairs(pairs, "pair", axes)
     out = Targets(train, [_target(p, task, sparse, background_label) for p in train])
     if val_pairs is not None:
-        out.val_pairs = as_pairs(val_pairs, "val pair")
+        out.val_pairs = as_pairs(val_pairs, "val pair", axes)
         out.val_targets = [_target(p, task, sparse, background_label) for p in out.val_pairs]
     return out
 
