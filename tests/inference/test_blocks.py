@@ -94,7 +94,10 @@ def test_block_events_fill_the_plane():
             events.append(next(gen))
     except StopIteration as stop:
         result = stop.value
-    blocks = [e for e in events if e.stage == "blocks"]
+    first, *blocks = [e for e in events if e.stage == "blocks"]
+    assert first.done == 0  # before any block: the outputs exist already (to be shown at once)
+    assert first.info["instances"].shape == image.shape
+    assert not first.info["instances"].any()
     assert len(blocks) == blocks[0].total == 9
     seen = np.zeros(image.shape, bool)
     for e in blocks:

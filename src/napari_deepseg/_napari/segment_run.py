@@ -51,6 +51,8 @@ class RunPlan:
         overlap: tile overlap, or ``None`` for the engine's choice.
         tta: test-time augmentation (flips).
         replace: overwrite an edited earlier result layer of the same name.
+        max_memory: memory (bytes) the run aims to stay under, or ``None`` for the engine's
+            default; it sets the block size of planes segmented block by block.
     """
 
     snapshot: SourceSnapshot
@@ -62,6 +64,7 @@ class RunPlan:
     overlap: int | None = None
     tta: bool = False
     replace: bool = False
+    max_memory: int | None = None
 
     def layer_name(self, output: str) -> str:
         """Result layer name, e.g. ``"cells nuclei classes"``."""
@@ -123,6 +126,7 @@ def segment_task(
         overlap=plan.overlap,
         outputs=outputs,
         tta=plan.tta,
+        max_memory=plan.max_memory,
     )
     yield Progress("prepare", 0, 1, "preparing the layers")
     return model, result, prepare_labels(result, plan.outputs)
@@ -149,7 +153,10 @@ class ResultPlacer:
         return layer if self.plan.replace or not is_edited(layer) else None
 
     def on_plane(self, event: Progress) -> None:
-        """Show a finished plane of a stack (``event.info``: index, classes, instances)."""
+        """Show a finished plane of a stack, or a plane's finished block (``event.info``)."""
+        if event.stage == "blocks":
+            self._on_block(event)
+            return
         if event.stage != "planes" or len(self.plan.snapshot.spatial_shape) <= 2:
             return
         index = tuple(event.info.get("index", ()))
@@ -162,14 +169,37 @@ class ResultPlacer:
                 layer.data[index] = plane
                 layer.refresh()
 
-    def _live_layer(self, out: str, dtype: np.dtype) -> Labels | None:
+    def _on_block(self, event: Progress) -> None:
+        """Show a block of a plane run block by block (info: index, y, x, the plane's outputs).
+
+        A 2D result layer shows the engine's own output array (no copy: a 16k x 16k plane is
+        not held twice) and is refreshed as blocks land; a stack's layer gets the block copied.
+        """
+        index, y, x = tuple(event.info.get("index", ())), event.info["y"], event.info["x"]
+        flat = len(self.plan.snapshot.spatial_shape) <= 2
+        for out in LABEL_OUTPUTS:
+            plane = event.info.get(out)
+            if plane is None or out not in self.plan.outputs:
+                continue
+            shared = flat and plane.shape == tuple(self.plan.snapshot.spatial_shape)
+            layer = self._live_layer(out, plane.dtype, plane if shared else None)
+            if layer is None:
+                continue
+            target = layer.data[index] if index else layer.data
+            if not np.shares_memory(target, plane):
+                target[y, x] = plane[y, x]
+            layer.refresh()
+
+    def _live_layer(self, out: str, dtype: np.dtype, data: np.ndarray | None = None) -> Labels | None:
+        """The "(running)" layer of ``out``, made at the first call (on ``data`` if given)."""
         if out in self.live:
             layer = self.live[out]
             if layer is not None and layer not in self.viewer.layers:
                 self.live[out] = layer = None  # the user deleted it: stop showing planes
             return layer
         dtype = np.uint32 if out == "instances" else np.result_type(dtype, np.uint8)
-        data = np.zeros(self.plan.snapshot.spatial_shape, dtype)
+        if data is None:
+            data = np.zeros(self.plan.snapshot.spatial_shape, dtype)
         kwargs = labels_kwargs(self.plan.snapshot, f"{self.plan.layer_name(out)} (running)")
         layer = self.viewer.add_labels(data, **kwargs)
         mark_result(layer, output=out, partial=True)

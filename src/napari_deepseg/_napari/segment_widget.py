@@ -69,6 +69,11 @@ class SegmentWidget(QWidget):
         self.tile = SpinBox(label="tile (0 = auto)", min=0, max=8192, step=32, value=0)
         self.overlap = SpinBox(label="overlap (0 = auto)", min=0, max=1024, step=8, value=0)
         self.tta = CheckBox(text="test-time augmentation (flips)", value=False)
+        self.max_memory = SpinBox(label="max memory MB (0 = auto)", min=0, max=10**7, step=256, value=0)
+        self.max_memory.tooltip = (
+            "memory the run aims to stay under; a plane larger than what fits is segmented "
+            "block by block (0: half the available memory, at most 2 GB)"
+        )
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel")
         self.status = Label(value="ready")
@@ -84,7 +89,7 @@ class SegmentWidget(QWidget):
             ]
         )
         self.form.append(self.replace)
-        self.advanced_form = Container(widgets=[self.tile, self.overlap, self.tta])
+        self.advanced_form = Container(widgets=[self.tile, self.overlap, self.tta, self.max_memory])
         self.advanced = QCollapsible("Advanced", self)
         self.advanced.addWidget(self.advanced_form.native)
         buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
@@ -192,6 +197,7 @@ class SegmentWidget(QWidget):
             overlap=self.overlap.value or None,
             tta=self.tta.value,
             replace=self.replace.value,
+            max_memory=self.max_memory.value * 2**20 or None,
         )
 
     def _output_boxes(self) -> dict[str, CheckBox]:

@@ -292,7 +292,16 @@ class _Job:
         return sum(TileGrid.plan(rh, rw, self.tile, self.overlap, self.model).count for rh, rw in regions)
 
     def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
-        """Run a plane block by block; returns its instance labels (1..N, a view) or None."""
+        """Run a plane block by block; returns its instance labels (1..N, a view) or None.
+
+        Yields ``"blocks"`` events: one before the first block (outputs allocated when the model
+        names its classes, so a viewer can show the plane at once) and one after each block.
+        """
+        k = len(model_meta(self.model).class_names) if getattr(self.model, "deepseg_arch", None) else 0
+        if k and self.result["classes"] is None:
+            self._allocate(k, (0, 0))
+        total = self.layout.count
+        yield Progress("blocks", 0, total, "blocks", self._block_info(index, slice(0, 0), slice(0, 0)))
         writer = None
         for block in self.layout.blocks():
             region = raw[:, block.read_y, block.read_x]
@@ -303,18 +312,19 @@ class _Job:
                 writer = writer or BlockLabels(self._view("instances", index))
                 writer.add(block, labels)
                 del labels
-            info = {
-                "index": tuple(index),
-                "y": block.y,
-                "x": block.x,
-                "classes": self._view("classes", index),
-                "instances": None if writer is None else writer.out,
-            }
-            yield Progress("blocks", block.index + 1, self.layout.count, f"block {block.index + 1}", info)
+            info = self._block_info(index, block.y, block.x)
+            yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)
         if writer is None:
             return None
         writer.finish()
         return writer.out
+
+    def _block_info(self, index: tuple[int, ...], y: slice, x: slice) -> dict[str, Any]:
+        """A ``"blocks"`` event's payload: the block's core and the plane's 2D outputs so far."""
+        views = {
+            o: None if self.result[o] is None else self._view(o, index) for o in ("classes", "instances")
+        }
+        return {"index": tuple(index), "y": y, "x": x, **views}
 
     def _plane(self, index: tuple[int, ...], warn: bool = True) -> np.ndarray:
         """The raw (C_in, H, W) plane at ``index``: channels picked and mapped, NaN/inf policy applied."""

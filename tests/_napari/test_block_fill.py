@@ -1,0 +1,82 @@
+"""A plane larger than a block fills its result layer block by block, in a real viewer."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_deepseg._napari import segment_widget as sw
+from napari_deepseg._napari.segment_widget import SegmentWidget
+from napari_deepseg.inference import segment
+from napari_deepseg.models import load_model, save_model
+from napari_deepseg.samples import synthetic_nuclei
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr(sw, "show_error", shown.append)
+    return shown
+
+
+def _slowed(model, seconds: float):
+    forward = model.forward
+
+    def slow_forward(x):
+        time.sleep(seconds)
+        return forward(x)
+
+    model.forward = slow_forward
+    return model
+
+
+def test_big_plane_fills_block_by_block(make_napari_viewer, qtbot, tiny_unet, tmp_path, errors):
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    image = synthetic_nuclei((1100, 1100), n_nuclei=600, seed=7)[0]
+    viewer.add_image(image, name="big")
+    path = save_model(tmp_path / "tiny.pt", tiny_unet)
+    choice = widget.models.add(path)
+    widget.model.value = choice
+    widget._remember(choice, _slowed(load_model(path), 0.02))
+    widget.out_classes.value = False
+    # Advanced > max memory: 1 MB, typed into the spin box (the smallest blocks, 512 pixels)
+    widget.advanced.expand(animate=False)
+    spin = widget.max_memory.native
+    spin.selectAll()
+    qtbot.keyClicks(spin, "1")
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert widget.max_memory.value == 1
+
+    seen = []  # (block done, layer, filled pixels) each time a block reaches the GUI
+
+    def watch(event):
+        if event.stage == "blocks":
+            layer = next((lyr for lyr in viewer.layers if lyr.name.endswith("(running)")), None)
+            seen.append((event.done, layer, int((layer.data > 0).sum()) if layer is not None else -1))
+
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    assert widget.running
+    widget._worker.yielded.connect(watch)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert errors == []
+    done = [d for d, _, _ in seen]
+    assert done[0] == 0  # the layer appears before any block is finished ...
+    assert seen[0][1] is not None
+    assert seen[0][2] == 0
+    assert done[-1] == 4  # ... and fills in as the 2 x 2 blocks land
+    filled = [f for _, _, f in seen]
+    assert filled == sorted(filled)
+    assert 0 < filled[len(filled) // 2] < filled[-1]
+    result = viewer.layers["big tiny instances"]
+    assert result is seen[0][1]  # the live layer became the result
+    assert not any(layer.name.endswith("(running)") for layer in viewer.layers)
+    expected = segment(image, load_model(path), outputs=("instances",), max_memory=2**20)
+    assert expected.meta["block"] == 512
+    np.testing.assert_array_equal(result.data, expected.instances)
