@@ -297,7 +297,8 @@ class _Job:
         Yields ``"blocks"`` events: one before the first block (outputs allocated when the model
         names its classes, so a viewer can show the plane at once) and one after each block.
         """
-        k = len(model_meta(self.model).class_names) if getattr(self.model, "deepseg_arch", None) else 0
+        meta = described(self.model)
+        k = len(meta.class_names) if meta is not None else 0
         if k and self.result["classes"] is None:
             self._allocate(k, (0, 0))
         total = self.layout.count
