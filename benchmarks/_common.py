@@ -1,11 +1,16 @@
-"""Helpers shared by the benchmark scripts: machine description and docs table updates."""
+"""Helpers shared by the benchmark and model scripts: machine description, docs table updates and
+the one DSB2018 loader (``../shared/data/dsb2018``: ``index.json`` records, ``SPLIT/images`` and
+``SPLIT/masks`` TIFFs)."""
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 from pathlib import Path
 
+import numpy as np
+import tifffile
 import torch
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -45,3 +50,20 @@ def replace_section(section: str, path: Path = DOCS) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)
+
+
+def dsb_records(root: Path, split: str, kind: str | None = None, min_nuclei: int = 0) -> list[dict]:
+    """The DSB2018 index records of ``split`` (and ``kind``, at least ``min_nuclei``), in index order."""
+    index = json.loads((Path(root) / "index.json").read_text())
+    return [
+        r
+        for r in index
+        if r["split"] == split and kind in (None, r["kind"]) and r.get("nuclei", 0) >= min_nuclei
+    ]
+
+
+def read_dsb(root: Path, record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(image (H, W) or (H, W, C), instance masks (H, W)) of one DSB2018 record."""
+    folder = Path(root) / record["split"]
+    image = tifffile.imread(folder / "images" / f"{record['id']}.tif")
+    return image, tifffile.imread(folder / "masks" / f"{record['id']}.tif")

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import tifffile
+
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks._mosaic
+    from _common import dsb_records, read_dsb
+except ImportError:
+    from benchmarks._common import dsb_records, read_dsb
 
 TILE = 256
 
 
 def dsb_tiles(data: Path, split: str = "val", kind: str = "fluorescence") -> list[np.ndarray]:
     """The top-left 256 x 256 crop of every ``split``/``kind`` DSB image, as uint8 grayscale."""
-    index = json.loads((Path(data) / "index.json").read_text())
     tiles = []
-    for rec in index:
-        if rec["split"] != split or rec["kind"] != kind:
-            continue
-        image = tifffile.imread(Path(data) / split / "images" / f"{rec['id']}.tif")
+    for rec in dsb_records(data, split, kind):
+        image, _ = read_dsb(data, rec)
         if image.ndim == 3:
             image = image[..., :3].mean(axis=-1)
         tiles.append(np.asarray(image[:TILE, :TILE], np.uint8))

@@ -16,11 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-import tifffile
-
 from napari_deepseg.evaluation import foreground_scores, match_instances, pool_foreground, pool_scores
 from napari_deepseg.inference import segment
 from napari_deepseg.models import load_model
+
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.accuracy_dsb
+    from _common import dsb_records, read_dsb
+except ImportError:
+    from benchmarks._common import dsb_records, read_dsb
 
 ANCHORS = "StarDist 0.864, 3-class U-Net 0.806, Mask R-CNN 0.832 (Schmidt et al. 2018, DSB2018 fluorescence)"
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9)
@@ -30,12 +33,10 @@ def score_model(
     model, root: Path, split: str = "val", device: str = "auto", limit: int | None = None
 ) -> dict:
     """Segment and score every image of ``split``; returns per-kind pooled results and speed."""
-    index = [r for r in json.loads((root / "index.json").read_text()) if r["split"] == split]
     per_kind: dict[str, dict[str, list]] = {}
     pixels, seconds = 0, 0.0
-    for rec in index[:limit]:
-        image = tifffile.imread(root / split / "images" / f"{rec['id']}.tif")
-        truth = tifffile.imread(root / split / "masks" / f"{rec['id']}.tif")
+    for rec in dsb_records(root, split)[:limit]:
+        image, truth = read_dsb(root, rec)
         axes = "YXC" if image.ndim == 3 else "YX"
         t0 = time.perf_counter()
         result = segment(image, model, axes=axes, device=device, outputs=("classes", "instances"))

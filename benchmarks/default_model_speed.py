@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 
 from napari_deepseg._files import atomic_path
@@ -27,6 +26,11 @@ from napari_deepseg.inference import cpu_has_native_bf16, segment
 from napari_deepseg.models import load_model
 from napari_deepseg.models.modelfile import read_model_file
 from napari_deepseg.samples import synthetic_nuclei
+
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.default_model_speed
+    from _common import dsb_records, read_dsb
+except ImportError:
+    from benchmarks._common import dsb_records, read_dsb
 
 
 def mpix_per_s(model, image: np.ndarray, precision: str, device: str, repeats: int = 2) -> float:
@@ -45,10 +49,8 @@ def agreement(model, root: Path, device: str) -> tuple[float, int] | None:
     if not (root / "index.json").exists():
         return None
     same = total = images = 0
-    for rec in json.loads((root / "index.json").read_text()):
-        if rec["split"] != "val":
-            continue
-        image = tifffile.imread(root / "val" / "images" / f"{rec['id']}.tif")
+    for rec in dsb_records(root, "val"):
+        image, _ = read_dsb(root, rec)
         axes = "YXC" if image.ndim == 3 else "YX"
         a = segment(image, model, axes=axes, device=device, precision="fp32").classes
         b = segment(image, model, axes=axes, device=device, precision="bf16").classes

@@ -17,14 +17,12 @@ Skips (exit 0) when the data folder is absent.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 
 from napari_deepseg.evaluation import foreground_scores, match_instances, pool_foreground, pool_scores
@@ -33,9 +31,9 @@ from napari_deepseg.models import load_model
 from napari_deepseg.training import finetune_iter
 
 try:
-    from _common import machine, replace_section
+    from _common import dsb_records, machine, read_dsb, replace_section
 except ImportError:  # run as a module
-    from benchmarks._common import machine, replace_section
+    from benchmarks._common import dsb_records, machine, read_dsb, replace_section
 
 THREADS_NOTE = (
     "One torch thread: on this shared, oversubscribed 2-core machine two OpenMP threads spin-wait "
@@ -45,14 +43,7 @@ THREADS_NOTE = (
 
 def load_split(root: Path, split: str, kind: str, limit: int | None = None, min_nuclei: int = 0) -> list:
     """(image, labels, id) triples of one split and kind, in index order."""
-    index = json.loads((root / "index.json").read_text())
-    recs = [r for r in index if r["split"] == split and r["kind"] == kind and r["nuclei"] >= min_nuclei]
-    out = []
-    for r in recs[:limit]:
-        image = tifffile.imread(root / split / "images" / f"{r['id']}.tif")
-        labels = tifffile.imread(root / split / "masks" / f"{r['id']}.tif")
-        out.append((image, labels, r["id"]))
-    return out
+    return [(*read_dsb(root, r), r["id"]) for r in dsb_records(root, split, kind, min_nuclei)[:limit]]
 
 
 def drive(gen, minutes: float) -> tuple[object | None, int, float]:

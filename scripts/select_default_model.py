@@ -22,11 +22,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import dsb_records, read_dsb  # noqa: E402
 from accuracy_dsb import score_model, table  # noqa: E402
 from napari_deepseg.evaluation import match_instances, pool_scores  # noqa: E402
 from napari_deepseg.inference import instances_from_probabilities, segment  # noqa: E402
@@ -59,11 +59,9 @@ def grid() -> list[dict]:
 
 def val_probabilities(model, root: Path) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """(probabilities (K, H, W) float32, true instances, image kind) for every val image."""
-    index = [r for r in json.loads((root / "index.json").read_text()) if r["split"] == "val"]
     pairs = []
-    for rec in index:
-        image = tifffile.imread(root / "val" / "images" / f"{rec['id']}.tif")
-        truth = tifffile.imread(root / "val" / "masks" / f"{rec['id']}.tif")
+    for rec in dsb_records(root, "val"):
+        image, truth = read_dsb(root, rec)
         result = segment(image, model, axes="YXC" if image.ndim == 3 else "YX", outputs=("probabilities",))
         pairs.append((result.probabilities.astype(np.float32), truth, rec["kind"]))
     return pairs

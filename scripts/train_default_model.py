@@ -14,7 +14,6 @@ Rerunning the same command resumes from ``OUT/checkpoint.pt``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -23,44 +22,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import tifffile
 import torch
 import torch.nn.functional as F
 
 from napari_deepseg.inference.device import available_devices, resolve_device, resolve_precision
 from napari_deepseg.models import ModelMeta, build_model, load_model, save_model
+from napari_deepseg.training.data import normalize_plane, to_model_input
 from napari_deepseg.training.labels import boundary_targets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from _common import dsb_records, read_dsb
 
 NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
 
 
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """(H, W) or (H, W, C) image -> (H, W) float32 gray."""
-    image = image.astype(np.float32)
-    return image[..., :3].mean(-1) if image.ndim == 3 else image
-
-
-def percentile_normalize(plane: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
-    lo, hi = np.percentile(plane, [low, high])
-    return ((plane - lo) / max(hi - lo, 1e-6)).astype(np.float32)
-
-
 def load_split(root: Path, split: str) -> list[dict]:
-    index = json.loads((root / "index.json").read_text())
+    """The split's images as the model sees them (the core's channel rule and normalization, the
+    same code inference runs) and their 3-class targets."""
     records = []
-    for rec in index:
-        if rec["split"] != split:
-            continue
-        image = tifffile.imread(root / split / "images" / f"{rec['id']}.tif")
-        labels = tifffile.imread(root / split / "masks" / f"{rec['id']}.tif")
-        records.append(
-            {
-                "id": rec["id"],
-                "kind": rec["kind"],
-                "image": percentile_normalize(to_gray(image)),
-                "target": boundary_targets(labels),
-            }
-        )
+    for rec in dsb_records(root, split):
+        image, labels = read_dsb(root, rec)
+        x = normalize_plane(to_model_input(image, 1, "gray"), NORMALIZATION)[0]
+        records.append({"id": rec["id"], "kind": rec["kind"], "image": x, "target": boundary_targets(labels)})
     return records
 
 
