@@ -9,6 +9,7 @@ import pytest
 import tifffile
 
 from napari_deepseg.cli import main
+from napari_deepseg.errors import DeepsegError
 from napari_deepseg.io import pairing_key
 
 
@@ -92,3 +93,34 @@ def test_evaluate_bad_folder(tmp_path, capsys):
     write(tmp_path / "t" / "a.tif", squares())
     assert main(["evaluate", "--pred", str(tmp_path / "empty"), "--truth", str(tmp_path / "t")]) == 1
     assert "no label images" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_pair_files_by_one_rule(tmp_path):
+    """Folder evaluation lives in the core and pairs names as deepseg train does."""
+    import tifffile
+
+    from napari_deepseg.evaluation.folders import evaluate_folders, pair_files
+    from napari_deepseg.training.files import pair_files as train_pairs
+
+    for folder in ("pred", "truth"):
+        (tmp_path / folder).mkdir()
+    labels = np.zeros((8, 8), np.uint16)
+    labels[2:5, 2:5] = 1
+    for name in ("Cell01_mask.tif", "cell02_labels.tif"):
+        tifffile.imwrite(tmp_path / "truth" / name, labels)
+    for name in ("cell01.tif", "CELL02_pred.tif"):
+        tifffile.imwrite(tmp_path / "pred" / name, labels)
+    keys = [k for k, _, _ in pair_files(tmp_path / "pred", tmp_path / "truth")]
+    pairs, unpaired = train_pairs(tmp_path / "pred", tmp_path / "truth")
+    assert keys == ["cell01", "cell02"]
+    assert [(p.name, t.name) for p, t in pairs] == [
+        ("cell01.tif", "Cell01_mask.tif"),
+        ("CELL02_pred.tif", "cell02_labels.tif"),
+    ]
+    assert unpaired == []
+    assert evaluate_folders(tmp_path / "pred", tmp_path / "truth")["pooled"]["iou"] == 1.0
+    tifffile.imwrite(tmp_path / "pred" / "cell01_pred.tif", labels)  # a second file keyed cell01
+    with pytest.raises(DeepsegError, match="both pair as 'cell01'"):
+        pair_files(tmp_path / "pred", tmp_path / "truth")
+    with pytest.raises(DeepsegError, match="both pair as 'cell01'"):
+        train_pairs(tmp_path / "pred", tmp_path / "truth")

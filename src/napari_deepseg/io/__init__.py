@@ -3,6 +3,7 @@
 from .images import (
     IMAGE_SUFFIXES,
     expand_inputs,
+    files_by_key,
     guess_axes,
     image_stem,
     is_zarr_path,
@@ -17,6 +18,7 @@ __all__ = [
     "NgffInfo",
     "OmeZarrLabelsWriter",
     "expand_inputs",
+    "files_by_key",
     "guess_axes",
     "image_stem",
     "is_complete",

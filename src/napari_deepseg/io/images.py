@@ -111,6 +111,19 @@ def pairing_key(path: str | os.PathLike) -> str:
     return key.lower()
 
 
+def files_by_key(files: list[Path], clash: str) -> dict[str, Path]:
+    """``{pairing_key: file}`` for ``files``: the one pairing rule of ``deepseg train`` and
+    ``deepseg evaluate``. Two files with one key are a DeepsegError: ``clash`` formatted with
+    ``first``, ``second`` (the paths) and ``key``."""
+    found: dict[str, Path] = {}
+    for f in files:
+        key = pairing_key(f)
+        if key in found:
+            raise DeepsegError(clash.format(first=found[key], second=f, key=key))
+        found[key] = f
+    return found
+
+
 def guess_axes(shape: tuple[int, ...]) -> str:
     """Axes for an array without metadata: a last dimension of 3 or 4 is colour (``C``)."""
     nd = len(shape)

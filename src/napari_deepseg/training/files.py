@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import DeepsegError
 from ..inference.axes import to_channels_last
-from ..io import expand_inputs, pairing_key, read_image
+from ..io import expand_inputs, files_by_key, read_image
 from .data import TrainingPair
 
 
@@ -39,15 +39,10 @@ def pair_files(
         DeepsegError: no pair at all, or two files of one side share a key.
     """
     image_files, label_files = list_images(images), list_images(labels)
-    by_key = {}
-    for side, files in (("image", image_files), ("label", label_files)):
-        keys: dict[str, Path] = {}
-        for f in files:
-            key = pairing_key(f)
-            if key in keys:
-                raise DeepsegError(f"{side} files {keys[key]} and {f} both pair as {key!r}; rename one")
-            keys[key] = f
-        by_key[side] = keys
+    by_key = {
+        side: files_by_key(files, side + " files {first} and {second} both pair as {key!r}; rename one")
+        for side, files in (("image", image_files), ("label", label_files))
+    }
     common = sorted(set(by_key["image"]) & set(by_key["label"]))
     unpaired = [p for side in by_key.values() for k, p in side.items() if k not in common]
     if not common:
