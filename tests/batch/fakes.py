@@ -41,3 +41,22 @@ def fake_segment_iter(image, model, *, axes, outputs=("classes",), **options):
 def failing_segment_iter(image, model, *, axes, **options):
     raise RuntimeError("boom")
     yield  # pragma: no cover
+
+
+def predict_iter(*args, segment_fn=None, **kwargs):
+    """``napari_deepseg.batch.predict_iter`` with the engine replaced by ``segment_fn`` while it runs
+    (monkeypatching batch.work's engine; the public batch API has no test hook)."""
+    from unittest import mock
+
+    from napari_deepseg.batch import predict_iter as real
+    from napari_deepseg.batch import work
+
+    with mock.patch.object(work, "segment_iter", segment_fn or work.segment_iter):
+        return (yield from real(*args, **kwargs))
+
+
+def predict(*args, segment_fn=None, **kwargs):
+    """``napari_deepseg.batch.predict`` with the engine replaced by ``segment_fn`` (see above)."""
+    from napari_deepseg.progress import drain
+
+    return drain(predict_iter(*args, segment_fn=segment_fn, **kwargs))

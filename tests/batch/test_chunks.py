@@ -9,13 +9,14 @@ import pytest
 import tifffile
 import zarr
 
-from napari_deepseg.batch import MANIFEST_NAME, predict
+from napari_deepseg.batch import MANIFEST_NAME
 from napari_deepseg.batch.work import plan_chunks
 from napari_deepseg.io import is_complete, open_labels
 from napari_deepseg.io.zarr import OmeZarrLabelsWriter
 
 from . import fakes
 from .conftest import expected_classes
+from .fakes import predict
 
 
 def _stack(shape, seed=0):

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from napari_deepseg import __version__
-from napari_deepseg.batch import MANIFEST_NAME, predict, predict_iter
+from napari_deepseg.batch import MANIFEST_NAME
 from napari_deepseg.batch.files import output_path, parse_size, sha256_file
 from napari_deepseg.errors import DeepsegError
 from napari_deepseg.io import expand_inputs
@@ -17,6 +17,7 @@ from napari_deepseg.progress import Cancelled, drain
 
 from . import fakes
 from .conftest import expected_classes
+from .fakes import predict, predict_iter
 
 
 def test_expand_inputs_files_folders_globs_and_missing(image_dir, tmp_path):

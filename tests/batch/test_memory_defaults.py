@@ -7,12 +7,12 @@ import json
 import numpy as np
 import tifffile
 
-from napari_deepseg.batch import predict_iter
 from napari_deepseg.batch.files import MANIFEST_NAME
 from napari_deepseg.inference import memory
 from napari_deepseg.progress import drain
 
 from . import fakes
+from .fakes import predict_iter
 
 
 def _run(src, out, model_file, fake, max_memory):

@@ -8,11 +8,11 @@ import pytest
 import tifffile
 import zarr
 
-from napari_deepseg.batch import predict
 from napari_deepseg.io import is_complete, open_labels, read_ngff
 from napari_deepseg.io.zarr import CHUNKS_DIR, OmeZarrLabelsWriter
 
 from . import fakes
+from .fakes import predict
 
 pytest.importorskip("ome_zarr", reason="ome-zarr not installed: pip install -e '.[testing]'")
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_deepseg.batch import predict
-
+from .fakes import predict
 from .test_ome_zarr import _image, _ome_zarr_image
 
 pytest.importorskip("napari_ome_zarr", reason="napari-ome-zarr not installed: pip install -e '.[testing]'")

@@ -42,7 +42,6 @@ from .seams import merge_block_seams
 from .work import (
     ModelRef,
     Options,
-    SegmentFn,
     get_model,
     plan_chunks,
     run_chunk_task,
@@ -119,7 +118,6 @@ def predict_iter(
     scheduler: str | None = None,
     client: Any = None,
     overwrite: bool = False,
-    segment_fn: SegmentFn | None = None,
 ) -> Generator[Progress, None, BatchSummary]:
     """Segment every image of ``inputs`` into ``out_dir``, resumably.
 
@@ -142,7 +140,6 @@ def predict_iter(
         scheduler: run on an existing dask cluster (``tcp://HOST:PORT``).
         client: run on this existing ``distributed.Client``.
         overwrite: redo inputs whose outputs are complete.
-        segment_fn: replacement for ``inference.segment_iter`` (same signature; tests).
 
     Returns:
         A :class:`BatchSummary`. Failed inputs are recorded and skipped, never raised.
@@ -184,7 +181,7 @@ def predict_iter(
         remove_partials(stale)  # a killed run's hidden temporary files
     record = {**asdict(opts), **sizes, "workers": workers, "scheduler": scheduler}
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
-    ctx = _Ctx(ref, opts, manifest, BatchSummary(manifest=manifest.path), segment_fn, sizes["chunk_bytes"])
+    ctx = _Ctx(ref, opts, manifest, BatchSummary(manifest=manifest.path), sizes["chunk_bytes"])
     ctx.num_classes = int(mdl.deepseg_arch.num_classes)
     ctx.zarr_threshold = sizes["zarr_threshold"]
     for path, reason in problems:
@@ -244,7 +241,6 @@ class _Ctx:
     opts: Options
     manifest: Manifest
     summary: BatchSummary
-    segment_fn: SegmentFn | None
     chunk_bytes: int | None
     num_classes: int = 0
     zarr_threshold: int | None = None
@@ -395,7 +391,7 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
         t0 = time.perf_counter()
         try:
             if job.kind == "tiff":
-                job.info = yield from segment_file_iter(job.src, job.dst, ctx.ref, ctx.opts, ctx.segment_fn)
+                job.info = yield from segment_file_iter(job.src, job.dst, ctx.ref, ctx.opts)
             else:
                 done = _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
@@ -404,7 +400,7 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
                 for k, chunk in enumerate(chunks):
                     if chunk.index in done:  # written by an earlier, interrupted run
                         continue
-                    args = (job.src, job.dst, chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
+                    args = (job.src, job.dst, chunk, job.axes, ctx.ref, ctx.opts)
                     yield from segment_chunk_iter(*args)
                     yield Progress("chunks", k + 1, len(chunks), message=job.src.name)
         except Exception as err:  # this input failed: recorded with its reason, the batch goes on
@@ -420,7 +416,7 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
             job.started = time.perf_counter()
             try:
                 if job.kind == "tiff":
-                    args = (str(job.src), str(job.dst), ctx.ref, ctx.opts, ctx.segment_fn)
+                    args = (str(job.src), str(job.dst), ctx.ref, ctx.opts)
                     futures[dask_backend.submit(client, run_file_task, *args)] = (job, None)
                     continue
                 done = _create_store(job, ctx)
@@ -435,7 +431,7 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
             if not todo:  # every chunk was written by an earlier run: only the finishing is left
                 yield ctx.finish(job, 0.0)
             for chunk in todo:
-                args = (str(job.src), str(job.dst), chunk, job.axes, ctx.ref, ctx.opts, ctx.segment_fn)
+                args = (str(job.src), str(job.dst), chunk, job.axes, ctx.ref, ctx.opts)
                 futures[dask_backend.submit(client, run_chunk_task, *args)] = (job, chunk)
         yield from _collect(futures, ctx)
     finally:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..inference.engine import segment_iter
 from ..io import OmeZarrLabelsWriter, read_image, write_labels_tiff
 from ..progress import Progress, drain
-
-SegmentFn = Callable[..., Generator[Progress, Any, Any]]
 
 _MODEL_CACHE: dict[tuple[str, str], Any] = {}
 #: how many times this process loaded a model file (tests check "once per worker")
@@ -81,15 +80,8 @@ def model_loads() -> int:
     return MODEL_LOADS["count"]
 
 
-def default_segment_fn() -> SegmentFn:
-    from ..inference import segment_iter
-
-    return segment_iter
-
-
-def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options, segment_fn: SegmentFn | None):
-    fn = segment_fn or default_segment_fn()
-    return fn(
+def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options):
+    return segment_iter(
         image,
         get_model(ref),
         axes=axes,
@@ -118,7 +110,6 @@ def segment_file_iter(
     dst: str | os.PathLike,
     ref: ModelRef,
     opts: Options,
-    segment_fn: SegmentFn | None = None,
 ) -> Generator[Progress, None, dict[str, Any]]:
     """Segment one image held in memory and write ``dst`` (ImageJ TIFF, atomically).
 
@@ -130,7 +121,7 @@ def segment_file_iter(
     image = np.asarray(image)
     with warnings.catch_warnings(record=True) as caught:  # e.g. the NaN/inf policy's count
         warnings.simplefilter("always")
-        result = yield from _segment(image, axes, ref, opts, segment_fn)
+        result = yield from _segment(image, axes, ref, opts)
     notes = [f"{Path(src).name}: {w.message}" for w in caught]
     for note in notes:  # shown once more, naming the file (the CLI prints one line each)
         warnings.warn(note, RuntimeWarning, stacklevel=2)
@@ -140,9 +131,9 @@ def segment_file_iter(
     return {**info, "warnings": notes} if notes else info
 
 
-def run_file_task(src: str, dst: str, ref: ModelRef, opts: Options, segment_fn: SegmentFn | None = None):
+def run_file_task(src: str, dst: str, ref: ModelRef, opts: Options):
     """:func:`segment_file_iter` run to the end (the dask task)."""
-    return drain(segment_file_iter(src, dst, ref, opts, segment_fn))
+    return drain(segment_file_iter(src, dst, ref, opts))
 
 
 @dataclass(frozen=True)
@@ -182,7 +173,6 @@ def segment_chunk_iter(
     axes: str,
     ref: ModelRef,
     opts: Options,
-    segment_fn: SegmentFn | None = None,
 ) -> Generator[Progress, None, dict[str, Any]]:
     """Read one chunk lazily, segment it, crop the halo and write the core into ``dst``.
 
@@ -194,7 +184,7 @@ def segment_chunk_iter(
     sel = _selection(axes, chunk.lead, chunk.read_y, chunk.read_x, slice(None))
     sub_axes = "".join(a for a, s in zip(axes, sel) if not isinstance(s, int))
     block = np.asarray(image[sel])
-    result = yield from _segment(block, sub_axes, ref, opts, segment_fn)
+    result = yield from _segment(block, sub_axes, ref, opts)
     data, out_axes = pick_output(result, opts.output, sub_axes)
     ys = slice(chunk.y.start - chunk.read_y.start, chunk.y.stop - chunk.read_y.start)
     xs = slice(chunk.x.start - chunk.read_x.start, chunk.x.stop - chunk.read_x.start)
@@ -229,10 +219,10 @@ def _offset_ids(data: np.ndarray, axes: str, offsets: tuple[int, ...]) -> tuple[
 
 
 def run_chunk_task(
-    src: str, dst: str, chunk: Chunk, axes: str, ref: ModelRef, opts: Options, segment_fn=None
+    src: str, dst: str, chunk: Chunk, axes: str, ref: ModelRef, opts: Options
 ) -> dict[str, Any]:
     """:func:`segment_chunk_iter` run to the end (the dask task)."""
-    return drain(segment_chunk_iter(src, dst, chunk, axes, ref, opts, segment_fn))
+    return drain(segment_chunk_iter(src, dst, chunk, axes, ref, opts))
 
 
 def plan_chunks(
