@@ -240,3 +240,38 @@ def test_reviewed_regions_only_takes_the_correct_widgets_mask(viewer, qtbot, mod
     np.testing.assert_array_equal(plan.pairs[0].reviewed, mask)
     widget.reviewed.value = False
     assert widget.plan().pairs[0].reviewed is None
+
+
+def test_closing_napari_during_training_asks_then_saves_and_closes(
+    viewer, qtbot, model_file, tmp_path, shown, monkeypatch
+):
+    from napari_deepseg._napari import close_guard
+
+    widget = _widget(viewer, qtbot, model_file, tmp_path, epochs=200)
+    widget.add_pair()
+    window = viewer.window._qt_window
+    window.show()
+    answers, asked = (
+        iter([close_guard.QMessageBox.StandardButton.No, close_guard.QMessageBox.StandardButton.Yes]),
+        [],
+    )
+    monkeypatch.setattr(
+        close_guard.QMessageBox,
+        "question",
+        lambda _parent, _title, text, _buttons: asked.append(text) or next(answers),
+    )
+    closes = []
+    monkeypatch.setattr(close_guard.QTimer, "singleShot", lambda _ms, func: closes.append(func.__name__))
+    widget.start()
+    qtbot.waitUntil(lambda: len(widget.curves.data.loss.x) >= 1, timeout=WAIT_MS)
+    window.close()  # "No": napari stays open and training goes on
+    assert window.isVisible()
+    assert widget.running
+    assert str(tmp_path / "finetuned.pt") in asked[0]  # the question says where the model goes
+    window.close()  # "Yes": stop, save the best model so far, then close
+    assert window.isVisible()  # held until the model is saved
+    _wait_idle(qtbot, widget)
+    assert closes == ["close"]  # then napari's window is closed (not here: the fixture does it)
+    assert len(asked) == 2
+    assert load_model(tmp_path / "finetuned.pt").deepseg_meta.provenance["stopped_early"] is True
+    assert any(str(tmp_path / "finetuned.pt") in m for m in shown["info"])  # and says where

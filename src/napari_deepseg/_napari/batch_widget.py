@@ -14,6 +14,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..batch import predict_iter
 from . import workers
+from .compact import fit_labels
 from .model_choices import ModelChoices
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class BatchWidget(QWidget):
         self.cancel_button = PushButton(text="Cancel")
         self.files_bar = ProgressBar(label="files", min=0, max=1, value=0)
         self.status = Label(value="ready")
+        fit_labels(self.status)
         self.form = Container(
             widgets=[self.input_dir, self.output_dir, self.model, self.model_file, self.output, self.workers]
         )

@@ -35,6 +35,7 @@ from ..errors import DeepsegError
 from . import correct_tools as tools
 from . import guard_triton
 from . import reviewed as rv
+from .compact import fit_labels
 from .correct_reviewed import ReviewedActions
 from .selection import SelectionHighlight, default_labels, is_helper_layer
 from .shortcuts import Shortcuts
@@ -97,6 +98,7 @@ class CorrectWidget(ReviewedActions, QWidget):
         self.shapes = ComboBox(label="cut lines", choices=self._line_choices)
         self.min_size = SpinBox(label="min size (px)", min=1, max=10**7, value=30)
         self.status = Label(value="ready")
+        fit_labels(self.status, self.selected)
         b = self._button
         rows = [
             [b("Merge", "merge", "merge the selected objects into one"),

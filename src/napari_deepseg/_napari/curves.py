@@ -20,6 +20,9 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ..progress import Progress
 
+MIN_WIDTH = 300
+PANEL_HEIGHT = 130
+
 
 @dataclass
 class Series:
@@ -88,7 +91,7 @@ class CurvesWidget(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.data = CurveData()
-        self.setMinimumHeight(150)
+        self.setMinimumSize(MIN_WIDTH, 2 * PANEL_HEIGHT)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
     def clear(self) -> None:
@@ -104,9 +107,9 @@ class CurvesWidget(QWidget):
     def paintEvent(self, _event: object) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        width = self.width() / 2
+        height = self.height() / 2
         for i, (title, series, y_range) in enumerate(self.data.panels):
-            _draw_panel(painter, QRectF(i * width, 0, width, self.height()), title, series, y_range)
+            _draw_panel(painter, QRectF(0, i * height, self.width(), height), title, series, y_range)
         painter.end()
 
 
@@ -122,13 +125,15 @@ def _bounds(values: list[float], *, floor_zero: bool = False) -> tuple[float, fl
 def _draw_panel(
     painter: QPainter, rect: QRectF, title: str, series: list[Series], y_range: tuple[float, float] | None
 ) -> None:
-    """Axes box, title, min/max labels, legend and the curves inside ``rect``."""
+    """Title and legend in the top row, then the axes box, min/max labels and the curves."""
     fg = QColor("#bbbbbb")
     box = rect.adjusted(42, 18, -6, -16)
     painter.setPen(QPen(fg, 1))
     painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.drawRect(box)
-    painter.drawText(QRectF(box.left(), rect.top(), box.width(), 16), Qt.AlignmentFlag.AlignCenter, title)
+    painter.drawText(QRectF(box.left(), rect.top(), box.width(), 16), Qt.AlignmentFlag.AlignLeft, title)
+    metrics = painter.fontMetrics()
+    legend_x = box.left() + metrics.horizontalAdvance(title) + 12
     xs = [x for s in series for x in s.x]
     ys = [y for s in series for y in s.y]
     x0, x1 = _bounds(xs, floor_zero=True)
@@ -146,7 +151,7 @@ def _draw_panel(
             box.bottom() - (y - y0) / (y1 - y0) * box.height(),
         )
 
-    for n, s in enumerate(series):
+    for s in series:
         color = QColor(s.color)
         painter.setPen(QPen(color, 1.5))
         points = [to_px(x, y) for x, y in zip(s.x, s.y)]
@@ -156,4 +161,5 @@ def _draw_panel(
                 painter.drawEllipse(p, 2.5, 2.5)
         else:
             painter.drawPolyline(QPolygonF(points))
-        painter.drawText(QPointF(box.left() + 4, box.top() + 12 + 12 * n), s.name)
+        painter.drawText(QPointF(legend_x, rect.top() + 12), s.name)  # legend: the title row, off the data
+        legend_x += metrics.horizontalAdvance(s.name) + 10

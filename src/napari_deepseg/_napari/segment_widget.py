@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import DeepsegError
 from ..models import model_meta
 from . import guard_triton, workers
+from .compact import fit_labels
 from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .segment_run import ResultPlacer, RunPlan, available_devices, segment_task
@@ -98,6 +99,7 @@ class SegmentWidget(QWidget):
             layout.addWidget(widget)
         layout.addStretch(1)
         self._disable_absent_devices()
+        fit_labels(self.status, self.channel_note)
 
     def _disable_absent_devices(self) -> None:
         model = self.device.native.model()

@@ -10,6 +10,7 @@ of every docked Segment widget (found through ``viewer.window.dock_widgets``), a
 from __future__ import annotations
 
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ from ..errors import DeepsegError
 from ..sharing import export_bioimageio_iter
 from ..training.config import FinetuneConfig
 from . import guard_triton, workers
+from .close_guard import CloseGuard
+from .compact import fit_labels
 from .curves import CurvesWidget
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .reviewed import reviewed_mask_for
@@ -55,10 +58,13 @@ if TYPE_CHECKING:
 
 
 def segment_widgets(viewer: Any) -> list[SegmentWidget]:
-    """The Segment widgets docked in ``viewer``'s window (none when headless)."""
+    """The Segment widgets docked in ``viewer``'s window, alone or in the tools dock (none headless)."""
     window = getattr(viewer, "window", None)
     docked = getattr(window, "dock_widgets", {}) if window is not None else {}
-    return [w for w in docked.values() if isinstance(w, SegmentWidget)]
+    found = []
+    for widget in docked.values():
+        found += [widget] if isinstance(widget, SegmentWidget) else [getattr(widget, "segment", None)]
+    return [w for w in found if isinstance(w, SegmentWidget)]
 
 
 DEFAULTS = FinetuneConfig()  # the widget's fields start from the one set of defaults
@@ -80,9 +86,29 @@ class FineTuneWidget(QWidget):
         self._last: tuple[Path, Image] | None = None
         self._image_layer: Image | None = None
         self._last_model: Any = None
+        self._output: Path | None = None
         self._build_form()
         self._connect()
         self._set_running(False)
+        window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
+        window = getattr(window, "__wrapped__", window)  # plugin widgets get napari's public proxy
+        me = weakref.ref(self)  # the guard lives as long as napari's window: hold the widget weakly
+        self.close_guard = (
+            None
+            if window is None
+            else CloseGuard(
+                window,
+                lambda: bool(me() and me().running),
+                lambda: me()._close_question() if me() else "",
+                lambda: me() and me().stop(),
+            )
+        )
+
+    def _close_question(self) -> str:
+        return (
+            f"Fine-tuning is running. Stop it and save the best model so far to {self._output}, "
+            "then close napari? (No: keep training, napari stays open.)"
+        )
 
     # ----- form -----
     def _build_form(self) -> None:
@@ -118,6 +144,7 @@ class FineTuneWidget(QWidget):
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
         self.status = Label(value="ready")
+        fit_labels(self.status)
         self.curves = CurvesWidget(self)
         self.resegment_button = PushButton(text="Re-segment")
         self.resegment_button.visible = False
@@ -296,6 +323,7 @@ class FineTuneWidget(QWidget):
             show_error(str(err))
             return
         self._stop = threading.Event()
+        self._output = plan.output
         self._last = None
         self.resegment_button.visible = self.export_button.visible = False
         self.curves.clear()
@@ -352,6 +380,8 @@ class FineTuneWidget(QWidget):
     def _on_finished(self) -> None:
         self._worker = None
         self._set_running(False, "ready" if self._last is None else f"saved {self._last[0].name}")
+        if self.close_guard is not None:
+            self.close_guard.run_ended()  # napari's window was asked to close during the run
 
     def _set_running(self, running: bool, message: str = "ready") -> None:
         self.start_button.enabled = not running
