@@ -47,10 +47,10 @@ def test_unknown_sizes_are_left_out(tmp_path):
 
 
 def test_batch_zarr_output_keeps_tiff_sizes(tmp_path):
-    from napari_deepseg.batch import predict
     from napari_deepseg.io import read_ngff
     from napari_deepseg.models import ModelMeta, build_model, save_model
     from tests.batch import fakes
+    from tests.batch.fakes import predict  # the batch engine replaced by a fake while it runs
 
     model = build_model("unet", in_channels=1, num_classes=3, base=4, depth=2)
     model.deepseg_meta = ModelMeta(name="tiny", task="instance-boundary").complete(3)
