@@ -296,7 +296,14 @@ class ResultPlacer:
 
 
 def _update_layer(layer: Labels, data: np.ndarray, kwargs: dict[str, Any]) -> Labels:
-    """Give an existing result layer new data and the run's name, transform, colours."""
+    """Give an existing result layer new data and the run's name, transform, colours.
+
+    The data keeps the layer's dtype where it can hold the values: napari's view of the layer
+    (texture format, colour lookup) is not rebuilt for another dtype under a live layer.
+    """
+    old = np.dtype(layer.data.dtype)
+    if data.dtype != old and old.kind in "ui" and data.size and int(data.max()) <= np.iinfo(old).max:
+        data = data.astype(old)
     layer.data = data
     for key, value in kwargs.items():
         setattr(layer, key, value)
