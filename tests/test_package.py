@@ -149,7 +149,7 @@ def test_one_version_source():
 
     import tomllib
 
-    pyproject = Path(napari_deepseg.__file__).parents[2] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"  # the repository, not the install
     project = tomllib.loads(pyproject.read_text())
     assert "version" not in project["project"]
     assert "version" in project["project"]["dynamic"]

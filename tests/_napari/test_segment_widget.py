@@ -32,6 +32,7 @@ def model_file(tmp_path, tiny_unet):
 def errors(monkeypatch):
     """Messages the widget shows with napari's show_error / show_info."""
     shown: dict[str, list[str]] = {"error": [], "info": []}
+    notification_manager.records.clear()  # notifications left by earlier tests in this process
     monkeypatch.setattr(sw, "show_error", lambda msg: shown["error"].append(msg))
     monkeypatch.setattr(sw, "show_info", lambda msg: shown["info"].append(msg))
     return shown
