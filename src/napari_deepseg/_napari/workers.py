@@ -45,17 +45,19 @@ class ProgressBars:
         self.bars: dict[str, cancelable_progress] = {}
         self._pending: list[Progress] = []
         self._closed = False
+        self._close_requested = False
 
     def update(self, event: Progress) -> None:
         """Show ``event`` on its stage's bar (in order, also when a new bar lets Qt run events)."""
+        if self._closed:
+            return
         self._pending.append(event)
         if len(self._pending) > 1:
             return  # a call further up the stack is showing events: it takes this one next
         while self._pending:
-            if not self._closed:
-                self._show(self._pending[0])
+            self._show(self._pending[0])
             self._pending.pop(0)
-        if self._closed:  # the run ended while a bar was being made
+        if self._close_requested:  # the run ended while a bar was being made: show its events first
             self.close()
 
     def _show(self, event: Progress) -> None:
@@ -73,6 +75,9 @@ class ProgressBars:
 
     def close(self) -> None:
         """Close every bar (finish, error or cancel); later events show nothing."""
+        if self._pending:  # an update further up the stack is showing events: it closes after them
+            self._close_requested = True
+            return
         self._closed = True
         for bar in self.bars.values():
             bar.close()
