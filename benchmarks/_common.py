@@ -67,3 +67,18 @@ def read_dsb(root: Path, record: dict) -> tuple[np.ndarray, np.ndarray]:
     folder = Path(root) / record["split"]
     image = tifffile.imread(folder / "images" / f"{record['id']}.tif")
     return image, tifffile.imread(folder / "masks" / f"{record['id']}.tif")
+
+
+def selection_split(
+    records: list[dict], fraction: float = 0.12, seed: int = 0
+) -> tuple[list[dict], list[dict]]:
+    """(train, selection): ``fraction`` of each image kind (at least one image), drawn with
+    ``seed``, carved out of ``records`` (the DSB2018 train split) to choose snapshots and
+    post-processing on, so the val split is scored only once, at the end."""
+    rng = np.random.default_rng(seed)
+    chosen: set[str] = set()
+    for kind in sorted({r["kind"] for r in records}):
+        ids = sorted(r["id"] for r in records if r["kind"] == kind)
+        n = max(1, round(len(ids) * fraction))
+        chosen.update(rng.choice(ids, size=n, replace=False).tolist())
+    return [r for r in records if r["id"] not in chosen], [r for r in records if r["id"] in chosen]

@@ -113,6 +113,7 @@ def test_bundled_default_leads(monkeypatch, tmp_path):
 
     fake = {"a": tmp_path / "a.pt", "nuclei": tmp_path / "n.pt"}
     monkeypatch.setattr(catalog, "bundled_models", lambda: fake)
+    monkeypatch.setattr(catalog, "ready_weights_cached", lambda name: True)
     entries = ModelChoices().entries()
     assert entries[0] == ModelChoice("bundled", "nuclei")
     assert entries[0].label == "nuclei (bundled)"

@@ -19,8 +19,12 @@ def _items(combo) -> list[str]:
 
 
 def test_three_widgets_list_the_same_models_and_see_new_ones(
-    make_napari_viewer, qtbot, tiny_unet, user_models
+    make_napari_viewer, qtbot, tiny_unet, user_models, monkeypatch
 ):
+    import napari_deepseg.models.catalog as catalog
+
+    # one ready model has its weights here: only that one is listed
+    monkeypatch.setattr(catalog, "ready_weights_cached", lambda name: name == "deeplabv3_resnet50_coco")
     viewer = make_napari_viewer()
     segment, finetune, batch = SegmentWidget(viewer), FineTuneWidget(viewer), BatchWidget(viewer)
     for name, widget in (("Segment", segment), ("Fine-tune", finetune), ("Batch", batch)):
@@ -30,6 +34,7 @@ def test_three_widgets_list_the_same_models_and_see_new_ones(
         assert not any("fresh" in text for text in _items(widget.model))
     assert "deeplabv3_resnet50_coco (pretrained)" in _items(segment.model)
     assert "deeplabv3_resnet50_coco (pretrained)" in _items(finetune.model)
+    assert not any("fcn_resnet50_coco" in text for text in _items(segment.model))  # no weights here
 
     save_model(user_model_path("fresh"), tiny_unet)  # as deepseg train --save-as fresh would
     for widget in (segment, finetune, batch):

@@ -309,11 +309,19 @@ def test_image_the_model_cannot_take(viewer_widget, model_file, errors):
 
 
 def test_pretrained_weights_missing_offline(viewer_widget, qtbot, tmp_path, errors, monkeypatch):
+    from napari_deepseg.models.pretrained import checkpoint_path, weights_for
+
     viewer, widget = viewer_widget
     monkeypatch.setenv("DEEPSEG_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert not any(c.ref == "deeplabv3_resnet50_coco" for c in widget.models.entries())  # no weights here
+    weights = checkpoint_path(weights_for("coco", "deeplabv3", "resnet50"))
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"x")  # weights present: the model is listed
+    widget.model.reset_choices()
     viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="photo", rgb=True)
     widget.model.value = next(c for c in widget.models.entries() if c.ref == "deeplabv3_resnet50_coco")
+    weights.unlink()  # and removed again before the run
     _run(qtbot, widget)
     assert len(errors["error"]) == 1
     assert ".pth" in errors["error"][0]  # names the weights file to place in the cache
@@ -365,3 +373,31 @@ def test_run_on_the_gpu(viewer_widget, qtbot, model_file, errors):
     _run(qtbot, widget)
     assert errors["error"] == []
     assert viewer.layers["img tiny classes"].data.shape == (64, 64)
+
+
+def test_object_diameter_estimate_button_and_auto_run(viewer_widget, qtbot, tmp_path, errors):
+    from qtpy.QtCore import Qt
+
+    from napari_deepseg.inference.scale import median_diameter, resize_labels, resize_plane
+
+    viewer, widget = viewer_widget
+    model = load_model("nuclei")
+    model.deepseg_meta.object_diameter = 16.0
+    path = save_model(tmp_path / "sized.pt", model)
+    image, labels = synthetic_nuclei((128, 128), radius=(7, 9), seed=0)[:2]
+    big = resize_plane(image[None].astype(np.float32), (256, 256))[0]
+    truth = median_diameter(resize_labels(labels, (256, 256)))
+    viewer.add_image(big, name="big")
+    _choose(widget, path)
+    assert widget.diameter.value == 0  # auto
+    _run(qtbot, widget)
+    assert errors["error"] == []
+    assert "(estimated, image scaled x0." in widget.diameter_note.value
+    assert viewer.layers["big sized instances"].data.shape == (256, 256)
+    qtbot.mouseClick(widget.estimate_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert widget.diameter.value == pytest.approx(truth, rel=0.15)
+    assert widget.diameter_note.value.startswith("estimated ")
+    widget.diameter.value = 32.0  # a given diameter is used as it is
+    _run(qtbot, widget)
+    assert "(given, image scaled x0.50" in widget.diameter_note.value

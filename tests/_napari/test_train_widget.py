@@ -275,3 +275,28 @@ def test_closing_napari_during_training_asks_then_saves_and_closes(
     assert len(asked) == 2
     assert load_model(tmp_path / "finetuned.pt").deepseg_meta.provenance["stopped_early"] is True
     assert any(str(tmp_path / "finetuned.pt") in m for m in shown["info"])  # and says where
+
+
+def test_trains_on_a_two_channel_cyx_layer_through_the_buttons(viewer, qtbot, tmp_path, shown):
+    """A (C, Y, X) layer as napari holds it, with its labels: Add pair and Start, clicked."""
+    from qtpy.QtCore import Qt
+
+    model = build_model("unet", in_channels=2, num_classes=3, base=4, depth=2)
+    model.deepseg_meta = ModelMeta(name="two", task="instance-boundary", channel_mode="select").complete(3)
+    path = save_model(tmp_path / "two.pt", model)
+    nuclei, labels = synthetic_nuclei((80, 80), seed=3)
+    viewer.add_image(np.stack([nuclei, nuclei[:, ::-1]]), name="cyx")  # one layer, channel axis first
+    viewer.add_labels(labels.astype(np.uint16), name="cyx truth")
+    widget = _widget(viewer, qtbot, path, tmp_path)
+    widget.image.value = viewer.layers["cyx"]
+    widget.labels.value = viewer.layers["cyx truth"]
+    qtbot.mouseClick(widget.add_button.native, Qt.MouseButton.LeftButton)
+    assert widget.pair_list.count() == 1
+    qtbot.mouseClick(widget.start_button.native, Qt.MouseButton.LeftButton)
+    assert widget.running
+    _wait_idle(qtbot, widget)
+    assert shown["error"] == []
+    trained = load_model(tmp_path / "finetuned.pt")
+    assert trained.deepseg_arch.in_channels == 2
+    assert trained.deepseg_meta.provenance["sources"] == ["cyx / cyx truth"]
+    assert trained.deepseg_meta.provenance["steps"] >= 2

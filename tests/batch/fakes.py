@@ -34,7 +34,11 @@ def fake_segment_iter(image, model, *, axes, outputs=("classes",), **options):
         yield Progress("planes", i + 1, len(planes), info={"index": (i,)})
     probs = np.stack([1.0 - classes, classes, np.zeros_like(classes)]).astype(np.float16)  # K = 3
     return SimpleNamespace(
-        classes=classes, instances=instances.reshape(classes.shape), probabilities=probs, axes=spatial
+        classes=classes,
+        instances=instances.reshape(classes.shape),
+        probabilities=probs,
+        axes=spatial,
+        meta={},
     )
 
 

@@ -85,6 +85,23 @@ def test_blockwise_matches_whole_plane(postprocess):
     assert len(ids) - 1 > 100
 
 
+def test_blocks_run_the_planes_tile_grid_so_probabilities_are_whole_plane_ones():
+    """A real convolutional network (context reaches across tiles): each block runs the tiles of
+    the whole plane's grid that cover its region, so its probabilities, classes and objects are
+    the whole-plane run's, not those of a grid of its own."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 3, 5, padding=2))
+    net.deepseg_arch = SimpleNamespace(name="conv", in_channels=1, num_classes=3)
+    net.deepseg_meta = ModelMeta(name="conv", task="instance-boundary").complete(3)
+    image, _ = _plane((520, 470), seed=3)
+    opts = {"outputs": ("classes", "probabilities"), "tile": 96, "overlap": 16, **CPU}
+    whole = segment(image, net, block=4096, **opts)
+    blocks = segment(image, net, block=128, **opts)
+    assert blocks.meta["block"] == 128
+    np.testing.assert_array_equal(blocks.probabilities, whole.probabilities)
+    np.testing.assert_array_equal(blocks.classes, whole.classes)
+
+
 def test_block_events_fill_the_plane():
     image, _ = _plane((400, 400), seed=2)
     events, empty_at_first = [], None

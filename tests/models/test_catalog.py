@@ -15,8 +15,10 @@ def test_catalog_lists_bundled_ready_and_user_models(user_models, tiny_unet):
     before = model_list()
     assert [e.kind for e in before if e.kind != "pretrained"] == ["bundled"]
     assert before[0].name == "nuclei"
-    assert [e.name for e in before if e.kind == "pretrained"] == list(READY_MODELS)
-    assert not any(e.weights_cached for e in before if e.kind == "pretrained")  # empty hub cache
+    assert [e.name for e in before if e.kind == "pretrained"] == []  # empty hub cache: none listed
+    everything = model_list(include_absent=True)
+    assert [e.name for e in everything if e.kind == "pretrained"] == list(READY_MODELS)
+    assert not any(e.weights_cached for e in everything if e.kind == "pretrained")
 
     path = save_model(user_model_path("mine"), tiny_unet)  # a model saved there by anyone
     after = model_list()
@@ -36,7 +38,8 @@ def test_ready_weights_cached_follows_the_hub_cache(torch_home):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"x")
     assert ready_weights_cached(name) is True
-    assert next(e for e in model_list() if e.name == name).weights_cached is True
+    listed = [e for e in model_list() if e.kind == "pretrained"]
+    assert [(e.name, e.weights_cached) for e in listed] == [(name, True)]  # listed once present
 
 
 def test_unknown_name_lists_the_known_ones(user_models, tiny_unet):

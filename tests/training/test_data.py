@@ -74,7 +74,7 @@ def test_training_takes_axes_like_segment():
 def test_one_channel_rule_for_training_and_inference(tiny_unet):
     """2 channels to a gray model: refused by both (pick one); RGB averaged by both."""
     from napari_deepseg.inference import segment
-    from napari_deepseg.training.data import to_model_input
+    from napari_deepseg.inference.inputs import to_model_input
 
     two = np.random.default_rng(1).random((16, 16, 2)).astype(np.float32)
     with pytest.raises(DeepsegError, match=r"takes 1 channel\(s\) but 2 are given"):

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from napari_deepseg.errors import DeepsegError
+from napari_deepseg.inference.inputs import normalize_plane, to_model_input
 from napari_deepseg.models import build_model, load_model, save_model
 from napari_deepseg.samples import synthetic_nuclei
 from napari_deepseg.training import finetune, finetune_iter
 from napari_deepseg.training.checkpoints import load_checkpoint
-from napari_deepseg.training.data import normalize_plane, to_model_input
 
 TINY = {"arch_options": {"base": 8, "depth": 2}, "patch_size": 64, "batch_size": 4, "lr": 3e-3}
 

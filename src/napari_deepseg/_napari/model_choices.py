@@ -73,8 +73,8 @@ class ModelChoice:
 
 class ModelChoices:
     """The model picker's entries, in display order: :func:`napari_deepseg.models.model_list`
-    (bundled models with ``nuclei`` first, ready pretrained models, the user models folder's
-    files), then model files added at runtime."""
+    (bundled models with ``nuclei`` first, ready pretrained models whose weights are here, the
+    user models folder's files), then model files added at runtime."""
 
     def __init__(self) -> None:
         self._files: list[ModelChoice] = []

@@ -53,6 +53,8 @@ class RunPlan:
         replace: overwrite an edited earlier result layer of the same name.
         max_memory: memory (bytes) the run aims to stay under, or ``None`` for the engine's
             default; it sets the block size of planes segmented block by block.
+        object_diameter: object diameter in pixels, or ``None`` to estimate it (models that
+            record a training object diameter; see ``segment_iter``).
     """
 
     snapshot: SourceSnapshot
@@ -65,6 +67,7 @@ class RunPlan:
     tta: bool = False
     replace: bool = False
     max_memory: int | None = None
+    object_diameter: float | None = None
 
     def layer_name(self, output: str) -> str:
         """Result layer name, e.g. ``"cells nuclei classes"``."""
@@ -127,9 +130,45 @@ def segment_task(
         outputs=outputs,
         tta=plan.tta,
         max_memory=plan.max_memory,
+        object_diameter=plan.object_diameter,
     )
     yield Progress("prepare", 0, 1, "preparing the layers")
     return model, result, prepare_labels(result, plan.outputs)
+
+
+def estimate_task(
+    plan: RunPlan, model: nn.Module | None = None
+) -> Generator[Progress, None, tuple[nn.Module, float | None, float | None]]:
+    """Load the model (unless given) and estimate the object diameter of ``plan.snapshot``.
+
+    Returns ``(model, estimate in pixels or None, the model's training diameter or None)``.
+    """
+    from ..inference.rescaled import estimate_diameter
+
+    if model is None:
+        yield Progress("model", 0, 1, f"loading {plan.choice.label}")
+        model = plan.choice.load()
+    trained = model_meta(model).object_diameter
+    yield Progress("estimate", 0, 1, "estimating the object diameter")
+    if trained is None:
+        return model, None, None
+    estimate = estimate_diameter(
+        plan.snapshot.data, model, trained, axes=plan.snapshot.axes,
+        channels=list(plan.channels) if plan.channels is not None else None, device=plan.device,
+    )  # fmt: skip
+    yield Progress("estimate", 1, 1, "estimated")
+    return model, estimate, trained
+
+
+def sizing_text(sizing: dict[str, Any] | None) -> str:
+    """One line on the object size a run used ("" when the model has no training size)."""
+    if not sizing:
+        return ""
+    trained = f"model trained at {sizing['model_diameter']:g} px"
+    if not sizing.get("object_diameter"):
+        return f"no objects found to measure; ran at the image's own scale ({trained})"
+    scale = "" if sizing["scale"] == 1 else f", image scaled x{sizing['scale']:.2f}"
+    return f"object diameter {sizing['object_diameter']:.1f} px ({sizing['source']}{scale}; {trained})"
 
 
 class ResultPlacer:

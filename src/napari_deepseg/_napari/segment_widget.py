@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, Select, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    Select,
+    SpinBox,
+)
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
@@ -22,7 +31,14 @@ from . import guard_triton, workers
 from .compact import fit_labels
 from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
-from .segment_run import ResultPlacer, RunPlan, available_devices, segment_task
+from .segment_run import (
+    ResultPlacer,
+    RunPlan,
+    available_devices,
+    estimate_task,
+    segment_task,
+    sizing_text,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -66,6 +82,20 @@ class SegmentWidget(QWidget):
             labels=False,
             widgets=[self.out_classes, self.out_instances, self.out_probabilities],
         )
+        self.diameter = FloatSpinBox(label="object diameter px", min=0, max=10000, step=1, value=0)
+        self.diameter.tooltip = (
+            "nucleus diameter in pixels, for models trained at one object size (nuclei): the image "
+            "is rescaled to the model's size and the labels mapped back. 0 = estimate it each run; "
+            "'estimate' measures it once and fills this field"
+        )
+        self.estimate_button = PushButton(text="estimate")
+        self.diameter_note = Label(value="")
+        diameter_row = Container(
+            label="object diameter px (0 = auto)",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.diameter, self.estimate_button],
+        )
         self.replace = CheckBox(text="replace edited result layers", value=False)
         self.tile = SpinBox(label="tile (0 = auto)", min=0, max=8192, step=32, value=0)
         self.overlap = SpinBox(label="overlap (0 = auto)", min=0, max=1024, step=8, value=0)
@@ -87,6 +117,8 @@ class SegmentWidget(QWidget):
                 self.model,
                 self.device,
                 outputs,
+                diameter_row,
+                self.diameter_note,
             ]
         )
         self.form.append(self.replace)
@@ -99,7 +131,7 @@ class SegmentWidget(QWidget):
             layout.addWidget(widget)
         layout.addStretch(1)
         self._disable_absent_devices()
-        fit_labels(self.status, self.channel_note)
+        fit_labels(self.status, self.channel_note, self.diameter_note)
 
     def _disable_absent_devices(self) -> None:
         model = self.device.native.model()
@@ -120,6 +152,7 @@ class SegmentWidget(QWidget):
         self.models.on_change(self.model.reset_choices)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
+        self.estimate_button.changed.connect(self.estimate)
 
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
         return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
@@ -200,6 +233,7 @@ class SegmentWidget(QWidget):
             tta=self.tta.value,
             replace=self.replace.value,
             max_memory=self.max_memory.value * 2**20 or None,
+            object_diameter=self.diameter.value or None,
         )
 
     def _output_boxes(self) -> dict[str, CheckBox]:
@@ -231,6 +265,43 @@ class SegmentWidget(QWidget):
             on_finished=self._on_finished,
         )
 
+    def estimate(self, _value: Any = None) -> None:
+        """Estimate the object diameter of the chosen image in the background (the estimate
+        button); the value fills the diameter field and the note says where it came from."""
+        if self.running:
+            return
+        try:
+            plan = self.plan()
+        except DeepsegError as err:
+            show_error(str(err))
+            return
+        self._set_running(True, f"estimating the object diameter of {plan.snapshot.name}")
+        self._worker = workers.start_worker(
+            estimate_task,
+            plan,
+            self._cache.get(plan.choice.cache_key()),
+            title=f"Estimate object diameter of {plan.snapshot.name}",
+            on_progress=self._on_progress,
+            on_done=lambda out: self._on_estimated(plan, out),
+            on_error=self._on_error,
+            on_finished=self._on_finished_estimate,
+        )
+
+    def _on_estimated(self, plan: RunPlan, out: tuple[nn.Module, float | None, float | None]) -> None:
+        model, estimate, trained = out
+        self._remember(plan.choice, model)
+        if trained is None:
+            self.diameter_note.value = "this model runs images at their own scale (no training size)"
+        elif estimate is None:
+            self.diameter_note.value = "no objects found to measure; the image runs at its own scale"
+        else:
+            self.diameter.value = round(estimate, 1)
+            self.diameter_note.value = f"estimated {estimate:.1f} px (model trained at {trained:g} px)"
+
+    def _on_finished_estimate(self) -> None:
+        self._worker = None
+        self._set_running(False)
+
     def cancel(self, _value: Any = None) -> None:
         """Stop the run at the next tile batch (the Cancel button)."""
         if self._worker is not None:
@@ -247,6 +318,7 @@ class SegmentWidget(QWidget):
     def _on_done(self, plan: RunPlan, out: tuple[nn.Module, Any, Any]) -> None:
         model, result, prepared = out
         self._remember(plan.choice, model)
+        self.diameter_note.value = sizing_text(result.meta.get("object_diameter"))
         if self._placer is not None:
             self._placing, self._placer = self._placer, None
             self._placing.finish(result, model_meta(model), prepared, done=self._on_placed)
@@ -280,6 +352,7 @@ class SegmentWidget(QWidget):
 
     def _set_running(self, running: bool, message: str = "ready") -> None:
         self.run_button.enabled = not running
+        self.estimate_button.enabled = not running
         self.cancel_button.enabled = running
         self.form.enabled = not running
         self.status.value = message

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeepsegError
-from ..inference.axes import to_channels_last
+from ..inference.inputs import to_channels_last
 from ..models import user_models_dir
 from ..models.modelfile import INSTANCE_BOUNDARY
 from ..progress import Progress
 from ..training import TrainingPair, finetune_iter
 from ..training.data import as_pairs, layer_axes
+from ..training.validation import verdict
 from .model_choices import ModelChoice
 
 SCRATCH = "from scratch (U-Net)"
@@ -83,6 +84,7 @@ class TrainOutcome:
     stopped: bool
     history: list[dict[str, Any]]
     best_epoch: int | None
+    verdict: str | None = None
 
 
 def train_task(plan: TrainPlan, stop: threading.Event) -> Generator[Progress, None, TrainOutcome]:
@@ -97,15 +99,17 @@ def train_task(plan: TrainPlan, stop: threading.Event) -> Generator[Progress, No
             except StopIteration as done:
                 result = done.value
                 return TrainOutcome(
-                    Path(result.path or plan.output), False, result.history, result.best_epoch
-                )
+                    Path(result.path or plan.output), False, result.history, result.best_epoch,
+                    result.verdict,
+                )  # fmt: skip
             if event.stage == "epoch":
                 history.append(dict(event.info))
             yield event
             if stop.is_set():
                 gen.close()  # the core saves the best model so far to plan.output
                 best = [h["epoch"] for h in history if h.get("best")]
-                return TrainOutcome(plan.output, True, history, best[-1] if best else None)
+                best_epoch = best[-1] if best else None
+                return TrainOutcome(plan.output, True, history, best_epoch, verdict(history, best_epoch))
     finally:
         gen.close()
 

@@ -144,7 +144,8 @@ class FineTuneWidget(QWidget):
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
         self.status = Label(value="ready")
-        fit_labels(self.status)
+        self.verdict = Label(value="")  # did the last run beat its starting model (held-out data)
+        fit_labels(self.status, self.verdict)
         self.curves = CurvesWidget(self)
         self.resegment_button = PushButton(text="Re-segment")
         self.resegment_button.visible = False
@@ -171,7 +172,7 @@ class FineTuneWidget(QWidget):
         for w in (pick.native, pair_buttons.native, self.pair_list, self.form.native, self.advanced):
             layout.addWidget(w)
         after = (self.resegment_button.native, self.export_button.native)
-        for w in (buttons.native, self.status.native, self.curves, *after):
+        for w in (buttons.native, self.status.native, self.verdict.native, self.curves, *after):
             layout.addWidget(w)
         layout.addStretch(1)
         self._editable = [pick, pair_buttons, self.form, self.advanced_form]
@@ -367,7 +368,8 @@ class FineTuneWidget(QWidget):
         for seg in segment_widgets(self.viewer):
             seg.models.add(path)
         verb = "Stopped; best model so far" if outcome.stopped else "Fine-tuned model"
-        show_info(f"{verb} saved to {path}")
+        show_info(f"{verb} saved to {path}" + (f": {outcome.verdict}" if outcome.verdict else ""))
+        self.verdict.value = outcome.verdict or ""
         self.export_button.visible = True
         if self._image_layer in self.viewer.layers:
             self.resegment_button.text = f"Re-segment {self._image_layer.name} with the new model"

@@ -43,6 +43,7 @@ from .work import (
     ModelRef,
     Options,
     get_model,
+    image_sizing,
     plan_chunks,
     run_chunk_task,
     run_file_task,
@@ -62,19 +63,33 @@ class BatchSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     manifest: Path | None = None
     seconds: float = 0.0
+    sizing: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
 
     def text(self) -> str:
-        """A few lines: counts, then one line per failed input with its reason."""
+        """A few lines: counts, the object diameters used, one line per failed input with its reason."""
         lines = [
             f"{len(self.done)} segmented, {len(self.skipped)} skipped (already done), "
             f"{len(self.failed)} failed in {self.seconds:.1f} s; manifest: {self.manifest}"
         ]
+        if self.sizing:
+            lines[0] += "; " + _sizing_text(self.sizing)
         lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
         return "\n".join(lines)
+
+
+def _sizing_text(sizing: list[dict[str, Any]]) -> str:
+    """'object diameter 14.2-31.0 px (estimated, median 18.1; model trained at 16)' and the like."""
+    found = [s["object_diameter"] for s in sizing if s.get("object_diameter")]
+    sources = sorted({s["source"].split(";")[0] for s in sizing})
+    trained = f"model trained at {sizing[0]['model_diameter']:g} px"
+    if not found:
+        return f"object diameter: no objects to measure ({trained})"
+    span = f"{min(found):.1f}" if len(found) == 1 else f"{min(found):.1f}-{max(found):.1f}"
+    return f"object diameter {span} px ({', '.join(sources)}, median {np.median(found):.1f}; {trained})"
 
 
 @dataclass
@@ -118,6 +133,7 @@ def predict_iter(
     scheduler: str | None = None,
     client: Any = None,
     overwrite: bool = False,
+    object_diameter: float | str | None = None,
 ) -> Generator[Progress, None, BatchSummary]:
     """Segment every image of ``inputs`` into ``out_dir``, resumably.
 
@@ -140,6 +156,9 @@ def predict_iter(
         scheduler: run on an existing dask cluster (``tcp://HOST:PORT``).
         client: run on this existing ``distributed.Client``.
         overwrite: redo inputs whose outputs are complete.
+        object_diameter: for models that record a training object diameter: None/``"auto"``
+            estimates each image's (recorded per file in the manifest), a number gives it,
+            ``"off"`` runs images at their own scale (see ``segment_iter``).
 
     Returns:
         A :class:`BatchSummary`. Failed inputs are recorded and skipped, never raised.
@@ -173,6 +192,7 @@ def predict_iter(
         precision,
         limit,
         _policy(limit, 1, mdl, _resolve_output(output, mdl)).block,
+        _check_diameter(object_diameter),
     )
     check_tile(mdl, tile, overlap)  # options checked once, before any work
     resolve_device(device)
@@ -229,6 +249,23 @@ def _policy(limit: int, pixel_bytes: int, model: Any, output: str) -> BatchSizes
     return batch_sizes(limit, pixel_bytes, k, output == "instances")
 
 
+def _check_diameter(value: float | str | None) -> float | str | None:
+    """``object_diameter`` checked once before any work (a one-line error naming the fix)."""
+    if value is None or value in ("auto", "off"):
+        return value
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number <= 10000:
+        raise DeepsegError(
+            f"diameter {value!r} is not valid; give auto, off or a diameter in pixels (e.g. 24)"
+        )
+    return float(number)
+
+
 def _channels(channels: Sequence[int] | None) -> tuple[int, ...] | None:
     return None if channels is None else tuple(int(c) for c in channels)
 
@@ -262,11 +299,13 @@ class _Ctx:
             "output_mode": self.opts.output,
         }
         if job is not None:
-            keys = ("pid", "chunks", "resumed_chunks", "warnings", "chunk_bytes")
+            keys = ("pid", "chunks", "resumed_chunks", "warnings", "chunk_bytes", "object_diameter")
             entry.update({k: v for k, v in job.info.items() if k in keys})
             entry["block"] = self.opts.block
         entry.update(extra or {})
         self.manifest.record(src, entry)
+        if status == "done" and entry.get("object_diameter"):
+            self.summary.sizing.append(entry["object_diameter"])
         if status == "failed":
             self.summary.failed.append((src, error or "failed"))
         elif status == "skipped":
@@ -395,12 +434,13 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
             else:
                 done = _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
+                opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
                 job.info = {"chunks": len(chunks), "pid": os.getpid(), "chunk_bytes": job.chunk_bytes}
-                job.info["resumed_chunks"] = len(done)
+                job.info.update(resumed_chunks=len(done), object_diameter=sizing)
                 for k, chunk in enumerate(chunks):
                     if chunk.index in done:  # written by an earlier, interrupted run
                         continue
-                    args = (job.src, job.dst, chunk, job.axes, ctx.ref, ctx.opts)
+                    args = (job.src, job.dst, chunk, job.axes, ctx.ref, opts)
                     yield from segment_chunk_iter(*args)
                     yield Progress("chunks", k + 1, len(chunks), message=job.src.name)
         except Exception as err:  # this input failed: recorded with its reason, the batch goes on
@@ -421,6 +461,7 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
                     continue
                 done = _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
+                opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
             except Exception as err:  # could not prepare this input's output: recorded
                 job.error = _reason(err)
                 yield ctx.finish(job, 0.0)
@@ -428,10 +469,11 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
             todo = [c for c in chunks if c.index not in done]
             job.pending = len(todo)
             job.info = {"chunks": len(chunks), "chunk_bytes": job.chunk_bytes, "resumed_chunks": len(done)}
+            job.info["object_diameter"] = sizing
             if not todo:  # every chunk was written by an earlier run: only the finishing is left
                 yield ctx.finish(job, 0.0)
             for chunk in todo:
-                args = (str(job.src), str(job.dst), chunk, job.axes, ctx.ref, ctx.opts)
+                args = (str(job.src), str(job.dst), chunk, job.axes, ctx.ref, opts)
                 futures[dask_backend.submit(client, run_chunk_task, *args)] = (job, chunk)
         yield from _collect(futures, ctx)
     finally:

@@ -48,6 +48,8 @@ class Options:
         channels, device, tile, overlap, precision: passed to ``segment_iter``.
         max_memory: the run's memory limit in bytes (from ``--max-memory`` or the machine).
         block: block side for planes larger than a block (chosen by the memory policy).
+        object_diameter: ``segment_iter``'s (None = estimate per image where the model records
+            a training diameter; a large image's chunks all get the one estimate of its image).
     """
 
     output: str
@@ -59,6 +61,7 @@ class Options:
     precision: str = "auto"
     max_memory: int | None = None
     block: int | None = None
+    object_diameter: float | str | None = None
 
 
 def get_model(ref: ModelRef) -> Any:
@@ -93,6 +96,7 @@ def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options):
         outputs=(opts.output,),
         max_memory=opts.max_memory,
         block=opts.block,
+        object_diameter=opts.object_diameter,
     )
 
 
@@ -128,7 +132,27 @@ def segment_file_iter(
     data, out_axes = pick_output(result, opts.output, axes)
     write_labels_tiff(dst, data, out_axes)
     info = {"shape": list(image.shape), "axes": axes, "output_axes": out_axes, "pid": os.getpid()}
+    info["object_diameter"] = result.meta.get("object_diameter")
     return {**info, "warnings": notes} if notes else info
+
+
+def image_sizing(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options) -> tuple[Options, Any]:
+    """(options for every chunk of a large image, the object-size decision): one estimate for
+    the whole image, read from its centre only, so all chunks run at the same scale."""
+    from dataclasses import replace
+
+    from ..inference.rescaled import choose_scale
+    from ..models.modelfile import described
+
+    model = get_model(ref)
+    meta = described(model)
+    if meta is None or meta.object_diameter is None or opts.object_diameter not in (None, "auto"):
+        return opts, None
+    image, _ = read_image(src, lazy=True)
+    estimate = {"image": image, "axes": axes, "channels": opts.channels, "device": opts.device}
+    sizing = choose_scale(model, meta.object_diameter, None, {**estimate, "precision": opts.precision})
+    diameter = sizing["object_diameter"] if sizing and sizing["object_diameter"] else "off"
+    return replace(opts, object_diameter=diameter), sizing
 
 
 def run_file_task(src: str, dst: str, ref: ModelRef, opts: Options):

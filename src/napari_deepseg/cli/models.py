@@ -42,10 +42,14 @@ def run(args: argparse.Namespace) -> int:
 
     print("\n".join(format_table(list_models(variants=args.all))))
     entries = model_list()
-    print("\nready pretrained models (load_model(NAME) / --model NAME; weights via the torch hub cache):")
-    for e in (e for e in entries if e.kind == "pretrained"):
-        cached = "cached" if e.weights_cached else "fetched on first use"
-        print(f"  {e.name:<34}  {e.description} [{cached}]")
+    ready = [e for e in entries if e.kind == "pretrained"]
+    print("\nready pretrained models with their weights here (load_model(NAME) / --model NAME):")
+    print("\n".join(f"  {e.name:<34}  {e.description}" for e in ready) or "  none")
+    absent = [e for e in model_list(include_absent=True) if e.kind == "pretrained" and not e.weights_cached]
+    if absent:
+        print("more ready models, weights fetched into the torch hub cache on first use (--model NAME):")
+        for e in absent:
+            print(f"  {e.name:<34}  {e.description}")
     bundled = [e.name for e in entries if e.kind == "bundled"]
     print("\nbundled model files: " + (", ".join(bundled) if bundled else "none"))
     user = [e for e in entries if e.kind == "user"]

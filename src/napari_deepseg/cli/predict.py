@@ -56,6 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated input channel indices, e.g. 0 or 1,2,0",
     )
+    p.add_argument(
+        "--diameter",
+        type=_opt.diameter,
+        default="auto",
+        metavar="auto|off|PIXELS",
+        help="object (nucleus) diameter in pixels, for models trained at one object size such as "
+        "nuclei: auto estimates it per image and rescales the image to the model's size (default), "
+        "off runs images as they are",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument(
         "--precision",
@@ -146,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         overwrite=args.overwrite,
+        object_diameter=args.diameter,
     )
     summary = run_with_progress(gen, quiet=args.quiet)
     first, *failures = summary.text().splitlines()

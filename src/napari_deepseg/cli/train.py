@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     best = f"epoch {result.best_epoch}" if result.best_epoch is not None else "last"
     print(f"wrote {result.path} (best: {best})")
+    if result.verdict:
+        print(result.verdict[0].upper() + result.verdict[1:])
     return 0
 
 

@@ -6,7 +6,7 @@
 
 from .device import Precision, available_devices, cpu_has_native_bf16, resolve_device, resolve_precision
 from .engine import SegmentationResult, segment, segment_iter
-from .normalization import Normalizer, percentile_normalizer
+from .inputs import Normalizer, percentile_normalizer
 from .postprocess import class_map, instances_from_probabilities, stitch_to_previous
 
 __all__ = [

@@ -130,7 +130,7 @@ def channel_mapping(available: int, wanted: int, mode: str, picked: bool) -> str
     if available == wanted:
         return "same"
     if wanted == 1 and available in (3, 4) and mode != "select" and not picked:
-        return "gray"
+        return "hed" if mode == "gray-hed" else "gray"
     if wanted == 3 and available == 1:
         return "rgb"
     if wanted == 3 and available == 4:
@@ -145,11 +145,40 @@ def map_channels(plane: np.ndarray, how: str) -> np.ndarray:
     """Apply a :func:`channel_mapping` result to a raw (C, H, W) plane."""
     if how == "gray":
         return plane[:3].mean(axis=0, dtype=np.float32)[None]
+    if how == "hed":
+        return hematoxylin_or_gray(plane[:3])[None]
     if how == "rgb":
         return np.broadcast_to(plane, (3, *plane.shape[1:]))
     if how == "drop-alpha":
         return plane[:3]
     return plane
+
+
+#: an RGB plane whose mean |R-G| + |G-B| is below this fraction of its intensity range is
+#: colourless (e.g. a fluorescence image saved as RGB) and is averaged to gray
+COLOUR_THRESHOLD = 0.05
+
+
+def hematoxylin_or_gray(rgb: np.ndarray) -> np.ndarray:
+    """A (3, H, W) RGB plane -> (H, W) float32: hematoxylin optical density for colour images
+    (H&E histology: nuclei bright, as in fluorescence), the channel mean for colourless ones.
+
+    Intensities are scaled by the plane's 99.9th percentile (the bright background is white),
+    turned into optical density ``-log(I)`` and unmixed with scikit-image's H&E-DAB stain
+    matrix (``skimage.color.hed_from_rgb``, Ruifrok & Johnston 2001); the hematoxylin
+    component is returned. Training and inference both come here (channel mode ``"gray-hed"``).
+    """
+    from skimage.color import hed_from_rgb
+
+    rgb = np.asarray(rgb, dtype=np.float32)
+    lo, hi = float(rgb.min()), float(rgb.max())
+    colour = (np.abs(rgb[0] - rgb[1]).mean() + np.abs(rgb[1] - rgb[2]).mean()) / max(hi - lo, 1e-6)
+    if colour < COLOUR_THRESHOLD:
+        return rgb.mean(axis=0, dtype=np.float32)
+    white = max(float(np.percentile(rgb, 99.9)), 1e-6)
+    od = -np.log(np.clip(rgb / white, 1e-3, 1.0))
+    h = np.tensordot(hed_from_rgb[:, 0].astype(np.float32), od, axes=(0, 0))
+    return np.ascontiguousarray(h, dtype=np.float32)
 
 
 def to_channels_last(image: np.ndarray, axes: str) -> np.ndarray:

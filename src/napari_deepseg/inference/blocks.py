@@ -2,8 +2,11 @@
 
 A plane larger than a block is cut into a grid of square-ish core blocks; each is segmented
 from a region that adds ``halo`` pixels of context on every side inside the plane, and only its
-core is kept. An object crossing a core border is then segmented alike on both sides (each side
-saw the other's first ``halo`` pixels) but carries one id per block. Across every border, ids
+core is kept. In :func:`~napari_deepseg.inference.segment` a block runs the tiles of the whole
+plane's tile grid that cover its region (``TileGrid.tiles_in``), so its probabilities are
+exactly the whole-plane ones; only the watershed sees the region's edge. An object crossing a
+core border is then segmented alike on both sides (each side saw the other's first ``halo``
+pixels) but carries one id per block. Across every border, ids
 ``a`` (on the last row/column of one core) and ``b`` (on the first of the next) whose facing
 pixels overlap with an IoU of at least :data:`MIN_FACING` are the same object and are joined;
 distinct objects that merely touch at a border overlap little there and stay apart.

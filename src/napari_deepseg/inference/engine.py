@@ -30,14 +30,16 @@ from ..models.contract import contract_of
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress, drain
 from . import memory
-from .axes import AxesPlan, channel_mapping, check_channels, map_channels
 from .blocks import Block, BlockLabels, BlockLayout
 from .device import Precision, resolve_device, resolve_precision
-from .normalization import (
+from .inputs import (
+    AxesPlan,
     Normalizer,
+    channel_mapping,
+    check_channels,
     check_normalization,
-    finite_plane,
     fixed_normalizer,
+    model_plane,
     percentile_normalizer,
 )
 from .postprocess import (
@@ -48,6 +50,7 @@ from .postprocess import (
     offset_labels,
     stitch_to_previous,
 )
+from .rescaled import choose_scale, run_rescaled
 from .runner import TileRunner, TileTooLarge, model_in_channels
 from .tiling import StripAccumulator, TileGrid
 
@@ -103,6 +106,7 @@ def segment_iter(
     stitch_3d: bool | float = False,
     max_memory: int | str | None = None,
     block: int | None = None,
+    object_diameter: float | str | None = None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image plane by plane, yielding progress; returns a :class:`SegmentationResult`.
 
@@ -129,6 +133,13 @@ def segment_iter(
             memory, at most 2 GiB); it sets the block size (:mod:`.memory`).
         block: block side in pixels, overriding the memory policy. A plane larger than a block
             (plus its halo) is segmented block by block with halos and joined seams.
+        object_diameter: for a model whose file records the object diameter it was trained at
+            (``ModelMeta.object_diameter``): None or ``"auto"`` estimates the median diameter of
+            the image's objects (:func:`.rescaled.estimate_diameter`), a number gives it in
+            pixels, ``"off"`` runs the image at its own scale. The image is resampled so its
+            objects match the training size and the outputs are mapped back to the image's
+            grid (nearest neighbour); ``result.meta["object_diameter"]`` reports the decision.
+            A rescaled run holds the resampled image in memory. Ignored for other models.
 
     Yields:
         ``Progress("tiles", done, total)`` after each tile batch and ``Progress("planes", done,
@@ -139,6 +150,64 @@ def segment_iter(
         Closing the generator cancels within one tile batch.
     """
     model = _as_model(model)
+    options = dict(
+        channels=channels, device=device, precision=precision, tile=tile, overlap=overlap,
+        batch_size=batch_size, outputs=outputs, tta=tta, min_size=min_size, stitch_3d=stitch_3d,
+        max_memory=max_memory, block=block,
+    )  # fmt: skip
+    sizing = _sizing(image, model, axes, object_diameter, options)
+    if sizing is not None and sizing["scale"] != 1.0:
+        plan = AxesPlan.parse(tuple(image.shape), axes)
+
+        def inner(scaled: np.ndarray, scaled_axes: str):
+            return segment_iter(scaled, model, axes=scaled_axes, object_diameter="off", **options)
+
+        result = yield from run_rescaled(image, plan, sizing["scale"], inner)
+        result.meta["object_diameter"] = sizing
+        return result
+    result = yield from _run(image, model, axes, **options)
+    result.meta["object_diameter"] = sizing
+    return result
+
+
+def _sizing(
+    image: Any, model: nn.Module, axes: str | None, object_diameter: Any, options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The object-size decision (:func:`.rescaled.choose_scale`) after checking the argument."""
+    if object_diameter not in (None, "auto", "off") and not (
+        isinstance(object_diameter, int | float) and not isinstance(object_diameter, bool)
+        and 0 <= object_diameter <= 10000
+    ):  # fmt: skip
+        raise DeepsegError(
+            f"object_diameter must be None, 'auto', 'off' or a diameter in pixels, not {object_diameter!r}"
+        )
+    meta = described(model)
+    if meta is None or not makes_instances(meta):
+        return None
+    estimate = {"image": image, "axes": axes}
+    estimate.update({k: options[k] for k in ("channels", "device", "precision")})
+    return choose_scale(model, meta.object_diameter if meta else None, object_diameter, estimate)
+
+
+def _run(
+    image: Any,
+    model: nn.Module,
+    axes: str | None,
+    *,
+    channels: Sequence[int] | None,
+    device: str | torch.device,
+    precision: str,
+    tile: int | None,
+    overlap: int | None,
+    batch_size: int | None,
+    outputs: Sequence[str],
+    tta: bool,
+    min_size: int | None,
+    stitch_3d: bool | float,
+    max_memory: int | str | None,
+    block: int | None,
+) -> Generator[Progress, None, SegmentationResult]:
+    """segment_iter at the image's own scale."""
     tile = _checks.integer(tile, "tile", optional=True)
     overlap = _checks.integer(overlap, "overlap", optional=True)
     batch_size = _checks.integer(batch_size, "batch_size", minimum=1, optional=True)
@@ -146,7 +215,7 @@ def segment_iter(
     min_size = _checks.integer(min_size, "min_size", minimum=0, optional=True)
     job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
     job.tta, job.stitch = bool(tta), _stitch_threshold(stitch_3d)
-    job.postprocess = _postprocess_settings(model, min_size)
+    job.postprocess = postprocess_settings(model, min_size)
     job.limit, job.block = memory.memory_limit(max_memory), _check_block(block)
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return (yield from job.run())
@@ -162,7 +231,7 @@ POSTPROCESS_KEYS = (
 )
 
 
-def _postprocess_settings(model: nn.Module, min_size: int | None) -> dict[str, Any]:
+def postprocess_settings(model: nn.Module, min_size: int | None = None) -> dict[str, Any]:
     """Instance post-processing keywords: the model file's settings, ``min_size`` overriding."""
     meta = described(model)
     settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
@@ -286,10 +355,10 @@ class _Job:
         return BlockLayout.plan(h, w, side, halo)
 
     def _tiles_per_plane(self) -> int:
-        regions = [
-            (b.read_y.stop - b.read_y.start, b.read_x.stop - b.read_x.start) for b in self.layout.blocks()
-        ]
-        return sum(TileGrid.plan(rh, rw, self.tile, self.overlap, self.model).count for rh, rw in regions)
+        """Tiles run per plane: the plane's tile grid, each block running the tiles over its region."""
+        h, w = self.plan.size("Y"), self.plan.size("X")
+        grid = TileGrid.plan(h, w, self.tile, self.overlap, self.model)
+        return sum(len(grid.tiles_in(b.read_y, b.read_x)) for b in self.layout.blocks())
 
     def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
         """Run a plane block by block; returns its instance labels (1..N, a view) or None.
@@ -305,8 +374,8 @@ class _Job:
         yield Progress("blocks", 0, total, "blocks", self._block_info(index, slice(0, 0), slice(0, 0)))
         writer = None
         for block in self.layout.blocks():
-            region = raw[:, block.read_y, block.read_x]
-            prob = yield from self._plane_with_retry(region, norm, _Target.of_block(index, block))
+            window = (block.read_y, block.read_x)
+            prob = yield from self._plane_with_retry(raw, norm, _Target.of_block(index, block), window)
             if prob is not None:
                 labels = instances_from_probabilities(prob, **self.postprocess)
                 del prob
@@ -334,14 +403,18 @@ class _Job:
             raw = raw[self.picked]
         lead = ", ".join(f"{a}={i}" for a, i in zip(self.plan.loop_axes, index))
         where = f"image plane ({lead})" if lead else "image"
-        return finite_plane(map_channels(raw, self.mapping), where, warn)
+        return model_plane(raw, self.mapping, where, warn)
 
-    def _plane_with_retry(self, raw: np.ndarray, norm: Normalizer, target: _Target):
-        """Run a plane (or block region); on a tile too large for memory halve the tile and redo it."""
+    def _plane_with_retry(
+        self, raw: np.ndarray, norm: Normalizer, target: _Target, window: tuple[slice, slice] | None = None
+    ):
+        """Run a plane, or the ``window`` (rows, cols) of it with the plane's own tile grid (a
+        block region: its probabilities equal the whole-plane run's); on a tile too large for
+        memory halve the tile and redo it."""
         while True:
             grid = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
             try:
-                return (yield from self._run_plane(raw, norm, grid, target))
+                return (yield from self._run_plane(raw, norm, grid, target, window))
             except TileTooLarge as err:
                 smaller = self.tile // 2
                 if smaller < max(MIN_TILE, contract_of(self.model).size_multiple, self.overlap + 1):
@@ -360,13 +433,14 @@ class _Job:
                 )
                 self.tile = smaller
                 self.overlap = min(self.overlap, smaller // 4)
-                new = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
-                self.tiles_total += new.count * self.plan.n_planes - grid.count * self.plan.n_planes
+                self.tiles_total = max(self.tiles_done, self._tiles_per_plane() * self.plan.n_planes)
 
-    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, target: _Target):
-        """Tile batches -> strip accumulator -> finished rows; returns (K, h, w) float16 probs or None."""
+    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, target: _Target, window=None):
+        """Tile batches -> strip accumulator -> finished rows of the window (default: the plane);
+        returns the window's (K, h, w) float16 probabilities or None."""
         wy, wx = grid.weights()
-        tiles = grid.tiles()
+        ry, rx = window or (slice(0, grid.height), slice(0, grid.width))
+        tiles = grid.tiles_in(ry, rx)
         acc: StripAccumulator | None = None
         keep_prob = None
         i = 0
@@ -380,12 +454,15 @@ class _Job:
                     "valid-padding models must declare output_margin (models.contract)"
                 )
             if acc is None:
-                acc = StripAccumulator(out.shape[1], grid.width)
-                keep_prob = self._allocate(out.shape[1], (grid.height, grid.width))
+                acc = StripAccumulator(out.shape[1], rx.stop - rx.start)
+                keep_prob = self._allocate(out.shape[1], (ry.stop - ry.start, rx.stop - rx.start))
             for (y, x), o in zip(chunk, out):
-                acc.add(o[:, : grid.th, : grid.tw], y, x, wy[y], wx[x])
+                y0, y1 = max(y, ry.start), min(y + grid.th, ry.stop)
+                x0, x1 = max(x, rx.start), min(x + grid.tw, rx.stop)
+                part = o[:, y0 - y : y1 - y, x0 - x : x1 - x]
+                acc.add(part, y0 - ry.start, x0 - rx.start, wy[y][y0 - y : y1 - y], wx[x][x0 - x : x1 - x])
             i += len(chunk)
-            until = tiles[i][0] if i < len(tiles) else grid.height
+            until = (min(max(tiles[i][0], ry.start), ry.stop) if i < len(tiles) else ry.stop) - ry.start
             if until > acc.top:
                 self._finalize_rows(acc.pop_final(until), target, keep_prob)
             self.tiles_done += len(chunk)

@@ -90,6 +90,13 @@ class TileGrid:
         """(y0, x0) output starts in row-major order."""
         return [(y, x) for y in self.ys for x in self.xs]
 
+    def tiles_in(self, rows: slice, cols: slice) -> list[tuple[int, int]]:
+        """The tiles (row-major) whose outputs overlap the window ``rows`` x ``cols``: running
+        only these over a window of a plane gives exactly the whole-plane blend there."""
+        ys = [y for y in self.ys if y < rows.stop and y + self.th > rows.start]
+        xs = [x for x in self.xs if x < cols.stop and x + self.tw > cols.start]
+        return [(y, x) for y in ys for x in xs]
+
     def weights(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         """1D weights by tile start along Y and X."""
         wy = dict(zip(self.ys, ramp_weights(list(self.ys), self.th, self.height)))

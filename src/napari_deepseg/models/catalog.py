@@ -110,14 +110,16 @@ def ready_weights_cached(name: str) -> bool:
     return checkpoint_path(weights_for("coco", arch, _backbone(arch, options))).is_file()
 
 
-def model_list() -> list[CatalogEntry]:
-    """The model list: bundled (``nuclei`` first), ready pretrained, then the user folder's files."""
+def model_list(*, include_absent: bool = False) -> list[CatalogEntry]:
+    """The model list: bundled (``nuclei`` first), ready pretrained models whose weights are in
+    torch's hub cache (all of them with ``include_absent``), then the user folder's files."""
     bundled = sorted(bundled_models(), key=lambda name: (name != DEFAULT_MODEL, name))
     out = [CatalogEntry("bundled", name) for name in bundled]
-    out += [
+    ready = [
         CatalogEntry("pretrained", name, description, ready_weights_cached(name))
         for name, (_, _, description) in READY_MODELS.items()
     ]
+    out += [e for e in ready if include_absent or e.weights_cached]
     out += [CatalogEntry("user", str(path)) for path in user_models().values()]
     return out
 

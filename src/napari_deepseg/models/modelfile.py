@@ -31,7 +31,12 @@ SEMANTIC = "semantic"
 INSTANCE_BOUNDARY = "instance-boundary"
 TASKS = (SEMANTIC, INSTANCE_BOUNDARY)
 FORMAT = "napari-deepseg-model"
-SCHEMA_VERSION = 1
+#: the newest schema this code reads and writes. Schema 2 adds ``object_diameter`` and the
+#: ``"gray-hed"`` channel mode; a file that uses neither is still written as schema 1, so older
+#: napari-deepseg versions keep reading it (and refuse a schema-2 file with "upgrade").
+SCHEMA_VERSION = 2
+#: channel modes this code understands (see :class:`ModelMeta`)
+CHANNEL_MODES = ("gray", "rgb", "select", "gray-hed")
 
 PALETTE = [
     "#000000",
@@ -72,7 +77,14 @@ class ModelMeta:
         normalization: ``{"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}``
             or ``{"method": "meanstd", "mean": [...], "std": [...], "scale": 255.0}``.
         channel_mode: how image channels feed the model: ``"gray"`` (1 input; RGB averaged),
-            ``"rgb"`` (3 inputs; gray replicated) or ``"select"`` (the user picks C_in channels).
+            ``"rgb"`` (3 inputs; gray replicated), ``"select"`` (the user picks C_in channels)
+            or ``"gray-hed"`` (1 input: gray images and colourless RGB averaged, colour RGB as
+            its hematoxylin optical density, for H&E histology;
+            :func:`napari_deepseg.inference.inputs.hematoxylin_or_gray`).
+        object_diameter: the median object diameter (pixels, equivalent-circle diameter) the
+            model was trained at, or None when it was trained at the images' own scale. When
+            set, :func:`~napari_deepseg.inference.segment` rescales an image so its objects
+            have this size (estimated unless given) and maps the labels back.
         bf16_agreement: measured fraction (0..1) of validation pixels whose bf16-autocast class
             equals the fp32 class, or None when not measured. ``precision="auto"`` runs the model
             in bf16 on CPUs with native bf16 only when it is at least 0.999 (see
@@ -95,6 +107,7 @@ class ModelMeta:
     )
     channel_mode: str = "gray"
     bf16_agreement: float | None = None
+    object_diameter: float | None = None
     postprocess: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -171,7 +184,7 @@ def save_model(
     }
     payload = {
         "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": schema_of(meta),
         "architecture": arch.to_dict(),
         "meta": json.dumps(asdict(meta)),
         "state_dict": state,
@@ -181,6 +194,11 @@ def save_model(
         torch.save(payload, tmp)
     model.deepseg_meta = meta
     return path
+
+
+def schema_of(meta: ModelMeta) -> int:
+    """The oldest schema that can describe ``meta`` (2 when it uses a schema-2 field, else 1)."""
+    return 2 if meta.object_diameter is not None or meta.channel_mode == "gray-hed" else 1
 
 
 def read_model_file(path: Path) -> dict[str, Any]:
@@ -230,8 +248,23 @@ def load_model_file(path: Path) -> nn.Module:
         model.deepseg_meta = meta.complete(int(arch["num_classes"]))
     except (ValueError, TypeError) as err:
         raise ModelFileError(f"{path}: unreadable metadata ({_first_line(err)})") from None
+    _check_meta(path, model.deepseg_meta)
     model.deepseg_source = str(path)
     return model.eval()
+
+
+def _check_meta(path: Path, meta: ModelMeta) -> None:
+    """One-line ModelFileError for metadata values this version cannot use."""
+    if meta.channel_mode not in CHANNEL_MODES:
+        raise ModelFileError(
+            f"{path}: channel mode {meta.channel_mode!r} is unknown to napari-deepseg {__version__} "
+            f"(it knows {', '.join(CHANNEL_MODES)}); upgrade napari-deepseg"
+        )
+    d = meta.object_diameter
+    if d is not None and (not isinstance(d, int | float) or not 1 <= d <= 10000):
+        raise ModelFileError(
+            f"{path}: object_diameter {d!r} is not a diameter in pixels (1 to 10000); fix or re-save the file"
+        )
 
 
 def _first_line(err: BaseException) -> str:

@@ -159,7 +159,7 @@ def _test_input(image: np.ndarray | None, in_channels: int, net: nn.Module) -> n
 
 def _write_tensors(folder: Path, net: nn.Module, meta: ModelMeta, raw: np.ndarray) -> np.ndarray:
     """Test input and the probabilities napari-deepseg computes for it; returns the latter."""
-    from ..inference.normalization import check_normalization, fixed_normalizer, percentile_normalizer
+    from ..inference.inputs import check_normalization, fixed_normalizer, percentile_normalizer
 
     spec = check_normalization(meta.normalization, raw.shape[1])
     norm = fixed_normalizer(spec, raw.shape[1]) or percentile_normalizer([raw[0]], spec["low"], spec["high"])
@@ -298,7 +298,7 @@ def _preprocessing(meta: ModelMeta, channels: int) -> list[Any]:
     """The bioimage.io operations that reproduce the model file's normalization."""
     from bioimageio.spec.model import v0_5 as bio
 
-    from ..inference.normalization import check_normalization
+    from ..inference.inputs import check_normalization
 
     spec = check_normalization(meta.normalization, channels)
     steps: list[Any] = [bio.EnsureDtypeDescr(kwargs=bio.EnsureDtypeKwargs(dtype="float32"))]

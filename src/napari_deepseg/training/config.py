@@ -16,6 +16,7 @@ from torch import nn
 
 from .. import _checks
 from ..errors import DeepsegError
+from ..models.modelfile import CHANNEL_MODES
 
 
 @dataclass
@@ -40,6 +41,11 @@ class FinetuneConfig:
     augment: bool = True
     elastic: bool = False
     fg_fraction: float = 0.8
+    zoom: float = 1.0
+    minutes: float | None = None
+    snapshots: bool = False
+    object_diameter: float | None = None
+    channel_mode: str | None = None
     seed: int = 0
     task: str | None = None
     class_names: list[str] | None = None
@@ -70,8 +76,11 @@ class FinetuneConfig:
         for name in ("epochs", "batch_size", "patch_size", "background_label", "seed"):
             _checks.integer(getattr(self, name), name)
         _checks.integer(self.steps_per_epoch, "steps_per_epoch", optional=True)
-        for name in ("lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction"):
+        for name in ("lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction", "zoom"):
             _checks.number(getattr(self, name), name)
+        for name in ("minutes", "object_diameter"):
+            if getattr(self, name) is not None:
+                _checks.number(getattr(self, name), name)
         problems = [
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.lr > 0, "lr must be > 0"),
@@ -81,6 +90,16 @@ class FinetuneConfig:
             (self.schedule in ("cosine", "onecycle"), "schedule must be 'cosine' or 'onecycle'"),
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch must be >= 1"),
             (0 <= self.fg_fraction <= 1, "fg_fraction must be in [0, 1]"),
+            (1 <= self.zoom <= 4, "zoom must be in [1, 4] (1 = no scale augmentation)"),
+            (self.minutes is None or self.minutes > 0, "minutes must be > 0"),
+            (
+                self.object_diameter is None or 2 <= self.object_diameter <= 1000,
+                "object_diameter must be 2 to 1000 pixels",
+            ),
+            (
+                self.channel_mode in (None, *CHANNEL_MODES),
+                f"channel_mode must be one of {', '.join(CHANNEL_MODES)}",
+            ),
         ]
         for ok, message in problems:
             if not ok:
@@ -95,8 +114,11 @@ class FinetuneResult:
         model: the best model (CPU, eval mode, ``deepseg_meta`` with provenance).
         path: the model file written (``output``), or None.
         history: one dict per epoch (epoch 0 = the starting model when validated).
-        best_epoch: the epoch whose weights ``model`` holds.
+        best_epoch: the epoch whose weights ``model`` holds (0: the starting model was best).
         checkpoint: the checkpoint file, or None.
+        verdict: one line saying whether the result beats the starting model on the held-out
+            data (AP@0.5 for instance models with dense labels, else mean IoU), with the likely
+            fix when it does not; None without a starting-model score.
     """
 
     model: nn.Module
@@ -104,3 +126,4 @@ class FinetuneResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     checkpoint: Path | None = None
+    verdict: str | None = None

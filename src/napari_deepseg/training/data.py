@@ -22,24 +22,23 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import DeepsegError
-from ..inference.axes import model_channels, to_channels_last
-from ..inference.normalization import (
-    check_normalization,
-    finite_plane,
-    fixed_normalizer,
-    percentile_normalizer,
-)
+from ..inference.inputs import to_channels_last
 from .labels import IGNORE
 
 
 @dataclass
 class TrainingPair:
-    """One annotated image. ``image`` (H, W) or (H, W, C); ``labels`` and ``reviewed`` (H, W)."""
+    """One annotated image. ``image`` (H, W) or (H, W, C); ``labels`` and ``reviewed`` (H, W).
+
+    ``weight``: relative share of training patches drawn from this pair (None: in proportion
+    to its annotated pixels, the default when no pair has a weight).
+    """
 
     image: np.ndarray
     labels: np.ndarray
     reviewed: np.ndarray | None = None
     name: str = ""
+    weight: float | None = None
 
 
 def as_pairs(pairs: Iterable[Any], prefix: str = "pair", axes: str | None = None) -> list[TrainingPair]:
@@ -66,16 +65,22 @@ def _to_pair(item: Any, default_name: str) -> TrainingPair:
     if isinstance(item, TrainingPair):
         pair = item
     elif isinstance(item, dict):
-        pair = TrainingPair(item["image"], item["labels"], item.get("reviewed"), item.get("name", ""))
+        pair = TrainingPair(
+            item["image"], item["labels"], item.get("reviewed"), item.get("name", ""), item.get("weight")
+        )
     elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
         pair = TrainingPair(item[0], item[1], item[2] if len(item) == 3 else None)
     else:
         raise DeepsegError(f"{default_name}: expected (image, labels[, reviewed]) or a TrainingPair")
+    weight = pair.weight
+    if weight is not None and not (isinstance(weight, int | float) and weight > 0):
+        raise DeepsegError(f"{default_name}: weight must be a positive number, not {weight!r}")
     return TrainingPair(
         np.asarray(pair.image),
         np.asarray(pair.labels),
         None if pair.reviewed is None else np.asarray(pair.reviewed, dtype=bool),
         pair.name or default_name,
+        None if weight is None else float(weight),
     )
 
 
@@ -103,7 +108,7 @@ def _with_axes(pair: TrainingPair, axes: str) -> TrainingPair:
     spatial = axes.upper().replace("C", "")
     labels = to_channels_last(pair.labels, spatial)
     reviewed = None if pair.reviewed is None else to_channels_last(pair.reviewed, spatial)
-    return TrainingPair(to_channels_last(pair.image, axes), labels, reviewed, pair.name)
+    return TrainingPair(to_channels_last(pair.image, axes), labels, reviewed, pair.name, pair.weight)
 
 
 def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
@@ -127,35 +132,10 @@ def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
     for idx in np.ndindex(*lead):
         img = image[idx]  # (H, W) or (H, W, C)
         rev = None if pair.reviewed is None else pair.reviewed[idx]
-        planes.append(TrainingPair(np.asarray(img), np.asarray(labels[idx]), rev, f"{name}{list(idx)}"))
+        planes.append(
+            TrainingPair(np.asarray(img), np.asarray(labels[idx]), rev, f"{name}{list(idx)}", pair.weight)
+        )
     return planes
-
-
-# --------------------------------------------------------------------------- model input
-
-
-def normalize_plane(plane: np.ndarray, spec: dict[str, Any], where: str = "training image") -> np.ndarray:
-    """Normalize a (C, H, W) plane exactly as inference does (per channel, per plane).
-
-    Uses ``napari_deepseg.inference.normalization``, including its NaN/inf policy
-    (``finite_plane``; ``where`` names the plane in its warning or error); a percentile
-    ``scope="stack"`` is applied per plane here (training planes are normalized independently).
-    """
-    plane = finite_plane(plane, where)
-    channels = plane.shape[0]
-    spec = check_normalization(spec, channels)
-    norm = fixed_normalizer(spec, channels) or percentile_normalizer([plane], spec["low"], spec["high"])
-    return np.asarray(norm(plane), dtype=np.float32)
-
-
-def to_model_input(
-    image: np.ndarray, in_channels: int, channel_mode: str, channels: Sequence[int] | None = None
-) -> np.ndarray:
-    """(H, W) or (H, W, C) image -> float32 (in_channels, H, W) before normalization, by the
-    channel rule inference uses (:func:`napari_deepseg.inference.axes.model_channels`)."""
-    image = np.asarray(image, dtype=np.float32)
-    planes = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
-    return np.ascontiguousarray(model_channels(planes, in_channels, channel_mode, channels), np.float32)
 
 
 # --------------------------------------------------------------------------- prepared regions
@@ -169,14 +149,25 @@ class Region:
     target: np.ndarray
     name: str
     centers: np.ndarray
+    weight: float | None = None
+    labels: np.ndarray | None = None  # instance labels of a validation region (unpadded)
 
 
 def pad_region(
-    image: np.ndarray, target: np.ndarray, name: str, margin: int, min_size: int, multiple: int = 1
+    image: np.ndarray,
+    target: np.ndarray,
+    name: str,
+    margin: int,
+    min_size: int,
+    multiple: int = 1,
+    weight: float | None = None,
+    labels: np.ndarray | None = None,
 ) -> Region:
     """Pad image (reflect) and target (``IGNORE``) by ``margin`` plus enough to reach ``min_size``.
 
     With ``multiple`` > 1 the padded target interior is a multiple of it (for exact tiling).
+    ``labels``: the instance labels of a validation region, kept unpadded (the original image
+    starts at row and column ``margin`` of the padded arrays).
     """
     h, w = target.shape
     th = max(min_size, -(-h // multiple) * multiple)
@@ -186,7 +177,7 @@ def pad_region(
     img = np.pad(image, ((0, 0), *pads), mode=mode)
     tgt = np.pad(target, pads, constant_values=IGNORE)
     centers = np.flatnonzero(tgt >= 0)
-    return Region(img.astype(np.float32), tgt, name, centers)
+    return Region(img.astype(np.float32), tgt, name, centers, weight, labels)
 
 
 def split_validation(target: np.ndarray, fraction: float) -> tuple[slice, slice] | None:
@@ -207,16 +198,29 @@ def split_validation(target: np.ndarray, fraction: float) -> tuple[slice, slice]
 class PatchSampler:
     """Random training windows, centred on annotated pixels with probability ``fg_fraction``.
 
-    Regions are chosen in proportion to their annotated pixels. A sample is an input window
+    Regions are chosen in proportion to their annotated pixels, or to their ``weight`` when any
+    region has one (regions without a weight then count 1). A sample is an input window
     (C, in_size, in_size) and its target (out_size, out_size), the centre of the window
-    (``in_size - out_size`` = 2 x the model's output margin).
+    (``in_size - out_size`` = 2 x the model's output margin). With ``zoom`` > 1 each window is
+    first resampled by a random factor in [1 / zoom, zoom] (log-uniform): scale augmentation.
     """
 
-    def __init__(self, regions: list[Region], in_size: int, out_size: int, fg_fraction: float = 0.8) -> None:
+    def __init__(
+        self,
+        regions: list[Region],
+        in_size: int,
+        out_size: int,
+        fg_fraction: float = 0.8,
+        zoom: float = 1.0,
+    ) -> None:
         self.regions = [r for r in regions if len(r.centers)]
-        counts = np.array([len(r.centers) for r in self.regions], np.float64)
+        if any(r.weight is not None for r in self.regions):
+            counts = np.array([1.0 if r.weight is None else r.weight for r in self.regions])
+        else:
+            counts = np.array([len(r.centers) for r in self.regions], np.float64)
         self.weights = counts / counts.sum()
         self.in_size, self.out_size, self.fg_fraction = in_size, out_size, fg_fraction
+        self.zoom = float(zoom)
 
     def sample(
         self, batch: int, rng: np.random.Generator, augment: bool = True, elastic: bool = False
@@ -236,13 +240,31 @@ class PatchSampler:
     def _window(self, region: Region, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         hp, wp = region.target.shape
         n = self.in_size
+        if self.zoom > 1:
+            factor = float(np.exp(rng.uniform(-np.log(self.zoom), np.log(self.zoom))))
+            n = int(min(hp, wp, max(8, round(self.in_size / factor))))
+        y0, x0 = self._corner(region, n, rng)
+        x, y = region.image[:, y0 : y0 + n, x0 : x0 + n], region.target[y0 : y0 + n, x0 : x0 + n]
+        if n != self.in_size:
+            x, y = zoom_window(x, y, self.in_size)
+        return x, y
+
+    def _corner(self, region: Region, n: int, rng: np.random.Generator) -> tuple[int, int]:
+        hp, wp = region.target.shape
         if rng.random() < self.fg_fraction:
             cy, cx = divmod(int(region.centers[rng.integers(len(region.centers))]), wp)
             y0 = int(np.clip(cy - n // 2 + rng.integers(-n // 4, n // 4 + 1), 0, hp - n))
             x0 = int(np.clip(cx - n // 2 + rng.integers(-n // 4, n // 4 + 1), 0, wp - n))
         else:
             y0, x0 = int(rng.integers(hp - n + 1)), int(rng.integers(wp - n + 1))
-        return region.image[:, y0 : y0 + n, x0 : x0 + n], region.target[y0 : y0 + n, x0 : x0 + n]
+        return y0, x0
+
+
+def zoom_window(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (C, m, m) window and its (m, m) target resampled to ``size`` (bilinear / nearest)."""
+    from ..inference.scale import resize_labels, resize_plane
+
+    return resize_plane(x, (size, size)), resize_labels(y, (size, size))
 
 
 def augment_patch(

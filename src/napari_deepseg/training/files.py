@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DeepsegError
-from ..inference.axes import to_channels_last
+from ..inference.inputs import to_channels_last
 from ..io import expand_inputs, files_by_key, read_image
 from .data import TrainingPair
 

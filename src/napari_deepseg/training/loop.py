@@ -116,16 +116,19 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
     task = model_meta(model).task if model is not None else (cfg.task or INSTANCE_BOUNDARY)
     if model is not None and cfg.task and cfg.task != task:
         raise DeepsegError(f"the starting model's task is {task!r}, not {cfg.task!r}; start from scratch")
+    diameter, estimate = _sizing(model, cfg)
     targets = make_targets(
-        pairs, val_pairs, task=task, sparse=cfg.sparse, background_label=cfg.background_label, axes=cfg.axes
-    )
+        pairs, val_pairs, task=task, sparse=cfg.sparse, background_label=cfg.background_label,
+        axes=cfg.axes, diameter=diameter, estimate=estimate,
+    )  # fmt: skip
     k = needed_classes(task, targets, cfg.class_names)
     if model is None:
         torch.manual_seed(cfg.seed)
         in_ch = len(cfg.channels) if cfg.channels else _scratch_channels(targets)
         model = scratch_model(
-            in_channels=in_ch, num_classes=k, task=task, arch_options=cfg.arch_options, name=cfg.name
-        )
+            in_channels=in_ch, num_classes=k, task=task, arch_options=cfg.arch_options, name=cfg.name,
+            channel_mode=cfg.channel_mode, object_diameter=cfg.object_diameter,
+        )  # fmt: skip
         if cfg.class_names and len(cfg.class_names) == k:
             model.deepseg_meta.class_names = list(cfg.class_names)
     elif fresh and k > model.deepseg_arch.num_classes:
@@ -137,17 +140,47 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
         cfg.patch_size = _fit_patch_size(cfg.patch_size, targets)
     counts = check_targets(targets, model_meta(model).class_names)
     data = build_regions(
-        model, targets, patch_size=cfg.patch_size, val_fraction=cfg.val_fraction, channels=cfg.channels
-    )
+        model, targets, patch_size=cfg.patch_size, val_fraction=cfg.val_fraction, channels=cfg.channels,
+        instance_labels=task == INSTANCE_BOUNDARY and not cfg.sparse,
+    )  # fmt: skip
     data.counts = counts
+    data.scales = targets.scales
     return model, data
 
 
+def _sizing(model: nn.Module | None, cfg: FinetuneConfig):
+    """(training object diameter, diameter estimator for images without dense instance labels).
+
+    A starting model's recorded diameter wins; ``object_diameter`` sets a new model's. The
+    estimator is the starting model's own (what inference would estimate on that image).
+    """
+    if model is None:
+        return cfg.object_diameter, None
+    diameter = model_meta(model).object_diameter
+    if cfg.object_diameter is not None and diameter is not None and cfg.object_diameter != diameter:
+        raise DeepsegError(
+            f"the starting model was trained at object diameter {diameter:g}; object_diameter="
+            f"{cfg.object_diameter:g} applies only to new models (leave it unset)"
+        )
+    if diameter is None:
+        return None, None
+    from ..inference.rescaled import estimate_diameter
+
+    def estimate(image):
+        return estimate_diameter(image, model, diameter, precision="fp32")
+
+    return diameter, estimate
+
+
 def _scratch_channels(targets: Any) -> int:
-    """Input channels of a new model: 1 for gray, RGB and RGBA images (colour averaged to gray),
-    else the images' channel count (a multichannel model taking every channel)."""
-    count = image_channels([*targets.pairs, *targets.val_pairs])
-    return 1 if count in (1, 3, 4) else count
+    """Input channels of a new model: 1 for gray, RGB and RGBA images, mixed or not (colour
+    becomes one channel by the channel mode), else the images' channel count (a multichannel
+    model taking every channel)."""
+    pairs = [*targets.pairs, *targets.val_pairs]
+    counts = {1 if p.image.ndim == p.labels.ndim else int(p.image.shape[-1]) for p in pairs}
+    if counts <= {1, 3, 4}:
+        return 1
+    return image_channels(pairs)
 
 
 def _check_call(pairs: Any, model_or_path: Any, output: Any, checkpoint: Any, resume: Any) -> None:

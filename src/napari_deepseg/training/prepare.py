@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,28 +10,26 @@ import numpy as np
 from torch import nn
 
 from ..errors import DeepsegError
+from ..inference.inputs import normalize_plane, to_model_input
+from ..inference.scale import median_diameter, rescale_pair, resize_labels, scale_factor
 from ..models import contract_of, model_meta
 from ..models.modelfile import INSTANCE_BOUNDARY
-from .data import (
-    Region,
-    TrainingPair,
-    as_pairs,
-    normalize_plane,
-    pad_region,
-    split_validation,
-    to_model_input,
-)
+from .data import Region, TrainingPair, as_pairs, pad_region, split_validation
 from .labels import IGNORE, INSTANCE_CLASSES, check_annotations, class_counts, make_target
 
 
 @dataclass
 class Targets:
-    """Pairs (2D) with their int16 targets; ``val`` the same for validation pairs (may be empty)."""
+    """Pairs (2D) with their int16 targets; ``val`` the same for validation pairs (may be empty).
+
+    ``scales``: the factor each pair (train, then val) was resampled by (see :func:`rescale_pairs`).
+    """
 
     pairs: list[TrainingPair]
     targets: list[np.ndarray]
     val_pairs: list[TrainingPair] = field(default_factory=list)
     val_targets: list[np.ndarray] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +43,7 @@ class TrainingData:
     counts: np.ndarray
     sources: list[str]
     val_sources: list[str] | str
+    scales: list[float] = field(default_factory=list)
 
 
 def make_targets(
@@ -55,14 +54,57 @@ def make_targets(
     sparse: bool,
     background_label: int,
     axes: str | None = None,
+    diameter: float | None = None,
+    estimate: Callable[[np.ndarray], float | None] | None = None,
 ) -> Targets:
-    """Check pairs and turn their labels into targets (one-line DeepsegError on bad input)."""
+    """Check pairs and turn their labels into targets (one-line DeepsegError on bad input).
+
+    With ``diameter`` (the model's training object diameter) each pair is first resampled so
+    its objects have that size, as inference will resample the user's images
+    (:func:`rescale_pairs`).
+    """
     train = as_pairs(pairs, "pair", axes)
-    out = Targets(train, [_target(p, task, sparse, background_label) for p in train])
-    if val_pairs is not None:
-        out.val_pairs = as_pairs(val_pairs, "val pair", axes)
-        out.val_targets = [_target(p, task, sparse, background_label) for p in out.val_pairs]
+    val = as_pairs(val_pairs, "val pair", axes) if val_pairs is not None else []
+    scales: list[float] = []
+    if diameter is not None:
+        dense = task == INSTANCE_BOUNDARY and not sparse
+        train, s1 = rescale_pairs(train, diameter, dense, estimate)
+        val, s2 = rescale_pairs(val, diameter, dense, estimate)
+        scales = s1 + s2
+    out = Targets(train, [_target(p, task, sparse, background_label) for p in train], scales=scales)
+    out.val_pairs = val
+    out.val_targets = [_target(p, task, sparse, background_label) for p in val]
     return out
+
+
+def rescale_pairs(
+    pairs: list[TrainingPair],
+    diameter: float,
+    dense_instances: bool,
+    estimate: Callable[[np.ndarray], float | None] | None,
+) -> tuple[list[TrainingPair], list[float]]:
+    """Pairs resampled so that their objects' median diameter is ``diameter`` (the policy of
+    :mod:`napari_deepseg.inference.scale`: clamped, dead band); returns them and the factors.
+
+    An image's object diameter comes from its labels when they are dense instances, else from
+    ``estimate(image)`` (the starting model's estimate, as inference makes it); without either
+    the pair keeps its size.
+    """
+    out, scales = [], []
+    for pair in pairs:
+        d = median_diameter(pair.labels) if dense_instances else None
+        if d is None and estimate is not None:
+            d = estimate(pair.image)
+        s = scale_factor(diameter, d) if d else 1.0
+        scales.append(s)
+        if s == 1.0:
+            out.append(pair)
+            continue
+        colour = pair.image.ndim == pair.labels.ndim + 1
+        image, labels = rescale_pair(pair.image, pair.labels, s, colour)
+        reviewed = None if pair.reviewed is None else resize_labels(pair.reviewed, labels.shape)
+        out.append(TrainingPair(image, labels, reviewed, pair.name, pair.weight))
+    return out, scales
 
 
 def _target(pair: TrainingPair, task: str, sparse: bool, background_label: int) -> np.ndarray:
@@ -74,6 +116,14 @@ def _target(pair: TrainingPair, task: str, sparse: bool, background_label: int) 
         reviewed=pair.reviewed,
         name=f"labels of {pair.name}",
     )
+
+
+def _val_labels(labels: np.ndarray, target: np.ndarray, instance_labels: bool) -> np.ndarray | None:
+    """The region's instance labels when AP@0.5 can be scored on it (dense instances, every pixel
+    annotated and reviewed), else None."""
+    if not instance_labels or (target < 0).any():
+        return None
+    return np.asarray(labels).copy()
 
 
 def needed_classes(task: str, targets: Targets, class_names: Sequence[str] | None) -> int:
@@ -103,8 +153,13 @@ def build_regions(
     patch_size: int,
     val_fraction: float,
     channels: Sequence[int] | None = None,
+    instance_labels: bool = False,
 ) -> TrainingData:
-    """Normalized model inputs and targets, padded for sampling; validation strips held out."""
+    """Normalized model inputs and targets, padded for sampling; validation strips held out.
+
+    ``instance_labels``: the labels are dense instances, so validation regions keep them (to
+    score AP@0.5, see :mod:`.validation`) wherever every pixel of the region is annotated.
+    """
     meta = model_meta(model)
     in_size, out_size = window_sizes(model, patch_size)
     margin = (in_size - out_size) // 2
@@ -120,20 +175,22 @@ def build_regions(
         target = target.copy()
         strip = split_validation(target, val_fraction) if hold_out else None
         if strip is not None:
-            val.append(
-                pad_region(
-                    x[:, strip[0], strip[1]], target[strip].copy(), pair.name, margin, out_size, out_size
-                )
-            )
+            labels = _val_labels(pair.labels[strip], target[strip], instance_labels)
+            region = pad_region(
+                x[:, strip[0], strip[1]], target[strip].copy(), pair.name, margin, out_size, out_size,
+                labels=labels,
+            )  # fmt: skip
+            val.append(region)
             target[strip] = IGNORE
-        train.append(pad_region(x, target, pair.name, margin, out_size))
+        train.append(pad_region(x, target, pair.name, margin, out_size, weight=pair.weight))
     for pair, target in zip(targets.val_pairs, targets.val_targets):
         x = normalize_plane(
             to_model_input(pair.image, in_ch, meta.channel_mode, channels),
             meta.normalization,
             f"training image {pair.name}",
         )
-        val.append(pad_region(x, target, pair.name, margin, out_size, out_size))
+        labels = _val_labels(pair.labels, target, instance_labels)
+        val.append(pad_region(x, target, pair.name, margin, out_size, out_size, labels=labels))
     if not any(len(r.centers) for r in train):
         raise DeepsegError(
             "no annotated pixels left for training after holding out validation; lower val_fraction"

@@ -34,16 +34,25 @@ def start_model(model_or_path: nn.Module | str | os.PathLike | None) -> tuple[nn
 
 
 def scratch_model(
-    *, in_channels: int, num_classes: int, task: str, arch_options: dict | None, name: str
+    *,
+    in_channels: int,
+    num_classes: int,
+    task: str,
+    arch_options: dict | None,
+    name: str,
+    channel_mode: str | None = None,
+    object_diameter: float | None = None,
 ) -> nn.Module:
-    """A new U-Net (``DEFAULT_ARCH`` unless ``arch_options``) with fresh metadata."""
+    """A new U-Net (``DEFAULT_ARCH`` unless ``arch_options``) with fresh metadata
+    (``channel_mode`` default: gray for one input channel, else select)."""
     options = dict(DEFAULT_ARCH if arch_options is None else arch_options)
     model = build_model("unet", in_channels=in_channels, num_classes=num_classes, **options)
     model.deepseg_meta = ModelMeta(
         name=name or "finetuned",
         task=task,  # type: ignore[arg-type]
         normalization=dict(DEFAULT_NORMALIZATION),
-        channel_mode="gray" if in_channels == 1 else "select",
+        channel_mode=channel_mode or ("gray" if in_channels == 1 else "select"),
+        object_diameter=None if object_diameter is None else float(object_diameter),
     ).complete(num_classes)
     return model
 

@@ -30,11 +30,10 @@ from ..models.modelfile import INSTANCE_BOUNDARY
 from ..progress import Progress
 from .checkpoints import save_checkpoint
 from .config import FinetuneConfig, FinetuneResult
-from .data import PatchSampler, tile_windows
+from .data import PatchSampler
 from .losses import segmentation_loss
 from .prepare import TrainingData
-
-VAL_KEYS = ("val_loss", "val_iou", "mean_iou", "foreground_iou")
+from .validation import VAL_KEYS, Validator, verdict
 
 
 class Trainer:
@@ -65,19 +64,23 @@ class Trainer:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.sampler = PatchSampler(data.train, data.in_size, data.out_size, cfg.fg_fraction)
+        self.sampler = PatchSampler(data.train, data.in_size, data.out_size, cfg.fg_fraction, cfg.zoom)
         self.spe = cfg.steps_per_epoch or _default_steps(data, cfg.batch_size)
         self.total = cfg.epochs * self.spe
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = _scheduler(self.opt, cfg, self.total)
         self.scaler = torch.amp.GradScaler("cuda") if policy.grad_scaler else None
         self.class_weights = self._class_weights()
+        self.validator = Validator(
+            data.val, data.in_size, data.out_size, cfg.batch_size, self.meta.class_names,
+            self.class_weights, cfg.dice_weight, _instance_settings(model),
+        )  # fmt: skip
         self.rng = np.random.default_rng(cfg.seed)
         self.step, self.history, self.epoch_losses = 0, [], []
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_score: float | None = None
         self.best_epoch: int | None = None
-        self.elapsed, self._busy = 0.0, False
+        self.elapsed, self._busy, self.out_of_time = 0.0, False, False
         if state is not None:
             self._restore(state)
 
@@ -96,6 +99,11 @@ class Trainer:
                     continue
                 if self.step >= self.total:
                     break
+                if self._time_is_up():
+                    self.out_of_time = True
+                    if self.step % self.spe:  # a partial epoch is validated and kept too
+                        yield self._end_epoch()
+                    break
                 loss = self._train_step()
                 yield self._step_event(loss)
         except (GeneratorExit, KeyboardInterrupt):
@@ -104,7 +112,17 @@ class Trainer:
         finally:
             self._release()
         path = self._save_output(stopped=False)
-        return FinetuneResult(self.export, path, list(self.history), self.best_epoch, self.checkpoint)
+        result = FinetuneResult(self.export, path, list(self.history), self.best_epoch, self.checkpoint)
+        result.verdict = self._verdict()
+        return result
+
+    def _verdict(self) -> str | None:
+        """:func:`.validation.verdict` for a run that started from a trained model."""
+        return None if self.source == "scratch" else verdict(self.history, self.best_epoch)
+
+    def _time_is_up(self) -> bool:
+        """True when the ``minutes`` budget is spent (the run then ends as if finished)."""
+        return self.cfg.minutes is not None and self._clock() >= 60 * self.cfg.minutes
 
     @property
     def epochs_done(self) -> int:
@@ -152,7 +170,7 @@ class Trainer:
         entry["train_loss"] = None if initial else float(np.mean(self.epoch_losses or [math.nan]))
         self.epoch_losses = []
         entry.update(self._validate() if self.data.val else dict.fromkeys(VAL_KEYS) | {"val_iou": {}})
-        score = entry["mean_iou"] if entry["mean_iou"] is not None else float(epoch)
+        score = next((entry[k] for k in ("val_ap50", "mean_iou") if entry.get(k) is not None), float(epoch))
         entry["best"] = self.best_score is None or score >= self.best_score
         if entry["best"]:
             self.best_score, self.best_epoch = score, epoch
@@ -162,55 +180,24 @@ class Trainer:
         entry["model_path"] = str(self._save_output(stopped=False)) if entry["best"] and not initial else None
         if not initial:
             self._save_checkpoint()
+            self._save_snapshot(epoch)
         return Progress("epoch", epoch, self.cfg.epochs, _epoch_message(entry), dict(entry))
 
     # ------------------------------------------------------------------ validation
 
-    @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
-        """Loss and per-class IoU over the validation regions (pooled confusion matrix)."""
-        k = self.model_classes
-        cm = torch.zeros(k * k, dtype=torch.int64)
-        loss_sum, n_valid = 0.0, 0
-        self.model.eval()
-        for x, y in self._val_batches():
-            x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
-            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                logits = self.model(x)
-            valid = y >= 0
-            nv = int(valid.sum())
-            if nv == 0:
-                continue
-            loss_sum += float(segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight)) * nv
-            n_valid += nv
-            pred = logits.argmax(1)
-            cm += torch.bincount((y[valid] * k + pred[valid]).cpu(), minlength=k * k)
-        self.model.train()
-        cm = cm.reshape(k, k).double()
-        inter, union = cm.diag(), cm.sum(0) + cm.sum(1) - cm.diag()
-        ious = [float(i / u) if u > 0 else None for i, u in zip(inter, union)]
-        fg = [v for v in ious[1:] if v is not None]
-        return {
-            "val_loss": loss_sum / n_valid if n_valid else None,
-            "val_iou": dict(zip(self.meta.class_names, ious)),
-            "mean_iou": float(np.mean(fg)) if fg else None,
-            "foreground_iou": _foreground_iou(cm),
-        }
+        """Held-out scores of the current weights (see :mod:`.validation`)."""
 
-    def _val_batches(self):
-        n, m = self.data.in_size, (self.data.in_size - self.data.out_size) // 2
-        out = self.data.out_size
-        windows = [(r, y, x) for r in self.data.val for y, x in tile_windows(r, n, out)]
-        for i in range(0, len(windows), self.cfg.batch_size):
-            chunk = windows[i : i + self.cfg.batch_size]
-            xs = np.stack([r.image[:, y : y + n, x : x + n] for r, y, x in chunk])
-            ys = np.stack([r.target[y + m : y + m + out, x + m : x + m + out] for r, y, x in chunk])
-            yield xs.astype(np.float32), ys.astype(np.int64)
+        def autocast():
+            return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
+
+        return self.validator.run(self.model, self._to_device, autocast)
 
     # ------------------------------------------------------------------ saving
 
-    def _save_output(self, stopped: bool) -> Path | None:
-        """Write the best (else current) weights with provenance to ``output``; returns the path."""
+    def _save_output(self, stopped: bool, path: Path | None = None) -> Path | None:
+        """Write the best (else current) weights with provenance to ``path`` (default:
+        ``output``); returns the path."""
         weights = self.best_state or {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         self.export.load_state_dict(weights)
         self.export.to(memory_format=torch.contiguous_format)
@@ -218,9 +205,22 @@ class Trainer:
         meta.name = self.cfg.name or (self.output.stem if self.output else f"{meta.name}-finetuned")
         meta.provenance = self._provenance(stopped)
         self.export.deepseg_meta = meta
-        if self.output is None:
+        path = path or self.output
+        if path is None:
             return None
-        return save_model(self.output, self.export, meta)
+        return save_model(path, self.export, meta)
+
+    def _save_snapshot(self, epoch: int) -> None:
+        """With ``snapshots``: this epoch's weights (not the best) to ``<output>.epochNNN.pt``."""
+        if not self.cfg.snapshots or self.output is None:
+            return
+        best = self.best_state
+        self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        try:
+            path = self._save_output(stopped=False, path=self.output.with_suffix(f".epoch{epoch:03d}.pt"))
+        finally:
+            self.best_state = best
+        self.history[-1]["snapshot_path"] = str(path)
 
     def _provenance(self, stopped: bool) -> dict[str, Any]:
         best = next((h for h in self.history if h["epoch"] == self.best_epoch), None)
@@ -242,6 +242,10 @@ class Trainer:
             "device": self.device.type,
             "precision": self.precision,
             "stopped_early": stopped,
+            "stopped_by_time_budget": self.out_of_time,
+            "verdict": self._verdict(),
+            "object_diameter": self.meta.object_diameter,
+            "rescaled_pairs": sum(1 for v in self.data.scales if v != 1.0),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "package_version": __version__,
         }
@@ -332,15 +336,19 @@ def _default_steps(data: TrainingData, batch_size: int) -> int:
 
 def _scheduler(opt: torch.optim.Optimizer, cfg: FinetuneConfig, total: int):
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=total, pct_start=min(0.5, max(0.1, 3.0 / total))
+        )
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.lr * 0.01)
 
 
-def _foreground_iou(cm: torch.Tensor) -> float | None:
-    """IoU of "any non-background class" against background, from a (K, K) confusion matrix."""
-    tp = float(cm[1:, 1:].sum())
-    union = float(cm[1:, :].sum() + cm[:, 1:].sum()) - tp
-    return tp / union if union > 0 else None
+def _instance_settings(model: nn.Module) -> dict[str, Any] | None:
+    """``segment()``'s instance post-processing for the model, or None when it makes none."""
+    from ..inference.engine import postprocess_settings
+    from ..models.modelfile import makes_instances
+
+    meta = model_meta(model)
+    return postprocess_settings(model) if makes_instances(meta) else None
 
 
 def _epoch_message(entry: dict[str, Any]) -> str:
@@ -351,4 +359,6 @@ def _epoch_message(entry: dict[str, Any]) -> str:
         parts.append(f"val loss {entry['val_loss']:.4f}")
     if entry.get("mean_iou") is not None:
         parts.append(f"mean IoU {entry['mean_iou']:.3f}")
+    if entry.get("val_ap50") is not None:
+        parts.append(f"AP@0.5 {entry['val_ap50']:.3f}")
     return " ".join(parts) + (" (best)" if entry.get("best") else "")

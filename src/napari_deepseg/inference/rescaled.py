@@ -1,0 +1,197 @@
+"""Running a model at its training object size: the diameter estimate and the rescaled run.
+
+:func:`estimate_diameter` segments a centre crop of one plane (the middle one of a stack) at
+the image's own scale, measures the median diameter of the objects that do not touch the crop's
+border, rescales the crop to bring them to the model's ``object_diameter`` and measures again,
+until the scale settles (at most ``ROUNDS`` passes). :func:`run_rescaled` resamples the image's
+Y and X axes by the chosen scale, runs :func:`~napari_deepseg.inference.segment_iter` on it and
+maps its outputs back to the original grid (classes and instances by nearest neighbour,
+probabilities bilinearly), plane by plane as the planes finish, so progressive displays work.
+The policy numbers (range, dead band, diameter definition) live in :mod:`.scale`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ..progress import Progress
+from .inputs import AxesPlan
+from .scale import (
+    SCALE_RANGE,
+    median_diameter,
+    nearest_indices,
+    resize_labels,
+    resize_plane,
+    scale_factor,
+    scaled_shape,
+)
+
+#: side of the crop (at the model's scale) the estimate segments
+CROP = 512
+#: at most this many passes; the estimate stops when the scale changes by less than 5%
+ROUNDS = 3
+
+
+def estimate_diameter(
+    image: Any,
+    model: nn.Module,
+    model_diameter: float,
+    *,
+    axes: str | None = None,
+    channels: Any = None,
+    device: Any = "auto",
+    precision: str = "auto",
+) -> float | None:
+    """Median object diameter (pixels of ``image``) of the objects in ``image``, or None when
+    the model finds fewer than 3 objects. ``model_diameter``: the model's training diameter."""
+    from .engine import segment
+
+    plane = _centre_region(image, axes, round(CROP / SCALE_RANGE[0]))  # (C, <=2048, <=2048)
+    scale, estimate = 1.0, None
+    for _ in range(ROUNDS):
+        crop = _centre_crop(plane, round(CROP / scale))
+        if scale != 1.0:
+            crop = resize_plane(crop, scaled_shape(crop.shape[1:], scale))
+        labels = segment(
+            crop, model, axes="CYX", channels=channels, device=device, precision=precision,
+            outputs=("instances",), object_diameter="off",
+        ).instances  # fmt: skip
+        d = median_diameter(labels, exclude_border=True) or median_diameter(labels)
+        if d is None:
+            return estimate
+        estimate = d / scale
+        new = float(np.clip(model_diameter / estimate, *SCALE_RANGE))
+        if abs(new / scale - 1) < 0.05:
+            break
+        scale = new
+    return estimate
+
+
+def _centre_region(image: Any, axes: str | None, side: int) -> np.ndarray:
+    """The raw (C, <=side, <=side) centre of the middle plane, reading only that region (so a
+    lazy dask or zarr image is not read whole)."""
+    plan = AxesPlan.parse(tuple(image.shape), axes)
+    h, w = plan.size("Y"), plan.size("X")
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    window = {"Y": slice(y0, y0 + side), "X": slice(x0, x0 + side)}
+    view = image[tuple(window.get(a, slice(None)) for a in plan.axes)]
+    sub = AxesPlan.parse(tuple(view.shape), plan.axes)
+    return sub.read_plane(view, tuple(sub.size(a) // 2 for a in sub.loop_axes))
+
+
+def _centre_crop(plane: np.ndarray, side: int) -> np.ndarray:
+    """The centre (C, <=side, <=side) window of a (C, H, W) plane, as float32."""
+    h, w = plane.shape[1:]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return np.asarray(plane[:, y0 : y0 + side, x0 : x0 + side], dtype=np.float32)
+
+
+def choose_scale(
+    model: nn.Module, model_diameter: float | None, object_diameter: Any, estimate_options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The rescale decision for a run: None when the model records no diameter or the user
+    turned it off; else ``{"model_diameter", "object_diameter", "source", "scale"}``."""
+    if model_diameter is None or object_diameter in ("off", 0):
+        return None
+    if object_diameter in (None, "auto"):
+        d = estimate_diameter(estimate_options.pop("image"), model, model_diameter, **estimate_options)
+        source = "estimated" if d is not None else "no objects found; image run at its own scale"
+    else:
+        d, source = float(object_diameter), "given"
+    scale = scale_factor(model_diameter, d) if d else 1.0
+    return {"model_diameter": float(model_diameter), "object_diameter": d, "source": source, "scale": scale}
+
+
+def run_rescaled(image: Any, plan: AxesPlan, scale: float, inner: Any) -> Generator[Progress, None, Any]:
+    """Resample ``image`` by ``scale``, run ``inner(scaled, axes)`` (a segment_iter call) on it
+    and map its outputs back; returns the inner result with outputs on the original grid."""
+    loop = plan.loop_axes
+    full = (plan.size("Y"), plan.size("X"))
+    small = scaled_shape(full, scale)
+    lead = tuple(plan.size(a) for a in loop)
+    dtype = np.dtype(np.float32) if np.dtype(image.dtype).kind in "fc" else np.dtype(image.dtype)
+    scaled = np.empty((*lead, plan.channels, *small), dtype)
+    for index in plan.plane_indices():
+        plane = resize_plane(plan.read_plane(image, index), small)
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            plane = np.clip(np.rint(plane), info.min, info.max)
+        scaled[index] = plane
+    mapper = _Mapper(lead, full, small, scale)
+    gen = inner(scaled, loop + "CYX")
+    try:
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return mapper.result(stop.value, loop, plan.out_axes)
+            yield mapper.event(event)
+    finally:
+        gen.close()
+
+
+class _Mapper:
+    """Outputs on the original grid, filled from the scaled run's plane and block events."""
+
+    def __init__(self, lead: tuple[int, ...], full: tuple[int, int], small: tuple[int, int], scale: float):
+        self.lead, self.full, self.small, self.scale = lead, full, small, scale
+        self.rows = nearest_indices(small[0], full[0])
+        self.cols = nearest_indices(small[1], full[1])
+        self.out: dict[str, np.ndarray] = {}
+
+    def _array(self, name: str, like: np.ndarray) -> np.ndarray:
+        if name not in self.out:
+            self.out[name] = np.zeros((*self.lead, *self.full), like.dtype)
+        return self.out[name]
+
+    def event(self, event: Progress) -> Progress:
+        """The event with its plane outputs (``info``) mapped to the original grid."""
+        if event.stage not in ("planes", "blocks") or not event.info:
+            return event
+        info, index = dict(event.info), tuple(event.info.get("index", ()))
+        ys, xs = self._region(info.get("y"), info.get("x"))
+        for name in ("classes", "instances"):
+            plane = info.get(name)
+            if plane is None:
+                continue
+            out = self._array(name, plane)[index]
+            out[ys, xs] = plane[self.rows[ys][:, None], self.cols[xs][None, :]]
+            info[name] = out
+        if "y" in info:
+            info["y"], info["x"] = ys, xs
+        return Progress(event.stage, event.done, event.total, event.message, info)
+
+    def _region(self, y: slice | None, x: slice | None) -> tuple[slice, slice]:
+        """The original-grid slices covering a block's scaled slices (the whole plane for None)."""
+        if y is None or x is None:
+            return slice(0, self.full[0]), slice(0, self.full[1])
+        s = self.scale
+
+        def span(sl: slice, n: int) -> slice:
+            return slice(max(0, int(sl.start / s) - 1), min(n, int(np.ceil(sl.stop / s)) + 1))
+
+        return span(y, self.full[0]), span(x, self.full[1])
+
+    def result(self, result: Any, loop: str, out_axes: str) -> Any:
+        """The inner result with classes, instances and probabilities on the original grid."""
+        order = [(loop + "YX").index(a) for a in out_axes]
+        for name in ("classes", "instances"):
+            value = getattr(result, name)
+            if value is None:
+                continue
+            mapped = resize_labels(value, self.full)
+            if name in self.out:  # arrays already handed out in events: fill them
+                self.out[name][...] = mapped
+                mapped = self.out[name]
+            setattr(result, name, np.transpose(mapped, order))
+        if result.probabilities is not None:
+            p = result.probabilities
+            flat = p.reshape(-1, *p.shape[-2:]).astype(np.float32)
+            back = resize_plane(flat, self.full).astype(p.dtype).reshape(*p.shape[:-2], *self.full)
+            result.probabilities = np.transpose(back, [0, *(1 + i for i in order)])
+        result.axes = out_axes
+        return result

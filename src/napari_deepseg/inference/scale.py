@@ -1,0 +1,108 @@
+"""Object size: measuring it, and resampling planes and labels to a model's training scale.
+
+The one place for the object-size policy. A model file may record the median object diameter
+it was trained at (``ModelMeta.object_diameter``, pixels). An image whose objects have median
+diameter ``d`` is then run at scale ``s = model_diameter / d`` (clamped to ``SCALE_RANGE``;
+within ``DEADBAND`` of 1 it is run as it is) and its labels are mapped back to the original
+grid by nearest neighbour. Training rescales each annotated image the same way, so the
+network always sees objects of one size.
+
+Diameters are equivalent-circle diameters ``sqrt(4 * area / pi)``; an image's diameter is the
+median over its objects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: the smallest and largest factor an image is resampled by
+SCALE_RANGE = (0.25, 4.0)
+#: scales within this relative distance of 1 are run at the image's own size
+DEADBAND = 0.1
+#: an estimate needs at least this many objects
+MIN_OBJECTS = 3
+
+
+def object_diameters(labels: np.ndarray, exclude_border: bool = False) -> np.ndarray:
+    """Equivalent-circle diameters (pixels) of the objects of an (H, W) label image.
+
+    With ``exclude_border`` objects touching the image border (cut by a crop) are left out.
+    """
+    labels = np.asarray(labels)
+    flat = labels.ravel().astype(np.int64, copy=False)
+    areas = np.bincount(flat)
+    areas[0] = 0
+    if exclude_border and labels.ndim == 2 and labels.size:
+        edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]).astype(np.int64)
+        areas[np.unique(edge)] = 0
+    areas = areas[areas > 0]
+    return np.sqrt(4.0 * areas / math.pi)
+
+
+def median_diameter(labels: np.ndarray, exclude_border: bool = False) -> float | None:
+    """Median object diameter of a label image, or None with fewer than ``MIN_OBJECTS`` objects."""
+    d = object_diameters(labels, exclude_border)
+    return float(np.median(d)) if len(d) >= MIN_OBJECTS else None
+
+
+def scale_factor(model_diameter: float, object_diameter: float) -> float:
+    """The factor that brings objects of ``object_diameter`` to ``model_diameter`` (clamped;
+    1.0 inside the dead band)."""
+    s = float(np.clip(model_diameter / object_diameter, *SCALE_RANGE))
+    return 1.0 if abs(s - 1.0) < DEADBAND else s
+
+
+def scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(H, W) after resampling by ``scale`` (at least 1 pixel each)."""
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
+def resize_plane(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) intensities -> (C, h, w) float32 by bilinear interpolation (antialiased when
+    shrinking), pixel centres aligned."""
+    x = torch.from_numpy(np.ascontiguousarray(plane, dtype=np.float32))[None]
+    shrink = shape[0] < plane.shape[1] or shape[1] < plane.shape[2]
+    out = F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=shrink)
+    return out[0].numpy()
+
+
+def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
+    """Source index of each of ``n_out`` pixels resampling a length ``n_in`` (pixel centres)."""
+    idx = ((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64)
+    return np.minimum(idx, n_in - 1)
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(..., H, W) labels or classes -> (..., h, w) by nearest neighbour (values unchanged)."""
+    rows = nearest_indices(labels.shape[-2], shape[0])
+    cols = nearest_indices(labels.shape[-1], shape[1])
+    return labels[..., rows[:, None], cols[None, :]]
+
+
+def rescale_pair(
+    image: np.ndarray, labels: np.ndarray, scale: float, channels_last: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """An (H, W[, C]) image and (H, W) labels resampled by ``scale`` (image bilinear, float32;
+    labels nearest). ``channels_last``: the image has a trailing channel axis."""
+    shape = scaled_shape(labels.shape[-2:], scale)
+    planes = np.moveaxis(image, -1, 0) if channels_last else image[None]
+    out = resize_plane(planes, shape)
+    out = np.moveaxis(out, 0, -1) if channels_last else out[0]
+    return out, resize_labels(labels, shape)
+
+
+__all__ = [
+    "DEADBAND",
+    "SCALE_RANGE",
+    "median_diameter",
+    "object_diameters",
+    "rescale_pair",
+    "resize_labels",
+    "resize_plane",
+    "scale_factor",
+    "scaled_shape",
+]

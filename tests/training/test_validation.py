@@ -1,0 +1,78 @@
+"""Held-out validation in instance terms (AP@0.5) and the one-line verdict on the starting model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_deepseg.cli import main
+from napari_deepseg.models import load_model
+from napari_deepseg.samples import synthetic_nuclei
+from napari_deepseg.training import finetune
+from napari_deepseg.training.validation import verdict
+
+
+def _pairs(n=2, size=128):
+    return [synthetic_nuclei((size, size), radius=(6, 8), seed=s)[:2] for s in range(n)]
+
+
+def test_a_wrecked_fine_tune_keeps_the_start_and_says_so(tmp_path):
+    result = finetune(
+        _pairs(), "nuclei", output=tmp_path / "m.pt", epochs=1, steps_per_epoch=3, lr=3.0,
+        patch_size=64, batch_size=2, val_fraction=0.3, precision="fp32",
+    )  # fmt: skip
+    start, tuned = result.history[0], result.history[1]
+    assert start["val_ap50"] > 0.5  # the bundled model finds synthetic nuclei on the held-out strips
+    assert tuned["val_ap50"] < start["val_ap50"]
+    assert result.best_epoch == 0
+    assert result.verdict.startswith("not better than the starting model on the held-out data (AP@0.5")
+    assert "Correct more objects" in result.verdict
+    assert load_model(tmp_path / "m.pt").deepseg_meta.provenance["verdict"] == result.verdict
+
+
+def test_held_out_strip_is_never_trained_on_and_scored_in_instances(tmp_path):
+    from napari_deepseg.training.config import FinetuneConfig
+    from napari_deepseg.training.loop import _prepare
+
+    cfg = FinetuneConfig.from_options(patch_size=48, val_fraction=0.25)
+    _model, data = _prepare(load_model("nuclei"), _pairs(1), None, cfg, fresh=True)
+    (train,), (val,) = data.train, data.val
+    m = (data.in_size - data.out_size) // 2
+    strip_rows = 32  # the last quarter of 128 rows
+    assert (train.target[m + 128 - strip_rows : m + 128, m : m + 128] == -1).all()
+    assert val.labels is not None
+    assert val.labels.shape == (strip_rows, 128)
+
+
+def test_verdict_lines():
+    history = [
+        {"epoch": 0, "val_ap50": 0.60, "mean_iou": 0.7},
+        {"epoch": 1, "val_ap50": 0.72, "mean_iou": 0.75},
+    ]
+    assert verdict(history, 1) == (
+        "better than the starting model on the held-out data: AP@0.5 0.600 -> 0.720 (epoch 1)"
+    )
+    sparse = [
+        {"epoch": 0, "val_ap50": None, "mean_iou": 0.7},
+        {"epoch": 1, "val_ap50": None, "mean_iou": 0.6},
+    ]
+    assert verdict(sparse, 0).startswith("not better than the starting model on the held-out data (mean IoU")
+    assert verdict([{"epoch": 1, "val_ap50": 0.7}], 1) is None  # no starting-model score
+
+
+def test_cli_prints_the_verdict(tmp_path, capsys):
+    import tifffile
+
+    for i, (image, labels) in enumerate(_pairs()):
+        (tmp_path / "img").mkdir(exist_ok=True)
+        (tmp_path / "lab").mkdir(exist_ok=True)
+        tifffile.imwrite(tmp_path / "img" / f"p{i}.tif", image)
+        tifffile.imwrite(tmp_path / "lab" / f"p{i}.tif", labels.astype(np.uint16))
+    code = main([
+        "train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "--from", "nuclei",
+        "--epochs", "1", "--lr", "3", "--patch-size", "64", "--batch-size", "2", "--precision", "fp32",
+        "-o", str(tmp_path / "m.pt"), "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "(best: epoch 0)" in out
+    assert "Not better than the starting model on the held-out data" in out
