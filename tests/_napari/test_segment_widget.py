@@ -401,3 +401,36 @@ def test_object_diameter_estimate_button_and_auto_run(viewer_widget, qtbot, tmp_
     widget.diameter.value = 32.0  # a given diameter is used as it is
     _run(qtbot, widget)
     assert "(given, image scaled x0.50" in widget.diameter_note.value
+
+
+def test_uncertainty_layer_and_list_step_through_objects(viewer_widget, qtbot, errors):
+    from qtpy.QtCore import QPoint, Qt
+
+    viewer, widget = viewer_widget
+    image = synthetic_nuclei((160, 160), seed=4)[0]
+    viewer.add_image(image, name="cells", scale=(0.5, 0.5))
+    widget.model.value = next(c for c in widget.models.entries() if c.ref == "nuclei")
+    widget.out_classes.value = False
+    widget.out_instances.value = False
+    box = widget.out_uncertainty.native
+    box.setVisible(True)
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(6, box.height() // 2))  # tick it
+    assert widget.out_uncertainty.value
+    _run(qtbot, widget)
+    assert errors["error"] == []
+    unc = viewer.layers["cells nuclei uncertainty"]
+    assert unc.data.shape == image.shape
+    assert unc.data.min() >= 0
+    assert unc.data.max() <= 1
+    instances = viewer.layers["cells nuclei instances"]
+    listing = widget.correct_next
+    assert listing.isVisibleTo(widget)
+    objects = [e for _, e in listing.entries if e.id]
+    assert sorted(e.id for e in objects) == sorted(set(np.unique(instances.data)) - {0})
+    qtbot.mouseClick(listing.next_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(listing.next_button, Qt.MouseButton.LeftButton)
+    second = listing.entries[1][1]
+    assert listing.list.currentRow() == 1
+    camera = viewer.scene.camera
+    np.testing.assert_allclose(camera.center[-2:], (second.y * 0.5, second.x * 0.5), atol=1e-6)
+    assert instances.selected_label == second.id

@@ -82,3 +82,19 @@ def test_chunks_of_a_large_image_share_one_estimate(big_nuclei, sized_model_file
     entry = _entry(out)
     assert entry["chunks"] > 1
     assert entry["object_diameter"]["source"] == "estimated"
+
+
+def test_uncertainty_csv_beside_the_labels(big_nuclei, sized_model_file, tmp_path):
+    import csv
+
+    out = tmp_path / "unc"
+    args = ["predict", str(big_nuclei), "-o", str(out), "--model", str(sized_model_file), "--quiet"]
+    assert main([*args, "--uncertainty"]) == 0
+    rows = list(csv.DictReader((out / "big_uncertainty.csv").open()))
+    labels = tifffile.imread(out / "big_labels.tif")
+    objects = [r for r in rows if r["kind"] == "object"]
+    assert sorted(int(r["id"]) for r in objects) == sorted(set(np.unique(labels)) - {0})
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    scores = [float(r["score"]) for r in objects]
+    assert scores == sorted(scores, reverse=True)
+    assert _entry(out)["uncertainty_csv"] == str(out / "big_uncertainty.csv")

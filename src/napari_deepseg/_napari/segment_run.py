@@ -23,6 +23,7 @@ from ..inference.device import available_devices as available_devices  # the cor
 from ..models import ModelMeta, model_meta
 from ..models.modelfile import makes_instances
 from ..progress import Progress
+from .correct_next import uncertainty_of
 from .layers import (
     SourceSnapshot,
     data_digest,
@@ -55,6 +56,8 @@ class RunPlan:
             default; it sets the block size of planes segmented block by block.
         object_diameter: object diameter in pixels, or ``None`` to estimate it (models that
             record a training object diameter; see ``segment_iter``).
+        uncertainty: also make the uncertainty map and the ranking of what to correct next
+            (instance models; :mod:`napari_deepseg.inference.uncertainty`).
     """
 
     snapshot: SourceSnapshot
@@ -68,6 +71,7 @@ class RunPlan:
     replace: bool = False
     max_memory: int | None = None
     object_diameter: float | None = None
+    uncertainty: bool = False
 
     def layer_name(self, output: str) -> str:
         """Result layer name, e.g. ``"cells nuclei classes"``."""
@@ -119,6 +123,9 @@ def segment_task(
         model = plan.choice.load()
         yield Progress("model", 1, 1, f"loaded {plan.choice.label}")
     outputs = effective_outputs(plan.outputs, model_meta(model))
+    wants_uncertainty = plan.uncertainty and makes_instances(model)
+    if wants_uncertainty:
+        outputs = tuple(dict.fromkeys((*outputs, "instances", "probabilities")))
     result = yield from _engine()(
         plan.snapshot.data,
         model,
@@ -133,7 +140,10 @@ def segment_task(
         object_diameter=plan.object_diameter,
     )
     yield Progress("prepare", 0, 1, "preparing the layers")
-    return model, result, prepare_labels(result, plan.outputs)
+    prepared: dict[str, Any] = dict(prepare_labels(result, plan.outputs))
+    if wants_uncertainty:
+        prepared["uncertainty"] = uncertainty_of(result)
+    return model, result, prepared
 
 
 def estimate_task(
@@ -258,12 +268,15 @@ class ResultPlacer:
         added); between steps Qt handles input and repaints, so placing a large result never
         freezes the window for the sum of them. ``self.placed`` lists the layers written.
         """
-        prepared = prepare_labels(result, self.plan.outputs) if prepared is None else prepared
+        prepared = dict(prepare_labels(result, self.plan.outputs) if prepared is None else prepared)
+        uncertainty = prepared.pop("uncertainty", None)
         steps = [lambda out=out: self._place_labels(out, prepared[out], meta) for out in prepared]
         steps.append(self._activate)
         probs = getattr(result, "probabilities", None)
         if probs is not None and "probabilities" in self.plan.outputs:
             steps += [lambda k=k: self._place_probability(probs, k, meta) for k in range(1, probs.shape[0])]
+        if uncertainty is not None:
+            steps.append(lambda: self._place_uncertainty(uncertainty.map))
         self.placed: list[Any] = []
         self._steps, self._done = steps, done
         QTimer.singleShot(0, self._next_step)  # the first layer too: after the worker's signals
@@ -320,6 +333,20 @@ class ResultPlacer:
             **self.plan.snapshot.transform,
         )
         layer.metadata["deepseg_probability"] = True
+        return layer
+
+    def _place_uncertainty(self, data: np.ndarray) -> Image:
+        """The uncertainty map as a visible additive image over the result (reused when it exists)."""
+        name = self.plan.layer_name("uncertainty")
+        old = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
+        if isinstance(old, Image) and old.metadata.get("deepseg_uncertainty"):
+            old.data = data
+            return old
+        layer = self.viewer.add_image(
+            data, name=name, colormap="magma", blending="additive", opacity=0.6,
+            contrast_limits=(0, 1), **self.plan.snapshot.transform,
+        )  # fmt: skip
+        layer.metadata["deepseg_uncertainty"] = True
         return layer
 
     def discard(self) -> None:

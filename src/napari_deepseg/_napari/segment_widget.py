@@ -29,6 +29,7 @@ from ..errors import DeepsegError
 from ..models import model_meta
 from . import guard_triton, workers
 from .compact import fit_labels
+from .correct_next import CorrectNextList
 from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .segment_run import (
@@ -76,11 +77,15 @@ class SegmentWidget(QWidget):
         self.out_classes = CheckBox(text="classes", value=True)
         self.out_instances = CheckBox(text="instances", value=True)
         self.out_probabilities = CheckBox(text="probabilities", value=False)
+        self.out_uncertainty = CheckBox(text="uncertainty", value=False)
+        self.out_uncertainty.tooltip = (
+            "an uncertainty image and a list of what to correct next (objects, least certain first)"
+        )
         outputs = Container(
             label="output",
             layout="horizontal",
             labels=False,
-            widgets=[self.out_classes, self.out_instances, self.out_probabilities],
+            widgets=[self.out_classes, self.out_instances, self.out_probabilities, self.out_uncertainty],
         )
         self.diameter = FloatSpinBox(label="object diameter px", min=0, max=10000, step=1, value=0)
         self.diameter.tooltip = (
@@ -127,7 +132,14 @@ class SegmentWidget(QWidget):
         self.advanced.addWidget(self.advanced_form.native)
         buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
         layout = QVBoxLayout(self)
-        for widget in (self.form.native, self.advanced, buttons.native, self.status.native):
+        self.correct_next = CorrectNextList(self.viewer, self)
+        for widget in (
+            self.form.native,
+            self.advanced,
+            buttons.native,
+            self.status.native,
+            self.correct_next,
+        ):
             layout.addWidget(widget)
         layout.addStretch(1)
         self._disable_absent_devices()
@@ -215,6 +227,8 @@ class SegmentWidget(QWidget):
         if not isinstance(choice, ModelChoice):
             raise DeepsegError("no model chosen; pick one or open a model file")
         outputs = [name for name, box in self._output_boxes().items() if box.value]
+        if self.out_uncertainty.value and "instances" not in outputs:
+            outputs.append("instances")  # the list steps through the objects of the instances layer
         if not outputs:
             raise DeepsegError("no output chosen; tick classes, instances or probabilities")
         has_channels = self.channel_axis.value is not None
@@ -234,6 +248,7 @@ class SegmentWidget(QWidget):
             replace=self.replace.value,
             max_memory=self.max_memory.value * 2**20 or None,
             object_diameter=self.diameter.value or None,
+            uncertainty=self.out_uncertainty.value,
         )
 
     def _output_boxes(self) -> dict[str, CheckBox]:
@@ -318,14 +333,21 @@ class SegmentWidget(QWidget):
     def _on_done(self, plan: RunPlan, out: tuple[nn.Module, Any, Any]) -> None:
         model, result, prepared = out
         self._remember(plan.choice, model)
+        uncertainty = prepared.get("uncertainty")
         self.diameter_note.value = sizing_text(result.meta.get("object_diameter"))
         if self._placer is not None:
             self._placing, self._placer = self._placer, None
-            self._placing.finish(result, model_meta(model), prepared, done=self._on_placed)
+            placing = self._placing
+            placing.finish(
+                result, model_meta(model), prepared, done=lambda: self._on_placed(placing, uncertainty)
+            )
 
-    def _on_placed(self) -> None:
+    def _on_placed(self, placing: ResultPlacer | None = None, uncertainty: Any = None) -> None:
         """All result layers are in: the run is over once the worker has finished too."""
         self._placing = None
+        if uncertainty is not None and placing is not None:
+            instances = next((lyr for lyr in placing.placed if lyr.name.endswith(" instances")), None)
+            self.correct_next.set_ranking(uncertainty.ranking, instances)
         if self._worker is None:
             self._set_running(False)
 

@@ -134,6 +134,7 @@ def predict_iter(
     client: Any = None,
     overwrite: bool = False,
     object_diameter: float | str | None = None,
+    uncertainty: bool = False,
 ) -> Generator[Progress, None, BatchSummary]:
     """Segment every image of ``inputs`` into ``out_dir``, resumably.
 
@@ -159,6 +160,9 @@ def predict_iter(
         object_diameter: for models that record a training object diameter: None/``"auto"``
             estimates each image's (recorded per file in the manifest), a number gives it,
             ``"off"`` runs images at their own scale (see ``segment_iter``).
+        uncertainty: also write ``<stem>_uncertainty.csv`` beside each image's labels: its
+            objects and possible misses ranked from the least certain
+            (:mod:`napari_deepseg.inference.uncertainty`); instance models, images held in memory.
 
     Returns:
         A :class:`BatchSummary`. Failed inputs are recorded and skipped, never raised.
@@ -193,6 +197,7 @@ def predict_iter(
         limit,
         _policy(limit, 1, mdl, _resolve_output(output, mdl)).block,
         _check_diameter(object_diameter),
+        _check_uncertainty(uncertainty, mdl),
     )
     check_tile(mdl, tile, overlap)  # options checked once, before any work
     resolve_device(device)
@@ -249,6 +254,12 @@ def _policy(limit: int, pixel_bytes: int, model: Any, output: str) -> BatchSizes
     return batch_sizes(limit, pixel_bytes, k, output == "instances")
 
 
+def _check_uncertainty(uncertainty: bool, model: Any) -> bool:
+    if uncertainty and not makes_instances(model):
+        raise DeepsegError("--uncertainty ranks objects: it needs a model that predicts instances")
+    return bool(uncertainty)
+
+
 def _check_diameter(value: float | str | None) -> float | str | None:
     """``object_diameter`` checked once before any work (a one-line error naming the fix)."""
     if value is None or value in ("auto", "off"):
@@ -299,7 +310,10 @@ class _Ctx:
             "output_mode": self.opts.output,
         }
         if job is not None:
-            keys = ("pid", "chunks", "resumed_chunks", "warnings", "chunk_bytes", "object_diameter")
+            keys = (
+                "pid", "chunks", "resumed_chunks", "warnings", "chunk_bytes", "object_diameter",
+                "uncertainty_csv",
+            )  # fmt: skip
             entry.update({k: v for k, v in job.info.items() if k in keys})
             entry["block"] = self.opts.block
         entry.update(extra or {})

@@ -50,6 +50,8 @@ class Options:
         block: block side for planes larger than a block (chosen by the memory policy).
         object_diameter: ``segment_iter``'s (None = estimate per image where the model records
             a training diameter; a large image's chunks all get the one estimate of its image).
+        uncertainty: also write ``<stem>_uncertainty.csv`` beside the labels: the objects and
+            possible misses ranked from the least certain (images held in memory only).
     """
 
     output: str
@@ -62,6 +64,7 @@ class Options:
     max_memory: int | None = None
     block: int | None = None
     object_diameter: float | str | None = None
+    uncertainty: bool = False
 
 
 def get_model(ref: ModelRef) -> Any:
@@ -93,7 +96,7 @@ def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options):
         precision=opts.precision,
         tile=opts.tile,
         overlap=opts.overlap,
-        outputs=(opts.output,),
+        outputs=(opts.output, "instances", "probabilities") if opts.uncertainty else (opts.output,),
         max_memory=opts.max_memory,
         block=opts.block,
         object_diameter=opts.object_diameter,
@@ -132,8 +135,31 @@ def segment_file_iter(
     data, out_axes = pick_output(result, opts.output, axes)
     write_labels_tiff(dst, data, out_axes)
     info = {"shape": list(image.shape), "axes": axes, "output_axes": out_axes, "pid": os.getpid()}
+    if opts.uncertainty:
+        info["uncertainty_csv"] = str(write_uncertainty(uncertainty_path(dst), result))
     info["object_diameter"] = result.meta.get("object_diameter")
     return {**info, "warnings": notes} if notes else info
+
+
+def uncertainty_path(labels_path: str | os.PathLike) -> Path:
+    """``<stem>_uncertainty.csv`` beside ``<stem>_labels.tif``."""
+    path = Path(labels_path)
+    return path.with_name(path.name.replace("_labels.tif", "_uncertainty.csv"))
+
+
+def write_uncertainty(path: Path, result: Any) -> Path:
+    """The ranking of every plane of ``result`` (instances and probabilities) as one CSV."""
+    from ..inference.uncertainty import rank_uncertain, write_csv
+
+    inst, prob = np.asarray(result.instances), np.asarray(result.probabilities)
+    lead = inst.shape[:-2]
+    entries, planes = [], []
+    for idx in np.ndindex(*lead):
+        ranked = rank_uncertain(inst[idx], prob[(slice(None), *idx)].astype(np.float32))
+        entries += ranked
+        where = ", ".join(f"{a}={i}" for a, i in zip(result.axes, idx))
+        planes += [where] * len(ranked)
+    return write_csv(path, entries, planes=planes if lead else None)
 
 
 def image_sizing(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options) -> tuple[Options, Any]:
@@ -144,6 +170,7 @@ def image_sizing(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options
     from ..inference.rescaled import choose_scale
     from ..models.modelfile import described
 
+    opts = replace(opts, uncertainty=False)  # the ranking is written for images held in memory
     model = get_model(ref)
     meta = described(model)
     if meta is None or meta.object_diameter is None or opts.object_diameter not in (None, "auto"):

@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "nuclei: auto estimates it per image and rescales the image to the model's size (default), "
         "off runs images as they are",
     )
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also write <stem>_uncertainty.csv beside the labels: objects (then possible misses) "
+        "ranked from the least certain, with centres and boxes: what to correct first",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument(
         "--precision",
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         overwrite=args.overwrite,
         object_diameter=args.diameter,
+        uncertainty=args.uncertainty,
     )
     summary = run_with_progress(gen, quiet=args.quiet)
     first, *failures = summary.text().splitlines()
