@@ -76,3 +76,23 @@ def test_cli_prints_the_verdict(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(best: epoch 0)" in out
     assert "Not better than the starting model on the held-out data" in out
+
+
+def test_cli_minutes_is_a_time_budget(tmp_path):
+    import tifffile
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    image, labels = _pairs(1)[0]
+    tifffile.imwrite(tmp_path / "img" / "a.tif", image)
+    tifffile.imwrite(tmp_path / "lab" / "a.tif", labels.astype(np.uint16))
+    code = main([
+        "train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "--base-width", "4",
+        "--epochs", "500", "--steps-per-epoch", "10", "--patch-size", "48", "--batch-size", "2",
+        "--minutes", "0.02", "--precision", "fp32", "-o", str(tmp_path / "m.pt"), "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    prov = load_model(tmp_path / "m.pt").deepseg_meta.provenance
+    assert prov["stopped_by_time_budget"] is True
+    assert prov["config"]["minutes"] == 0.02
+    assert prov["steps"] < 500 * 10

@@ -122,6 +122,8 @@ class FineTuneWidget(QWidget):
         self.models.on_change(self.model.reset_choices)
         self.task = ComboBox(label="new model", choices=list(TASKS.items()))
         self.epochs = SpinBox(label="epochs", min=1, max=1000, value=DEFAULTS.epochs)
+        self.minutes = FloatSpinBox(label="train for at most (min, 0 = no limit)", min=0, max=10000, value=0)
+        self.minutes.tooltip = "a time budget: when it is spent the run ends, validated and saved"
         self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=DEFAULTS.lr)
         self.lr.native.setDecimals(6)
         self.mode = RadioButtons(
@@ -158,9 +160,8 @@ class FineTuneWidget(QWidget):
         pair_buttons = Container(
             layout="horizontal", labels=False, widgets=[self.add_button, self.remove_button]
         )
-        self.form = Container(
-            widgets=[self.model, self.task, self.epochs, self.lr, self.mode, self.background_label]
-        )
+        self.form = Container(widgets=[self.model, self.task, self.epochs, self.minutes, self.lr, self.mode])
+        self.form.append(self.background_label)
         self.form.extend([self.reviewed, self.output])
         self.advanced_form = Container(
             widgets=[self.batch_size, self.patch_size, self.val_fraction, self.seed, self.device]
@@ -303,6 +304,7 @@ class FineTuneWidget(QWidget):
     def _options(self, scratch: bool) -> dict[str, Any]:
         config = FinetuneConfig(
             epochs=self.epochs.value,
+            minutes=self.minutes.value or None,
             lr=self.lr.value,
             sparse=self.mode.value == "sparse",
             background_label=self.background_label.value,

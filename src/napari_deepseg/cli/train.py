@@ -72,6 +72,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="held-out strip of each image (0 = none)",
     )
     p.add_argument("--schedule", choices=("cosine", "onecycle"), default=DEFAULTS.schedule)
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=DEFAULTS.minutes,
+        help="train for at most this many minutes (wall clock); the run then ends validated and saved",
+    )
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=DEFAULTS.zoom,
+        help="scale augmentation: patches resampled by a random factor in [1/zoom, zoom] (1 = off)",
+    )
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
@@ -171,6 +183,8 @@ def _config(args: argparse.Namespace) -> FinetuneConfig:
         background_label=args.background_label,
         val_fraction=args.val_fraction,
         schedule=args.schedule,
+        minutes=args.minutes,
+        zoom=args.zoom,
         seed=args.seed,
         arch_options=None if args.base_width is None else {"base": args.base_width, "depth": 4},
     )
