@@ -42,16 +42,16 @@ from napari_deepseg.models import load_model, save_model  # noqa: E402
 BUNDLED = ROOT / "src" / "napari_deepseg" / "bundled" / "nuclei.pt"
 GRID_THRESHOLD = {
     "seed_method": ("threshold",),
-    "seed_threshold": (0.5, 0.7, 0.9, 0.95),
+    "seed_threshold": (0.5, 0.7, 0.9),
     "foreground_threshold": (0.5, 0.6),
-    "min_size": (16, 32, 48),
+    "min_size": (16, 32),
 }
 GRID_MAXIMA = {
     "seed_method": ("maxima",),
-    "seed_sigma": (1.5, 2.0, 2.5, 3.0),
+    "seed_sigma": (1.0, 1.5, 2.0, 2.5),
     "seed_h": (0.01, 0.03),
     "foreground_threshold": (0.5, 0.6),
-    "min_size": (16, 32, 48),
+    "min_size": (16, 32),
 }
 
 

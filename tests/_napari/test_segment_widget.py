@@ -434,3 +434,29 @@ def test_uncertainty_layer_and_list_step_through_objects(viewer_widget, qtbot, e
     camera = viewer.scene.camera
     np.testing.assert_allclose(camera.center[-2:], (second.y * 0.5, second.x * 0.5), atol=1e-6)
     assert instances.selected_label == second.id
+
+
+def test_postprocess_fields_preview_on_the_result_and_apply_to_runs(viewer_widget, qtbot, errors):
+    from napari_deepseg._napari.layers import is_edited
+
+    viewer, widget = viewer_widget
+    image = synthetic_nuclei((160, 160), seed=6)[0]
+    viewer.add_image(image, name="cells")
+    widget.model.value = next(c for c in widget.models.entries() if c.ref == "nuclei")
+    _run(qtbot, widget)
+    layer = viewer.layers["cells nuclei instances"]
+    before = len(np.unique(layer.data)) - 1
+    sizes = np.bincount(layer.data.ravel())[1:]
+    big = int(np.median(sizes[sizes > 0]))
+    widget.post.min_size.value = big  # preview: objects under the median size disappear
+    qtbot.waitUntil(lambda: len(np.unique(layer.data)) - 1 < before, timeout=WAIT_MS)
+    after = len(np.unique(layer.data)) - 1
+    assert after <= before // 2 + 1
+    assert not is_edited(layer)  # the preview is still the unedited result
+    assert "preview:" in widget.post.note.value
+    assert widget.plan().postprocess == {"min_size": big}
+    layer.paint((80, 80), layer.selected_label)  # the user edits the layer
+    widget.post.min_size.value = 0
+    qtbot.wait(300)
+    assert len(np.unique(layer.data)) - 1 <= after + 1  # edits are never replaced
+    assert "edited" in widget.post.note.value

@@ -158,3 +158,26 @@ def test_model_file_postprocess_settings_reach_the_watershed(tiny_unet, tmp_path
     tiny_unet.deepseg_meta.postprocess = {"seed_method": "peaks"}
     with pytest.raises(ValueError, match="seed_method 'peaks' is unknown"):
         segment(image[0], tiny_unet, device="cpu", outputs=("instances",))
+
+
+def test_segment_postprocess_overrides_the_model_file(tiny_unet, monkeypatch):
+    from napari_deepseg.errors import DeepsegError
+    from napari_deepseg.inference import engine, segment
+
+    seen = []
+
+    def spy(prob, **kwargs):
+        seen.append(kwargs)
+        return instances_from_probabilities(prob, **kwargs)
+
+    monkeypatch.setattr(engine, "instances_from_probabilities", spy)
+    tiny_unet.deepseg_meta.postprocess = {"foreground_threshold": 0.4, "min_size": 5, "seed_threshold": 0.6}
+    image = np.zeros((64, 64), np.uint8)
+    segment(
+        image, tiny_unet, outputs=("instances",), postprocess={"foreground_threshold": 0.7, "seed_h": 0.05}
+    )
+    assert seen == [{"foreground_threshold": 0.7, "min_size": 5, "seed_threshold": 0.6, "seed_h": 0.05}]
+    with pytest.raises(DeepsegError, match="unknown post-processing setting"):
+        segment(image, tiny_unet, postprocess={"sharpness": 2})
+    with pytest.raises(DeepsegError, match="foreground_threshold must be between 0 and 1"):
+        segment(image, tiny_unet, postprocess={"foreground_threshold": 1.5})

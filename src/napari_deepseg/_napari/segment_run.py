@@ -58,6 +58,8 @@ class RunPlan:
             record a training object diameter; see ``segment_iter``).
         uncertainty: also make the uncertainty map and the ranking of what to correct next
             (instance models; :mod:`napari_deepseg.inference.uncertainty`).
+        postprocess: overrides of the model's instance post-processing (``segment_iter``).
+        keep_probabilities: also compute probabilities for the post-processing preview.
     """
 
     snapshot: SourceSnapshot
@@ -72,6 +74,8 @@ class RunPlan:
     max_memory: int | None = None
     object_diameter: float | None = None
     uncertainty: bool = False
+    postprocess: dict[str, Any] | None = None
+    keep_probabilities: bool = False
 
     def layer_name(self, output: str) -> str:
         """Result layer name, e.g. ``"cells nuclei classes"``."""
@@ -126,6 +130,8 @@ def segment_task(
     wants_uncertainty = plan.uncertainty and makes_instances(model)
     if wants_uncertainty:
         outputs = tuple(dict.fromkeys((*outputs, "instances", "probabilities")))
+    if plan.keep_probabilities and "instances" in outputs:
+        outputs = tuple(dict.fromkeys((*outputs, "probabilities")))
     result = yield from _engine()(
         plan.snapshot.data,
         model,
@@ -138,6 +144,7 @@ def segment_task(
         tta=plan.tta,
         max_memory=plan.max_memory,
         object_diameter=plan.object_diameter,
+        postprocess=plan.postprocess or None,
     )
     yield Progress("prepare", 0, 1, "preparing the layers")
     prepared: dict[str, Any] = dict(prepare_labels(result, plan.outputs))

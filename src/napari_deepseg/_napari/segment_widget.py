@@ -32,6 +32,7 @@ from .compact import fit_labels
 from .correct_next import CorrectNextList
 from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
+from .postprocess_controls import PostprocessControls, Preview, keeps_probabilities
 from .segment_run import (
     ResultPlacer,
     RunPlan,
@@ -127,7 +128,10 @@ class SegmentWidget(QWidget):
             ]
         )
         self.form.append(self.replace)
+        self.post = PostprocessControls()
+        self.preview = Preview(self.post, workers.start_worker)
         self.advanced_form = Container(widgets=[self.tile, self.overlap, self.tta, self.max_memory])
+        self.advanced_form.append(self.post.container)
         self.advanced = QCollapsible("Advanced", self)
         self.advanced.addWidget(self.advanced_form.native)
         buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
@@ -165,6 +169,7 @@ class SegmentWidget(QWidget):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.estimate_button.changed.connect(self.estimate)
+        self.post.on_change(self.preview.update)
 
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
         return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
@@ -236,8 +241,9 @@ class SegmentWidget(QWidget):
         if selected is not None and not selected:
             raise DeepsegError("no channel selected; select at least one channel")
         all_channels = selected is not None and len(selected) == len(self.channels.choices)
+        snapshot = SourceSnapshot.from_layer(layer, self.channel_axis.value)
         return RunPlan(
-            snapshot=SourceSnapshot.from_layer(layer, self.channel_axis.value),
+            snapshot=snapshot,
             choice=choice,
             outputs=tuple(outputs),
             channels=None if all_channels else selected,
@@ -249,6 +255,8 @@ class SegmentWidget(QWidget):
             max_memory=self.max_memory.value * 2**20 or None,
             object_diameter=self.diameter.value or None,
             uncertainty=self.out_uncertainty.value,
+            postprocess=self.post.overrides(),
+            keep_probabilities=keeps_probabilities(tuple(snapshot.spatial_shape)),
         )
 
     def _output_boxes(self) -> dict[str, CheckBox]:
@@ -339,15 +347,22 @@ class SegmentWidget(QWidget):
             self._placing, self._placer = self._placer, None
             placing = self._placing
             placing.finish(
-                result, model_meta(model), prepared, done=lambda: self._on_placed(placing, uncertainty)
-            )
+                result, model_meta(model), prepared,
+                done=lambda: self._on_placed(placing, (result, model, uncertainty)),
+            )  # fmt: skip
 
-    def _on_placed(self, placing: ResultPlacer | None = None, uncertainty: Any = None) -> None:
-        """All result layers are in: the run is over once the worker has finished too."""
+    def _on_placed(self, placing: ResultPlacer | None = None, run: tuple | None = None) -> None:
+        """All result layers are in: the run is over once the worker has finished too.
+
+        ``run``: (result, model, uncertainty view or None) for the preview and the ranking.
+        """
         self._placing = None
-        if uncertainty is not None and placing is not None:
+        if placing is not None and run is not None:
+            result, model, uncertainty = run
             instances = next((lyr for lyr in placing.placed if lyr.name.endswith(" instances")), None)
-            self.correct_next.set_ranking(uncertainty.ranking, instances)
+            self.preview.keep(result, model, instances)
+            if uncertainty is not None:
+                self.correct_next.set_ranking(uncertainty.ranking, instances)
         if self._worker is None:
             self._set_running(False)
 

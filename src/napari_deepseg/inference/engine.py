@@ -107,6 +107,7 @@ def segment_iter(
     max_memory: int | str | None = None,
     block: int | None = None,
     object_diameter: float | str | None = None,
+    postprocess: dict[str, Any] | None = None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image plane by plane, yielding progress; returns a :class:`SegmentationResult`.
 
@@ -128,6 +129,9 @@ def segment_iter(
         min_size: instances with fewer pixels are dropped (default: the model file's
             ``postprocess`` setting, else 16). The model file's other ``postprocess`` settings
             (seed and foreground thresholds) also apply.
+        postprocess: overrides of the model file's instance post-processing, any of
+            ``foreground_threshold``, ``seed_method``, ``seed_threshold``, ``seed_sigma``,
+            ``seed_h``, ``min_size`` (see ``instances_from_probabilities``).
         stitch_3d: join instances of consecutive Z planes by IoU (True = 0.5, or a threshold).
         max_memory: memory the run aims to stay under (bytes or "2G"; default: half the available
             memory, at most 2 GiB); it sets the block size (:mod:`.memory`).
@@ -153,7 +157,7 @@ def segment_iter(
     options = dict(
         channels=channels, device=device, precision=precision, tile=tile, overlap=overlap,
         batch_size=batch_size, outputs=outputs, tta=tta, min_size=min_size, stitch_3d=stitch_3d,
-        max_memory=max_memory, block=block,
+        max_memory=max_memory, block=block, postprocess=postprocess,
     )  # fmt: skip
     sizing = _sizing(image, model, axes, object_diameter, options)
     if sizing is not None and sizing["scale"] != 1.0:
@@ -206,6 +210,7 @@ def _run(
     stitch_3d: bool | float,
     max_memory: int | str | None,
     block: int | None,
+    postprocess: dict[str, Any] | None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """segment_iter at the image's own scale."""
     tile = _checks.integer(tile, "tile", optional=True)
@@ -215,7 +220,7 @@ def _run(
     min_size = _checks.integer(min_size, "min_size", minimum=0, optional=True)
     job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
     job.tta, job.stitch = bool(tta), _stitch_threshold(stitch_3d)
-    job.postprocess = postprocess_settings(model, min_size)
+    job.postprocess = postprocess_settings(model, min_size, postprocess)
     job.limit, job.block = memory.memory_limit(max_memory), _check_block(block)
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return (yield from job.run())
@@ -231,10 +236,15 @@ POSTPROCESS_KEYS = (
 )
 
 
-def postprocess_settings(model: nn.Module, min_size: int | None = None) -> dict[str, Any]:
-    """Instance post-processing keywords: the model file's settings, ``min_size`` overriding."""
+def postprocess_settings(
+    model: nn.Module, min_size: int | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Instance post-processing keywords: the model file's settings, then ``overrides`` (keys
+    of ``POSTPROCESS_KEYS``), then ``min_size``; one-line DeepsegError for unknown keys or values
+    out of range."""
     meta = described(model)
     settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
+    settings.update(_checked_overrides(overrides or {}))
     settings.setdefault("min_size", DEFAULT_MIN_SIZE)
     if settings.get("seed_method", SEED_METHODS[0]) not in SEED_METHODS:
         raise DeepsegError(
@@ -246,6 +256,21 @@ def postprocess_settings(model: nn.Module, min_size: int | None = None) -> dict[
             raise DeepsegError(f"min_size must be 0 or more, not {min_size}")
         settings["min_size"] = int(min_size)
     return settings
+
+
+def _checked_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(overrides) - set(POSTPROCESS_KEYS))
+    if unknown:
+        raise DeepsegError(
+            f"unknown post-processing setting(s) {', '.join(unknown)}; use {', '.join(POSTPROCESS_KEYS)}"
+        )
+    for key in ("seed_threshold", "foreground_threshold"):
+        if key in overrides and not 0 < float(overrides[key]) < 1:
+            raise DeepsegError(f"{key} must be between 0 and 1, not {overrides[key]}")
+    for key in ("seed_sigma", "seed_h"):
+        if key in overrides and float(overrides[key]) < 0:
+            raise DeepsegError(f"{key} must be 0 or more, not {overrides[key]}")
+    return dict(overrides)
 
 
 def _stitch_threshold(stitch_3d: bool | float) -> float | None:

@@ -1,0 +1,154 @@
+"""Instance post-processing in the Segment widget: the fields, and a live preview.
+
+The fields override the model file's settings (0 = the model's own): foreground threshold,
+seed threshold (``"threshold"`` seeding), seed smoothing sigma (``"maxima"`` seeding) and
+minimum object size. Runs pass them to ``segment_iter(postprocess=...)``.
+
+Live preview: after a run on a 2D image (up to ``PREVIEW_PIXELS``) the widget keeps the
+probabilities; changing a field re-makes the instances from them in a worker
+(:func:`postprocess_task`) and shows them in the unedited instances layer, so the effect of a
+threshold is visible at once without running the network again. An edited layer is never
+replaced (the note says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import Container, FloatSpinBox, Label, SpinBox
+
+from ..progress import Progress
+from .layers import data_digest, display_labels
+
+#: the largest 2D plane whose probabilities the widget keeps for the preview
+PREVIEW_PIXELS = 16 * 2**20
+
+
+class PostprocessControls:
+    """The magicgui fields (``container``) and the overrides they describe."""
+
+    def __init__(self) -> None:
+        self.foreground = FloatSpinBox(label="foreground threshold (0 = model's)", min=0, max=0.99, step=0.05)
+        self.seed_threshold = FloatSpinBox(label="seed threshold (0 = model's)", min=0, max=0.99, step=0.05)
+        self.seed_sigma = FloatSpinBox(label="seed smoothing px (0 = model's)", min=0, max=20, step=0.5)
+        self.min_size = SpinBox(label="min object size px (0 = model's)", min=0, max=10**6, step=8)
+        self.foreground.tooltip = "P(interior) + P(boundary) above which a pixel belongs to an object"
+        self.seed_threshold.tooltip = "threshold seeding: interior probability that starts an object"
+        self.seed_sigma.tooltip = "maxima seeding: smoothing before the seeds; larger merges more"
+        self.min_size.tooltip = "objects with fewer pixels are dropped"
+        self.note = Label(value="")
+        self.fields = (self.foreground, self.seed_threshold, self.seed_sigma, self.min_size)
+        self.container = Container(widgets=[*self.fields, self.note])
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings the user changed (others stay the model file's)."""
+        out: dict[str, Any] = {}
+        if self.foreground.value:
+            out["foreground_threshold"] = float(self.foreground.value)
+        if self.seed_threshold.value:
+            out["seed_threshold"] = float(self.seed_threshold.value)
+        if self.seed_sigma.value:
+            out["seed_sigma"] = float(self.seed_sigma.value)
+        if self.min_size.value:
+            out["min_size"] = int(self.min_size.value)
+        return out
+
+    def on_change(self, callback: Any) -> None:
+        for field in self.fields:
+            field.changed.connect(callback)
+
+
+def keeps_probabilities(spatial_shape: tuple[int, ...]) -> bool:
+    """Whether a run on an image of this (non-channel) shape keeps probabilities for the preview."""
+    return len(spatial_shape) == 2 and int(np.prod(spatial_shape)) <= PREVIEW_PIXELS
+
+
+def postprocess_task(
+    probabilities: np.ndarray, model: Any, overrides: dict[str, Any], scale: float = 1.0
+) -> Generator[Progress, None, tuple[np.ndarray, str]]:
+    """Instances from kept (K, H, W) probabilities with the model's settings and ``overrides``,
+    at the ``scale`` the run used (the object-size decision), as the run made them; returns the
+    labels as napari draws them and their digest (worker thread)."""
+    from ..inference.engine import postprocess_settings
+    from ..inference.postprocess import instances_from_probabilities
+    from ..inference.scale import resize_labels, resize_plane, scaled_shape
+
+    settings = postprocess_settings(model, None, overrides)
+    yield Progress("preview", 0, 1, "re-making the instances")
+    prob = probabilities.astype(np.float32)
+    shape = prob.shape[1:]
+    if scale != 1.0:
+        prob = resize_plane(prob, scaled_shape(shape, scale))
+    labels = instances_from_probabilities(prob, **settings)
+    if labels.shape != shape:
+        labels = resize_labels(labels, shape)
+    labels = display_labels(labels)
+    return labels, data_digest(labels)
+
+
+class Preview:
+    """The kept probabilities of the last 2D run and the instances layer they re-make."""
+
+    def __init__(self, controls: PostprocessControls, start_worker: Any) -> None:
+        self.controls, self.start_worker = controls, start_worker
+        self.source: tuple[np.ndarray, Any, float] | None = None
+        self.layer: Any = None
+        self.worker: Any = None
+        self.pending = False
+
+    def keep(self, result: Any, model: Any, layer: Any) -> None:
+        """Keep ``result``'s probabilities (or forget them) for previews on ``layer``."""
+        probs = getattr(result, "probabilities", None)
+        if probs is None or layer is None or probs.ndim != 3:
+            self.source, self.layer = None, None
+            return
+        sizing = result.meta.get("object_diameter") or {}
+        self.source, self.layer = (probs, model, float(sizing.get("scale", 1.0))), layer
+        self.controls.note.value = "changes show at once on the instances layer"
+
+    def update(self, _value: Any = None) -> None:
+        """A field changed: re-make the instances (one worker at a time; the last change wins)."""
+        from .layers import is_edited
+
+        if self.source is None or self.layer is None:
+            return
+        if is_edited(self.layer):
+            self.controls.note.value = "the instances layer was edited: run again to apply the settings"
+            return
+        if self.worker is not None:
+            self.pending = True
+            return
+        probs, model, scale = self.source
+        self.worker = self.start_worker(
+            postprocess_task, probs, model, self.controls.overrides(), scale,
+            title="Preview post-processing", on_done=self._show, on_error=self._failed,
+            on_finished=self._finished,
+        )  # fmt: skip
+
+    def _failed(self, err: BaseException) -> None:
+        lines = str(err).strip().splitlines()
+        self.controls.note.value = f"preview failed: {lines[0] if lines else type(err).__name__}"
+
+    def _show(self, out: tuple[np.ndarray, str]) -> None:
+        from .layers import is_edited, mark_result, result_layer_record
+
+        labels, digest = out
+        layer = self.layer
+        if layer is None or is_edited(layer):
+            return
+        record = {k: v for k, v in (result_layer_record(layer) or {}).items() if k not in KEPT}
+        layer.data = labels
+        mark_result(layer, digest, **record)
+        self.controls.note.value = f"preview: {int(labels.max())} objects"
+
+    def _finished(self) -> None:
+        self.worker = None
+        if self.pending:
+            self.pending = False
+            self.update()
+
+
+#: record fields mark_result writes itself
+KEPT = ("digest", "painted", "created")
