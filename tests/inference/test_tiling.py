@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from napari_deepseg.inference import engine, segment
+from napari_deepseg.inference import job, segment
 from napari_deepseg.inference.tiling import StripAccumulator, TileGrid, ramp_weights, tile_starts
 
 
@@ -32,7 +32,7 @@ def _intensity_model() -> nn.Module:
 def test_every_pixel_written_once(monkeypatch, h, w, tile, overlap_frac, batch):
     overlap = int(overlap_frac * tile)
     writes = np.zeros((h, w), np.int32)
-    original = engine._Job._finalize_rows
+    original = job.Job._finalize_rows
 
     def counting(self, popped, index, keep_prob):
         first, sums, wsum = popped
@@ -40,7 +40,7 @@ def test_every_pixel_written_once(monkeypatch, h, w, tile, overlap_frac, batch):
         writes[first : first + sums.shape[1]] += 1
         original(self, popped, index, keep_prob)
 
-    monkeypatch.setattr(engine._Job, "_finalize_rows", counting)
+    monkeypatch.setattr(job.Job, "_finalize_rows", counting)
     image = np.random.default_rng(h * w).normal(size=(h, w)).astype(np.float32)
     norm = {"method": "none"}
     model = _intensity_model()
@@ -52,12 +52,12 @@ def test_every_pixel_written_once(monkeypatch, h, w, tile, overlap_frac, batch):
 
 def _segment_raw(image, model, norm, **kw):
     """segment() with a fixed normalization for a plain module (no model file metadata)."""
-    orig = engine.check_normalization
-    engine.check_normalization = lambda spec, c: orig(norm, c)
+    orig = job.check_normalization
+    job.check_normalization = lambda spec, c: orig(norm, c)
     try:
         return segment(image, model, device="cpu", precision="fp32", **kw)
     finally:
-        engine.check_normalization = orig
+        job.check_normalization = orig
 
 
 @given(n=st.integers(1, 500), tile=st.integers(1, 200), overlap=st.integers(0, 199))

@@ -93,7 +93,7 @@ def _sizing_text(sizing: list[dict[str, Any]]) -> str:
 
 
 @dataclass
-class _Job:
+class Job:
     src: Path
     dst: Path
     kind: str  # "tiff" or "zarr"
@@ -296,7 +296,7 @@ class _Ctx:
     files_total: int = 0
 
     def record(
-        self, src: Path, job: _Job | None, status: str, error: str | None = None, seconds=0.0, extra=None
+        self, src: Path, job: Job | None, status: str, error: str | None = None, seconds=0.0, extra=None
     ) -> None:
         entry = {
             "output": str(job.dst) if job else None,
@@ -327,7 +327,7 @@ class _Ctx:
         else:
             self.summary.done.append(src)
 
-    def finish(self, job: _Job, seconds: float) -> Progress:
+    def finish(self, job: Job, seconds: float) -> Progress:
         """Finalize a Zarr output (unless the job failed), record the job; the "files" event."""
         if job.error is None and job.kind == "zarr":
             marker = {"seconds": round(seconds, 3), "model_sha256": self.ref.sha256}
@@ -361,7 +361,7 @@ def _sizes(ctx: _Ctx, shape: tuple[int, ...], axes: str, dtype: np.dtype) -> tup
 
 def _plan(sources, out, ctx: _Ctx, overwrite: bool):
     """Probe every input (header only), decide output kind and skip; yields ``"scan"`` events."""
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     for i, src in enumerate(sources):
         try:
             image, guessed = read_image(src, lazy=True)
@@ -376,7 +376,7 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
                 kind = "zarr"
             else:
                 beside = None
-            job = _Job(src, beside or output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
+            job = Job(src, beside or output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
             job.chunk_bytes = chunk_bytes
         except Exception as err:  # unreadable input: recorded as failed, the batch goes on
             ctx.record(src, None, "failed", _reason(err))
@@ -401,7 +401,7 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
     return jobs
 
 
-def _create_store(job: _Job, ctx: _Ctx) -> set[int]:
+def _create_store(job: Job, ctx: _Ctx) -> set[int]:
     """Create the OME-Zarr output of a large input, or resume its unfinished store made for the
     same plan; returns the indices of the chunks already written."""
     spatial = job.axes.replace("C", "")
@@ -434,12 +434,12 @@ def _create_store(job: _Job, ctx: _Ctx) -> set[int]:
     return writer.done_chunks()
 
 
-def _chunks(job: _Job, ctx: _Ctx):
+def _chunks(job: Job, ctx: _Ctx):
     halo = ctx.opts.overlap if ctx.opts.overlap is not None else 64
     return plan_chunks(job.shape, job.axes, job.dtype.itemsize, job.chunk_bytes, halo)
 
 
-def _run_in_process(jobs: list[_Job], ctx: _Ctx):
+def _run_in_process(jobs: list[Job], ctx: _Ctx):
     for job in jobs:
         t0 = time.perf_counter()
         try:
@@ -462,9 +462,9 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
         yield ctx.finish(job, time.perf_counter() - t0)
 
 
-def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
+def _run_distributed(client: Any, jobs: list[Job], ctx: _Ctx):
     """Submit one task per small file and per chunk of a large one; collect as they finish."""
-    futures: dict[Any, tuple[_Job, Any]] = {}
+    futures: dict[Any, tuple[Job, Any]] = {}
     try:
         for job in jobs:
             job.started = time.perf_counter()
@@ -494,7 +494,7 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
         client.cancel(list(futures))
 
 
-def _collect(futures: dict[Any, tuple[_Job, Any]], ctx: _Ctx):
+def _collect(futures: dict[Any, tuple[Job, Any]], ctx: _Ctx):
     """Record files as their tasks finish; a Zarr output is finalized after its last chunk."""
     n_chunks = sum(1 for _, chunk in futures.values() if chunk is not None)
     chunks_done = 0

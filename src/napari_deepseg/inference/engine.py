@@ -1,23 +1,15 @@
-"""``segment`` / ``segment_iter``: tiled, memory-bounded segmentation of 2D planes, stacks and time series.
+"""``segment`` / ``segment_iter``: the public entry of tiled, memory-bounded segmentation.
 
-Each 2D plane (one T, Z combination) is read alone, its channels picked and mapped to the
-model's inputs, normalized tile by tile, run in tile batches and blended in a row-strip
-accumulator; finished rows are turned into classes (and probabilities) at once, so memory is
-the image, the outputs and O(tile batch + one strip of rows), not the whole plane's logits.
-
-A plane larger than a block (:mod:`.memory` picks the block from the memory limit) is run
-block by block: each block's region (core plus halo) goes through the same tiles, its core's
-outputs are written, its instances are made on the region and joined across block borders
-(:mod:`.blocks`), so no whole-plane float array is ever allocated.
+``segment_iter`` checks its arguments, decides the object size (:mod:`.rescaled`: a model that
+records its training object diameter runs the image resampled to it) and drives a
+:class:`.job.Job` over the image's planes (tiles, blocks, instances; see :mod:`.job`).
+Option checking lives in :mod:`.settings`.
 """
 
 from __future__ import annotations
 
 import os
-import time
-import warnings
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,59 +18,28 @@ from torch import nn
 
 from .. import _checks
 from ..errors import DeepsegError
-from ..models.contract import contract_of
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress, drain
 from . import memory
-from .blocks import Block, BlockLabels, BlockLayout
-from .device import Precision, resolve_device, resolve_precision
-from .inputs import (
-    AxesPlan,
-    Normalizer,
-    channel_mapping,
-    check_channels,
-    check_normalization,
-    fixed_normalizer,
-    model_plane,
-    percentile_normalizer,
-)
-from .postprocess import (
-    DEFAULT_MIN_SIZE,
-    SEED_METHODS,
-    class_map,
-    instances_from_probabilities,
-    offset_labels,
-    stitch_to_previous,
+from .inputs import AxesPlan
+from .job import (
+    DEFAULT_BATCH,
+    DEFAULT_TILE,
+    MIN_TILE,
+    OUTPUTS,
+    Job,
+    SegmentationResult,
+    check_tile,
 )
 from .rescaled import choose_scale, run_rescaled
-from .runner import TileRunner, TileTooLarge, model_in_channels
-from .tiling import StripAccumulator, TileGrid
-
-OUTPUTS = ("classes", "instances", "probabilities")
-DEFAULT_TILE = 512
-DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
-MIN_TILE = 8
-_ALL = slice(0, 2**62)
-
-
-@dataclass
-class SegmentationResult:
-    """What :func:`segment` returns.
-
-    Attributes:
-        classes: class map, uint8 (K <= 256) or uint16, with the image's non-channel shape.
-        instances: uint32 instance labels (same shape, ids unique over the whole stack), or None
-            when not asked for or the model is not an instance-boundary model.
-        probabilities: float16 (K, *non-channel shape) softmax probabilities, or None.
-        axes: the axes of ``classes`` (the image's axes without C).
-        meta: model name, task, class names/colours, device, precision, tile, overlap, timing.
-    """
-
-    classes: np.ndarray
-    instances: np.ndarray | None
-    probabilities: np.ndarray | None
-    axes: str
-    meta: dict[str, Any] = field(default_factory=dict)
+from .runner import TileRunner
+from .settings import (
+    POSTPROCESS_KEYS,
+    as_model,
+    check_block,
+    postprocess_settings,
+    stitch_threshold,
+)
 
 
 def segment(image: Any, model: nn.Module | str | os.PathLike, **options: Any) -> SegmentationResult:
@@ -153,7 +114,7 @@ def segment_iter(
         "instances": the plane's 2D outputs, filled up to this block})`` after each block.
         Closing the generator cancels within one tile batch.
     """
-    model = _as_model(model)
+    model = as_model(model)
     options = dict(
         channels=channels, device=device, precision=precision, tile=tile, overlap=overlap,
         batch_size=batch_size, outputs=outputs, tta=tta, min_size=min_size, stitch_3d=stitch_3d,
@@ -218,424 +179,23 @@ def _run(
     batch_size = _checks.integer(batch_size, "batch_size", minimum=1, optional=True)
     outputs = _checks.names(outputs, "outputs", OUTPUTS)
     min_size = _checks.integer(min_size, "min_size", minimum=0, optional=True)
-    job = _Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
-    job.tta, job.stitch = bool(tta), _stitch_threshold(stitch_3d)
+    job = Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
+    job.tta, job.stitch = bool(tta), stitch_threshold(stitch_3d)
     job.postprocess = postprocess_settings(model, min_size, postprocess)
-    job.limit, job.block = memory.memory_limit(max_memory), _check_block(block)
+    job.limit, job.block = memory.memory_limit(max_memory), check_block(block)
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return (yield from job.run())
 
 
-POSTPROCESS_KEYS = (
-    "seed_threshold",
-    "foreground_threshold",
-    "min_size",
-    "seed_method",
-    "seed_sigma",
-    "seed_h",
-)
-
-
-def postprocess_settings(
-    model: nn.Module, min_size: int | None = None, overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Instance post-processing keywords: the model file's settings, then ``overrides`` (keys
-    of ``POSTPROCESS_KEYS``), then ``min_size``; one-line DeepsegError for unknown keys or values
-    out of range."""
-    meta = described(model)
-    settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
-    settings.update(_checked_overrides(overrides or {}))
-    settings.setdefault("min_size", DEFAULT_MIN_SIZE)
-    if settings.get("seed_method", SEED_METHODS[0]) not in SEED_METHODS:
-        raise DeepsegError(
-            f"the model file's post-processing seed_method {settings['seed_method']!r} is unknown "
-            f"(use one of {SEED_METHODS}); upgrade napari-deepseg or fix the model file"
-        )
-    if min_size is not None:
-        if int(min_size) < 0:
-            raise DeepsegError(f"min_size must be 0 or more, not {min_size}")
-        settings["min_size"] = int(min_size)
-    return settings
-
-
-def _checked_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(overrides) - set(POSTPROCESS_KEYS))
-    if unknown:
-        raise DeepsegError(
-            f"unknown post-processing setting(s) {', '.join(unknown)}; use {', '.join(POSTPROCESS_KEYS)}"
-        )
-    for key in ("seed_threshold", "foreground_threshold"):
-        if key in overrides and not 0 < float(overrides[key]) < 1:
-            raise DeepsegError(f"{key} must be between 0 and 1, not {overrides[key]}")
-    for key in ("seed_sigma", "seed_h"):
-        if key in overrides and float(overrides[key]) < 0:
-            raise DeepsegError(f"{key} must be 0 or more, not {overrides[key]}")
-    return dict(overrides)
-
-
-def _stitch_threshold(stitch_3d: bool | float) -> float | None:
-    if stitch_3d is False or stitch_3d is None:
-        return None
-    value = 0.5 if stitch_3d is True else float(stitch_3d)
-    if not 0 < value <= 1:
-        raise DeepsegError(f"stitch_3d IoU threshold must be in (0, 1], not {stitch_3d}")
-    return value
-
-
-@dataclass
-class _Job:
-    image: Any
-    plan: AxesPlan
-    picked: list[int] | None
-    mapping: str
-    norm_spec: dict[str, Any]
-    device: torch.device
-    precision: Precision
-    tile: int
-    overlap: int
-    batch_size: int
-    outputs: tuple[str, ...]
-    model: nn.Module
-    tta: bool = False
-    postprocess: dict[str, Any] = field(default_factory=dict)
-    stitch: float | None = None
-    runner: TileRunner | None = None
-    result: dict[str, np.ndarray | None] = field(default_factory=dict)
-    limit: int = memory.DEFAULT_LIMIT
-    block: int | None = None
-    layout: BlockLayout | None = None
-
-    @classmethod
-    def make(
-        cls, image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs
-    ) -> _Job:
-        """Validate every argument before any work (one-line DeepsegError on bad input)."""
-        image = _as_array(image)
-        plan = AxesPlan.parse(tuple(image.shape), axes)
-        meta = described(model)
-        wanted = model_in_channels(model)
-        picked = check_channels(plan.channels, channels)
-        available = len(picked) if picked is not None else plan.channels
-        mode = meta.channel_mode if meta is not None else "gray"
-        mapping = channel_mapping(available, wanted, mode, picked is not None)
-        norm = meta.normalization if meta is not None else {"method": "percentile"}
-        norm_spec = check_normalization(norm, wanted)
-        dev = resolve_device(device)
-        agreement = meta.bf16_agreement if meta is not None else None
-        prec = resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement)
-        tile, overlap = check_tile(model, tile, overlap)
-        bs = int(DEFAULT_BATCH.get(dev.type, 2) if batch_size is None else batch_size)
-        if bs < 1:
-            raise DeepsegError(f"batch_size must be at least 1, not {batch_size}")
-        outs = tuple(outputs)
-        unknown = set(outs) - set(OUTPUTS)
-        if unknown:
-            raise DeepsegError(f"unknown outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
-        if not makes_instances(meta):
-            outs = tuple(o for o in outs if o != "instances")
-        return cls(image, plan, picked, mapping, norm_spec, dev, prec, tile, overlap, bs, outs, model)
-
-    def run(self) -> Generator[Progress, None, SegmentationResult]:
-        start = time.perf_counter()
-        plan = self.plan
-        fixed = fixed_normalizer(self.norm_spec, model_in_channels(self.model))
-        if fixed is None and self.norm_spec["scope"] == "stack":
-            spec = self.norm_spec
-            planes = (self._plane(i, warn=False) for i in plan.plane_indices())
-            fixed = percentile_normalizer(planes, spec["low"], spec["high"])
-        self.layout = self._plan_blocks()
-        self.tiles_total, self.tiles_done = self._tiles_per_plane() * plan.n_planes, 0
-        self.result = {"classes": None, "instances": None, "probabilities": None}
-        previous, next_id = None, 1
-        for n, index in enumerate(plan.plane_indices()):
-            raw = self._plane(index)
-            norm = fixed or percentile_normalizer([raw], self.norm_spec["low"], self.norm_spec["high"])
-            if self.layout.single:
-                prob = yield from self._plane_with_retry(raw, norm, _Target(index))
-                labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
-                del prob
-            else:
-                labels = yield from self._blockwise(raw, norm, index)
-            classes_2d = self._view("classes", index)
-            inst_2d = None
-            if labels is not None:
-                inst_2d, previous, next_id = self._instances(labels, index, previous, next_id)
-            info = {"index": tuple(index), "classes": classes_2d, "instances": inst_2d}
-            yield Progress("planes", n + 1, plan.n_planes, f"plane {n + 1}/{plan.n_planes}", info)
-        return self._finish(time.perf_counter() - start)
-
-    def _plan_blocks(self) -> BlockLayout:
-        """The plane's block layout: ``block=`` if given, else the memory policy's block."""
-        h, w = self.plan.size("Y"), self.plan.size("X")
-        halo = max(memory.DEFAULT_HALO, self.overlap)
-        side = self.block
-        if side is None:
-            meta = described(self.model)
-            k = len(meta.class_names) if meta is not None and meta.class_names else 3
-            instances = "instances" in self.outputs
-            per_pixel = 1 + 4 * instances + 2 * k * ("probabilities" in self.outputs)
-            outputs = self.plan.n_planes * h * w * per_pixel
-            free = self.limit - memory.in_use() - outputs
-            side = memory.block_size(free, memory.block_bytes_per_pixel(k, instances), halo)
-        return BlockLayout.plan(h, w, side, halo)
-
-    def _tiles_per_plane(self) -> int:
-        """Tiles run per plane: the plane's tile grid, each block running the tiles over its region."""
-        h, w = self.plan.size("Y"), self.plan.size("X")
-        grid = TileGrid.plan(h, w, self.tile, self.overlap, self.model)
-        return sum(len(grid.tiles_in(b.read_y, b.read_x)) for b in self.layout.blocks())
-
-    def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
-        """Run a plane block by block; returns its instance labels (1..N, a view) or None.
-
-        Yields ``"blocks"`` events: one before the first block (outputs allocated when the model
-        names its classes, so a viewer can show the plane at once) and one after each block.
-        """
-        meta = described(self.model)
-        k = len(meta.class_names) if meta is not None else 0
-        if k and self.result["classes"] is None:
-            self._allocate(k, (0, 0))
-        total = self.layout.count
-        yield Progress("blocks", 0, total, "blocks", self._block_info(index, slice(0, 0), slice(0, 0)))
-        writer = None
-        for block in self.layout.blocks():
-            window = (block.read_y, block.read_x)
-            prob = yield from self._plane_with_retry(raw, norm, _Target.of_block(index, block), window)
-            if prob is not None:
-                labels = instances_from_probabilities(prob, **self.postprocess)
-                del prob
-                writer = writer or BlockLabels(self._view("instances", index))
-                writer.add(block, labels)
-                del labels
-            info = self._block_info(index, block.y, block.x)
-            yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)
-        if writer is None:
-            return None
-        writer.finish()
-        return writer.out
-
-    def _block_info(self, index: tuple[int, ...], y: slice, x: slice) -> dict[str, Any]:
-        """A ``"blocks"`` event's payload: the block's core and the plane's 2D outputs so far."""
-        views = {
-            o: None if self.result[o] is None else self._view(o, index) for o in ("classes", "instances")
-        }
-        return {"index": tuple(index), "y": y, "x": x, **views}
-
-    def _plane(self, index: tuple[int, ...], warn: bool = True) -> np.ndarray:
-        """The raw (C_in, H, W) plane at ``index``: channels picked and mapped, NaN/inf policy applied."""
-        raw = self.plan.read_plane(self.image, index)
-        if self.picked is not None:
-            raw = raw[self.picked]
-        lead = ", ".join(f"{a}={i}" for a, i in zip(self.plan.loop_axes, index))
-        where = f"image plane ({lead})" if lead else "image"
-        return model_plane(raw, self.mapping, where, warn)
-
-    def _plane_with_retry(
-        self, raw: np.ndarray, norm: Normalizer, target: _Target, window: tuple[slice, slice] | None = None
-    ):
-        """Run a plane, or the ``window`` (rows, cols) of it with the plane's own tile grid (a
-        block region: its probabilities equal the whole-plane run's); on a tile too large for
-        memory halve the tile and redo it."""
-        while True:
-            grid = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
-            try:
-                return (yield from self._run_plane(raw, norm, grid, target, window))
-            except TileTooLarge as err:
-                smaller = self.tile // 2
-                if smaller < max(MIN_TILE, contract_of(self.model).size_multiple, self.overlap + 1):
-                    raise DeepsegError(
-                        f"out of memory on {self.device} even with tile {self.tile} and batch 1 ({err}); "
-                        + (
-                            "close other programs to free memory"
-                            if self.device.type == "cpu"
-                            else "use device='cpu' or free device memory"
-                        )
-                    ) from None
-                warnings.warn(
-                    f"out of memory on {self.device}; retrying the plane with tile {smaller}",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self.tile = smaller
-                self.overlap = min(self.overlap, smaller // 4)
-                self.tiles_total = max(self.tiles_done, self._tiles_per_plane() * self.plan.n_planes)
-
-    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, target: _Target, window=None):
-        """Tile batches -> strip accumulator -> finished rows of the window (default: the plane);
-        returns the window's (K, h, w) float16 probabilities or None."""
-        wy, wx = grid.weights()
-        ry, rx = window or (slice(0, grid.height), slice(0, grid.width))
-        tiles = grid.tiles_in(ry, rx)
-        acc: StripAccumulator | None = None
-        keep_prob = None
-        i = 0
-        while i < len(tiles):
-            chunk = tiles[i : i + self.runner.batch_size]
-            batch = norm(np.stack([grid.read(raw, y, x) for y, x in chunk]))
-            out = self.runner.run(batch)
-            if out.shape[2] < grid.th or out.shape[3] < grid.tw:
-                raise DeepsegError(
-                    f"the model returned {out.shape[2]}x{out.shape[3]} for {grid.in_h}x{grid.in_w} input; "
-                    "valid-padding models must declare output_margin (models.contract)"
-                )
-            if acc is None:
-                acc = StripAccumulator(out.shape[1], rx.stop - rx.start)
-                keep_prob = self._allocate(out.shape[1], (ry.stop - ry.start, rx.stop - rx.start))
-            for (y, x), o in zip(chunk, out):
-                y0, y1 = max(y, ry.start), min(y + grid.th, ry.stop)
-                x0, x1 = max(x, rx.start), min(x + grid.tw, rx.stop)
-                part = o[:, y0 - y : y1 - y, x0 - x : x1 - x]
-                acc.add(part, y0 - ry.start, x0 - rx.start, wy[y][y0 - y : y1 - y], wx[x][x0 - x : x1 - x])
-            i += len(chunk)
-            until = (min(max(tiles[i][0], ry.start), ry.stop) if i < len(tiles) else ry.stop) - ry.start
-            if until > acc.top:
-                self._finalize_rows(acc.pop_final(until), target, keep_prob)
-            self.tiles_done += len(chunk)
-            message = f"tile {self.tiles_done}/{self.tiles_total}"
-            yield Progress("tiles", self.tiles_done, self.tiles_total, message)
-        return keep_prob
-
-    def _allocate(self, k: int, size: tuple[int, int]) -> np.ndarray | None:
-        """Allocate outputs at the first tile; returns a (K, h, w) float16 buffer for instances."""
-        shape = self.plan.out_shape
-        if self.result["classes"] is None:
-            self.result["classes"] = np.zeros(shape, np.uint8 if k <= 256 else np.uint16)
-            if "probabilities" in self.outputs:
-                self.result["probabilities"] = np.zeros((k, *shape), np.float16)
-            if "instances" in self.outputs:
-                self.result["instances"] = np.zeros(shape, np.uint32)
-        if "instances" in self.outputs:
-            return np.zeros((k, *size), np.float16)
-        return None
-
-    def _view(self, name: str, index: tuple[int, ...], k: int | None = None) -> np.ndarray:
-        """The 2D (Y, X) view of output ``name`` (class ``k`` for probabilities) for a plane."""
-        key, transposed = self.plan.out_key(index)
-        arr = self.result[name] if k is None else self.result[name][k]
-        view = arr[key]
-        return view.T if transposed else view
-
-    def _finalize_rows(self, popped, target: _Target, keep_prob: np.ndarray | None) -> None:
-        """Write finished rows: the core's classes/probabilities into the outputs, all into ``keep_prob``."""
-        first, sums, wsum = popped
-        lo, hi = max(first, target.core_y.start), min(first + sums.shape[1], target.core_y.stop)
-        cx = target.core_x
-        rows = slice(lo - first, hi - first)
-        out_rows = slice(target.oy + lo, target.oy + hi)
-        out_cols = slice(target.ox + cx.start, target.ox + cx.stop)
-        if hi > lo:
-            self._view("classes", target.index)[out_rows, out_cols] = class_map(sums[:, rows, cx])
-        if self.result["probabilities"] is None and keep_prob is None:
-            return
-        logits = sums / wsum
-        logits -= logits.max(axis=0, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=0, keepdims=True)
-        if self.result["probabilities"] is not None and hi > lo:
-            for k in range(len(logits)):
-                self._view("probabilities", target.index, k)[out_rows, out_cols] = logits[k, rows, cx]
-        if keep_prob is not None:
-            keep_prob[:, first : first + sums.shape[1]] = logits
-
-    def _instances(self, labels: np.ndarray, index, previous, next_id):
-        """Make a plane's labels (1..N) unique in the stack (or stitch them) and store them."""
-        z_axis = "Z" in self.plan.loop_axes
-        first_z = not z_axis or index[self.plan.loop_axes.index("Z")] == 0
-        if self.stitch is not None and previous is not None and not first_z:
-            labels, next_id = stitch_to_previous(labels, previous, next_id, self.stitch)
-        else:
-            count = int(labels.max()) if labels.size else 0
-            labels = offset_labels(labels, next_id - 1)
-            next_id += count
-        view = self._view("instances", index)
-        if labels is not view:
-            view[...] = labels
-        return view, labels, next_id
-
-    def _finish(self, seconds: float) -> SegmentationResult:
-        meta = described(self.model)
-        info = {
-            "model": meta.name if meta else type(self.model).__name__,
-            "task": meta.task if meta else "semantic",
-            "class_names": list(meta.class_names) if meta else [],
-            "class_colors": list(meta.class_colors) if meta else [],
-            "device": str(self.device),
-            "precision": self.precision.name,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "batch_size": self.runner.batch_size,
-            "tta": self.tta,
-            "block": None if self.layout is None or self.layout.single else self.layout.block,
-            "normalization": self.norm_spec,
-            "seconds": seconds,
-        }
-        r = self.result
-        return SegmentationResult(r["classes"], r["instances"], r["probabilities"], self.plan.out_axes, info)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where a run over a plane or a block region writes: region origin and the core to keep."""
-
-    index: tuple[int, ...]
-    oy: int = 0
-    ox: int = 0
-    core_y: slice = field(default_factory=lambda: _ALL)
-    core_x: slice = field(default_factory=lambda: _ALL)
-
-    @classmethod
-    def of_block(cls, index: tuple[int, ...], block: Block) -> _Target:
-        cy, cx = block.core_in_region
-        return cls(index, block.read_y.start, block.read_x.start, cy, cx)
-
-
-def _check_block(block: int | None) -> int | None:
-    if block is not None and int(block) < memory.BLOCK_STEP // 2:
-        raise DeepsegError(f"block must be at least {memory.BLOCK_STEP // 2} pixels, not {block}")
-    return None if block is None else int(block)
-
-
-def _as_model(model: Any) -> nn.Module:
-    """A module as given, or the model loaded from a file path or model name (e.g. ``"nuclei"``)."""
-    if isinstance(model, nn.Module):
-        return model
-    if isinstance(model, (str, os.PathLike)):
-        from ..models import load_model
-
-        return load_model(model)
-    raise _checks.ArgumentTypeError(
-        f"model must be a torch module, a model file or a model name such as 'nuclei', not {model!r}"
-    )
-
-
-def _as_array(image: Any) -> Any:
-    if isinstance(image, (str, os.PathLike)) or image is None:
-        raise _checks.ArgumentTypeError(
-            f"image must be an array (numpy, dask or zarr), not {image!r}; "
-            "read files with napari_deepseg.io.read_image"
-        )
-    if not all(hasattr(image, a) for a in ("shape", "dtype", "__getitem__")):
-        image = np.asarray(image)
-    dtype = np.dtype(image.dtype)
-    if dtype.kind not in "biuf":
-        raise DeepsegError(f"images must be numeric (bool, int, uint or float), not {dtype}")
-    if len(image.shape) < 2:
-        raise DeepsegError(f"the image needs at least 2 dimensions (Y, X), got shape {tuple(image.shape)}")
-    if any(n == 0 for n in image.shape):
-        raise DeepsegError(f"the image is empty (shape {tuple(image.shape)}); give an image with pixels")
-    return image
-
-
-def check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple[int, int]:
-    """``(tile, overlap)`` with defaults filled; a one-line DeepsegError when they do not fit the model."""
-    multiple = int(contract_of(model).size_multiple)
-    smallest = max(MIN_TILE, multiple)
-    tile = DEFAULT_TILE if tile is None else int(tile)
-    if tile < smallest:
-        raise DeepsegError(f"tile={tile} is smaller than this model allows; use tile={smallest} or more")
-    overlap = tile // 8 if overlap is None else int(overlap)
-    if not 0 <= overlap < tile:
-        raise DeepsegError(
-            f"overlap={overlap} must be 0 or more and less than tile={tile}; lower the overlap"
-        )
-    return tile, overlap
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_TILE",
+    "MIN_TILE",
+    "OUTPUTS",
+    "POSTPROCESS_KEYS",
+    "SegmentationResult",
+    "check_tile",
+    "postprocess_settings",
+    "segment",
+    "segment_iter",
+]
