@@ -23,11 +23,9 @@ from .._files import check_writable_dir, remove_partials
 from ..errors import DeepsegError
 from ..inference.device import resolve_device
 from ..inference.engine import check_tile
-from ..inference.memory import BatchSizes, batch_sizes, memory_limit
+from ..inference.memory import batch_sizes, memory_limit
 from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image
 from ..io.physical import physical_sizes
-from ..models.catalog import resolve_model_path
-from ..models.modelfile import makes_instances
 from ..progress import Progress
 from . import dask as dask_backend
 from .files import (
@@ -38,11 +36,19 @@ from .files import (
     parse_size,
     sha256_file,
 )
+from .options import (
+    BatchSummary,
+    as_channels,
+    check_diameter,
+    check_uncertainty,
+    model_ref,
+    policy_sizes,
+    resolve_output,
+)
 from .seams import merge_block_seams
 from .work import (
     ModelRef,
     Options,
-    get_model,
     image_sizing,
     plan_chunks,
     run_chunk_task,
@@ -52,48 +58,11 @@ from .work import (
 )
 
 OUTPUTS = ("auto", "classes", "instances", "probabilities")
+__all__ = ["OUTPUTS", "BatchSummary", "predict_iter"]
 
 
 @dataclass
-class BatchSummary:
-    """What a batch did; ``exit_code`` is 1 when any input failed."""
-
-    done: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    manifest: Path | None = None
-    seconds: float = 0.0
-    sizing: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def text(self) -> str:
-        """A few lines: counts, the object diameters used, one line per failed input with its reason."""
-        lines = [
-            f"{len(self.done)} segmented, {len(self.skipped)} skipped (already done), "
-            f"{len(self.failed)} failed in {self.seconds:.1f} s; manifest: {self.manifest}"
-        ]
-        if self.sizing:
-            lines[0] += "; " + _sizing_text(self.sizing)
-        lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
-        return "\n".join(lines)
-
-
-def _sizing_text(sizing: list[dict[str, Any]]) -> str:
-    """'object diameter 14.2-31.0 px (estimated, median 18.1; model trained at 16)' and the like."""
-    found = [s["object_diameter"] for s in sizing if s.get("object_diameter")]
-    sources = sorted({s["source"].split(";")[0] for s in sizing})
-    trained = f"model trained at {sizing[0]['model_diameter']:g} px"
-    if not found:
-        return f"object diameter: no objects to measure ({trained})"
-    span = f"{min(found):.1f}" if len(found) == 1 else f"{min(found):.1f}-{max(found):.1f}"
-    return f"object diameter {span} px ({', '.join(sources)}, median {np.median(found):.1f}; {trained})"
-
-
-@dataclass
-class Job:
+class _Job:
     src: Path
     dst: Path
     kind: str  # "tiff" or "zarr"
@@ -185,19 +154,19 @@ def predict_iter(
         )
     check_unique_outputs(sources, out)
     check_outputs_not_inputs(sources, out)
-    ref, mdl = _model_ref(model)  # before anything is created: a failed load leaves no folder
+    ref, mdl = model_ref(model)  # before anything is created: a failed load leaves no folder
     opts = Options(
-        _resolve_output(output, mdl),
+        resolve_output(output, mdl),
         axes and axes.upper(),
-        _channels(channels),
+        as_channels(channels),
         device,
         tile,
         overlap,
         precision,
         limit,
-        _policy(limit, 1, mdl, _resolve_output(output, mdl)).block,
-        _check_diameter(object_diameter),
-        _check_uncertainty(uncertainty, mdl),
+        policy_sizes(limit, 1, mdl, resolve_output(output, mdl)).block,
+        check_diameter(object_diameter),
+        check_uncertainty(uncertainty, mdl),
     )
     check_tile(mdl, tile, overlap)  # options checked once, before any work
     resolve_device(device)
@@ -233,54 +202,6 @@ def _without_outputs(sources: list[Path], manifest: Manifest) -> list[Path]:
     return [s for s in sources if str(s.resolve()) not in outputs]
 
 
-def _model_ref(model: str | os.PathLike) -> tuple[ModelRef, Any]:
-    path = resolve_model_path(model).absolute()
-    ref = ModelRef(str(path), sha256_file(path), Path(path).stem)
-    return ref, get_model(ref)
-
-
-def _resolve_output(output: str, model: Any) -> str:
-    instances = makes_instances(model)
-    if output == "auto":
-        return "instances" if instances else "classes"
-    if output == "instances" and not instances:
-        raise DeepsegError("this model predicts classes only (task 'semantic'); use --output classes")
-    return output
-
-
-def _policy(limit: int, pixel_bytes: int, model: Any, output: str) -> BatchSizes:
-    """The memory policy's sizes for inputs of ``pixel_bytes`` per Y/X pixel."""
-    k = int(model.deepseg_arch.num_classes)
-    return batch_sizes(limit, pixel_bytes, k, output == "instances")
-
-
-def _check_uncertainty(uncertainty: bool, model: Any) -> bool:
-    if uncertainty and not makes_instances(model):
-        raise DeepsegError("--uncertainty ranks objects: it needs a model that predicts instances")
-    return bool(uncertainty)
-
-
-def _check_diameter(value: float | str | None) -> float | str | None:
-    """``object_diameter`` checked once before any work (a one-line error naming the fix)."""
-    if value is None or value in ("auto", "off"):
-        return value
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number <= 10000:
-        raise DeepsegError(
-            f"diameter {value!r} is not valid; give auto, off or a diameter in pixels (e.g. 24)"
-        )
-    return float(number)
-
-
-def _channels(channels: Sequence[int] | None) -> tuple[int, ...] | None:
-    return None if channels is None else tuple(int(c) for c in channels)
-
-
 @dataclass
 class _Ctx:
     """What every step of one batch run shares; records results in the manifest and summary."""
@@ -296,7 +217,7 @@ class _Ctx:
     files_total: int = 0
 
     def record(
-        self, src: Path, job: Job | None, status: str, error: str | None = None, seconds=0.0, extra=None
+        self, src: Path, job: _Job | None, status: str, error: str | None = None, seconds=0.0, extra=None
     ) -> None:
         entry = {
             "output": str(job.dst) if job else None,
@@ -327,7 +248,7 @@ class _Ctx:
         else:
             self.summary.done.append(src)
 
-    def finish(self, job: Job, seconds: float) -> Progress:
+    def finish(self, job: _Job, seconds: float) -> Progress:
         """Finalize a Zarr output (unless the job failed), record the job; the "files" event."""
         if job.error is None and job.kind == "zarr":
             marker = {"seconds": round(seconds, 3), "model_sha256": self.ref.sha256}
@@ -361,7 +282,7 @@ def _sizes(ctx: _Ctx, shape: tuple[int, ...], axes: str, dtype: np.dtype) -> tup
 
 def _plan(sources, out, ctx: _Ctx, overwrite: bool):
     """Probe every input (header only), decide output kind and skip; yields ``"scan"`` events."""
-    jobs: list[Job] = []
+    jobs: list[_Job] = []
     for i, src in enumerate(sources):
         try:
             image, guessed = read_image(src, lazy=True)
@@ -376,7 +297,7 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
                 kind = "zarr"
             else:
                 beside = None
-            job = Job(src, beside or output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
+            job = _Job(src, beside or output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
             job.chunk_bytes = chunk_bytes
         except Exception as err:  # unreadable input: recorded as failed, the batch goes on
             ctx.record(src, None, "failed", _reason(err))
@@ -401,7 +322,7 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
     return jobs
 
 
-def _create_store(job: Job, ctx: _Ctx) -> set[int]:
+def _create_store(job: _Job, ctx: _Ctx) -> set[int]:
     """Create the OME-Zarr output of a large input, or resume its unfinished store made for the
     same plan; returns the indices of the chunks already written."""
     spatial = job.axes.replace("C", "")
@@ -434,12 +355,12 @@ def _create_store(job: Job, ctx: _Ctx) -> set[int]:
     return writer.done_chunks()
 
 
-def _chunks(job: Job, ctx: _Ctx):
+def _chunks(job: _Job, ctx: _Ctx):
     halo = ctx.opts.overlap if ctx.opts.overlap is not None else 64
     return plan_chunks(job.shape, job.axes, job.dtype.itemsize, job.chunk_bytes, halo)
 
 
-def _run_in_process(jobs: list[Job], ctx: _Ctx):
+def _run_in_process(jobs: list[_Job], ctx: _Ctx):
     for job in jobs:
         t0 = time.perf_counter()
         try:
@@ -462,9 +383,9 @@ def _run_in_process(jobs: list[Job], ctx: _Ctx):
         yield ctx.finish(job, time.perf_counter() - t0)
 
 
-def _run_distributed(client: Any, jobs: list[Job], ctx: _Ctx):
+def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
     """Submit one task per small file and per chunk of a large one; collect as they finish."""
-    futures: dict[Any, tuple[Job, Any]] = {}
+    futures: dict[Any, tuple[_Job, Any]] = {}
     try:
         for job in jobs:
             job.started = time.perf_counter()
@@ -494,7 +415,7 @@ def _run_distributed(client: Any, jobs: list[Job], ctx: _Ctx):
         client.cancel(list(futures))
 
 
-def _collect(futures: dict[Any, tuple[Job, Any]], ctx: _Ctx):
+def _collect(futures: dict[Any, tuple[_Job, Any]], ctx: _Ctx):
     """Record files as their tasks finish; a Zarr output is finalized after its last chunk."""
     n_chunks = sum(1 for _, chunk in futures.values() if chunk is not None)
     chunks_done = 0
