@@ -175,3 +175,16 @@ def test_correct_follows_the_active_layer_and_the_newest_result(viewer, qtbot):
     assert widget.labels.value is viewer.layers["ground truth"]
     viewer.layers.selection.active = viewer.layers["image"]
     assert widget.labels.value is viewer.layers["ground truth"]  # an image keeps the choice
+
+
+def test_removing_the_labels_layer_removes_its_highlight(viewer, qtbot):
+    widget = CorrectWidget(viewer)
+    qtbot.addWidget(widget)
+    result = viewer.layers["result"]
+    viewer.layers.selection.active = result
+    _click(qtbot, viewer, (5, 5))  # shift-click selects object 1: a highlight layer appears
+    assert widget.selection == [1]
+    assert any(is_helper_layer(layer) for layer in viewer.layers)
+    viewer.layers.remove(result)
+    qtbot.waitUntil(lambda: not any(is_helper_layer(layer) for layer in viewer.layers), timeout=2000)
+    assert _errors() == []

@@ -170,6 +170,7 @@ class CorrectWidget(ReviewedActions, QWidget):
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
         self.highlight.remove()
+        self.highlight.disconnect()
 
     def event(self, event: QEvent) -> bool:
         """Attach when docked, release when napari's close button takes the widget out of its dock."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Labels, Shapes
+from qtpy.QtCore import QTimer
 
 from .layers import result_layer_record
 
@@ -63,6 +64,18 @@ class SelectionHighlight:
     def __init__(self, viewer: napari.Viewer) -> None:
         self.viewer = viewer
         self.layer: Shapes | None = None
+        viewer.layers.events.removed.connect(self._on_removed)  # a method: napari holds it weakly
+
+    def _on_removed(self, event: Any) -> None:
+        """Its Labels layer was removed: the highlight goes too (after the removal finishes)."""
+        layer = self.layer
+        if layer is not None and layer.metadata.get(HIGHLIGHT_KEY) == id(event.value):
+            QTimer.singleShot(0, self._drop_orphan)
+
+    def _drop_orphan(self) -> None:
+        labels_ids = {id(lyr) for lyr in self.viewer.layers if isinstance(lyr, Labels)}
+        if self.layer is not None and self.layer.metadata.get(HIGHLIGHT_KEY) not in labels_ids:
+            self.remove()
 
     def show(self, labels: Labels | None, ids: list[int], plane: tuple[int, ...] | None) -> None:
         """Draw boxes around ``ids`` of ``labels`` in ``plane`` (2D view); clear them without ids."""
@@ -97,7 +110,11 @@ class SelectionHighlight:
         return shapes
 
     def remove(self) -> None:
-        """Remove the highlight layer (the widget closed)."""
+        """Remove the highlight layer (the widget closed, or its Labels layer was removed)."""
         if self.layer is not None and self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)
         self.layer = None
+
+    def disconnect(self) -> None:
+        """Stop following the layer list (the widget closed)."""
+        self.viewer.layers.events.removed.disconnect(self._on_removed)
