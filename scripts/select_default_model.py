@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     results = score_model(model, args.data, records=records)
     print(table(results))
     meta = model.deepseg_meta
-    meta.description = "Nuclei in fluorescence, brightfield and H&E histology (DSB2018), instances"
+    meta.description = "nuclei in fluorescence, brightfield and H&E images (DSB2018), instances"
     meta.provenance.update(
         {
             "data": "DSB2018 stage1_train (BBBC038, community-fixed masks, CC0): split 'train' minus "

@@ -116,7 +116,18 @@ def test_bundled_default_leads(monkeypatch, tmp_path):
     monkeypatch.setattr(catalog, "ready_weights_cached", lambda name: True)
     entries = ModelChoices().entries()
     assert entries[0] == ModelChoice("bundled", "nuclei")
-    assert entries[0].label == "nuclei (bundled)"
+    assert entries[0].label == "nuclei (bundled)"  # an unreadable file: no description to show
     assert entries[1] == ModelChoice("bundled", "a")
     pretrained = [e for e in entries if e.kind == "pretrained"]
     assert ModelChoice("pretrained", "deeplabv3_resnet50_coco") in pretrained
+
+
+def test_bundled_models_are_named_by_the_images_they_fit():
+    from napari_deepseg.models import bundled_description
+
+    entry = ModelChoice("bundled", "nuclei")
+    fits = bundled_description("nuclei")
+    assert fits  # the shipped file describes itself
+    assert entry.label.startswith("nuclei (")
+    assert entry.label != "nuclei (bundled)"
+    assert "fluorescence" in entry.label.lower()

@@ -40,7 +40,8 @@ class ModelChoice:
     def label(self) -> str:
         """Text shown in the picker."""
         if self.kind == "bundled":
-            return f"{self.ref} (bundled)"
+            fits = _short(models.bundled_description(self.ref))
+            return f"{self.ref} ({fits})" if fits else f"{self.ref} (bundled)"
         if self.kind == "pretrained":
             return f"{self.ref} (pretrained)"
         return Path(self.ref).name
@@ -115,6 +116,12 @@ class ModelChoices:
     def _folder_changed(self, _path: str = "") -> None:
         for listener in list(self._listeners):
             listener()
+
+
+def _short(description: str, limit: int = 60) -> str:
+    """A model description short enough for a picker entry (its first clause)."""
+    text = description.split(" (")[0].split(";")[0].strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _choice(entry: models.CatalogEntry) -> ModelChoice:

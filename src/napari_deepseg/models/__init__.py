@@ -6,7 +6,14 @@
 from functools import cache
 from typing import Any
 
-from .catalog import CatalogEntry, bundled_models, load_model, model_list, user_models_dir
+from .catalog import (
+    CatalogEntry,
+    bundled_description,
+    bundled_models,
+    load_model,
+    model_list,
+    user_models_dir,
+)
 from .contract import SegmentationNet, contract_of
 from .macs import count_macs, model_macs
 from .modelfile import ModelMeta, model_meta, save_model
@@ -64,6 +71,7 @@ __all__ = [
     "ModelMeta",
     "SegmentationNet",
     "build_model",
+    "bundled_description",
     "bundled_models",
     "contract_of",
     "count_macs",

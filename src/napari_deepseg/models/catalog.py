@@ -13,6 +13,8 @@ any process appears at the next call.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -97,6 +99,30 @@ def user_models() -> dict[str, Path]:
     """Model files (``*.pt``) in the user models folder, by name (file stem)."""
     folder = user_models_dir()
     return {p.stem: p for p in sorted(folder.glob("*.pt"))} if folder.is_dir() else {}
+
+
+def bundled_description(name: str) -> str:
+    """The bundled model's one-line description from its file ("" when unreadable), read once
+    per file version: what images it fits, for the model pickers."""
+    path = bundled_models().get(name)
+    if path is None:
+        return ""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return ""
+    return _description(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _description(path: str, _stamp: int) -> str:
+    from .modelfile import read_model_file
+
+    try:
+        meta = json.loads(read_model_file(Path(path)).get("meta") or "{}")
+    except (ModelFileError, ValueError, TypeError):
+        return ""
+    return str(meta.get("description", ""))
 
 
 def user_model_path(name: str) -> Path:
