@@ -300,3 +300,22 @@ def test_trains_on_a_two_channel_cyx_layer_through_the_buttons(viewer, qtbot, tm
     assert trained.deepseg_arch.in_channels == 2
     assert trained.deepseg_meta.provenance["sources"] == ["cyx / cyx truth"]
     assert trained.deepseg_meta.provenance["steps"] >= 2
+
+
+def test_corrected_pixels_of_a_result_reach_the_core_as_emphasis(viewer, qtbot, model_file, tmp_path, shown):
+    from napari_deepseg._napari.corrected import corrected_mask_for, keep_original
+
+    labels = viewer.layers["cells truth"]
+    keep_original(labels)  # as Segment does when it places a result
+    assert not corrected_mask_for(labels).any()
+    labels.selected_label = 77
+    labels.brush_size = 5
+    labels.paint((40, 40), 77)  # the user draws a missing object
+    widget = _widget(viewer, qtbot, model_file, tmp_path)
+    assert widget.add_pair()
+    assert widget.plan().pairs[0].emphasis is None  # weight 1: corrections count like the rest
+    widget.corrections.value = 3.0
+    plan = widget.plan()
+    (pair,) = plan.pairs
+    np.testing.assert_array_equal(pair.emphasis, labels.data == 77)
+    assert plan.options["config"].correction_weight == 3.0

@@ -121,3 +121,60 @@ def list_events(gen):
     except StopIteration as stop:
         events.append(stop.value)
     return events
+
+
+def test_corrected_pixels_weigh_more_in_the_loss():
+    from napari_deepseg.training.losses import segmentation_loss
+
+    logits = torch.zeros(1, 3, 4, 4)
+    logits[:, 0] = 5.0  # predicts background everywhere
+    target = torch.zeros(1, 4, 4, dtype=torch.int64)
+    target[0, 0, 0] = 1  # one interior pixel: wrong
+    plain = segmentation_loss(logits, target, dice_weight=0)
+    weights = torch.ones(1, 4, 4)
+    weights[0, 0, 0] = 5.0  # the corrected pixel
+    assert segmentation_loss(logits, target, dice_weight=0, pixel_weights=weights) > 2 * plain
+    assert torch.isclose(
+        segmentation_loss(logits, target, dice_weight=0, pixel_weights=torch.ones(1, 4, 4)), plain
+    )
+
+
+def test_corrections_are_marked_through_sampling_and_augmentation():
+    from napari_deepseg.training.config import FinetuneConfig
+    from napari_deepseg.training.labels import EMPHASIS
+    from napari_deepseg.training.loop import _prepare
+    from napari_deepseg.training.trainer import _emphasis
+
+    image, labels = synthetic_nuclei((96, 96), radius=(6, 8), seed=2)[:2]
+    emphasis = labels == labels.max()  # one corrected object
+    cfg = FinetuneConfig.from_options(
+        patch_size=48, val_fraction=0.0, **{k: TINY[k] for k in ("arch_options",)}
+    )
+    _, data = _prepare(
+        None, [{"image": image, "labels": labels, "emphasis": emphasis}], None, cfg, fresh=True
+    )
+    (region,) = data.train
+    marked = region.target >= EMPHASIS
+    assert marked.sum() >= emphasis.sum()  # the object and its rim
+    sampler = PatchSampler(data.train, data.in_size, data.out_size, zoom=1.5)
+    _, y = sampler.sample(64, np.random.default_rng(0), augment=True, elastic=True)
+    assert (y >= EMPHASIS).any()
+    plain, weights = _emphasis(y, 4.0)
+    assert plain.max() < EMPHASIS
+    assert set(np.unique(weights)) == {1.0, 4.0}
+    assert _emphasis(y, 1.0)[1] is None
+
+
+def test_anchor_keeps_the_weights_near_the_start():
+    pairs = _pairs()
+    start = load_model("nuclei")
+    kw = dict(epochs=1, steps_per_epoch=4, lr=1e-2, patch_size=48, batch_size=2, val_fraction=0.0,
+              precision="fp32")  # fmt: skip
+
+    def moved(model):
+        ref = dict(start.named_parameters())
+        return float(sum(((p - ref[n]) ** 2).sum() for n, p in model.named_parameters()))
+
+    free = finetune(pairs, start, **kw).model
+    anchored = finetune(pairs, start, anchor=10.0, **kw).model
+    assert moved(anchored) < 0.5 * moved(free)

@@ -132,6 +132,7 @@ class Preview:
         self.controls.note.value = f"preview failed: {lines[0] if lines else type(err).__name__}"
 
     def _show(self, out: tuple[np.ndarray, str]) -> None:
+        from .corrected import keep_original
         from .layers import is_edited, mark_result, result_layer_record
 
         labels, digest = out
@@ -141,6 +142,7 @@ class Preview:
         record = {k: v for k, v in (result_layer_record(layer) or {}).items() if k not in KEPT}
         layer.data = labels
         mark_result(layer, digest, **record)
+        keep_original(layer)
         self.controls.note.value = f"preview: {int(labels.max())} objects"
 
     def _finished(self) -> None:

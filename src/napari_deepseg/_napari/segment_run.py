@@ -24,6 +24,7 @@ from ..models import ModelMeta, model_meta
 from ..models.modelfile import makes_instances
 from ..progress import Progress
 from .correct_next import uncertainty_of
+from .corrected import keep_original
 from .layers import (
     SourceSnapshot,
     data_digest,
@@ -322,6 +323,7 @@ class ResultPlacer:
         mark_result(
             layer, prepared.digest, output=out, model=self.plan.choice.label, source=self.plan.snapshot.name
         )
+        keep_original(layer)  # what the user corrects later is what differs from it
         return layer
 
     def _place_probability(self, probabilities: Any, k: int, meta: ModelMeta) -> Image:

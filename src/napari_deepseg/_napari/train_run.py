@@ -67,13 +67,16 @@ class TrainPlan:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def snapshot_pair(image: Any, labels: Any, name: str, reviewed: Any = None) -> TrainingPair:
-    """A pair taken from layer data: the image as is, labels (and reviewed mask) copied."""
+def snapshot_pair(
+    image: Any, labels: Any, name: str, reviewed: Any = None, emphasis: Any = None
+) -> TrainingPair:
+    """A pair taken from layer data: the image as is, labels (and reviewed and corrected masks) copied."""
     rev = None if reviewed is None else np.array(reviewed, dtype=bool)
+    emph = None if emphasis is None else np.array(emphasis, dtype=bool)
     image, labels = np.asarray(layer_array(image)), np.array(layer_array(labels))
     axes = layer_axes(image.shape, labels.shape)  # a multichannel layer (C first) -> channels last
     image = image if axes is None else to_channels_last(image, axes)
-    return TrainingPair(image, labels, rev, name)
+    return TrainingPair(image, labels, rev, name, emphasis=emph)
 
 
 @dataclass

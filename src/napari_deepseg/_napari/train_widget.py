@@ -37,6 +37,7 @@ from ..training.config import FinetuneConfig
 from . import guard_triton, workers
 from .close_guard import CloseGuard
 from .compact import fit_labels
+from .corrected import corrected_mask_for
 from .curves import CurvesWidget
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .reviewed import reviewed_mask_for
@@ -133,6 +134,13 @@ class FineTuneWidget(QWidget):
         self.background_label = SpinBox(
             label="background label", min=1, max=65535, value=DEFAULTS.background_label
         )
+        self.corrections = FloatSpinBox(
+            label="weight of corrected pixels", min=1.0, max=20.0, step=0.5, value=1.0
+        )
+        self.corrections.tooltip = (
+            "pixels you corrected in a Segment result (merged, split, deleted, drawn) count this "
+            "many times in the loss (1 = like the others)"
+        )
         self.reviewed = CheckBox(text="use reviewed regions only", value=False)
         self.reviewed.tooltip = "train only on regions marked as reviewed in the Correct widget"
         self.output = FileEdit(label="save model as", mode="w", filter="*.pt")
@@ -162,7 +170,7 @@ class FineTuneWidget(QWidget):
         )
         self.form = Container(widgets=[self.model, self.task, self.epochs, self.minutes, self.lr, self.mode])
         self.form.append(self.background_label)
-        self.form.extend([self.reviewed, self.output])
+        self.form.extend([self.corrections, self.reviewed, self.output])
         self.advanced_form = Container(
             widgets=[self.batch_size, self.patch_size, self.val_fraction, self.seed, self.device]
         )
@@ -280,7 +288,8 @@ class FineTuneWidget(QWidget):
         for image, labels in self.pairs:
             name = f"{image.name} / {labels.name}"
             check_pair(image.data, labels.data, name)  # the layers may have changed since 'Add pair'
-            pairs.append(snapshot_pair(image.data, labels.data, name, self._reviewed(labels)))
+            emphasis = corrected_mask_for(labels) if self.corrections.value > 1 else None
+            pairs.append(snapshot_pair(image.data, labels.data, name, self._reviewed(labels), emphasis))
         output = Path(self.output.value) if str(self.output.value) not in ("", ".") else None
         return TrainPlan(
             pairs=tuple(pairs),
@@ -305,6 +314,7 @@ class FineTuneWidget(QWidget):
         config = FinetuneConfig(
             epochs=self.epochs.value,
             minutes=self.minutes.value or None,
+            correction_weight=self.corrections.value,
             lr=self.lr.value,
             sparse=self.mode.value == "sparse",
             background_label=self.background_label.value,

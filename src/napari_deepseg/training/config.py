@@ -42,6 +42,8 @@ class FinetuneConfig:
     elastic: bool = False
     fg_fraction: float = 0.8
     zoom: float = 1.0
+    correction_weight: float = 1.0
+    anchor: float = 0.0
     minutes: float | None = None
     snapshots: bool = False
     object_diameter: float | None = None
@@ -76,7 +78,10 @@ class FinetuneConfig:
         for name in ("epochs", "batch_size", "patch_size", "background_label", "seed"):
             _checks.integer(getattr(self, name), name)
         _checks.integer(self.steps_per_epoch, "steps_per_epoch", optional=True)
-        for name in ("lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction", "zoom"):
+        for name in (
+            "lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction", "zoom", "correction_weight",
+            "anchor",
+        ):  # fmt: skip
             _checks.number(getattr(self, name), name)
         for name in ("minutes", "object_diameter"):
             if getattr(self, name) is not None:
@@ -91,6 +96,8 @@ class FinetuneConfig:
             (self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch must be >= 1"),
             (0 <= self.fg_fraction <= 1, "fg_fraction must be in [0, 1]"),
             (1 <= self.zoom <= 4, "zoom must be in [1, 4] (1 = no scale augmentation)"),
+            (self.correction_weight >= 1, "correction_weight must be >= 1 (1 = corrections count as others)"),
+            (self.anchor >= 0, "anchor must be >= 0 (0 = off)"),
             (self.minutes is None or self.minutes > 0, "minutes must be > 0"),
             (
                 self.object_diameter is None or 2 <= self.object_diameter <= 1000,

@@ -31,7 +31,9 @@ class TrainingPair:
     """One annotated image. ``image`` (H, W) or (H, W, C); ``labels`` and ``reviewed`` (H, W).
 
     ``weight``: relative share of training patches drawn from this pair (None: in proportion
-    to its annotated pixels, the default when no pair has a weight).
+    to its annotated pixels, the default when no pair has a weight). ``emphasis``: (H, W) bool,
+    the pixels a person corrected (merged, split, deleted, drew); the loss weighs them
+    ``correction_weight`` times.
     """
 
     image: np.ndarray
@@ -39,6 +41,7 @@ class TrainingPair:
     reviewed: np.ndarray | None = None
     name: str = ""
     weight: float | None = None
+    emphasis: np.ndarray | None = None
 
 
 def as_pairs(pairs: Iterable[Any], prefix: str = "pair", axes: str | None = None) -> list[TrainingPair]:
@@ -66,8 +69,9 @@ def _to_pair(item: Any, default_name: str) -> TrainingPair:
         pair = item
     elif isinstance(item, dict):
         pair = TrainingPair(
-            item["image"], item["labels"], item.get("reviewed"), item.get("name", ""), item.get("weight")
-        )
+            item["image"], item["labels"], item.get("reviewed"), item.get("name", ""), item.get("weight"),
+            item.get("emphasis"),
+        )  # fmt: skip
     elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
         pair = TrainingPair(item[0], item[1], item[2] if len(item) == 3 else None)
     else:
@@ -81,6 +85,7 @@ def _to_pair(item: Any, default_name: str) -> TrainingPair:
         None if pair.reviewed is None else np.asarray(pair.reviewed, dtype=bool),
         pair.name or default_name,
         None if weight is None else float(weight),
+        None if pair.emphasis is None else np.asarray(pair.emphasis, dtype=bool),
     )
 
 
@@ -108,7 +113,10 @@ def _with_axes(pair: TrainingPair, axes: str) -> TrainingPair:
     spatial = axes.upper().replace("C", "")
     labels = to_channels_last(pair.labels, spatial)
     reviewed = None if pair.reviewed is None else to_channels_last(pair.reviewed, spatial)
-    return TrainingPair(to_channels_last(pair.image, axes), labels, reviewed, pair.name, pair.weight)
+    emphasis = None if pair.emphasis is None else to_channels_last(pair.emphasis, spatial)
+    return TrainingPair(
+        to_channels_last(pair.image, axes), labels, reviewed, pair.name, pair.weight, emphasis
+    )
 
 
 def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
@@ -121,10 +129,11 @@ def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
             f"{name}: image shape {image.shape} does not match labels shape {labels.shape}; "
             "labels must cover the image pixel for pixel (colour as the last image axis)"
         )
-    if pair.reviewed is not None and pair.reviewed.shape != labels.shape:
-        raise DeepsegError(
-            f"{name}: reviewed mask shape {pair.reviewed.shape} differs from labels shape {labels.shape}"
-        )
+    for what, mask in (("reviewed", pair.reviewed), ("emphasis", pair.emphasis)):
+        if mask is not None and mask.shape != labels.shape:
+            raise DeepsegError(
+                f"{name}: {what} mask shape {mask.shape} differs from labels shape {labels.shape}"
+            )
     if labels.ndim == 2:
         return [pair]
     lead = labels.shape[:-2]
@@ -132,8 +141,11 @@ def _split_planes(pair: TrainingPair) -> list[TrainingPair]:
     for idx in np.ndindex(*lead):
         img = image[idx]  # (H, W) or (H, W, C)
         rev = None if pair.reviewed is None else pair.reviewed[idx]
+        emph = None if pair.emphasis is None else pair.emphasis[idx]
         planes.append(
-            TrainingPair(np.asarray(img), np.asarray(labels[idx]), rev, f"{name}{list(idx)}", pair.weight)
+            TrainingPair(
+                np.asarray(img), np.asarray(labels[idx]), rev, f"{name}{list(idx)}", pair.weight, emph
+            )
         )
     return planes
 

@@ -32,6 +32,10 @@ from ..models.modelfile import INSTANCE_BOUNDARY
 
 #: target value of pixels that the loss ignores (cross-entropy ``ignore_index``).
 IGNORE = -1
+#: added to the target class of emphasized (corrected) training pixels; the trainer takes it
+#: off again and weighs those pixels ``correction_weight`` times (it survives every augmentation,
+#: which moves targets by nearest neighbour)
+EMPHASIS = 1000
 
 INSTANCE_CLASSES = ["background", "interior", "boundary"]
 

@@ -38,16 +38,26 @@ def segmentation_loss(
     target: torch.Tensor,
     class_weights: torch.Tensor | None = None,
     dice_weight: float = 1.0,
+    pixel_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy (``ignore_index=-1``, optional class weights) + ``dice_weight`` x soft Dice.
 
-    Computed in float32 whatever the autocast dtype. A batch without valid pixels gives a zero
-    loss that still has a graph (so ``backward`` works and changes nothing).
+    ``pixel_weights`` (N, H, W) multiply each pixel's cross-entropy (a weighted mean: corrected
+    pixels count more). Computed in float32 whatever the autocast dtype. A batch without valid
+    pixels gives a zero loss that still has a graph (so ``backward`` works and changes nothing).
     """
     logits = logits.float()
     if not (target != IGNORE).any():
         return logits.sum() * 0.0
-    ce = F.cross_entropy(logits, target, weight=class_weights, ignore_index=IGNORE)
+    if pixel_weights is None:
+        ce = F.cross_entropy(logits, target, weight=class_weights, ignore_index=IGNORE)
+    else:
+        per_pixel = F.cross_entropy(
+            logits, target, weight=class_weights, ignore_index=IGNORE, reduction="none"
+        )
+        cls = class_weights[target.clamp(min=0)] if class_weights is not None else torch.ones_like(per_pixel)
+        w = pixel_weights * cls * (target != IGNORE)
+        ce = (per_pixel * pixel_weights).sum() / w.sum().clamp(min=1e-12)
     if dice_weight == 0:
         return ce
     return ce + dice_weight * soft_dice_loss(logits, target)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 from torch import nn
 
 from ..errors import DeepsegError
@@ -15,7 +16,7 @@ from ..inference.scale import median_diameter, rescale_pair, resize_labels, scal
 from ..models import contract_of, model_meta
 from ..models.modelfile import INSTANCE_BOUNDARY
 from .data import Region, TrainingPair, as_pairs, pad_region, split_validation
-from .labels import IGNORE, INSTANCE_CLASSES, check_annotations, class_counts, make_target
+from .labels import EMPHASIS, IGNORE, INSTANCE_CLASSES, check_annotations, class_counts, make_target
 
 
 @dataclass
@@ -103,7 +104,8 @@ def rescale_pairs(
         colour = pair.image.ndim == pair.labels.ndim + 1
         image, labels = rescale_pair(pair.image, pair.labels, s, colour)
         reviewed = None if pair.reviewed is None else resize_labels(pair.reviewed, labels.shape)
-        out.append(TrainingPair(image, labels, reviewed, pair.name, pair.weight))
+        emphasis = None if pair.emphasis is None else resize_labels(pair.emphasis, labels.shape)
+        out.append(TrainingPair(image, labels, reviewed, pair.name, pair.weight, emphasis))
     return out, scales
 
 
@@ -116,6 +118,17 @@ def _target(pair: TrainingPair, task: str, sparse: bool, background_label: int) 
         reviewed=pair.reviewed,
         name=f"labels of {pair.name}",
     )
+
+
+def _emphasized(target: np.ndarray, emphasis: np.ndarray | None) -> np.ndarray:
+    """``target`` with ``EMPHASIS`` added on corrected pixels (dilated by one pixel, so the rim of
+    a corrected object counts too); unannotated pixels stay ``IGNORE``."""
+    if emphasis is None or not emphasis.any():
+        return target
+    grown = ndi.binary_dilation(emphasis, iterations=1) & (target >= 0)
+    out = target.astype(np.int16, copy=True)
+    out[grown] += EMPHASIS
+    return out
 
 
 def _val_labels(labels: np.ndarray, target: np.ndarray, instance_labels: bool) -> np.ndarray | None:
@@ -182,7 +195,9 @@ def build_regions(
             )  # fmt: skip
             val.append(region)
             target[strip] = IGNORE
-        train.append(pad_region(x, target, pair.name, margin, out_size, weight=pair.weight))
+        train.append(
+            pad_region(x, _emphasized(target, pair.emphasis), pair.name, margin, out_size, weight=pair.weight)
+        )
     for pair, target in zip(targets.val_pairs, targets.val_targets):
         x = normalize_plane(
             to_model_input(pair.image, in_ch, meta.channel_mode, channels),

@@ -31,6 +31,7 @@ from ..progress import Progress
 from .checkpoints import save_checkpoint
 from .config import FinetuneConfig, FinetuneResult
 from .data import PatchSampler
+from .labels import EMPHASIS
 from .losses import segmentation_loss
 from .prepare import TrainingData
 from .validation import VAL_KEYS, Validator, verdict
@@ -71,6 +72,11 @@ class Trainer:
         self.sched = _scheduler(self.opt, cfg, self.total)
         self.scaler = torch.amp.GradScaler("cuda") if policy.grad_scaler else None
         self.class_weights = self._class_weights()
+        self.anchor_state = (
+            {n: p.detach().clone() for n, p in self.model.named_parameters()}
+            if cfg.anchor > 0 and source != "scratch"
+            else None
+        )
         self.validator = Validator(
             data.val, data.in_size, data.out_size, cfg.batch_size, self.meta.class_names,
             self.class_weights, cfg.dice_weight, _instance_settings(model),
@@ -131,11 +137,16 @@ class Trainer:
     def _train_step(self) -> float:
         self._busy = True  # a KeyboardInterrupt before the end leaves a half-done step
         x, y = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
+        y, pixel_weights = _emphasis(y, self.cfg.correction_weight)
         x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
+        if pixel_weights is not None:
+            pixel_weights = torch.from_numpy(pixel_weights).to(self.device)
         self.model.train()
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.model(x)
-        loss = segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight)
+        loss = segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight, pixel_weights)
+        if self.anchor_state is not None:
+            loss = loss + self.cfg.anchor * _distance(self.model, self.anchor_state)
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -340,6 +351,21 @@ def _scheduler(opt: torch.optim.Optimizer, cfg: FinetuneConfig, total: int):
             opt, max_lr=cfg.lr, total_steps=total, pct_start=min(0.5, max(0.1, 3.0 / total))
         )
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.lr * 0.01)
+
+
+def _emphasis(y: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Targets without the ``EMPHASIS`` marks, and per-pixel weights (None when nothing is marked
+    or corrections weigh like the rest)."""
+    marked = y >= EMPHASIS
+    if not marked.any():
+        return y, None
+    y = np.where(marked, y - EMPHASIS, y)
+    return y, (None if weight == 1 else np.where(marked, weight, 1.0).astype(np.float32))
+
+
+def _distance(model: nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Squared L2 distance of the weights from the starting model's (L2-SP, Li et al. 2018)."""
+    return sum(((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters())
 
 
 def _instance_settings(model: nn.Module) -> dict[str, Any] | None:
