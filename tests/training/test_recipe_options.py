@@ -94,9 +94,9 @@ def test_time_budget_ends_the_run_validated_and_saved(tmp_path):
         _pairs(), None, output=tmp_path / "m.pt", epochs=50, steps_per_epoch=20, minutes=0.02, **TINY
     )
     prov = load_model(result.path).deepseg_meta.provenance
-    assert prov["stopped_by_time_budget"] is True
-    assert prov["steps"] < 50 * 20
-    assert result.history[-1]["epoch"] >= 1  # the partial epoch was validated
+    assert prov["steps"] < 50 * 20  # the budget (1.2 s), not the 50 epochs, ended it
+    assert result.history[-1]["epoch"] >= 1  # the last (maybe partial) epoch was validated
+    assert result.history[-1]["elapsed_s"] < 0.02 * 60 + 5
 
 
 def test_finetuning_a_sized_model_rescales_sparse_pairs_with_its_own_estimate(tmp_path):
@@ -178,3 +178,24 @@ def test_anchor_keeps_the_weights_near_the_start():
     free = finetune(pairs, start, **kw).model
     anchored = finetune(pairs, start, anchor=10.0, **kw).model
     assert moved(anchored) < 0.5 * moved(free)
+
+
+def test_a_time_budget_plans_the_schedule_to_fit_it(tmp_path):
+    events = list_events(
+        finetune_iter(
+            _pairs(),
+            None,
+            output=tmp_path / "m.pt",
+            epochs=1000,
+            steps_per_epoch=5,
+            minutes=0.1,
+            val_fraction=0.2,
+            **TINY,
+        )
+    )
+    result = events[-1]
+    steps = [e for e in events[:-1] if getattr(e, "stage", "") == "step"]
+    prov = load_model(result.path).deepseg_meta.provenance
+    assert prov["epochs_planned"] < 1000  # the budget, not the 1000 epochs, set the schedule
+    assert steps[-1].total == prov["epochs_planned"] * 5
+    assert steps[-1].info["lr"] < 0.5 * TINY["lr"]  # the rate has decayed by the end

@@ -93,6 +93,6 @@ def test_cli_minutes_is_a_time_budget(tmp_path):
     ])  # fmt: skip
     assert code == 0
     prov = load_model(tmp_path / "m.pt").deepseg_meta.provenance
-    assert prov["stopped_by_time_budget"] is True
     assert prov["config"]["minutes"] == 0.02
-    assert prov["steps"] < 500 * 10
+    assert prov["steps"] < 500 * 10  # the budget, not the 500 epochs, ended the run
+    assert prov["epochs_planned"] < 500

@@ -36,6 +36,9 @@ from .losses import segmentation_loss
 from .prepare import TrainingData
 from .validation import VAL_KEYS, Validator, verdict
 
+#: with a time budget, the schedule is planned after this many steps have been timed
+FIT_AFTER_STEPS = 5
+
 
 class Trainer:
     """Training state; see the module docstring. ``state`` is a checkpoint dict to resume from."""
@@ -87,6 +90,7 @@ class Trainer:
         self.best_score: float | None = None
         self.best_epoch: int | None = None
         self.elapsed, self._busy, self.out_of_time = 0.0, False, False
+        self._fitted, self._val_seconds, self._run_start_step = False, 0.0, 0
         if state is not None:
             self._restore(state)
 
@@ -96,9 +100,12 @@ class Trainer:
         """Train to the end, yielding progress; return the best model (see FinetuneResult)."""
         start = time.perf_counter() - self.elapsed
         self._clock = lambda: time.perf_counter() - start
+        self._run_start_step, self._fitted = self.step, self.step > 0  # a resumed run keeps its plan
         try:
             if self.data.val and not self.history:
+                t0 = time.perf_counter()
                 yield self._end_epoch(initial=True)
+                self._val_seconds = time.perf_counter() - t0
             while True:
                 if self.step // self.spe > self.epochs_done:
                     yield self._end_epoch()
@@ -111,6 +118,8 @@ class Trainer:
                         yield self._end_epoch()
                     break
                 loss = self._train_step()
+                if self.cfg.minutes is not None and not self._fitted and self.step >= FIT_AFTER_STEPS:
+                    self._fit_schedule_to_budget()
                 yield self._step_event(loss)
         except (GeneratorExit, KeyboardInterrupt):
             self._on_stop()
@@ -121,6 +130,25 @@ class Trainer:
         result = FinetuneResult(self.export, path, list(self.history), self.best_epoch, self.checkpoint)
         result.verdict = self._verdict()
         return result
+
+    def _fit_schedule_to_budget(self) -> None:
+        """With ``minutes``: plan the schedule to end when the budget does (from the time of the
+        first steps and of one validation), so the learning rate finishes its decay in time;
+        ``epochs`` becomes the number of epochs that fit."""
+        self._fitted = True
+        elapsed = self._clock() - self._val_seconds
+        per_step = elapsed / max(1, self.step - self._run_start_step)
+        per_step += self._val_seconds / self.spe  # each epoch ends with a validation
+        epochs = max(1, int(60 * self.cfg.minutes / per_step) // self.spe)
+        if epochs * self.spe <= self.step:
+            epochs = self.step // self.spe + 1
+        self.cfg.epochs, self.total = epochs, epochs * self.spe
+        for group in self.opt.param_groups:  # the new schedule starts from the configured rate
+            group["lr"] = self.cfg.lr
+            group.pop("initial_lr", None)
+        self.sched = _scheduler(self.opt, self.cfg, self.total)
+        for _ in range(self.step):
+            self.sched.step()
 
     def _verdict(self) -> str | None:
         """:func:`.validation.verdict` for a run that started from a trained model."""
