@@ -1,0 +1,178 @@
+"""Annotation curve: how much a few corrected histology images and a few CPU minutes buy.
+
+For each starting model - a model trained without any histology image (``--base``, or one
+trained here for ``--pretrain-minutes`` on the fluorescence train images) and the bundled
+``nuclei`` model - and each number of annotated histology *train* images (``--counts``, the
+images drawn once, seeded, from those with at least 30 nuclei) and each time budget
+(``--minutes``), fine-tune with the core's defaults and ``minutes=`` (the schedule fits the
+budget), then score on **all** histology *val* images: pooled AP@0.5, AP@0.75 and foreground IoU;
+the longest budget's model is also scored on the fluorescence val images (forgetting).
+
+Targets (issue 14): 2 images, <= 5 minutes: histology AP@0.5 >= 0.65; 8 images: >= 0.75;
+fluorescence val AP@0.5 drops by at most 0.02. Nothing is chosen on val: the recipe is fixed.
+
+    python benchmarks/annotation_curve.py ../shared/data/dsb2018 --write-docs \
+        --plot docs/images/annotation_curve.png
+
+About 80 minutes on 2 CPU cores with the defaults (2 starts x 4 counts x 9 minutes of
+training, plus scoring); ``--counts 2 --minutes 1`` is a quick check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_deepseg.models import load_model
+from napari_deepseg.training import finetune
+
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.annotation_curve
+    from _common import dsb_records, machine, read_dsb, write_section
+    from finetune_dsb import evaluate, load_split, pretrain
+except ImportError:
+    from benchmarks._common import dsb_records, machine, read_dsb, write_section
+    from benchmarks.finetune_dsb import evaluate, load_split, pretrain
+
+
+def histology_pool(root: Path, seed: int) -> list[tuple]:
+    """The histology train images with at least 30 nuclei, in one seeded random order."""
+    records = dsb_records(root, "train", "histology", min_nuclei=30)
+    order = np.random.default_rng(seed).permutation(len(records))
+    return [(*read_dsb(root, records[i]), records[i]["id"]) for i in order]
+
+
+def score(model, val_hist, val_fluo, device: str, fluorescence: bool) -> dict:
+    """Histology AP@0.5, AP@0.75, fg IoU (and fluorescence AP@0.5) of a model."""
+    from napari_deepseg.evaluation import match_instances, pool_scores
+    from napari_deepseg.inference import segment
+
+    out = evaluate(model, val_hist, device)
+    matches = [
+        match_instances(
+            segment(i, model, device=device, outputs=("instances",)).instances, t, thresholds=(0.75,)
+        )
+        for i, t, _ in val_hist
+    ]
+    out["ap75"] = pool_scores(matches).at(0.75)
+    if fluorescence:
+        out["fluo_ap50"] = evaluate(model, val_fluo, device)["ap50"]
+    return out
+
+
+def run(args) -> dict:
+    val_hist = load_split(args.data, "val", "histology")
+    val_fluo = load_split(args.data, "val", "fluorescence")
+    pool = histology_pool(args.data, args.seed)
+    kw = {"patch_size": args.patch, "batch_size": args.batch, "device": args.device, "seed": 0}
+    if args.base is None:
+        base, _ = pretrain(args, kw)
+    else:
+        base = args.base
+    starts = {"fluorescence-only": str(base), "bundled nuclei": "nuclei"}
+    rows = []
+    for start_name, start in starts.items():
+        start_model = load_model(start)
+        s0 = score(start_model, val_hist, val_fluo, args.device, fluorescence=True)
+        rows.append({"start": start_name, "images": 0, "minutes": 0, **s0})
+        print(json.dumps(rows[-1]), flush=True)
+        for n in args.counts:
+            pairs = [(i, m) for i, m, _ in pool[:n]]
+            for minutes in args.minutes:
+                t0 = time.perf_counter()
+                result = finetune(pairs, start_model, minutes=minutes, epochs=1000, **kw)
+                longest = minutes == max(args.minutes)
+                s = score(result.model, val_hist, val_fluo, args.device, fluorescence=longest)
+                rows.append({
+                    "start": start_name, "images": n, "minutes": minutes, **s,
+                    "seconds": round(time.perf_counter() - t0, 1), "verdict": result.verdict,
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
+    return {"rows": rows, "ids": [p[2] for p in pool[: max(args.counts)]], "n_val": len(val_hist)}
+
+
+def table(results: dict) -> str:
+    head = "| start | images | minutes | AP@0.5 | AP@0.75 | fg IoU | fluorescence AP@0.5 |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        fluo = f"{r['fluo_ap50']:.3f}" if "fluo_ap50" in r else ""
+        lines.append(
+            f"| {r['start']} | {r['images']} | {r['minutes']:g} | {r['ap50']:.3f} | {r['ap75']:.3f} | "
+            f"{r['fg_iou']:.3f} | {fluo} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    """Histology val AP@0.5 against annotated images, one line per start and budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    rows = results["rows"]
+    for start in dict.fromkeys(r["start"] for r in rows):
+        base = next(r for r in rows if r["start"] == start and r["images"] == 0)
+        for minutes in sorted({r["minutes"] for r in rows if r["minutes"]}):
+            pts = [(0, base["ap50"])] + [
+                (r["images"], r["ap50"]) for r in rows if r["start"] == start and r["minutes"] == minutes
+            ]
+            ax.plot(*zip(*pts), marker="o", label=f"{start}, {minutes:g} min")
+    ax.axhline(0.65, color="grey", linestyle=":", linewidth=1)
+    ax.axhline(0.75, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("annotated histology images")
+    ax.set_ylabel("histology val AP@0.5")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", nargs="?", type=Path, default=Path("../shared/data/dsb2018"))
+    ap.add_argument("--base", type=Path, default=None, help="model trained without histology")
+    ap.add_argument("--pretrain-minutes", type=float, default=4.0)
+    ap.add_argument("--counts", type=lambda t: [int(v) for v in t.split(",")], default=[1, 2, 4, 8])
+    ap.add_argument("--minutes", type=lambda t: [float(v) for v in t.split(",")], default=[1.0, 3.0, 5.0])
+    ap.add_argument("--patch", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--width", type=int, default=16, help="U-Net base width of the pretrained base")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("runs/annotation_curve"))
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None, help="PNG of the curves")
+    ap.add_argument("--write-docs", action="store_true")
+    args = ap.parse_args(argv)
+    if not (args.data / "index.json").exists():
+        print(f"skip: DSB2018 not found at {args.data} (pass the folder as the first argument)")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = run(args)
+    text = table(results)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if args.plot:
+        plot(results, args.plot)
+    if args.write_docs:
+        image = f"\n\n![annotation curve]({args.plot.relative_to('docs')})" if args.plot else ""
+        write_section(
+            "Annotation curve (benchmarks/annotation_curve.py)",
+            f"Histology val ({results['n_val']} images) after fine-tuning on the first N of the "
+            f"seeded histology train images ({', '.join(results['ids'])}), core defaults with "
+            f"`minutes=` (the schedule fits the budget), on {machine()}.\n\n{text}{image}\n\n"
+            "Reproduce: `python benchmarks/annotation_curve.py ../shared/data/dsb2018 --write-docs "
+            "--plot docs/images/annotation_curve.png`",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
