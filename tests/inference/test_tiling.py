@@ -124,3 +124,22 @@ def test_valid_padding_model_uses_margin():
         full = model(torch.from_numpy(padded)[None, None])[0].argmax(0).numpy()[:50, :70]
     one = segment(image, model, tile=128, device="cpu", precision="fp32").classes
     assert (one == full).mean() > 0.999
+
+
+def test_default_tiles_are_sized_to_the_plane():
+    from napari_deepseg.inference.tiling import fit_tile, tile_starts
+
+    assert fit_tile(2048, 2048, 512, 64) == 736  # 3 x 3 tiles instead of 5 x 5
+    assert fit_tile(200, 300, 512, 64) == 512  # one tile covers it: nothing to gain
+    for n in (300, 700, 1000, 1500, 2048, 3000, 5000):
+        t = fit_tile(n, n, 512, 64)
+        assert 512 <= t <= 768
+        assert t % 32 == 0
+        work = len(tile_starts(n, t, 64)) ** 2 * min(t, n) ** 2
+        assert work <= len(tile_starts(n, 512, 64)) ** 2 * min(512, n) ** 2
+
+
+def test_an_explicit_tile_is_kept(tiny_unet):
+    image = np.zeros((2048, 600), np.uint8)
+    assert segment(image[:700], tiny_unet, tile=256, device="cpu").meta["tile"] == 256
+    assert segment(image[:700], tiny_unet, device="cpu").meta["tile"] == 704

@@ -41,7 +41,7 @@ from .inputs import (
 )
 from .postprocess import class_map, instances_from_probabilities, offset_labels, stitch_to_previous
 from .runner import TileRunner, TileTooLarge, model_in_channels
-from .tiling import StripAccumulator, TileGrid
+from .tiling import StripAccumulator, TileGrid, fit_tile
 
 OUTPUTS = ("classes", "instances", "probabilities")
 DEFAULT_TILE = 512
@@ -109,8 +109,14 @@ class Job:
         dev = resolve_device(device)
         agreement = meta.bf16_agreement if meta is not None else None
         prec = resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement)
+        fit = tile is None  # the default tile is sized to the plane
         tile, overlap = check_tile(model, tile, overlap)
+        if fit:
+            multiple = max(32, int(contract_of(model).size_multiple))
+            tile = fit_tile(plan.size("Y"), plan.size("X"), tile, overlap, multiple)
         bs = int(DEFAULT_BATCH.get(dev.type, 2) if batch_size is None else batch_size)
+        if fit and batch_size is None:  # larger tiles, fewer per batch: the same pixels in memory
+            bs = max(1, round(bs * (DEFAULT_TILE / tile) ** 2))
         if bs < 1:
             raise DeepsegError(f"batch_size must be at least 1, not {batch_size}")
         outs = tuple(outputs)

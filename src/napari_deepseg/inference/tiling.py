@@ -34,6 +34,22 @@ def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (n - t) / (count - 1)) for i in range(count)]
 
 
+def fit_tile(height: int, width: int, tile: int, overlap: int, multiple: int = 32) -> int:
+    """The tile side in [tile, 1.5 x tile] (a multiple of ``multiple``) that covers a (height,
+    width) plane with the fewest pixels run through the network (ties: the smaller tile).
+
+    A 2048-pixel side needs 5 tiles of 512 with 64 pixels of overlap (2560 pixels run) but only
+    3 of 736 (2208): 26% less network work for the plane at the same overlap.
+    """
+
+    def cost(t: int) -> int:
+        ny, nx = len(tile_starts(height, t, overlap)), len(tile_starts(width, t, overlap))
+        return ny * nx * min(t, height) * min(t, width)
+
+    candidates = [tile, *range(-(-tile // multiple) * multiple, int(1.5 * tile) + 1, multiple)]
+    return min(candidates, key=lambda t: (cost(t), t))
+
+
 def ramp_weights(starts: list[int], t: int, n: int) -> list[np.ndarray]:
     """1D blending weights (length t) of each tile along one axis."""
     out = []
