@@ -26,7 +26,7 @@ from torch import nn
 from .. import _checks
 from ..errors import ModelFileError
 from .bioimageio import is_package, load_package
-from .modelfile import ModelMeta, load_model_file
+from .modelfile import ModelMeta, load_model_file, read_model_file
 from .pretrained import IMAGENET_NORMALIZATION, VOC_CLASSES, checkpoint_path, ensure_cached, weights_for
 from .registry import build_model
 
@@ -116,8 +116,6 @@ def bundled_description(name: str) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _description(path: str, _stamp: int) -> str:
-    from .modelfile import read_model_file
-
     try:
         meta = json.loads(read_model_file(Path(path)).get("meta") or "{}")
     except (ModelFileError, ValueError, TypeError):
