@@ -78,7 +78,7 @@ class SegmentWidget(QWidget):
         self.out_classes = CheckBox(text="classes", value=True)
         self.out_instances = CheckBox(text="instances", value=True)
         self.out_probabilities = CheckBox(text="probabilities", value=False)
-        self.out_uncertainty = CheckBox(text="uncertainty", value=False)
+        self.out_uncertainty = CheckBox(text="uncertainty: what to correct next", value=False)
         self.out_uncertainty.tooltip = (
             "an uncertainty image and a list of what to correct next (objects, least certain first)"
         )
@@ -86,22 +86,17 @@ class SegmentWidget(QWidget):
             label="output",
             layout="horizontal",
             labels=False,
-            widgets=[self.out_classes, self.out_instances, self.out_probabilities, self.out_uncertainty],
+            widgets=[self.out_classes, self.out_instances, self.out_probabilities],
         )
-        self.diameter = FloatSpinBox(label="object diameter px", min=0, max=10000, step=1, value=0)
+        outputs.margins = (0, 0, 0, 0)  # nested in the form row: its own margins clipped the boxes
+        self.diameter = FloatSpinBox(label="object diameter px (0 = auto)", min=0, max=10000, step=1, value=0)
         self.diameter.tooltip = (
             "nucleus diameter in pixels, for models trained at one object size (nuclei): the image "
             "is rescaled to the model's size and the labels mapped back. 0 = estimate it each run; "
             "'estimate' measures it once and fills this field"
         )
-        self.estimate_button = PushButton(text="estimate")
+        self.estimate_button = PushButton(text="estimate object diameter")
         self.diameter_note = Label(value="")
-        diameter_row = Container(
-            label="object diameter px (0 = auto)",
-            layout="horizontal",
-            labels=False,
-            widgets=[self.diameter, self.estimate_button],
-        )
         self.replace = CheckBox(text="replace edited result layers", value=False)
         self.tile = SpinBox(label="tile (0 = auto)", min=0, max=8192, step=32, value=0)
         self.overlap = SpinBox(label="overlap (0 = auto)", min=0, max=1024, step=8, value=0)
@@ -123,7 +118,9 @@ class SegmentWidget(QWidget):
                 self.model,
                 self.device,
                 outputs,
-                diameter_row,
+                self.out_uncertainty,
+                self.diameter,
+                self.estimate_button,
                 self.diameter_note,
             ]
         )
@@ -268,47 +265,45 @@ class SegmentWidget(QWidget):
 
     def run(self, _value: Any = None) -> None:
         """Start segmenting in the background (the Run button)."""
-        if self.running:
-            return
-        try:
-            plan = self.plan()
-        except DeepsegError as err:
-            show_error(str(err))
+        plan = self._checked_plan()
+        if plan is None:
             return
         self._placer = ResultPlacer(self.viewer, plan)
         self._set_running(True, f"running {plan.choice.short_name} on {plan.snapshot.name}")
+        self._start(segment_task, plan, f"Segment {plan.snapshot.name}", self._on_done, self._on_finished)
+
+    def _checked_plan(self) -> RunPlan | None:
+        """The form's plan, or None (after a notification) when nothing can run now."""
+        if self.running:
+            return None
+        try:
+            return self.plan()
+        except DeepsegError as err:
+            show_error(str(err))
+            return None
+
+    def _start(self, task: Any, plan: RunPlan, title: str, on_done: Any, on_finished: Any) -> None:
+        """Start ``task(plan, cached model)`` in a worker; ``on_done(plan, out)`` gets its result."""
         self._worker = workers.start_worker(
-            segment_task,
+            task,
             plan,
             self._cache.get(plan.choice.cache_key()),
-            title=f"Segment {plan.snapshot.name}",
+            title=title,
             on_progress=self._on_progress,
-            on_done=lambda out: self._on_done(plan, out),
+            on_done=lambda out: on_done(plan, out),
             on_error=self._on_error,
-            on_finished=self._on_finished,
+            on_finished=on_finished,
         )
 
     def estimate(self, _value: Any = None) -> None:
         """Estimate the object diameter of the chosen image in the background (the estimate
         button); the value fills the diameter field and the note says where it came from."""
-        if self.running:
-            return
-        try:
-            plan = self.plan()
-        except DeepsegError as err:
-            show_error(str(err))
+        plan = self._checked_plan()
+        if plan is None:
             return
         self._set_running(True, f"estimating the object diameter of {plan.snapshot.name}")
-        self._worker = workers.start_worker(
-            estimate_task,
-            plan,
-            self._cache.get(plan.choice.cache_key()),
-            title=f"Estimate object diameter of {plan.snapshot.name}",
-            on_progress=self._on_progress,
-            on_done=lambda out: self._on_estimated(plan, out),
-            on_error=self._on_error,
-            on_finished=self._on_finished_estimate,
-        )
+        title = f"Estimate object diameter of {plan.snapshot.name}"
+        self._start(estimate_task, plan, title, self._on_estimated, self._on_finished_estimate)
 
     def _on_estimated(self, plan: RunPlan, out: tuple[nn.Module, float | None, float | None]) -> None:
         model, estimate, trained = out
