@@ -9,7 +9,7 @@ import torch
 from napari_deepseg.errors import DeepsegError, ModelFileError
 from napari_deepseg.inference import segment, segment_iter
 from napari_deepseg.inference.axes import hematoxylin_or_gray
-from napari_deepseg.inference.rescaled import estimate_diameter
+from napari_deepseg.inference.rescaled import estimate_diameter, first_guess
 from napari_deepseg.inference.scale import (
     median_diameter,
     resize_labels,
@@ -75,7 +75,7 @@ def test_resize_plane_keeps_channels_and_range():
     assert out.max() <= 1
 
 
-@pytest.mark.parametrize("zoom", [1.0, 2.0])
+@pytest.mark.parametrize("zoom", [1.0, 2.0, 3.0])
 def test_estimate_finds_the_size_of_synthetic_nuclei(zoom):
     image, labels = synthetic_nuclei((384, 384), radius=(7, 9), seed=3)[:2]
     truth = median_diameter(labels)
@@ -86,6 +86,27 @@ def test_estimate_finds_the_size_of_synthetic_nuclei(zoom):
     model = load_model("nuclei")
     estimate = estimate_diameter(image, model, 16.0)
     assert estimate == pytest.approx(truth, rel=0.15)
+
+
+def test_first_guess_interpolates_the_coarsest_crossing():
+    scale, estimate = first_guess({0.25: 8.0, 0.5: 12.0, 1.0: 24.0}, 16.0)
+    assert scale == pytest.approx(0.5 * 2 ** (np.log(16 / 12) / np.log(2)))
+    assert estimate == pytest.approx(16.0 / scale)
+    assert estimate == pytest.approx(24.0, rel=0.01)  # the sizes grow linearly with scale here
+
+
+def test_first_guess_does_not_trust_fragments_of_enlarged_objects():
+    # objects of 40 px: at scale 1 the model cuts them into ~16 px pieces
+    scale, estimate = first_guess({0.25: 10.0, 0.5: 20.0, 1.0: 16.5}, 16.0)
+    assert 0.25 < scale < 0.5
+    assert 32 < estimate < 64
+
+
+def test_first_guess_ignores_a_large_blob_at_a_coarse_scale_only():
+    # tiny nuclei shrunk 4x merge into blobs; finer scales show them small
+    assert first_guess({0.25: 20.0, 0.5: 7.0, 1.0: 12.0}, 16.0) == (1.0, 12.0)
+    assert first_guess({0.25: 20.0, 0.5: 24.0, 1.0: 17.0}, 16.0) == (0.25, 80.0)  # large objects
+    assert first_guess({0.25: None, 0.5: None, 1.0: None}, 16.0) is None
 
 
 def test_estimate_without_objects_is_none():

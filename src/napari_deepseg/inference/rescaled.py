@@ -1,17 +1,21 @@
 """Running a model at its training object size: the diameter estimate and the rescaled run.
 
 :func:`estimate_diameter` segments a centre crop of one plane (the middle one of a stack) at
-the image's own scale, measures the median diameter of the objects that do not touch the crop's
-border, rescales the crop to bring them to the model's ``object_diameter`` and measures again,
-until the scale settles (at most ``ROUNDS`` passes). :func:`run_rescaled` resamples the image's
-Y and X axes by the chosen scale, runs :func:`~napari_deepseg.inference.segment_iter` on it and
-maps its outputs back to the original grid (classes and instances by nearest neighbour,
-probabilities bilinearly), plane by plane as the planes finish, so progressive displays work.
-The policy numbers (range, dead band, diameter definition) live in :mod:`.scale`.
+each scale of :data:`.scale.FIRST_SCALES` and starts from the coarsest scale at which the
+objects reach the model's ``object_diameter`` (:func:`first_guess`: a model shown objects much
+larger than it was trained on cuts them into pieces of about its own size, so the image's own
+scale alone underestimates enlarged images); from there it rescales the crop to bring the
+objects to the model's diameter and measures again until the scale settles (:func:`refine`).
+:func:`run_rescaled` resamples the image's Y and X axes by the chosen scale, runs
+:func:`~napari_deepseg.inference.segment_iter` on it and maps its outputs back to the original
+grid (classes and instances by nearest neighbour, probabilities bilinearly), plane by plane as
+the planes finish, so progressive displays work. The policy numbers (range, dead band, diameter
+definition) live in :mod:`.scale`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from typing import Any
 
@@ -21,6 +25,7 @@ from torch import nn
 from ..progress import Progress
 from .inputs import AxesPlan
 from .scale import (
+    FIRST_SCALES,
     SCALE_RANGE,
     median_diameter,
     nearest_indices,
@@ -48,27 +53,77 @@ def estimate_diameter(
 ) -> float | None:
     """Median object diameter (pixels of ``image``) of the objects in ``image``, or None when
     the model finds fewer than 3 objects. ``model_diameter``: the model's training diameter."""
-    from .engine import segment
-
     plane = _centre_region(image, axes, round(CROP / SCALE_RANGE[0]))  # (C, <=2048, <=2048)
-    scale, estimate = 1.0, None
-    for _ in range(ROUNDS):
-        crop = _centre_crop(plane, round(CROP / scale))
-        if scale != 1.0:
-            crop = resize_plane(crop, scaled_shape(crop.shape[1:], scale))
-        labels = segment(
-            crop, model, axes="CYX", channels=channels, device=device, precision=precision,
-            outputs=("instances",), object_diameter="off",
-        ).instances  # fmt: skip
-        d = median_diameter(labels, exclude_border=True) or median_diameter(labels)
-        if d is None:
-            return estimate
-        estimate = d / scale
+    options = {"channels": channels, "device": device, "precision": precision}
+    seen = {s: apparent_diameter(plane, model, s, **options) for s in FIRST_SCALES}
+    guess = first_guess(seen, model_diameter)
+    if guess is None:
+        return None
+    return refine(plane, model, model_diameter, *guess, **options)
+
+
+def first_guess(seen: dict[float, float | None], model_diameter: float) -> tuple[float, float] | None:
+    """(scale, estimate) from the apparent diameters at the first-pass scales, or None.
+
+    The coarsest crossing: going from coarse to fine, the first pair of scales between which
+    the apparent diameter reaches the model's, interpolated log-linearly (objects look smaller
+    than the model's size below it; above it a model shown enlarged objects cuts them into
+    pieces of about its own size, so finer scales are not trusted). A coarse scale that already
+    looks large counts only when the next finer scale looks large too (tiny objects shrunk 4x
+    can merge into large blobs). Without a crossing: the finest scale's measure.
+    """
+    found = sorted((s, d) for s, d in seen.items() if d)
+    for i, (s, d) in enumerate(found):
+        if d < model_diameter:
+            continue
+        if i > 0 and found[i - 1][1] < model_diameter:
+            s0, d0 = found[i - 1]
+            t = math.log(model_diameter / d0) / math.log(d / d0)
+            scale = s0 * (s / s0) ** t
+            return scale, model_diameter / scale
+        if i + 1 == len(found) or found[i + 1][1] >= model_diameter:
+            return s, d / s
+    return (found[-1][0], found[-1][1] / found[-1][0]) if found else None
+
+
+def refine(
+    plane: np.ndarray, model: nn.Module, model_diameter: float, scale: float, estimate: float, **options: Any
+) -> float:
+    """The estimate after re-measuring at the scale it implies, until that scale settles
+    (within 5%, at most ``ROUNDS - 1`` passes). ``options``: channels, device, precision."""
+    for _ in range(ROUNDS - 1):
         new = float(np.clip(model_diameter / estimate, *SCALE_RANGE))
         if abs(new / scale - 1) < 0.05:
             break
         scale = new
+        d = apparent_diameter(plane, model, scale, **options)
+        if d is None:
+            break
+        estimate = d / scale
     return estimate
+
+
+def apparent_diameter(
+    plane: np.ndarray,
+    model: nn.Module,
+    scale: float,
+    channels: Any = None,
+    device: Any = "auto",
+    precision: str = "auto",
+) -> float | None:
+    """Median diameter of the objects the model finds in the centre crop of a (C, H, W) plane
+    resampled by ``scale`` (a crop of ``CROP`` pixels after resampling), in resampled pixels;
+    objects cut by the crop's border are left out where enough remain. None: under 3 objects."""
+    from .engine import segment
+
+    crop = _centre_crop(plane, round(CROP / scale))
+    if scale != 1.0:
+        crop = resize_plane(crop, scaled_shape(crop.shape[1:], scale))
+    labels = segment(
+        crop, model, axes="CYX", channels=channels, device=device, precision=precision,
+        outputs=("instances",), object_diameter="off",
+    ).instances  # fmt: skip
+    return median_diameter(labels, exclude_border=True) or median_diameter(labels)
 
 
 def _centre_region(image: Any, axes: str | None, side: int) -> np.ndarray:

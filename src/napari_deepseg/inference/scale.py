@@ -25,6 +25,9 @@ SCALE_RANGE = (0.25, 4.0)
 DEADBAND = 0.1
 #: an estimate needs at least this many objects
 MIN_OBJECTS = 3
+#: the diameter estimate's first pass looks at the image resampled by these factors (the rule
+#: that reads them was chosen on the selection split: benchmarks/diameter_estimate.py)
+FIRST_SCALES = (0.25, 0.5, 1.0)
 
 
 def object_diameters(labels: np.ndarray, exclude_border: bool = False) -> np.ndarray:
@@ -97,6 +100,7 @@ def rescale_pair(
 
 __all__ = [
     "DEADBAND",
+    "FIRST_SCALES",
     "SCALE_RANGE",
     "median_diameter",
     "object_diameters",
