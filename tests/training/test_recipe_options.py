@@ -199,3 +199,42 @@ def test_a_time_budget_plans_the_schedule_to_fit_it(tmp_path):
     assert prov["epochs_planned"] < 1000  # the budget, not the 1000 epochs, set the schedule
     assert steps[-1].total == prov["epochs_planned"] * 5
     assert steps[-1].info["lr"] < 0.5 * TINY["lr"]  # the rate has decayed by the end
+
+
+def test_frozen_norm_statistics_stay_those_of_the_start():
+    pairs = _pairs()
+    start = load_model("nuclei")
+    kw = dict(epochs=1, steps_per_epoch=3, lr=1e-3, patch_size=48, batch_size=2, val_fraction=0.0,
+              precision="fp32")  # fmt: skip
+
+    def stats(model):
+        return torch.cat([m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+
+    frozen = finetune(pairs, start, freeze_norm=True, **kw).model
+    free = finetune(pairs, start, **kw).model
+    assert torch.equal(stats(frozen), stats(start))
+    assert not torch.allclose(stats(free), stats(start))
+    moved = [n for n, p in frozen.named_parameters() if not torch.equal(p, dict(start.named_parameters())[n])]
+    assert moved  # the weights (batch-norm scale and shift included) still train
+
+
+def test_warmup_raises_the_rate_then_decays_it():
+    from napari_deepseg.training.config import FinetuneConfig
+    from napari_deepseg.training.trainer import _scheduler
+
+    def rates(warmup):
+        opt = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=1e-3)
+        sched, out = _scheduler(opt, FinetuneConfig(warmup=warmup), 100), []
+        for _ in range(100):
+            out.append(sched.get_last_lr()[0])
+            opt.step()
+            sched.step()
+        return np.array(out)
+
+    warm, plain = rates(0.1), rates(0.0)
+    assert np.all(np.diff(warm[:11]) > 0)
+    assert warm[0] < 0.1 * 1e-3
+    assert warm.max() == pytest.approx(1e-3)
+    assert plain[0] == pytest.approx(1e-3)
+    assert np.all(np.diff(plain) <= 0)
+    assert warm[-1] == pytest.approx(plain[-1], rel=0.05)  # both end near 1% of the rate

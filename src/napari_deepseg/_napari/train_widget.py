@@ -28,7 +28,7 @@ from magicgui.widgets import (
 )
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QListWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from ..errors import DeepsegError
@@ -43,6 +43,7 @@ from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .reviewed import reviewed_mask_for
 from .segment_run import available_devices
 from .segment_widget import MODEL_FILE_FILTER, SegmentWidget
+from .train_pairs import PairList
 from .train_run import (
     SCRATCH,
     TASKS,
@@ -80,7 +81,6 @@ class FineTuneWidget(QWidget):
         self.viewer = napari_viewer
         self._files: list[ModelChoice] = []  # model files opened here or trained here
         self.models = ModelChoices()  # the core's model list (bundled, ready, user models folder)
-        self.pairs: list[tuple[Image, Labels]] = []
         self._worker: Any = None
         self._export_worker: Any = None
         self._stop = threading.Event()
@@ -113,12 +113,11 @@ class FineTuneWidget(QWidget):
 
     # ----- form -----
     def _build_form(self) -> None:
-        self.image = ComboBox(label="image", choices=self._layers(Image))
-        self.labels = ComboBox(label="labels", choices=self._layers(Labels))
-        self.add_button = PushButton(text="Add pair")
-        self.remove_button = PushButton(text="Remove selected")
-        self.pair_list = QListWidget()
-        self.pair_list.setMaximumHeight(80)
+        self.pair_picker = PairList(self.viewer)
+        self.pairs = self.pair_picker.pairs  # the same list object: edited in place
+        self.image, self.labels = self.pair_picker.image, self.pair_picker.labels
+        self.add_button, self.remove_button = self.pair_picker.add_button, self.pair_picker.remove_button
+        self.pair_list = self.pair_picker.list
         self.model = ComboBox(label="start from", choices=self._model_choices)
         self.models.on_change(self.model.reset_choices)
         self.task = ComboBox(label="new model", choices=list(TASKS.items()))
@@ -164,10 +163,7 @@ class FineTuneWidget(QWidget):
         self._layout()
 
     def _layout(self) -> None:
-        pick = Container(widgets=[self.image, self.labels])
-        pair_buttons = Container(
-            layout="horizontal", labels=False, widgets=[self.add_button, self.remove_button]
-        )
+        pick, pair_buttons = self.pair_picker.pickers, self.pair_picker.buttons
         self.form = Container(widgets=[self.model, self.task, self.epochs, self.minutes, self.lr, self.mode])
         self.form.append(self.background_label)
         self.form.extend([self.corrections, self.reviewed, self.output])
@@ -189,23 +185,12 @@ class FineTuneWidget(QWidget):
         self._on_mode_changed(self.mode.value)
 
     def _connect(self) -> None:
-        events = self.viewer.layers.events
-        for emitter in (events.inserted, events.removed, events.moved):
-            emitter.connect(self._on_layers_changed)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._on_layers_changed)
-        events.inserted.connect(lambda e: e.value.events.name.connect(self._on_layers_changed))
-        self.add_button.changed.connect(self.add_pair)
-        self.remove_button.changed.connect(self.remove_selected)
         self.model.changed.connect(self._on_model_changed)
         self.mode.changed.connect(self._on_mode_changed)
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.resegment_button.changed.connect(self.resegment)
         self.export_button.changed.connect(self.export)
-
-    def _layers(self, kind: type) -> Any:
-        return lambda _w=None: [(lyr.name, lyr) for lyr in self.viewer.layers if isinstance(lyr, kind)]
 
     def _model_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
         """The model list's bundled models (nuclei first), from scratch, its ready and user-folder
@@ -217,15 +202,6 @@ class FineTuneWidget(QWidget):
             files += [c for c in seg.models.entries() if c.kind == "file" and c not in files]
         out = [(c.label, c) for c in entries] + [(SCRATCH, SCRATCH)]
         return out + [(c.label, c) for c in files] + [(FILE_ENTRY, FILE_ENTRY)]
-
-    def _on_layers_changed(self, _event: Any = None) -> None:
-        self.image.reset_choices()
-        self.labels.reset_choices()
-        present = set(map(id, self.viewer.layers))
-        kept = [p for p in self.pairs if id(p[0]) in present and id(p[1]) in present]
-        if len(kept) != len(self.pairs):
-            self.pairs = kept
-            self._show_pairs()
 
     def _on_model_changed(self, value: Any) -> None:
         self.task.visible = value == SCRATCH
@@ -246,35 +222,9 @@ class FineTuneWidget(QWidget):
     def _on_mode_changed(self, value: str) -> None:
         self.background_label.visible = value == "sparse"
 
-    # ----- pairs -----
     def add_pair(self, _value: Any = None) -> bool:
-        """Add the chosen (image, labels) pair after checking shapes; False (and a message) if refused."""
-        image, labels = self.image.value, self.labels.value
-        if image is None or labels is None:
-            show_error("Pick an image layer and a labels layer to add a training pair")
-            return False
-        if any(p[0] is image and p[1] is labels for p in self.pairs):
-            show_info(f"{image.name} / {labels.name} is already in the list")
-            return False
-        try:
-            check_pair(image.data, labels.data, f"{image.name} / {labels.name}")
-        except DeepsegError as err:
-            show_error(str(err))
-            return False
-        self.pairs.append((image, labels))
-        self._show_pairs()
-        return True
-
-    def remove_selected(self, _value: Any = None) -> None:
-        """Remove the selected rows of the pair list."""
-        rows = sorted((i.row() for i in self.pair_list.selectedIndexes()), reverse=True)
-        for row in rows:
-            del self.pairs[row]
-        self._show_pairs()
-
-    def _show_pairs(self) -> None:
-        self.pair_list.clear()
-        self.pair_list.addItems([f"{img.name}  \u2194  {lab.name}" for img, lab in self.pairs])
+        """Add the chosen (image, labels) pair (the Add pair button); False if refused."""
+        return self.pair_picker.add()
 
     # ----- run -----
     def plan(self) -> TrainPlan:

@@ -35,6 +35,8 @@ class FinetuneConfig:
     val_fraction: float = 0.1
     steps_per_epoch: int | None = None
     schedule: str = "cosine"
+    warmup: float = 0.0
+    freeze_norm: bool = False
     weight_decay: float = 1e-4
     class_weights: list[float] | None = None
     dice_weight: float = 1.0
@@ -80,7 +82,7 @@ class FinetuneConfig:
         _checks.integer(self.steps_per_epoch, "steps_per_epoch", optional=True)
         for name in (
             "lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction", "zoom", "correction_weight",
-            "anchor",
+            "anchor", "warmup",
         ):  # fmt: skip
             _checks.number(getattr(self, name), name)
         for name in ("minutes", "object_diameter"):
@@ -98,6 +100,7 @@ class FinetuneConfig:
             (1 <= self.zoom <= 4, "zoom must be in [1, 4] (1 = no scale augmentation)"),
             (self.correction_weight >= 1, "correction_weight must be >= 1 (1 = corrections count as others)"),
             (self.anchor >= 0, "anchor must be >= 0 (0 = off)"),
+            (0 <= self.warmup <= 0.5, "warmup must be in [0, 0.5] (a fraction of the steps)"),
             (self.minutes is None or self.minutes > 0, "minutes must be > 0"),
             (
                 self.object_diameter is None or 2 <= self.object_diameter <= 1000,

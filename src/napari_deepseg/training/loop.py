@@ -65,7 +65,10 @@ def finetune_iter(
             (steps per epoch default: annotated pixels / (batch x patch²), clamped to 10..100).
         sparse: 0 = not annotated (ignored); ``background_label`` marks painted background.
         val_pairs: validation pairs; else the last ``val_fraction`` strip of each image.
-        schedule: ``"cosine"`` or ``"onecycle"`` learning-rate schedule for AdamW.
+        schedule: ``"cosine"`` or ``"onecycle"`` learning-rate schedule for AdamW; ``warmup``
+            (cosine): the fraction of the steps over which the rate rises linearly to ``lr``.
+        freeze_norm: starting from a trained model, batch-norm layers keep their running
+            statistics (their scale and shift still train).
         class_weights: cross-entropy class weights; default (1, 1, 2) for instance-boundary
             models, uniform otherwise. ``dice_weight`` scales the soft-Dice term.
         augment, elastic, fg_fraction: flips/rot90/intensity/gamma, optional elastic warps,

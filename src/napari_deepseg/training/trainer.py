@@ -170,6 +170,8 @@ class Trainer:
         if pixel_weights is not None:
             pixel_weights = torch.from_numpy(pixel_weights).to(self.device)
         self.model.train()
+        if self.cfg.freeze_norm and self.source != "scratch":
+            _freeze_norm_statistics(self.model)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.model(x)
         loss = segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight, pixel_weights)
@@ -374,11 +376,21 @@ def _default_steps(data: TrainingData, batch_size: int) -> int:
 
 
 def _scheduler(opt: torch.optim.Optimizer, cfg: FinetuneConfig, total: int):
+    """One-cycle, or a cosine decay to 1% of ``lr`` after a linear warm-up over the first
+    ``warmup`` fraction of the ``total`` steps (none for ``warmup=0``)."""
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.lr, total_steps=total, pct_start=min(0.5, max(0.1, 3.0 / total))
         )
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=cfg.lr * 0.01)
+    warm = round(cfg.warmup * total)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def _emphasis(y: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -389,6 +401,14 @@ def _emphasis(y: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray | No
         return y, None
     y = np.where(marked, y - EMPHASIS, y)
     return y, (None if weight == 1 else np.where(marked, weight, 1.0).astype(np.float32))
+
+
+def _freeze_norm_statistics(model: nn.Module) -> None:
+    """Batch-norm layers normalize with their running statistics and stop updating them (their
+    scale and shift still train): a few images cannot shift what the model learned from many."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 def _distance(model: nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
