@@ -78,9 +78,9 @@ def segment_phase(viewer, app, ticker: Ticker, size: int) -> dict[str, float]:
     widget._on_placed_orig = widget._on_placed
     done_at = {}
 
-    def on_placed() -> None:
+    def on_placed(*args, **kwargs) -> None:
         done_at["placed"] = time.perf_counter()
-        widget._on_placed_orig()
+        widget._on_placed_orig(*args, **kwargs)
 
     widget._on_placed = on_placed
     start = time.perf_counter()
