@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_deepseg._napari import guard_triton
+from napari_deepseg._napari import train_pairs as tp
 from napari_deepseg._napari import train_widget as tw
 from napari_deepseg._napari.curves import CurveData
 from napari_deepseg._napari.model_choices import ModelChoice
@@ -34,8 +35,9 @@ def model_file(tmp_path):
 def shown(monkeypatch):
     """Messages the widget shows with napari's show_error / show_info."""
     out: dict[str, list[str]] = {"error": [], "info": []}
-    monkeypatch.setattr(tw, "show_error", lambda msg: out["error"].append(msg))
-    monkeypatch.setattr(tw, "show_info", lambda msg: out["info"].append(msg))
+    for module in (tw, tp):  # the widget and its pair list
+        monkeypatch.setattr(module, "show_error", lambda msg: out["error"].append(msg))
+        monkeypatch.setattr(module, "show_info", lambda msg: out["info"].append(msg))
     return out
 
 
