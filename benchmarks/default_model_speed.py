@@ -13,6 +13,7 @@ model file's metadata (``bf16_agreement``, with its source in the provenance).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -48,8 +49,6 @@ def mpix_per_s(model, image: np.ndarray, precision: str, device: str, repeats: i
 def layout_speeds(model, repeats: int = 5) -> tuple[float, float]:
     """(contiguous, channels_last) fp32 MPix/s of the network alone on 2 x 512 x 512 batches,
     alternating the two layouts so both see the same machine load."""
-    import copy
-
     x = torch.randn(2, model_in_channels(model), 512, 512)
     nchw = copy.deepcopy(model).eval()
     nhwc = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)

@@ -57,12 +57,13 @@ def coarsest_above(fraction: float):
 def coarsest_crossing_unguarded(seen: dict, model_diameter: float) -> tuple[float, float] | None:
     found = sorted((s, d) for s, d in seen.items() if d)
     for i, (s, d) in enumerate(found):
-        if d >= model_diameter:
-            if i == 0:
-                return s, d / s
-            (s0, d0), t = found[i - 1], 0.0
-            t = np.log(model_diameter / d0) / np.log(d / d0)
-            return s0 * (s / s0) ** t, model_diameter / (s0 * (s / s0) ** t)
+        if d < model_diameter:
+            continue
+        if i == 0:
+            return s, d / s
+        s0, d0 = found[i - 1]
+        scale = s0 * (s / s0) ** (np.log(model_diameter / d0) / np.log(d / d0))
+        return scale, model_diameter / scale
     return (found[-1][0], found[-1][1] / found[-1][0]) if found else None
 
 

@@ -165,18 +165,23 @@ def test_corrections_are_marked_through_sampling_and_augmentation():
     assert _emphasis(y, 1.0)[1] is None
 
 
+def _from(start, steps: int, lr: float, **options):
+    """``start`` fine-tuned for ``steps`` steps on the synthetic pairs (fp32, no validation)."""
+    return finetune(
+        _pairs(), start, epochs=1, steps_per_epoch=steps, lr=lr, patch_size=48, batch_size=2,
+        val_fraction=0.0, precision="fp32", **options,
+    ).model  # fmt: skip
+
+
 def test_anchor_keeps_the_weights_near_the_start():
-    pairs = _pairs()
     start = load_model("nuclei")
-    kw = dict(epochs=1, steps_per_epoch=4, lr=1e-2, patch_size=48, batch_size=2, val_fraction=0.0,
-              precision="fp32")  # fmt: skip
 
     def moved(model):
         ref = dict(start.named_parameters())
         return float(sum(((p - ref[n]) ** 2).sum() for n, p in model.named_parameters()))
 
-    free = finetune(pairs, start, **kw).model
-    anchored = finetune(pairs, start, anchor=10.0, **kw).model
+    free = _from(start, 4, 1e-2)
+    anchored = _from(start, 4, 1e-2, anchor=10.0)
     assert moved(anchored) < 0.5 * moved(free)
 
 
@@ -202,16 +207,13 @@ def test_a_time_budget_plans_the_schedule_to_fit_it(tmp_path):
 
 
 def test_frozen_norm_statistics_stay_those_of_the_start():
-    pairs = _pairs()
     start = load_model("nuclei")
-    kw = dict(epochs=1, steps_per_epoch=3, lr=1e-3, patch_size=48, batch_size=2, val_fraction=0.0,
-              precision="fp32")  # fmt: skip
 
     def stats(model):
         return torch.cat([m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
 
-    frozen = finetune(pairs, start, freeze_norm=True, **kw).model
-    free = finetune(pairs, start, **kw).model
+    frozen = _from(start, 3, 1e-3, freeze_norm=True)
+    free = _from(start, 3, 1e-3)
     assert torch.equal(stats(frozen), stats(start))
     assert not torch.allclose(stats(free), stats(start))
     moved = [n for n, p in frozen.named_parameters() if not torch.equal(p, dict(start.named_parameters())[n])]
