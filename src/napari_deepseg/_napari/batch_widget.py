@@ -14,7 +14,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..batch import predict_iter
 from . import workers
-from .compact import fit_labels
+from .compact import fit_combos, fit_labels
 from .model_choices import ModelChoices
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class BatchWidget(QWidget):
         self.files_bar = ProgressBar(label="files", min=0, max=1, value=0)
         self.status = Label(value="ready")
         fit_labels(self.status)
+        fit_combos(self.model)
         self.form = Container(
             widgets=[self.input_dir, self.output_dir, self.model, self.model_file, self.output, self.workers]
         )

@@ -35,7 +35,7 @@ from ..errors import DeepsegError
 from . import correct_tools as tools
 from . import guard_triton
 from . import reviewed as rv
-from .compact import fit_labels
+from .compact import fit_combos, fit_labels
 from .correct_reviewed import ReviewedActions
 from .selection import SelectionHighlight, default_labels, is_helper_layer
 from .shortcuts import Shortcuts
@@ -99,6 +99,7 @@ class CorrectWidget(ReviewedActions, QWidget):
         self.min_size = SpinBox(label="min size (px)", min=1, max=10**7, value=30)
         self.status = Label(value="ready")
         fit_labels(self.status, self.selected)
+        fit_combos(self.labels, self.points, self.shapes)
         b = self._button
         rows = [
             [b("Merge", "merge", "merge the selected objects into one"),

@@ -28,7 +28,7 @@ from torch import nn
 from ..errors import DeepsegError
 from ..models import model_meta
 from . import guard_triton, workers
-from .compact import fit_labels
+from .compact import fit_combos, fit_labels
 from .correct_next import CorrectNextList
 from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
@@ -128,9 +128,9 @@ class SegmentWidget(QWidget):
         self.post = PostprocessControls()
         self.preview = Preview(self.post, workers.start_worker)
         self.advanced_form = Container(widgets=[self.tile, self.overlap, self.tta, self.max_memory])
-        self.advanced_form.append(self.post.container)
         self.advanced = QCollapsible("Advanced", self)
         self.advanced.addWidget(self.advanced_form.native)
+        self.advanced.addWidget(self.post.container.native)  # its own form: not nested in a form row
         buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
         layout = QVBoxLayout(self)
         self.correct_next = CorrectNextList(self.viewer, self)
@@ -145,6 +145,7 @@ class SegmentWidget(QWidget):
         layout.addStretch(1)
         self._disable_absent_devices()
         fit_labels(self.status, self.channel_note, self.diameter_note)
+        fit_combos(self.image, self.model)
 
     def _disable_absent_devices(self) -> None:
         model = self.device.native.model()

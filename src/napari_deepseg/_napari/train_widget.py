@@ -36,7 +36,7 @@ from ..sharing import export_bioimageio_iter
 from ..training.config import FinetuneConfig
 from . import guard_triton, workers
 from .close_guard import CloseGuard
-from .compact import fit_labels
+from .compact import fit_combos, fit_labels
 from .corrected import corrected_mask_for
 from .curves import CurvesWidget
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
@@ -155,6 +155,7 @@ class FineTuneWidget(QWidget):
         self.status = Label(value="ready")
         self.verdict = Label(value="")  # did the last run beat its starting model (held-out data)
         fit_labels(self.status, self.verdict)
+        fit_combos(self.image, self.labels, self.model)
         self.curves = CurvesWidget(self)
         self.resegment_button = PushButton(text="Re-segment")
         self.resegment_button.visible = False
