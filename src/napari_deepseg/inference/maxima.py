@@ -48,7 +48,8 @@ def dynamic_maxima(relief: np.ndarray, mask: np.ndarray, h: float) -> tuple[np.n
         return markers.astype(np.int32, copy=False), n
     basins = watershed(-r, markers, connectivity=2, mask=mask)
     top = np.full(n + 1, -np.inf, np.float64)
-    top[1:] = ndi.maximum(r, markers, np.arange(1, n + 1))
+    on = markers > 0  # a maximum is a plateau of one height: any of its pixels gives its top
+    top[markers[on]] = r[on]
     dynamic = _dynamics(_passes(basins, r, n), top, n)
     keep = dynamic >= h
     keep[0] = False
