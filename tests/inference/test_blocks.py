@@ -47,8 +47,8 @@ def _plane(shape=(600, 600), seed=1) -> tuple[np.ndarray, np.ndarray]:
     return image, truth
 
 
-def _same_objects(a: np.ndarray, b: np.ndarray) -> None:
-    """Equal foreground and the same objects: a one-to-one match with IoU >= 0.97.
+def _same_objects(a: np.ndarray, b: np.ndarray, min_iou: float = 0.97) -> None:
+    """Equal foreground and the same objects: a one-to-one match with IoU >= ``min_iou``.
 
     (Pixels where two touching objects tie in the watershed's relief may go either way: the
     flooding order of equal values depends on where a region starts.)
@@ -58,7 +58,7 @@ def _same_objects(a: np.ndarray, b: np.ndarray) -> None:
     pairs, inter = np.unique(np.stack([a[fg], b[fg]]), axis=1, return_counts=True)
     area_a, area_b = np.bincount(a.ravel()), np.bincount(b.ravel())
     iou = inter / (area_a[pairs[0]] + area_b[pairs[1]] - inter)
-    good = iou >= 0.97
+    good = iou >= min_iou
     n_a, n_b = len(np.unique(a[fg])), len(np.unique(b[fg]))
     assert n_a == n_b == good.sum()
     assert len(np.unique(pairs[0][good])) == len(np.unique(pairs[1][good])) == n_a
@@ -184,3 +184,45 @@ def test_large_plane_never_allocates_a_whole_plane_float_array():
 
     assert peak(128) < plane_float32
     assert peak(4096) > 2 * plane_float32  # the whole-plane path does: the check can fail
+
+
+@pytest.mark.parametrize(("diameter", "side"), [(8.0, 300), (32.0, 600)])  # run grid 2x, 0.5x
+def test_rescaled_blockwise_matches_rescaled_whole_plane_on_the_image_grid(diameter, side, monkeypatch):
+    """A rescaled run in blocks stores its instances on the image's grid block by block (never a
+    run-grid uint32 plane) and finds the objects of the rescaled whole-plane run."""
+    from napari_deepseg.inference.job import Job
+
+    image, _ = _plane((side, side), seed=4)
+    model = _Oracle()
+    model.deepseg_meta.object_diameter = 16.0
+    stored = []
+    allocate = Job._allocate
+
+    def spy(self, k, size):
+        out = allocate(self, k, size)
+        stored.append(self.result["instances"].shape)
+        return out
+
+    monkeypatch.setattr(Job, "_allocate", spy)
+    opts = {"outputs": ("classes", "instances"), "tile": 128, "object_diameter": diameter, **CPU}
+    whole = segment(image, model, block=4096, **opts)
+    events = []
+    gen = segment_iter(image, model, block=128, **opts)
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as stop:
+        blocks = stop.value
+    assert blocks.meta["object_diameter"]["scale"] == pytest.approx(16.0 / diameter)
+    assert blocks.meta["block"] == 128 and whole.meta["block"] is None
+    assert set(stored) == {image.shape}
+    seen = np.zeros(image.shape, int)
+    for e in events:
+        if e.stage == "blocks" and e.done:
+            seen[e.info["y"], e.info["x"]] += 1
+            assert e.info["instances"].shape == e.info["classes"].shape == image.shape
+    assert (seen == 1).all()  # block cores mapped to the image grid tile it exactly
+    np.testing.assert_array_equal(blocks.classes, whole.classes)
+    # a watershed tie of one run-grid pixel is 4 image pixels at 0.5x: small objects' IoU >= 0.9
+    _same_objects(blocks.instances, whole.instances, min_iou=0.9)
+    assert len(np.unique(blocks.instances)) - 1 > 20

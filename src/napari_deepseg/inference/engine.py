@@ -21,6 +21,7 @@ from ..errors import DeepsegError
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress, drain
 from . import memory
+from .gridmap import GridMap
 from .inputs import AxesPlan
 from .job import (
     DEFAULT_BATCH,
@@ -124,8 +125,8 @@ def segment_iter(
     if sizing is not None and sizing["scale"] != 1.0:
         plan = AxesPlan.parse(tuple(image.shape), axes)
 
-        def inner(scaled: np.ndarray, scaled_axes: str):
-            return segment_iter(scaled, model, axes=scaled_axes, object_diameter="off", **options)
+        def inner(scaled: np.ndarray, scaled_axes: str, out_grid: GridMap):
+            return _run(scaled, model, scaled_axes, out_grid=out_grid, **options)
 
         result = yield from run_rescaled(image, plan, sizing["scale"], inner)
         result.meta["object_diameter"] = sizing
@@ -172,8 +173,10 @@ def _run(
     max_memory: int | str | None,
     block: int | None,
     postprocess: dict[str, Any] | None,
+    out_grid: GridMap | None = None,
 ) -> Generator[Progress, None, SegmentationResult]:
-    """segment_iter at the image's own scale."""
+    """segment_iter at the image's own scale, or on a resampled image whose instances go on the
+    ``out_grid`` (:mod:`.gridmap`; classes and probabilities stay on the run's grid)."""
     tile = _checks.integer(tile, "tile", optional=True)
     overlap = _checks.integer(overlap, "overlap", optional=True)
     batch_size = _checks.integer(batch_size, "batch_size", minimum=1, optional=True)
@@ -183,6 +186,7 @@ def _run(
     job.tta, job.stitch = bool(tta), stitch_threshold(stitch_3d)
     job.postprocess = postprocess_settings(model, min_size, postprocess)
     job.limit, job.block = memory.memory_limit(max_memory), check_block(block)
+    job.out_grid = out_grid
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return (yield from job.run())
 

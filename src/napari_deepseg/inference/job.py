@@ -10,6 +10,7 @@ instances made on each block's region and joined across block borders (:mod:`.bl
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -29,6 +30,7 @@ from ..progress import Progress
 from . import memory
 from .blocks import Block, BlockLabels, BlockLayout
 from .device import Precision, resolve_device, resolve_precision
+from .gridmap import GridMap
 from .inputs import (
     AxesPlan,
     Normalizer,
@@ -92,6 +94,7 @@ class Job:
     limit: int = memory.DEFAULT_LIMIT
     block: int | None = None
     layout: BlockLayout | None = None
+    out_grid: GridMap | None = None  # a rescaled run: instances are stored on the image's grid
 
     @classmethod
     def make(cls, image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs) -> Job:
@@ -146,6 +149,8 @@ class Job:
                 prob = yield from self._plane_with_retry(raw, norm, _Target(index))
                 labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
                 del prob
+                if labels is not None and self.out_grid is not None:
+                    labels = self.out_grid.labels(labels)
             else:
                 labels = yield from self._blockwise(raw, norm, index)
             classes_2d = self._view("classes", index)
@@ -165,8 +170,13 @@ class Job:
             meta = described(self.model)
             k = len(meta.class_names) if meta is not None and meta.class_names else 3
             instances = "instances" in self.outputs
-            per_pixel = 1 + 4 * instances + 2 * k * ("probabilities" in self.outputs)
-            outputs = self.plan.n_planes * h * w * per_pixel
+            per_pixel = 1 + 2 * k * ("probabilities" in self.outputs)
+            # a rescaled run's instances are on the image's grid; its classes and probabilities
+            # are mapped there at the end
+            rescaled = self.out_grid is not None
+            image_pixels = math.prod(self.out_grid.full) if rescaled else h * w
+            per_image_pixel = 4 * instances + per_pixel * rescaled
+            outputs = self.plan.n_planes * (h * w * per_pixel + image_pixels * per_image_pixel)
             free = self.limit - memory.in_use() - outputs
             side = memory.block_size(free, memory.block_bytes_per_pixel(k, instances), halo)
         return BlockLayout.plan(h, w, side, halo)
@@ -197,7 +207,10 @@ class Job:
                 labels = instances_from_probabilities(prob, **self.postprocess)
                 del prob
                 writer = writer or BlockLabels(self._view("instances", index))
-                writer.add(block, labels)
+                if self.out_grid is None:
+                    writer.add(block, labels)
+                else:
+                    writer.add(self.out_grid.block(block), self.out_grid.region(labels, block))
                 del labels
             info = self._block_info(index, block.y, block.x)
             yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)
@@ -295,7 +308,8 @@ class Job:
             if "probabilities" in self.outputs:
                 self.result["probabilities"] = np.zeros((k, *shape), np.float16)
             if "instances" in self.outputs:
-                self.result["instances"] = np.zeros(shape, np.uint32)
+                full = shape if self.out_grid is None else (*shape[:-2], *self.out_grid.full)
+                self.result["instances"] = np.zeros(full, np.uint32)
         if "instances" in self.outputs:
             return np.zeros((k, *size), np.float16)
         return None

@@ -23,13 +23,12 @@ import numpy as np
 from torch import nn
 
 from ..progress import Progress
+from .gridmap import GridMap
 from .inputs import AxesPlan
 from .scale import (
     FIRST_SCALES,
     SCALE_RANGE,
     median_diameter,
-    nearest_indices,
-    resize_labels,
     resize_plane,
     scale_factor,
     scaled_shape,
@@ -162,8 +161,9 @@ def choose_scale(
 
 
 def run_rescaled(image: Any, plan: AxesPlan, scale: float, inner: Any) -> Generator[Progress, None, Any]:
-    """Resample ``image`` by ``scale``, run ``inner(scaled, axes)`` (a segment_iter call) on it
-    and map its outputs back; returns the inner result with outputs on the original grid."""
+    """Resample ``image`` by ``scale``, run ``inner(scaled, axes, out_grid)`` (the engine's run,
+    which stores instances on ``out_grid``'s image grid) on it and map the classes and
+    probabilities back; returns the inner result with every output on the original grid."""
     loop = plan.loop_axes
     full = (plan.size("Y"), plan.size("X"))
     small = scaled_shape(full, scale)
@@ -176,13 +176,15 @@ def run_rescaled(image: Any, plan: AxesPlan, scale: float, inner: Any) -> Genera
             info = np.iinfo(dtype)
             plane = np.clip(np.rint(plane), info.min, info.max)
         scaled[index] = plane
-    mapper = _Mapper(lead, full, small, scale)
-    gen = inner(scaled, loop + "CYX")
+        del plane
+    mapper = _Mapper(lead, GridMap.between(small, full))
+    gen = inner(scaled, loop + "CYX", mapper.grid)
     try:
         while True:
             try:
                 event = next(gen)
             except StopIteration as stop:
+                del scaled
                 return mapper.result(stop.value, loop, plan.out_axes)
             yield mapper.event(event)
     finally:
@@ -190,63 +192,44 @@ def run_rescaled(image: Any, plan: AxesPlan, scale: float, inner: Any) -> Genera
 
 
 class _Mapper:
-    """Outputs on the original grid, filled from the scaled run's plane and block events."""
+    """Classes on the original grid, filled from the scaled run's plane and block events
+    (instances arrive on the original grid already)."""
 
-    def __init__(self, lead: tuple[int, ...], full: tuple[int, int], small: tuple[int, int], scale: float):
-        self.lead, self.full, self.small, self.scale = lead, full, small, scale
-        self.rows = nearest_indices(small[0], full[0])
-        self.cols = nearest_indices(small[1], full[1])
-        self.out: dict[str, np.ndarray] = {}
-
-    def _array(self, name: str, like: np.ndarray) -> np.ndarray:
-        if name not in self.out:
-            self.out[name] = np.zeros((*self.lead, *self.full), like.dtype)
-        return self.out[name]
+    def __init__(self, lead: tuple[int, ...], grid: GridMap):
+        self.lead, self.grid = lead, grid
+        self.classes: np.ndarray | None = None
 
     def event(self, event: Progress) -> Progress:
-        """The event with its plane outputs (``info``) mapped to the original grid."""
+        """The event with its plane's classes (``info``) mapped to the original grid."""
         if event.stage not in ("planes", "blocks") or not event.info:
             return event
         info, index = dict(event.info), tuple(event.info.get("index", ()))
-        ys, xs = self._region(info.get("y"), info.get("x"))
-        for name in ("classes", "instances"):
-            plane = info.get(name)
-            if plane is None:
-                continue
-            out = self._array(name, plane)[index]
-            out[ys, xs] = plane[self.rows[ys][:, None], self.cols[xs][None, :]]
-            info[name] = out
         if "y" in info:
-            info["y"], info["x"] = ys, xs
+            info["y"], info["x"] = self.grid.span(info["y"], info["x"])
+        ys, xs = info.get("y", slice(None)), info.get("x", slice(None))
+        plane = info.get("classes")
+        if plane is not None:
+            if self.classes is None:
+                self.classes = np.zeros((*self.lead, *self.grid.full), plane.dtype)
+            out = self.classes[index]
+            rows, cols = self.grid.rows[ys], self.grid.cols[xs]
+            out[ys, xs] = plane[rows[:, None], cols[None, :]]
+            info["classes"] = out
         return Progress(event.stage, event.done, event.total, event.message, info)
 
-    def _region(self, y: slice | None, x: slice | None) -> tuple[slice, slice]:
-        """The original-grid slices covering a block's scaled slices (the whole plane for None)."""
-        if y is None or x is None:
-            return slice(0, self.full[0]), slice(0, self.full[1])
-        s = self.scale
-
-        def span(sl: slice, n: int) -> slice:
-            return slice(max(0, int(sl.start / s) - 1), min(n, int(np.ceil(sl.stop / s)) + 1))
-
-        return span(y, self.full[0]), span(x, self.full[1])
-
     def result(self, result: Any, loop: str, out_axes: str) -> Any:
-        """The inner result with classes, instances and probabilities on the original grid."""
+        """The inner result with classes and probabilities on the original grid (row bands: no
+        full-plane temporaries beyond the outputs themselves)."""
         order = [(loop + "YX").index(a) for a in out_axes]
-        for name in ("classes", "instances"):
-            value = getattr(result, name)
-            if value is None:
-                continue
-            mapped = resize_labels(value, self.full)
-            if name in self.out:  # arrays already handed out in events: fill them
-                self.out[name][...] = mapped
-                mapped = self.out[name]
-            setattr(result, name, np.transpose(mapped, order))
+        if self.classes is None:
+            self.classes = np.empty((*self.lead, *self.grid.full), result.classes.dtype)
+        result.classes = np.transpose(self.grid.fill(self.classes, result.classes), order)
+        if result.instances is not None:
+            result.instances = np.transpose(result.instances, order)
         if result.probabilities is not None:
             p = result.probabilities
             flat = p.reshape(-1, *p.shape[-2:]).astype(np.float32)
-            back = resize_plane(flat, self.full).astype(p.dtype).reshape(*p.shape[:-2], *self.full)
+            back = resize_plane(flat, self.grid.full).astype(p.dtype).reshape(*p.shape[:-2], *self.grid.full)
             result.probabilities = np.transpose(back, [0, *(1 + i for i in order)])
         result.axes = out_axes
         return result
