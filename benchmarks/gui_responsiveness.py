@@ -5,9 +5,11 @@ A QTimer firing every 50 ms records when it actually fires; a gap between ticks 
 GUI thread could not handle events (a frozen window). Phases, in one run:
 
 1. idle: the viewer with the image, nothing running (the baseline tick);
-2. segment: the Segment widget runs the bundled nuclei model on a 2048x2048 synthetic image and
+2. napari alone: the gap of adding a Labels layer of that size with napari's own
+   ``add_labels`` (the floor a plugin placing its result cannot go under), first and again;
+3. segment: the Segment widget runs the bundled nuclei model on a 2048x2048 synthetic image and
    places classes + instances; the largest gap over the whole run and over the placing alone;
-3. fine-tune: the Fine-tune widget trains 1 epoch on a 512x512 crop (batch 4, patch 128); the
+4. fine-tune: the Fine-tune widget trains 1 epoch on a 512x512 crop (batch 4, patch 128); the
    median and 95th percentile of the tick interval while it trains.
 
 Usage (needs a display: Xvfb is fine):
@@ -59,6 +61,21 @@ def wait(app, seconds: float = 0.0, until=None, timeout: float = 600.0) -> float
         app.processEvents()
         time.sleep(0.005)
     return time.perf_counter()
+
+
+def napari_phase(viewer, app, ticker: Ticker, size: int) -> dict[str, float]:
+    """napari alone: the gap of adding a ``size``x``size`` Labels layer without the plugin, the
+    session's first (class map, uint8) and a further one (instances, uint32); hidden after."""
+    from napari_deepseg.samples import synthetic_nuclei
+
+    _, truth = synthetic_nuclei((size, size), seed=2)
+    found = {}
+    for key, data in (("first", (truth > 0).astype(np.uint8)), ("next", truth.astype(np.uint32))):
+        start = wait(app, 0.3)
+        layer = viewer.add_labels(data, name=f"napari alone {key}")
+        found[key] = float(ticker.gaps_ms(start, wait(app, 0.5)).max())
+        layer.visible = False
+    return found
 
 
 def segment_phase(viewer, app, ticker: Ticker, size: int) -> dict[str, float]:
@@ -154,6 +171,7 @@ def main() -> int:
     ticker = Ticker()
     idle_start = wait(app, 0.2)
     idle = ticker.gaps_ms(idle_start, wait(app, 2.0))
+    alone = napari_phase(viewer, app, ticker, args.size)
     seg = segment_phase(viewer, app, ticker, args.size)
     with tempfile.TemporaryDirectory() as tmp:
         fit = finetune_phase(viewer, app, ticker, Path(tmp))
@@ -175,6 +193,12 @@ def main() -> int:
         ),
         ("... gaps over 250 ms", f"{seg['over_250']:.0f}", "0"),
         (
+            f"napari alone, no plugin: gap adding a {args.size}x{args.size} Labels layer, "
+            "the session's first / a further one",
+            f"{alone['first']:.0f} / {alone['next']:.0f} ms",
+            "",
+        ),
+        (
             f"Fine-tune ({fit['steps']:.0f} steps): tick interval median / p95 / max",
             f"{fit['median']:.0f} / {fit['p95']:.0f} / {fit['max']:.0f} ms",
             "median < 60 ms",
@@ -183,8 +207,9 @@ def main() -> int:
     table = "| measure | value | target |\n|---|---|---|\n" + "\n".join(
         f"| {a} | {b} | {c} |" for a, b, c in rows
     )
+    busy = " (cores shared with other work)" if load[0] != "?" and float(load[0]) > 1.0 else ""
     body = (
-        f"Machine: {machine()}; load average at start {' '.join(load)} (cores shared with other work). "
+        f"Machine: {machine()}; load average at start {' '.join(load)}{busy}. "
         f"A {TICK_MS} ms QTimer in a real napari {napari.__version__} viewer (1366x768 window, Xvfb, "
         "Mesa llvmpipe); a gap is time the GUI thread handled no event.\n\n"
         f"{table}\n\nReproduce: `xvfb-run -a python benchmarks/gui_responsiveness.py --write-docs`"

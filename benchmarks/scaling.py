@@ -59,6 +59,7 @@ def child(kind: str, image_path: Path, out: Path) -> dict:
         manifest = json.loads((out / "deepseg_manifest.json").read_text())
         entry = next(iter(manifest["files"].values()))
         info = {"rc": rc, "kind": entry["kind"], "block": entry.get("block"), "chunks": entry.get("chunks")}
+        info["scale"] = (entry.get("object_diameter") or {}).get("scale", 1.0)
         info["objects"] = _count_objects(out)
         return {"seconds": seconds, "peak_rss_mb": _maxrss_mb(), **info}
     from napari_deepseg.inference import segment
@@ -77,6 +78,7 @@ def child(kind: str, image_path: Path, out: Path) -> dict:
         "objects": int(result.instances.max()),
         "block": result.meta["block"],
         "precision": result.meta["precision"],
+        "scale": (result.meta.get("object_diameter") or {}).get("scale", 1.0),
     }
 
 
@@ -116,24 +118,29 @@ def _run_child(kind: str, image_path: Path, work: Path) -> dict:
 
 
 def _table(rows: list[dict], machine: str, load: str, command: str) -> str:
+    busy = load != "n/a" and float(load.split()[0]) > 1.0
+    shared = " (other work shared the 2 cores, so MPix/s figures are lower than on an idle machine)"
+    shared = shared if busy else ""
     lines = [
-        f"Machine: {machine}. Load average at the start (`cat /proc/loadavg`): {load} "
-        "(other work shared the 2 cores, so MPix/s figures are lower than on an idle machine).",
+        f"Machine: {machine}. Load average at the start (`cat /proc/loadavg`): {load}{shared}.",
+        "The model runs at the scale its object-size estimate chose (`scale`: the run grid over the"
+        " image's; MPix/s count the image's own pixels).",
         "",
         f"`{command}`",
         "",
-        "| size | path | peak RSS (GB) | seconds | MPix/s | objects | block | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| size | path | peak RSS (GB) | seconds | MPix/s | objects | scale | block | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['size']}² | {r['case']} | | | | | | failed: {r['error']} |")
+            lines.append(f"| {r['size']}² | {r['case']} | | | | | | | failed: {r['error']} |")
             continue
         mpix = r["size"] ** 2 / 1e6
         note = r.get("note", "")
         lines.append(
             f"| {r['size']}² | {r['case']} | {r['peak_rss_mb'] / 1024:.2f} | {r['seconds']:.0f} | "
-            f"{mpix / r['seconds']:.3f} | {r.get('objects', '')} | {r.get('block') or 'whole'} | {note} |"
+            f"{mpix / r['seconds']:.3f} | {r.get('objects', '')} | {r.get('scale', 1.0):.2f} | "
+            f"{r.get('block') or 'whole'} | {note} |"
         )
     return "\n".join(lines)
 
