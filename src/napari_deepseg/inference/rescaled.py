@@ -29,6 +29,7 @@ from .scale import (
     FIRST_SCALES,
     SCALE_RANGE,
     median_diameter,
+    resize_into,
     resize_plane,
     scale_factor,
     scaled_shape,
@@ -170,13 +171,8 @@ def run_rescaled(image: Any, plan: AxesPlan, scale: float, inner: Any) -> Genera
     lead = tuple(plan.size(a) for a in loop)
     dtype = np.dtype(np.float32) if np.dtype(image.dtype).kind in "fc" else np.dtype(image.dtype)
     scaled = np.empty((*lead, plan.channels, *small), dtype)
-    for index in plan.plane_indices():
-        plane = resize_plane(plan.read_plane(image, index), small)
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            plane = np.clip(np.rint(plane), info.min, info.max)
-        scaled[index] = plane
-        del plane
+    for index in plan.plane_indices():  # band by band: no float32 copy of the whole plane
+        resize_into(plan.read_plane(image, index), scaled[index])
     mapper = _Mapper(lead, GridMap.between(small, full))
     gen = inner(scaled, loop + "CYX", mapper.grid)
     try:
@@ -228,8 +224,8 @@ class _Mapper:
             result.instances = np.transpose(result.instances, order)
         if result.probabilities is not None:
             p = result.probabilities
-            flat = p.reshape(-1, *p.shape[-2:]).astype(np.float32)
-            back = resize_plane(flat, self.grid.full).astype(p.dtype).reshape(*p.shape[:-2], *self.grid.full)
+            back = np.empty((*p.shape[:-2], *self.grid.full), p.dtype)
+            resize_into(p.reshape(-1, *p.shape[-2:]), back.reshape(-1, *self.grid.full))
             result.probabilities = np.transpose(back, [0, *(1 + i for i in order)])
         result.axes = out_axes
         return result

@@ -73,6 +73,55 @@ def resize_plane(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out[0].numpy()
 
 
+def resize_into(plane: np.ndarray, out: np.ndarray, band: int = 256) -> np.ndarray:
+    """:func:`resize_plane` of a (C, H, W) plane written into ``out`` (C, h, w) band by band.
+
+    Equal to ``resize_plane(plane, out.shape[1:])`` up to float rounding, but its temporaries
+    are one band of rows (float32), not the whole plane in and out: a 16k x 16k plane enlarged
+    1.5x needs about 2.5 GB as float32, a 256-row band about 40 MB. Integer ``out`` gets the
+    values rounded and clipped to its range. Returns ``out``.
+    """
+    h, w = out.shape[1:]
+    shrink = h < plane.shape[1] or w < plane.shape[2]
+    src, weight = _row_taps(plane.shape[1], h, shrink)
+    info = np.iinfo(out.dtype) if out.dtype.kind in "iu" else None
+    for r in range(0, h, band):
+        rows, wts = src[r : r + band], weight[r : r + band]
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        part = torch.from_numpy(np.ascontiguousarray(plane[:, lo:hi], dtype=np.float32))[None]
+        part = F.interpolate(part, size=(hi - lo, w), mode="bilinear", align_corners=False, antialias=shrink)
+        part = part[0].numpy()  # (C, hi - lo, w): columns resampled, rows as read
+        value = np.einsum("rk,crkw->crw", wts, part[:, rows - lo], dtype=np.float32)
+        if info is not None:
+            value = np.clip(np.rint(value), info.min, info.max)
+        out[:, r : r + len(rows)] = value
+    return out
+
+
+def _row_taps(n_in: int, n_out: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Source rows and weights of each output row for torch's bilinear resampling
+    (``align_corners=False``; with ``antialias`` a triangle filter as wide as the shrink factor):
+    (n_out, K) int64 rows and float32 weights, unused taps with weight 0 on a valid row."""
+    scale = n_in / n_out
+    i = np.arange(n_out, dtype=np.float64)
+    if not antialias:
+        pos = np.maximum(scale * (i + 0.5) - 0.5, 0.0)
+        first = np.floor(pos).astype(np.int64)
+        second = np.minimum(first + 1, n_in - 1)
+        frac = pos - first
+        return np.stack([first, second], 1), np.stack([1 - frac, frac], 1).astype(np.float32)
+    support = max(scale, 1.0)
+    centre = scale * (i + 0.5)
+    first = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    last = np.minimum((centre + support + 0.5).astype(np.int64), n_in)
+    taps = int((last - first).max())
+    rows = first[:, None] + np.arange(taps)[None, :]
+    wts = np.maximum(0.0, 1.0 - np.abs((rows - centre[:, None] + 0.5) / support))
+    wts[rows >= last[:, None]] = 0.0
+    wts /= wts.sum(1, keepdims=True)
+    return np.minimum(rows, n_in - 1), wts.astype(np.float32)
+
+
 def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
     """Source index of each of ``n_out`` pixels resampling a length ``n_in`` (pixel centres)."""
     idx = ((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64)
@@ -105,6 +154,7 @@ __all__ = [
     "median_diameter",
     "object_diameters",
     "rescale_pair",
+    "resize_into",
     "resize_labels",
     "resize_plane",
     "scale_factor",
