@@ -169,6 +169,8 @@ def test_segment_block_follows_max_memory():
 
 
 def test_large_plane_never_allocates_a_whole_plane_float_array():
+    """Under a memory cap that leaves one block's work, blocks and their tile cache stay under
+    one whole-plane float32 array; the whole-plane path needs more than two."""
     image, _ = _plane((1024, 1024), seed=4)
     plane_float32 = image.size * 4
     held = image.size * (1 + 4)  # classes uint8 + instances uint32 (the outputs)
@@ -176,8 +178,10 @@ def test_large_plane_never_allocates_a_whole_plane_float_array():
     segment(image, model, block=128, outputs=("instances",), tile=128, **CPU)  # warm caches
 
     def peak(block: int) -> int:
+        work = (block + 2 * memory.DEFAULT_HALO) ** 2 * memory.block_bytes_per_pixel(3, True)
+        cap = memory.in_use() + held + work  # no room beyond one block's work
         tracemalloc.start()
-        segment(image, model, block=block, outputs=("instances",), tile=128, **CPU)
+        segment(image, model, block=block, outputs=("instances",), tile=128, max_memory=cap, **CPU)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return peak - held
@@ -226,3 +230,31 @@ def test_rescaled_blockwise_matches_rescaled_whole_plane_on_the_image_grid(diame
     # a watershed tie of one run-grid pixel is 4 image pixels at 0.5x: small objects' IoU >= 0.9
     _same_objects(blocks.instances, whole.instances, min_iou=0.9)
     assert len(np.unique(blocks.instances)) - 1 > 20
+
+
+@pytest.mark.parametrize("max_memory", [None, "1k"])  # cache room, or none (tiles run again)
+def test_blocks_keep_shared_tiles_so_each_runs_once(max_memory, monkeypatch):
+    """Tiles straddling block borders are read by several blocks: with room they go through the
+    network once (as in a whole-plane run); without, they run again. Same result either way."""
+    from napari_deepseg.inference.runner import TileRunner
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 3, 5, padding=2))
+    net.deepseg_arch = SimpleNamespace(name="conv", in_channels=1, num_classes=3)
+    net.deepseg_meta = ModelMeta(name="conv", task="instance-boundary").complete(3)
+    image, _ = _plane((520, 470), seed=3)
+    ran = []
+    run = TileRunner.run
+    monkeypatch.setattr(TileRunner, "run", lambda self, batch: ran.append(len(batch)) or run(self, batch))
+    opts = {"outputs": ("classes", "probabilities", "instances"), "tile": 48, "overlap": 16, **CPU}
+    whole = segment(image, net, block=4096, **opts)
+    whole_tiles, ran[:] = sum(ran), []
+    blocks = segment(image, net, block=256, max_memory=max_memory, **opts)
+    assert blocks.meta["block"] == 256
+    if max_memory is None:
+        assert sum(ran) == whole_tiles
+    else:
+        assert sum(ran) > 1.3 * whole_tiles
+    np.testing.assert_array_equal(blocks.probabilities, whole.probabilities)
+    np.testing.assert_array_equal(blocks.classes, whole.classes)
+    _same_objects(blocks.instances, whole.instances)

@@ -23,21 +23,16 @@ from ..progress import Progress, drain
 from . import memory
 from .gridmap import GridMap
 from .inputs import AxesPlan
-from .job import (
-    DEFAULT_BATCH,
-    DEFAULT_TILE,
-    MIN_TILE,
-    OUTPUTS,
-    Job,
-    SegmentationResult,
-    check_tile,
-)
+from .job import DEFAULT_BATCH, OUTPUTS, Job, SegmentationResult
 from .rescaled import choose_scale, run_rescaled
 from .runner import TileRunner
 from .settings import (
+    DEFAULT_TILE,
+    MIN_TILE,
     POSTPROCESS_KEYS,
     as_model,
     check_block,
+    check_tile,
     postprocess_settings,
     stitch_threshold,
 )

@@ -5,13 +5,13 @@ model's inputs, normalizes it tile by tile, runs tile batches and blends them in
 accumulator; finished rows become classes (and probabilities) at once, so memory is the image,
 the outputs and O(tile batch + one strip of rows), not the whole plane's logits. A plane larger
 than a block (:mod:`.memory`) is run block by block over the plane's own tile grid, its
-instances made on each block's region and joined across block borders (:mod:`.blocks`).
+instances made on each block's region and joined across block borders (:mod:`.blocks`); tiles
+that neighbouring blocks share are run once and kept for the next (:class:`.tiling.TileCache`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Generator
@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import _checks
 from ..errors import DeepsegError
 from ..models.contract import contract_of
 from ..models.modelfile import described, makes_instances
@@ -43,12 +42,11 @@ from .inputs import (
 )
 from .postprocess import class_map, instances_from_probabilities, offset_labels, stitch_to_previous
 from .runner import TileRunner, TileTooLarge, model_in_channels
-from .tiling import StripAccumulator, TileGrid, fit_tile
+from .settings import DEFAULT_TILE, MIN_TILE, as_array, check_tile
+from .tiling import StripAccumulator, TileCache, TileGrid, fit_tile
 
 OUTPUTS = ("classes", "instances", "probabilities")
-DEFAULT_TILE = 512
 DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
-MIN_TILE = 8
 _ALL = slice(0, 2**62)
 
 
@@ -95,6 +93,8 @@ class Job:
     block: int | None = None
     layout: BlockLayout | None = None
     out_grid: GridMap | None = None  # a rescaled run: instances are stored on the image's grid
+    cache_budget: int = 0  # bytes for tile outputs shared by neighbouring blocks
+    tiles: TileCache | None = None
 
     @classmethod
     def make(cls, image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs) -> Job:
@@ -162,23 +162,26 @@ class Job:
         return self._finish(time.perf_counter() - start)
 
     def _plan_blocks(self) -> BlockLayout:
-        """The plane's block layout: ``block=`` if given, else the memory policy's block."""
+        """The plane's block layout: ``block=`` if given, else the memory policy's block. The tile
+        cache gets what the limit leaves after the outputs and one block's work, at most as much
+        as that work again (so a run's memory stays the outputs plus O(block))."""
         h, w = self.plan.size("Y"), self.plan.size("X")
         halo = max(memory.DEFAULT_HALO, self.overlap)
-        side = self.block
-        if side is None:
-            meta = described(self.model)
-            k = len(meta.class_names) if meta is not None and meta.class_names else 3
-            instances = "instances" in self.outputs
-            per_pixel = 1 + 2 * k * ("probabilities" in self.outputs)
-            # a rescaled run's instances are on the image's grid; its classes and probabilities
-            # are mapped there at the end
-            rescaled = self.out_grid is not None
-            image_pixels = math.prod(self.out_grid.full) if rescaled else h * w
-            per_image_pixel = 4 * instances + per_pixel * rescaled
-            outputs = self.plan.n_planes * (h * w * per_pixel + image_pixels * per_image_pixel)
-            free = self.limit - memory.in_use() - outputs
-            side = memory.block_size(free, memory.block_bytes_per_pixel(k, instances), halo)
+        meta = described(self.model)
+        k = len(meta.class_names) if meta is not None and meta.class_names else 3
+        instances = "instances" in self.outputs
+        per_pixel = 1 + 2 * k * ("probabilities" in self.outputs)
+        # a rescaled run's instances are on the image's grid; its classes and probabilities are
+        # mapped there at the end
+        rescaled = self.out_grid is not None
+        image_pixels = math.prod(self.out_grid.full) if rescaled else h * w
+        per_image_pixel = 4 * instances + per_pixel * rescaled
+        outputs = self.plan.n_planes * (h * w * per_pixel + image_pixels * per_image_pixel)
+        free = self.limit - memory.in_use() - outputs
+        per_block_pixel = memory.block_bytes_per_pixel(k, instances)
+        side = self.block or memory.block_size(free, per_block_pixel, halo)
+        work = (side + 2 * halo) ** 2 * per_block_pixel
+        self.cache_budget = max(0, min(work, free - work))  # at most one block's work again
         return BlockLayout.plan(h, w, side, halo)
 
     def _tiles_per_plane(self) -> int:
@@ -199,8 +202,12 @@ class Job:
             self._allocate(k, (0, 0))
         total = self.layout.count
         yield Progress("blocks", 0, total, "blocks", self._block_info(index, slice(0, 0), slice(0, 0)))
+        grid = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
+        regions = [(b.read_y, b.read_x) for b in self.layout.blocks()]
+        self.tiles = TileCache(grid, regions, self.cache_budget)
         writer = None
         for block in self.layout.blocks():
+            self.tiles.start(block.index)
             window = (block.read_y, block.read_x)
             prob = yield from self._plane_with_retry(raw, norm, _Target.of_block(index, block), window)
             if prob is not None:
@@ -214,6 +221,7 @@ class Job:
                 del labels
             info = self._block_info(index, block.y, block.x)
             yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)
+        self.tiles = None
         if writer is None:
             return None
         writer.finish()
@@ -276,16 +284,10 @@ class Job:
         i = 0
         while i < len(tiles):
             chunk = tiles[i : i + self.runner.batch_size]
-            batch = norm(np.stack([grid.read(raw, y, x) for y, x in chunk]))
-            out = self.runner.run(batch)
-            if out.shape[2] < grid.th or out.shape[3] < grid.tw:
-                raise DeepsegError(
-                    f"the model returned {out.shape[2]}x{out.shape[3]} for {grid.in_h}x{grid.in_w} input; "
-                    "valid-padding models must declare output_margin (models.contract)"
-                )
+            out = self._tile_outputs(raw, norm, grid, chunk)
             if acc is None:
-                acc = StripAccumulator(out.shape[1], rx.stop - rx.start)
-                keep_prob = self._allocate(out.shape[1], (ry.stop - ry.start, rx.stop - rx.start))
+                acc = StripAccumulator(out[0].shape[0], rx.stop - rx.start)
+                keep_prob = self._allocate(out[0].shape[0], (ry.stop - ry.start, rx.stop - rx.start))
             for (y, x), o in zip(chunk, out):
                 y0, y1 = max(y, ry.start), min(y + grid.th, ry.stop)
                 x0, x1 = max(x, rx.start), min(x + grid.tw, rx.stop)
@@ -299,6 +301,27 @@ class Job:
             message = f"tile {self.tiles_done}/{self.tiles_total}"
             yield Progress("tiles", self.tiles_done, self.tiles_total, message)
         return keep_prob
+
+    def _tile_outputs(
+        self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, chunk: list[tuple[int, int]]
+    ) -> list[np.ndarray]:
+        """The (K, th, tw) outputs of ``chunk``'s tiles: kept ones from the block tile cache, the
+        others run through the network in one batch (and kept when a later block reads them)."""
+        cache = self.tiles if self.tiles is not None and self.tiles.grid == grid else None
+        found = {t: cache.get(t) for t in chunk} if cache is not None else {}
+        todo = [t for t in chunk if found.get(t) is None]
+        if todo:
+            out = self.runner.run(norm(np.stack([grid.read(raw, y, x) for y, x in todo])))
+            if out.shape[2] < grid.th or out.shape[3] < grid.tw:
+                raise DeepsegError(
+                    f"the model returned {out.shape[2]}x{out.shape[3]} for {grid.in_h}x{grid.in_w} input; "
+                    "valid-padding models must declare output_margin (models.contract)"
+                )
+            for t, o in zip(todo, out):
+                found[t] = o
+                if cache is not None:
+                    cache.put(t, o)
+        return [found[t] for t in chunk]
 
     def _allocate(self, k: int, size: tuple[int, int]) -> np.ndarray | None:
         """Allocate outputs at the first tile; returns a (K, h, w) float16 buffer for instances."""
@@ -393,36 +416,3 @@ class _Target:
     def of_block(cls, index: tuple[int, ...], block: Block) -> _Target:
         cy, cx = block.core_in_region
         return cls(index, block.read_y.start, block.read_x.start, cy, cx)
-
-
-def as_array(image: Any) -> Any:
-    if isinstance(image, (str, os.PathLike)) or image is None:
-        raise _checks.ArgumentTypeError(
-            f"image must be an array (numpy, dask or zarr), not {image!r}; "
-            "read files with napari_deepseg.io.read_image"
-        )
-    if not all(hasattr(image, a) for a in ("shape", "dtype", "__getitem__")):
-        image = np.asarray(image)
-    dtype = np.dtype(image.dtype)
-    if dtype.kind not in "biuf":
-        raise DeepsegError(f"images must be numeric (bool, int, uint or float), not {dtype}")
-    if len(image.shape) < 2:
-        raise DeepsegError(f"the image needs at least 2 dimensions (Y, X), got shape {tuple(image.shape)}")
-    if any(n == 0 for n in image.shape):
-        raise DeepsegError(f"the image is empty (shape {tuple(image.shape)}); give an image with pixels")
-    return image
-
-
-def check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple[int, int]:
-    """``(tile, overlap)`` with defaults filled; a one-line DeepsegError when they do not fit the model."""
-    multiple = int(contract_of(model).size_multiple)
-    smallest = max(MIN_TILE, multiple)
-    tile = DEFAULT_TILE if tile is None else int(tile)
-    if tile < smallest:
-        raise DeepsegError(f"tile={tile} is smaller than this model allows; use tile={smallest} or more")
-    overlap = tile // 8 if overlap is None else int(overlap)
-    if not 0 <= overlap < tile:
-        raise DeepsegError(
-            f"overlap={overlap} must be 0 or more and less than tile={tile}; lower the overlap"
-        )
-    return tile, overlap

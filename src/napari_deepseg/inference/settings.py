@@ -1,17 +1,23 @@
-"""Checked options of a segmentation run: post-processing settings, stitching, block, model."""
+"""Checked arguments of a segmentation run: the image, tile, post-processing settings, stitching,
+block, model."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from .. import _checks
 from ..errors import DeepsegError
+from ..models.contract import contract_of
 from ..models.modelfile import described
 from . import memory
 from .postprocess import DEFAULT_MIN_SIZE, SEED_METHODS
+
+DEFAULT_TILE = 512
+MIN_TILE = 8
 
 POSTPROCESS_KEYS = (
     "seed_threshold",
@@ -86,3 +92,36 @@ def as_model(model: Any) -> nn.Module:
     raise _checks.ArgumentTypeError(
         f"model must be a torch module, a model file or a model name such as 'nuclei', not {model!r}"
     )
+
+
+def as_array(image: Any) -> Any:
+    if isinstance(image, (str, os.PathLike)) or image is None:
+        raise _checks.ArgumentTypeError(
+            f"image must be an array (numpy, dask or zarr), not {image!r}; "
+            "read files with napari_deepseg.io.read_image"
+        )
+    if not all(hasattr(image, a) for a in ("shape", "dtype", "__getitem__")):
+        image = np.asarray(image)
+    dtype = np.dtype(image.dtype)
+    if dtype.kind not in "biuf":
+        raise DeepsegError(f"images must be numeric (bool, int, uint or float), not {dtype}")
+    if len(image.shape) < 2:
+        raise DeepsegError(f"the image needs at least 2 dimensions (Y, X), got shape {tuple(image.shape)}")
+    if any(n == 0 for n in image.shape):
+        raise DeepsegError(f"the image is empty (shape {tuple(image.shape)}); give an image with pixels")
+    return image
+
+
+def check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple[int, int]:
+    """``(tile, overlap)`` with defaults filled; a one-line DeepsegError when they do not fit the model."""
+    multiple = int(contract_of(model).size_multiple)
+    smallest = max(MIN_TILE, multiple)
+    tile = DEFAULT_TILE if tile is None else int(tile)
+    if tile < smallest:
+        raise DeepsegError(f"tile={tile} is smaller than this model allows; use tile={smallest} or more")
+    overlap = tile // 8 if overlap is None else int(overlap)
+    if not 0 <= overlap < tile:
+        raise DeepsegError(
+            f"overlap={overlap} must be 0 or more and less than tile={tile}; lower the overlap"
+        )
+    return tile, overlap

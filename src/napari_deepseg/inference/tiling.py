@@ -125,6 +125,63 @@ class TileGrid:
         return _window(plane, top, left, self.in_h, self.in_w)
 
 
+class TileCache:
+    """Tile outputs of one plane that a later block will read again, within a byte budget.
+
+    Block regions overlap (halos) and tiles straddle block borders, so a plane run block by
+    block would put about 1.7 times the plane's tiles through the network. A tile's output is
+    kept (a copy of what the network returned: blends stay bit-identical to the whole-plane
+    run) from the block that first runs it until the last block that reads it. When the budget
+    is full, the tiles needed soonest win; the others are run again when needed.
+
+    Args:
+        grid: the plane's tile grid (outputs are only valid for this grid).
+        regions: the (rows, cols) region of each block, in run order.
+        budget: bytes the kept outputs may take.
+    """
+
+    def __init__(self, grid: TileGrid, regions: list[tuple[slice, slice]], budget: int) -> None:
+        self.grid, self.budget, self.block = grid, int(budget), 0
+        self.uses: dict[tuple[int, int], list[int]] = {}
+        for b, (rows, cols) in enumerate(regions):
+            for t in grid.tiles_in(rows, cols):
+                self.uses.setdefault(t, []).append(b)
+        self.kept: dict[tuple[int, int], np.ndarray] = {}
+        self.hits = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(o.nbytes for o in self.kept.values())
+
+    def start(self, block: int) -> None:
+        """Block ``block`` runs next: outputs no block from here on reads are dropped."""
+        self.block = block
+        for t in [t for t in self.kept if self._due(t, block) is None]:
+            del self.kept[t]
+
+    def get(self, tile: tuple[int, int]) -> np.ndarray | None:
+        out = self.kept.get(tile)
+        self.hits += out is not None
+        return out
+
+    def put(self, tile: tuple[int, int], out: np.ndarray) -> None:
+        """Keep ``out`` if a later block reads the tile and it fits (evicting later-needed ones)."""
+        due = self._due(tile, self.block + 1)
+        if due is None or out.nbytes > self.budget:
+            return
+        used = self.nbytes
+        for t in sorted(self.kept, key=lambda k: -self._due(k, self.block)):
+            if used + out.nbytes <= self.budget or self._due(t, self.block) <= due:
+                break
+            used -= self.kept.pop(t).nbytes
+        if used + out.nbytes <= self.budget:
+            self.kept[tile] = np.array(out)
+
+    def _due(self, tile: tuple[int, int], first: int) -> int | None:
+        """The first block at or after ``first`` that reads ``tile`` (None: none)."""
+        return next((b for b in self.uses.get(tile, ()) if b >= first), None)
+
+
 def _window(plane: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:
     """plane[:, top:top+h, left:left+w] with out-of-image parts filled by reflection."""
     _, height, width = plane.shape
