@@ -258,3 +258,15 @@ def test_blocks_keep_shared_tiles_so_each_runs_once(max_memory, monkeypatch):
     np.testing.assert_array_equal(blocks.probabilities, whole.probabilities)
     np.testing.assert_array_equal(blocks.classes, whole.classes)
     _same_objects(blocks.instances, whole.instances)
+
+
+def test_outputs_over_the_limit_warn_and_keep_useful_blocks():
+    """When the result alone cannot fit the limit, the run says so (naming the fix) and uses
+    blocks sized from the available memory, not the smallest blocks (slow and no help)."""
+    image, _ = _plane((700, 700), seed=5)
+    with pytest.warns(RuntimeWarning, match="over the memory limit.*deepseg predict"):
+        res = segment(image, _Oracle(), max_memory="1k", outputs=("instances",), tile=128, **CPU)
+    expected = memory.over_limit_block(memory.block_bytes_per_pixel(3, True))
+    assert expected > memory.MIN_BLOCK
+    assert res.meta["block"] == (None if expected + 2 * memory.DEFAULT_HALO >= 700 else expected)
+    assert res.instances.max() > 50

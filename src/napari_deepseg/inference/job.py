@@ -180,6 +180,15 @@ class Job:
         free = self.limit - memory.in_use() - outputs
         per_block_pixel = memory.block_bytes_per_pixel(k, instances)
         side = self.block or memory.block_size(free, per_block_pixel, halo)
+        if self.block is None and free <= 0:  # the outputs alone do not fit the limit
+            side = memory.over_limit_block(per_block_pixel, halo)
+            warnings.warn(
+                f"this image's result alone needs {outputs / 2**30:.1f} GB, over the memory limit of "
+                f"{self.limit / 2**30:.1f} GB; segmenting in blocks of {side} anyway. To stay within "
+                "memory write the result chunk by chunk (deepseg predict) or raise max_memory",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         work = (side + 2 * halo) ** 2 * per_block_pixel
         self.cache_budget = max(0, min(work, free - work))  # at most one block's work again
         return BlockLayout.plan(h, w, side, halo)

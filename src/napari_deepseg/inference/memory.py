@@ -9,7 +9,9 @@ Every memory-derived default lives here (one place):
   work costs :func:`block_bytes_per_pixel` bytes per pixel of its region (block plus halo);
   the block is the largest multiple of :data:`BLOCK_STEP` between :data:`MIN_BLOCK` and
   :data:`MAX_BLOCK` whose work fits what the limit leaves after the memory already in use
-  (the process's resident set) and the outputs still to allocate.
+  (the process's resident set) and the outputs still to allocate. When the outputs alone
+  exceed the limit (a 16k x 16k plane's labels in memory take 1.3 GB), the limit cannot be kept
+  and :func:`over_limit_block` sizes blocks from the available memory instead, with a warning.
 - :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
   input held in memory at once, so that input, outputs and block work fit the limit (the
   blocks get at most half of what is free, the input piece the rest).
@@ -85,6 +87,12 @@ def block_size(free_bytes: int, bytes_per_pixel: int, halo: int = DEFAULT_HALO) 
     side = math.isqrt(max(0, int(free_bytes)) // max(1, int(bytes_per_pixel))) - 2 * halo
     side = side // BLOCK_STEP * BLOCK_STEP
     return int(min(MAX_BLOCK, max(MIN_BLOCK, side)))
+
+
+def over_limit_block(bytes_per_pixel: int, halo: int = DEFAULT_HALO) -> int:
+    """Block side for a run whose outputs alone do not fit the limit (the limit cannot be kept):
+    what half of the available memory allows, so the run is not slowed by tiny blocks as well."""
+    return block_size(psutil.virtual_memory().available // 2, bytes_per_pixel, halo)
 
 
 @dataclass(frozen=True)
