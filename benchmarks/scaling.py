@@ -124,22 +124,23 @@ def _table(rows: list[dict], machine: str, load: str, command: str) -> str:
     lines = [
         f"Machine: {machine}. Load average at the start (`cat /proc/loadavg`): {load}{shared}.",
         "The model runs at the scale its object-size estimate chose (`scale`: the run grid over the"
-        " image's; MPix/s count the image's own pixels).",
+        " image's); MPix/s count the image's own pixels, run MPix/s the pixels the model ran on.",
         "",
         f"`{command}`",
         "",
-        "| size | path | peak RSS (GB) | seconds | MPix/s | objects | scale | block | notes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| size | path | peak RSS (GB) | seconds | MPix/s | run MPix/s | objects | scale | block | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['size']}² | {r['case']} | | | | | | | failed: {r['error']} |")
+            lines.append(f"| {r['size']}² | {r['case']} | | | | | | | | failed: {r['error']} |")
             continue
         mpix = r["size"] ** 2 / 1e6
         note = r.get("note", "")
         lines.append(
             f"| {r['size']}² | {r['case']} | {r['peak_rss_mb'] / 1024:.2f} | {r['seconds']:.0f} | "
-            f"{mpix / r['seconds']:.3f} | {r.get('objects', '')} | {r.get('scale', 1.0):.2f} | "
+            f"{mpix / r['seconds']:.3f} | {mpix * r.get('scale', 1.0) ** 2 / r['seconds']:.3f} | "
+            f"{r.get('objects', '')} | {r.get('scale', 1.0):.2f} | "
             f"{r.get('block') or 'whole'} | {note} |"
         )
     return "\n".join(lines)
