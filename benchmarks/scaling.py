@@ -48,13 +48,15 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def child(kind: str, image_path: Path, out: Path) -> dict:
-    """One case in this (fresh) process; returns its figures."""
+def child(kind: str, image_path: Path, out: Path, diameter: str | None = None) -> dict:
+    """One case in this (fresh) process; returns its figures. ``diameter``: the object diameter
+    (``off``, pixels) instead of the default estimate."""
     if kind == "cli":
         from napari_deepseg.cli import main
 
         t0 = time.perf_counter()
-        rc = main(["predict", str(image_path), "-o", str(out), "--quiet"])
+        extra = ["--diameter", diameter] if diameter else []
+        rc = main(["predict", str(image_path), "-o", str(out), "--quiet", *extra])
         seconds = time.perf_counter() - t0
         manifest = json.loads((out / "deepseg_manifest.json").read_text())
         entry = next(iter(manifest["files"].values()))
@@ -69,7 +71,8 @@ def child(kind: str, image_path: Path, out: Path) -> dict:
     model = load_model("nuclei")
     block = 1 << 20 if kind == "whole" else None
     t0 = time.perf_counter()
-    result = segment(image, model, outputs=("instances",), block=block)
+    size = None if diameter is None else diameter if diameter == "off" else float(diameter)
+    result = segment(image, model, outputs=("instances",), block=block, object_diameter=size)
     seconds = time.perf_counter() - t0
     np.save(out / f"{kind}.npy", result.instances)
     return {
@@ -107,10 +110,11 @@ def agreement(blockwise: np.ndarray, whole: np.ndarray, iou: float = 0.9) -> flo
     return len(np.unique(a[good])) / max(1, int((area_w[1:] > 0).sum()))
 
 
-def _run_child(kind: str, image_path: Path, work: Path) -> dict:
+def _run_child(kind: str, image_path: Path, work: Path, diameter: str | None) -> dict:
     out = work / f"{kind}_{image_path.stem}"
     out.mkdir(exist_ok=True)
     cmd = [sys.executable, __file__, "--child", kind, str(image_path), str(out)]
+    cmd += ["--diameter", diameter] if diameter else []
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -157,11 +161,12 @@ def main() -> None:
         "--results", type=Path, default=None, help="JSON-lines file (default: in the work dir)"
     )
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--diameter", help="object diameter for all cases (off, or pixels): one scale")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "IMAGE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, image, out = args.child
-        print(json.dumps(child(kind, Path(image), Path(out))))
+        print(json.dumps(child(kind, Path(image), Path(out), args.diameter)))
         return
     if not (args.data / "index.json").exists():
         print(f"DSB2018 data not found at {args.data}; give its path (skipping)")
@@ -180,7 +185,7 @@ def main() -> None:
             tifffile.imwrite(image_path, mosaic(tiles, size))
             kinds = ["segment"] + (["whole"] if size in args.whole else []) + ["cli"]
             for kind in kinds:
-                row = {"size": size, "case": kind, **_run_child(kind, image_path, work)}
+                row = {"size": size, "case": kind, **_run_child(kind, image_path, work, args.diameter)}
                 if kind == "whole" and "error" not in row:
                     blockwise = np.load(work / f"segment_{image_path.stem}" / "segment.npy")
                     whole = np.load(work / f"whole_{image_path.stem}" / "whole.npy")

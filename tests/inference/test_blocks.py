@@ -218,7 +218,8 @@ def test_rescaled_blockwise_matches_rescaled_whole_plane_on_the_image_grid(diame
     except StopIteration as stop:
         blocks = stop.value
     assert blocks.meta["object_diameter"]["scale"] == pytest.approx(16.0 / diameter)
-    assert blocks.meta["block"] == 128 and whole.meta["block"] is None
+    assert blocks.meta["block"] == 128
+    assert whole.meta["block"] is None
     assert set(stored) == {image.shape}
     seen = np.zeros(image.shape, int)
     for e in events:
@@ -266,7 +267,7 @@ def test_outputs_over_the_limit_warn_and_keep_useful_blocks():
     image, _ = _plane((700, 700), seed=5)
     with pytest.warns(RuntimeWarning, match="over the memory limit.*deepseg predict"):
         res = segment(image, _Oracle(), max_memory="1k", outputs=("instances",), tile=128, **CPU)
-    expected = memory.over_limit_block(memory.block_bytes_per_pixel(3, True))
+    expected = memory.block_size(memory.over_limit_room(), memory.block_bytes_per_pixel(3, True))
     assert expected > memory.MIN_BLOCK
     assert res.meta["block"] == (None if expected + 2 * memory.DEFAULT_HALO >= 700 else expected)
     assert res.instances.max() > 50

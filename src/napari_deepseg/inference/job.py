@@ -181,7 +181,8 @@ class Job:
         per_block_pixel = memory.block_bytes_per_pixel(k, instances)
         side = self.block or memory.block_size(free, per_block_pixel, halo)
         if self.block is None and free <= 0:  # the outputs alone do not fit the limit
-            side = memory.over_limit_block(per_block_pixel, halo)
+            free = memory.over_limit_room()
+            side = memory.block_size(free, per_block_pixel, halo)
             warnings.warn(
                 f"this image's result alone needs {outputs / 2**30:.1f} GB, over the memory limit of "
                 f"{self.limit / 2**30:.1f} GB; segmenting in blocks of {side} anyway. To stay within "

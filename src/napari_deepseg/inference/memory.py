@@ -11,7 +11,8 @@ Every memory-derived default lives here (one place):
   :data:`MAX_BLOCK` whose work fits what the limit leaves after the memory already in use
   (the process's resident set) and the outputs still to allocate. When the outputs alone
   exceed the limit (a 16k x 16k plane's labels in memory take 1.3 GB), the limit cannot be kept
-  and :func:`over_limit_block` sizes blocks from the available memory instead, with a warning.
+  and blocks and the tile cache are sized from :func:`over_limit_room` (half the available
+  memory) instead, with a warning.
 - :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
   input held in memory at once, so that input, outputs and block work fit the limit (the
   blocks get at most half of what is free, the input piece the rest).
@@ -89,10 +90,10 @@ def block_size(free_bytes: int, bytes_per_pixel: int, halo: int = DEFAULT_HALO) 
     return int(min(MAX_BLOCK, max(MIN_BLOCK, side)))
 
 
-def over_limit_block(bytes_per_pixel: int, halo: int = DEFAULT_HALO) -> int:
-    """Block side for a run whose outputs alone do not fit the limit (the limit cannot be kept):
-    what half of the available memory allows, so the run is not slowed by tiny blocks as well."""
-    return block_size(psutil.virtual_memory().available // 2, bytes_per_pixel, halo)
+def over_limit_room() -> int:
+    """Bytes for block work when a run's outputs alone exceed the limit (it cannot be kept):
+    half the available memory, so the run is not also slowed by tiny blocks."""
+    return int(psutil.virtual_memory().available // 2)
 
 
 @dataclass(frozen=True)
