@@ -261,12 +261,16 @@ def test_blocks_keep_shared_tiles_so_each_runs_once(max_memory, monkeypatch):
     _same_objects(blocks.instances, whole.instances)
 
 
-def test_outputs_over_the_limit_warn_and_keep_useful_blocks():
-    """When the result alone cannot fit the limit, the run says so (naming the fix) and uses
-    blocks sized from the available memory, not the smallest blocks (slow and no help)."""
+def test_outputs_over_the_default_limit_warn_and_keep_useful_blocks(monkeypatch):
+    """When the result alone cannot fit the default limit, the run says so (naming the fix) and
+    uses blocks sized from the available memory, not the smallest blocks (slow and no help); a
+    limit the caller set is kept to as far as blocks can (the smallest ones)."""
     image, _ = _plane((700, 700), seed=5)
+    monkeypatch.setattr(memory, "DEFAULT_LIMIT", 1024)
     with pytest.warns(RuntimeWarning, match="over the memory limit.*deepseg predict"):
-        res = segment(image, _Oracle(), max_memory="1k", outputs=("instances",), tile=128, **CPU)
+        res = segment(image, _Oracle(), outputs=("instances",), tile=128, **CPU)
+    given = segment(image, _Oracle(), max_memory="1k", outputs=("instances",), tile=128, **CPU)
+    assert given.meta["block"] == memory.MIN_BLOCK
     expected = memory.block_size(memory.over_limit_room(), memory.block_bytes_per_pixel(3, True))
     assert expected > memory.MIN_BLOCK
     assert res.meta["block"] == (None if expected + 2 * memory.DEFAULT_HALO >= 700 else expected)

@@ -181,7 +181,7 @@ def _run(
     job.tta, job.stitch = bool(tta), stitch_threshold(stitch_3d)
     job.postprocess = postprocess_settings(model, min_size, postprocess)
     job.limit, job.block = memory.memory_limit(max_memory), check_block(block)
-    job.out_grid = out_grid
+    job.out_grid, job.limit_given = out_grid, max_memory is not None
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return (yield from job.run())
 

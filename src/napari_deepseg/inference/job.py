@@ -90,6 +90,7 @@ class Job:
     runner: TileRunner | None = None
     result: dict[str, np.ndarray | None] = field(default_factory=dict)
     limit: int = memory.DEFAULT_LIMIT
+    limit_given: bool = False  # max_memory set by the caller (kept to the smallest blocks if need be)
     block: int | None = None
     layout: BlockLayout | None = None
     out_grid: GridMap | None = None  # a rescaled run: instances are stored on the image's grid
@@ -162,7 +163,8 @@ class Job:
         return self._finish(time.perf_counter() - start)
 
     def _plan_blocks(self) -> BlockLayout:
-        """The plane's block layout: ``block=`` if given, else the memory policy's block. The tile
+        """The plane's block layout: ``block=`` if given, else the memory policy's block (when the
+        outputs alone exceed the default limit, one sized from the available memory). The tile
         cache gets what the limit leaves after the outputs and one block's work, at most as much
         as that work again (so a run's memory stays the outputs plus O(block))."""
         h, w = self.plan.size("Y"), self.plan.size("X")
@@ -180,7 +182,7 @@ class Job:
         free = self.limit - memory.in_use() - outputs
         per_block_pixel = memory.block_bytes_per_pixel(k, instances)
         side = self.block or memory.block_size(free, per_block_pixel, halo)
-        if self.block is None and free <= 0:  # the outputs alone do not fit the limit
+        if self.block is None and not self.limit_given and free <= 0:  # outputs over the default limit
             free = memory.over_limit_room()
             side = memory.block_size(free, per_block_pixel, halo)
             warnings.warn(
