@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -146,6 +146,26 @@ class BlockLayout:
                 read_y = slice(max(0, y0 - m), min(h, y1 + m))
                 read_x = slice(max(0, x0 - m), min(w, x1 + m))
                 yield Block(i * len(self.xs) + j, slice(y0, y1), slice(x0, x1), read_y, read_x)
+
+
+_ALL = slice(0, 2**62)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run over a plane or a block region writes: plane index, region origin (oy, ox)
+    in the plane, and the core rows/columns of the region to keep (all for a whole plane)."""
+
+    index: tuple[int, ...]
+    oy: int = 0
+    ox: int = 0
+    core_y: slice = field(default_factory=lambda: _ALL)
+    core_x: slice = field(default_factory=lambda: _ALL)
+
+    @classmethod
+    def of_block(cls, index: tuple[int, ...], block: Block) -> Target:
+        cy, cx = block.core_in_region
+        return cls(index, block.read_y.start, block.read_x.start, cy, cx)
 
 
 def _shift(region_slices: tuple[slice, slice], block: Block) -> tuple[slice, slice]:

@@ -27,7 +27,7 @@ from ..models.contract import contract_of
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress
 from . import memory
-from .blocks import Block, BlockLabels, BlockLayout
+from .blocks import BlockLabels, BlockLayout, Target
 from .device import Precision, resolve_device, resolve_precision
 from .gridmap import GridMap
 from .inputs import (
@@ -47,7 +47,6 @@ from .tiling import StripAccumulator, TileCache, TileGrid, fit_tile
 
 OUTPUTS = ("classes", "instances", "probabilities")
 DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
-_ALL = slice(0, 2**62)
 
 
 @dataclass
@@ -147,7 +146,7 @@ class Job:
             raw = self._plane(index)
             norm = fixed or percentile_normalizer([raw], self.norm_spec["low"], self.norm_spec["high"])
             if self.layout.single:
-                prob = yield from self._plane_with_retry(raw, norm, _Target(index))
+                prob = yield from self._plane_with_retry(raw, norm, Target(index))
                 labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
                 del prob
                 if labels is not None and self.out_grid is not None:
@@ -163,10 +162,8 @@ class Job:
         return self._finish(time.perf_counter() - start)
 
     def _plan_blocks(self) -> BlockLayout:
-        """The plane's block layout: ``block=`` if given, else the memory policy's block (when the
-        outputs alone exceed the default limit, one sized from the available memory). The tile
-        cache gets what the limit leaves after the outputs and one block's work, at most as much
-        as that work again (so a run's memory stays the outputs plus O(block))."""
+        """The plane's block layout and the tile cache's budget (:func:`.memory.plan_blocks`):
+        ``block=`` if given, else the memory policy's block."""
         h, w = self.plan.size("Y"), self.plan.size("X")
         halo = max(memory.DEFAULT_HALO, self.overlap)
         meta = described(self.model)
@@ -179,22 +176,18 @@ class Job:
         image_pixels = math.prod(self.out_grid.full) if rescaled else h * w
         per_image_pixel = 4 * instances + per_pixel * rescaled
         outputs = self.plan.n_planes * (h * w * per_pixel + image_pixels * per_image_pixel)
-        free = self.limit - memory.in_use() - outputs
         per_block_pixel = memory.block_bytes_per_pixel(k, instances)
-        side = self.block or memory.block_size(free, per_block_pixel, halo)
-        if self.block is None and not self.limit_given and free <= 0:  # outputs over the default limit
-            free = memory.over_limit_room()
-            side = memory.block_size(free, per_block_pixel, halo)
+        chosen = memory.plan_blocks(outputs, self.limit, self.limit_given, per_block_pixel, halo, self.block)
+        if chosen.over_limit:
             warnings.warn(
                 f"this image's result alone needs {outputs / 2**30:.1f} GB, over the memory limit of "
-                f"{self.limit / 2**30:.1f} GB; segmenting in blocks of {side} anyway. To stay within "
+                f"{self.limit / 2**30:.1f} GB; segmenting in blocks of {chosen.side} anyway. To stay within "
                 "memory write the result chunk by chunk (deepseg predict) or raise max_memory",
                 RuntimeWarning,
                 stacklevel=2,
             )
-        work = (side + 2 * halo) ** 2 * per_block_pixel
-        self.cache_budget = max(0, min(work, free - work))  # at most one block's work again
-        return BlockLayout.plan(h, w, side, halo)
+        self.cache_budget = chosen.cache_budget
+        return BlockLayout.plan(h, w, chosen.side, halo)
 
     def _tiles_per_plane(self) -> int:
         """Tiles run per plane: the plane's tile grid, each block running the tiles over its region."""
@@ -221,7 +214,7 @@ class Job:
         for block in self.layout.blocks():
             self.tiles.start(block.index)
             window = (block.read_y, block.read_x)
-            prob = yield from self._plane_with_retry(raw, norm, _Target.of_block(index, block), window)
+            prob = yield from self._plane_with_retry(raw, norm, Target.of_block(index, block), window)
             if prob is not None:
                 labels = instances_from_probabilities(prob, **self.postprocess)
                 del prob
@@ -256,7 +249,7 @@ class Job:
         return model_plane(raw, self.mapping, where, warn)
 
     def _plane_with_retry(
-        self, raw: np.ndarray, norm: Normalizer, target: _Target, window: tuple[slice, slice] | None = None
+        self, raw: np.ndarray, norm: Normalizer, target: Target, window: tuple[slice, slice] | None = None
     ):
         """Run a plane, or the ``window`` (rows, cols) of it with the plane's own tile grid (a
         block region: its probabilities equal the whole-plane run's); on a tile too large for
@@ -285,7 +278,7 @@ class Job:
                 self.overlap = min(self.overlap, smaller // 4)
                 self.tiles_total = max(self.tiles_done, self._tiles_per_plane() * self.plan.n_planes)
 
-    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, target: _Target, window=None):
+    def _run_plane(self, raw: np.ndarray, norm: Normalizer, grid: TileGrid, target: Target, window=None):
         """Tile batches -> strip accumulator -> finished rows of the window (default: the plane);
         returns the window's (K, h, w) float16 probabilities or None."""
         wy, wx = grid.weights()
@@ -356,7 +349,7 @@ class Job:
         view = arr[key]
         return view.T if transposed else view
 
-    def _finalize_rows(self, popped, target: _Target, keep_prob: np.ndarray | None) -> None:
+    def _finalize_rows(self, popped, target: Target, keep_prob: np.ndarray | None) -> None:
         """Write finished rows: the core's classes/probabilities into the outputs, all into ``keep_prob``."""
         first, sums, wsum = popped
         lo, hi = max(first, target.core_y.start), min(first + sums.shape[1], target.core_y.stop)
@@ -412,19 +405,3 @@ class Job:
         }
         r = self.result
         return SegmentationResult(r["classes"], r["instances"], r["probabilities"], self.plan.out_axes, info)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where a run over a plane or a block region writes: region origin and the core to keep."""
-
-    index: tuple[int, ...]
-    oy: int = 0
-    ox: int = 0
-    core_y: slice = field(default_factory=lambda: _ALL)
-    core_x: slice = field(default_factory=lambda: _ALL)
-
-    @classmethod
-    def of_block(cls, index: tuple[int, ...], block: Block) -> _Target:
-        cy, cx = block.core_in_region
-        return cls(index, block.read_y.start, block.read_x.start, cy, cx)

@@ -13,6 +13,8 @@ Every memory-derived default lives here (one place):
   exceed the limit (a 16k x 16k plane's labels in memory take 1.3 GB), the limit cannot be kept
   and blocks and the tile cache are sized from :func:`over_limit_room` (half the available
   memory) instead, with a warning.
+- :func:`plan_blocks`: a run's block side and its tile cache's budget (what the limit leaves
+  after one block's work, at most that work again), from the outputs it must hold.
 - :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
   input held in memory at once, so that input, outputs and block work fit the limit (the
   blocks get at most half of what is free, the input piece the rest).
@@ -94,6 +96,32 @@ def over_limit_room() -> int:
     """Bytes for block work when a run's outputs alone exceed the limit (it cannot be kept):
     half the available memory, so the run is not also slowed by tiny blocks."""
     return int(psutil.virtual_memory().available // 2)
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """A plane's block side, the tile cache's byte budget, and whether the outputs alone
+    exceed the default limit (the run then uses :func:`over_limit_room` and should warn)."""
+
+    side: int
+    cache_budget: int
+    over_limit: bool
+
+
+def plan_blocks(
+    outputs: int, limit: int, limit_given: bool, bytes_per_pixel: int, halo: int, block: int | None
+) -> BlockPlan:
+    """Block side (``block`` if given) and tile-cache budget for a run whose outputs take
+    ``outputs`` bytes under ``limit``: the cache gets what is left after one block's work, at
+    most that work again (memory stays the outputs plus O(block)). ``limit_given``: the caller
+    set the limit, which is then kept as far as the smallest blocks allow."""
+    free = limit - in_use() - outputs
+    over = block is None and not limit_given and free <= 0
+    if over:
+        free = over_limit_room()
+    side = block or block_size(free, bytes_per_pixel, halo)
+    work = (side + 2 * halo) ** 2 * bytes_per_pixel
+    return BlockPlan(side, max(0, min(work, free - work)), over)
 
 
 @dataclass(frozen=True)
