@@ -5,7 +5,7 @@ nearest neighbour, a block at a time: a block's core and region on the run grid 
 original-grid rows and columns whose nearest source pixel lies in them, so a rescaled plane's
 instances are joined across block borders (:class:`~.blocks.BlockLabels`) and stored on the
 image's grid directly, never held at the (possibly larger) run grid. Classes are mapped into a
-preallocated array in row bands (:meth:`GridMap.fill`), so no full-plane temporary is made.
+preallocated array in row bands (:meth:`GridMap.fill`).
 """
 
 from __future__ import annotations
@@ -47,18 +47,13 @@ class GridMap:
 
         return one(self.rows, y), one(self.cols, x)
 
-    def block(self, block: Block) -> Block:
-        """The run-grid ``block`` on the image grid (cores still tile the plane without gaps)."""
-        y, x = self.span(block.y, block.x)
-        ry, rx = self.span(block.read_y, block.read_x)
-        return Block(block.index, y, x, ry, rx)
-
-    def region(self, labels: np.ndarray, block: Block) -> np.ndarray:
-        """A block region's (h, w) run-grid labels on the image grid (the region of :meth:`block`)."""
+    def block_labels(self, block: Block, labels: np.ndarray) -> tuple[Block, np.ndarray]:
+        """A run-grid ``block`` and its region's (h, w) labels, both on the image grid (cores
+        still tile the plane without gaps)."""
         ry, rx = self.span(block.read_y, block.read_x)
         r = self.rows[ry] - block.read_y.start
         c = self.cols[rx] - block.read_x.start
-        return labels[r[:, None], c[None, :]]
+        return Block(block.index, *self.span(block.y, block.x), ry, rx), labels[r[:, None], c[None, :]]
 
     def fill(self, out: np.ndarray, src: np.ndarray) -> np.ndarray:
         """Write (..., h, w) run-grid labels into (..., H, W) ``out`` in row bands; returns ``out``."""
@@ -66,7 +61,3 @@ class GridMap:
             rows = self.rows[r : r + _BAND_ROWS]
             out[..., r : r + len(rows), :] = src[..., rows[:, None], self.cols[None, :]]
         return out
-
-    def labels(self, src: np.ndarray) -> np.ndarray:
-        """(..., h, w) run-grid labels as a new (..., H, W) array on the image grid."""
-        return self.fill(np.empty((*src.shape[:-2], *self.full), src.dtype), src)

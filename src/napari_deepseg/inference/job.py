@@ -42,6 +42,7 @@ from .inputs import (
 )
 from .postprocess import class_map, instances_from_probabilities, offset_labels, stitch_to_previous
 from .runner import TileRunner, TileTooLarge, model_in_channels
+from .scale import resize_labels
 from .settings import DEFAULT_TILE, MIN_TILE, as_array, check_tile
 from .tiling import StripAccumulator, TileCache, TileGrid, fit_tile
 
@@ -150,7 +151,7 @@ class Job:
                 labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
                 del prob
                 if labels is not None and self.out_grid is not None:
-                    labels = self.out_grid.labels(labels)
+                    labels = resize_labels(labels, self.out_grid.full)
             else:
                 labels = yield from self._blockwise(raw, norm, index)
             classes_2d = self._view("classes", index)
@@ -221,8 +222,8 @@ class Job:
                 writer = writer or BlockLabels(self._view("instances", index))
                 if self.out_grid is None:
                     writer.add(block, labels)
-                else:
-                    writer.add(self.out_grid.block(block), self.out_grid.region(labels, block))
+                else:  # a rescaled run: joined on the image's grid
+                    writer.add(*self.out_grid.block_labels(block, labels))
                 del labels
             info = self._block_info(index, block.y, block.x)
             yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)

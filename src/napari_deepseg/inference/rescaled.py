@@ -214,12 +214,13 @@ class _Mapper:
         return Progress(event.stage, event.done, event.total, event.message, info)
 
     def result(self, result: Any, loop: str, out_axes: str) -> Any:
-        """The inner result with classes and probabilities on the original grid (row bands: no
-        full-plane temporaries beyond the outputs themselves)."""
+        """The inner result with classes (mapped plane by plane as the plane events came) and
+        probabilities (row bands) on the original grid."""
         order = [(loop + "YX").index(a) for a in out_axes]
-        if self.classes is None:
-            self.classes = np.empty((*self.lead, *self.grid.full), result.classes.dtype)
-        result.classes = np.transpose(self.grid.fill(self.classes, result.classes), order)
+        if self.classes is None:  # every plane event maps its plane's classes: none were seen
+            empty = np.empty((*self.lead, *self.grid.full), result.classes.dtype)
+            self.classes = self.grid.fill(empty, result.classes)
+        result.classes = np.transpose(self.classes, order)
         if result.instances is not None:
             result.instances = np.transpose(result.instances, order)
         if result.probabilities is not None:
