@@ -188,3 +188,17 @@ def test_removing_the_labels_layer_removes_its_highlight(viewer, qtbot):
     viewer.layers.remove(result)
     qtbot.waitUntil(lambda: not any(is_helper_layer(layer) for layer in viewer.layers), timeout=2000)
     assert _errors() == []
+
+
+def test_correct_keeps_its_layer_when_layers_are_renamed(viewer, qtbot):
+    """A live result layer renamed from "... (running)" to its final name (and its sibling
+    renamed first) stays Correct's layer: seen in a real viewer after a blockwise run, where
+    Correct ended on the classes layer while the instances were active."""
+    widget = CorrectWidget(viewer)
+    qtbot.addWidget(widget)
+    first = viewer.add_labels(_objects(), name="classes (running)")
+    second = viewer.add_labels(_objects(), name="instances (running)")
+    assert widget.labels.value is second
+    first.name = "classes"
+    second.name = "instances"
+    assert widget.labels.value is second

@@ -183,8 +183,13 @@ class CorrectWidget(ReviewedActions, QWidget):
         return super().event(event)
 
     def _reset_choices(self, _event: Any = None) -> None:
+        """Refresh the pickers; a layer still in the viewer stays chosen (magicgui's combo box
+        can move to another entry when a layer is renamed)."""
         for combo in (self.labels, self.points, self.shapes):
+            kept = combo.value
             combo.reset_choices()
+            if kept is not None and kept in combo.choices and combo.value is not kept:
+                combo.value = kept
 
     def _follow_active(self, event: Any) -> None:
         layer = event.value
