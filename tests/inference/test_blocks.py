@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -275,3 +276,24 @@ def test_outputs_over_the_default_limit_warn_and_keep_useful_blocks(monkeypatch)
     assert expected > memory.MIN_BLOCK
     assert res.meta["block"] == (None if expected + 2 * memory.DEFAULT_HALO >= 700 else expected)
     assert res.instances.max() > 50
+
+
+def test_a_process_already_over_the_default_limit_runs_quietly_in_large_blocks(monkeypatch):
+    """Seen in CI: a long session whose resident memory already exceeds the default limit made
+    every small run warn that its result alone was over the limit. The default then bounds what
+    the run adds (large blocks, no warning); a limit the user set still gives the smallest."""
+    monkeypatch.setattr(memory, "in_use", lambda: 3 * memory.DEFAULT_LIMIT)
+    bpp = memory.block_bytes_per_pixel(3, True)
+    quiet = memory.plan_blocks(10**6, memory.DEFAULT_LIMIT, False, bpp, memory.DEFAULT_HALO, None)
+    assert not quiet.over_limit
+    assert quiet.side == memory.MAX_BLOCK
+    assert quiet.cache_budget > 0
+    given = memory.plan_blocks(10**6, memory.DEFAULT_LIMIT, True, bpp, memory.DEFAULT_HALO, None)
+    assert given.side == memory.MIN_BLOCK
+    assert not given.over_limit
+    image, _ = _plane((300, 300), seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = segment(image, _Oracle(), outputs=("instances",), tile=128, **CPU)
+    assert res.meta["block"] is None
+    assert res.instances.max() > 5

@@ -12,7 +12,10 @@ Every memory-derived default lives here (one place):
   (the process's resident set) and the outputs still to allocate. When the outputs alone
   exceed the limit (a 16k x 16k plane's labels in memory take 1.3 GB), the limit cannot be kept
   and blocks and the tile cache are sized from :func:`over_limit_room` (half the available
-  memory) instead, with a warning.
+  memory) instead, with a warning. When the process itself already fills the default limit
+  (napari holding large layers), the default bounds what the run adds: its work gets at least
+  half of what the limit leaves after its outputs. A ``max_memory`` the user set is kept as far
+  as the smallest blocks allow.
 - :func:`plan_blocks`: a run's block side and its tile cache's budget (what the limit leaves
   after one block's work, at most that work again), from the outputs it must hold.
 - :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
@@ -116,9 +119,13 @@ def plan_blocks(
     most that work again (memory stays the outputs plus O(block)). ``limit_given``: the caller
     set the limit, which is then kept as far as the smallest blocks allow."""
     free = limit - in_use() - outputs
-    over = block is None and not limit_given and free <= 0
+    over = block is None and not limit_given and outputs >= limit
     if over:
         free = over_limit_room()
+    elif not limit_given:
+        # a process that already fills the default limit (napari with large layers, a long
+        # test session) bounds what the run adds instead: at least half of what the outputs leave
+        free = max(free, (limit - outputs) // 2)
     side = block or block_size(free, bytes_per_pixel, halo)
     work = (side + 2 * halo) ** 2 * bytes_per_pixel
     return BlockPlan(side, max(0, min(work, free - work)), over)
