@@ -364,6 +364,39 @@ def test_gui_processes_events_during_a_run(viewer_widget, qtbot, tiny_unet, mode
     assert sum(ticks) >= 10  # the event loop ran many times while the worker segmented
 
 
+
+def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
+    viewer_widget, qtbot, model_file, errors, monkeypatch
+):
+    """Seen in a real viewer: two 2048² layers placed with zero-delay steps froze the window
+    for both at once. Each layer is added hidden and shown in a later step; between steps a
+    due timer (as the user's input and the repaint) runs."""
+    viewer, widget = viewer_widget
+    image, _ = synthetic_nuclei((64, 64), seed=2)
+    viewer.add_image(image, name="nuclei")
+    _choose(widget, model_file)
+    ticks, seen = [], []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    real_add = type(viewer).add_labels
+
+    def add_labels(self, data, **kwargs):
+        seen.append((len(ticks), kwargs.get("visible", True)))
+        time.sleep(0.05)  # as adding a 2048² layer does: the timer is due when the step ends
+        return real_add(self, data, **kwargs)
+
+    monkeypatch.setattr(type(viewer), "add_labels", add_labels)
+    timer.start(1)
+    try:
+        _run(qtbot, widget)
+    finally:
+        timer.stop()
+    assert errors["error"] == []
+    assert [visible for _, visible in seen] == [False, False]  # added hidden ...
+    assert seen[1][0] > seen[0][0] + 1  # ... and the timer ran after each step
+    assert viewer.layers["nuclei tiny classes"].visible
+    assert viewer.layers["nuclei tiny instances"].visible
+
 @pytest.mark.gpu
 def test_run_on_the_gpu(viewer_widget, qtbot, model_file, errors):
     viewer, widget = viewer_widget
