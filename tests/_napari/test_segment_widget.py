@@ -364,7 +364,6 @@ def test_gui_processes_events_during_a_run(viewer_widget, qtbot, tiny_unet, mode
     assert sum(ticks) >= 10  # the event loop ran many times while the worker segmented
 
 
-
 def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
     viewer_widget, qtbot, model_file, errors, monkeypatch
 ):
@@ -396,6 +395,7 @@ def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
     assert seen[1][0] > seen[0][0] + 1  # ... and the timer ran after each step
     assert viewer.layers["nuclei tiny classes"].visible
     assert viewer.layers["nuclei tiny instances"].visible
+
 
 @pytest.mark.gpu
 def test_run_on_the_gpu(viewer_widget, qtbot, model_file, errors):

@@ -82,6 +82,16 @@ def test_chunks_of_a_large_image_share_one_estimate(big_nuclei, sized_model_file
     entry = _entry(out)
     assert entry["chunks"] > 1
     assert entry["object_diameter"]["source"] == "estimated"
+    given = tmp_path / "zarr_given"  # a given diameter is recorded for a chunked image too
+    code = main([
+        "predict", str(stack), "-o", str(given), "--model", str(sized_model_file), "--quiet",
+        "--axes", "ZYX", "--zarr-threshold", "1K", "--chunk-size", "32K", "--diameter", "32",
+    ])  # fmt: skip
+    assert code == 0
+    sizing = _entry(given)["object_diameter"]
+    assert sizing["source"] == "given"
+    assert sizing["object_diameter"] == 32
+    assert sizing["scale"] == pytest.approx(0.5)
 
 
 def test_uncertainty_csv_beside_the_labels(big_nuclei, sized_model_file, tmp_path):

@@ -173,8 +173,10 @@ def image_sizing(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options
     opts = replace(opts, uncertainty=False)  # the ranking is written for images held in memory
     model = get_model(ref)
     meta = described(model)
-    if meta is None or meta.object_diameter is None or opts.object_diameter not in (None, "auto"):
+    if meta is None or meta.object_diameter is None:
         return opts, None
+    if opts.object_diameter not in (None, "auto"):  # given or off: no estimate, but recorded
+        return opts, choose_scale(model, meta.object_diameter, opts.object_diameter, {})
     image, _ = read_image(src, lazy=True)
     estimate = {"image": image, "axes": axes, "channels": opts.channels, "device": opts.device}
     sizing = choose_scale(model, meta.object_diameter, None, {**estimate, "precision": opts.precision})
