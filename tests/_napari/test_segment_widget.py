@@ -9,7 +9,7 @@ import pytest
 import torch
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 
 from napari_deepseg._napari import segment_widget as sw
 from napari_deepseg._napari.layers import is_edited
@@ -395,6 +395,34 @@ def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
     assert seen[1][0] > seen[0][0] + 1  # ... and the timer ran after each step
     assert viewer.layers["nuclei tiny classes"].visible
     assert viewer.layers["nuclei tiny instances"].visible
+
+
+def test_a_result_over_the_memory_limit_is_a_warning_notification(
+    viewer_widget, qtbot, model_file, errors, monkeypatch
+):
+    """segment() warns when its result alone exceeds the default memory limit (naming
+    deepseg predict); in napari the warning, raised in the worker, reaches the user as a
+    notification and the run still completes."""
+    from napari.utils.notifications import NotificationSeverity
+
+    from napari_deepseg.inference import memory
+
+    viewer, widget = viewer_widget
+    image, _ = synthetic_nuclei((64, 64), seed=2)
+    viewer.add_image(image, name="nuclei")
+    _choose(widget, model_file)
+    monkeypatch.setattr(memory, "DEFAULT_LIMIT", 1024)
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    warned = [
+        str(n.message)
+        for n in notification_manager.records
+        if n.severity == NotificationSeverity.WARNING and "over the memory limit" in str(n.message)
+    ]
+    assert warned, [str(n.message) for n in notification_manager.records]
+    assert "deepseg predict" in warned[0]
+    assert errors["error"] == []
+    assert viewer.layers["nuclei tiny instances"].data.max() > 0
 
 
 @pytest.mark.gpu

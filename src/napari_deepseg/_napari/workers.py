@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import notification_manager
 from napari.utils.progress import cancelable_progress
 
 from ..progress import Progress
@@ -121,6 +122,15 @@ def _runtime_errors_reported(
         raise RunError(str(err) or type(err).__name__) from err
 
 
+def show_worker_warning(args: tuple) -> None:
+    """A warning raised in a worker (``worker.warned``'s showwarning arguments), shown as a
+    napari warning notification. superqt catches worker warnings and only emits them; napari
+    0.9.2's relay of that signal is never connected, so warnings such as "result over the
+    memory limit" or "NaN values replaced" were lost in the GUI. napari drops repeats of a
+    warning it has shown, so a working relay would not show it twice."""
+    notification_manager.receive_warning(*args)
+
+
 def start_worker(
     func: Callable[..., Generator[Progress, Any, Any]],
     *args: Any,
@@ -163,6 +173,7 @@ def start_worker(
         worker.returned.connect(on_done)
     if on_error is not None:
         worker.errored.connect(on_error)
+    worker.warned.connect(show_worker_warning)
     worker.finished.connect(bars.close)
     if on_finished is not None:
         worker.finished.connect(on_finished)
