@@ -143,7 +143,7 @@ def test_corrections_are_marked_through_sampling_and_augmentation():
     from napari_deepseg.training.config import FinetuneConfig
     from napari_deepseg.training.labels import EMPHASIS
     from napari_deepseg.training.loop import _prepare
-    from napari_deepseg.training.trainer import _emphasis
+    from napari_deepseg.training.optim import split_emphasis
 
     image, labels = synthetic_nuclei((96, 96), radius=(6, 8), seed=2)[:2]
     emphasis = labels == labels.max()  # one corrected object
@@ -159,10 +159,10 @@ def test_corrections_are_marked_through_sampling_and_augmentation():
     sampler = PatchSampler(data.train, data.in_size, data.out_size, zoom=1.5)
     _, y = sampler.sample(64, np.random.default_rng(0), augment=True, elastic=True)
     assert (y >= EMPHASIS).any()
-    plain, weights = _emphasis(y, 4.0)
+    plain, weights = split_emphasis(y, 4.0)
     assert plain.max() < EMPHASIS
     assert set(np.unique(weights)) == {1.0, 4.0}
-    assert _emphasis(y, 1.0)[1] is None
+    assert split_emphasis(y, 1.0)[1] is None
 
 
 def _from(start, steps: int, lr: float, **options):
@@ -222,11 +222,11 @@ def test_frozen_norm_statistics_stay_those_of_the_start():
 
 def test_warmup_raises_the_rate_then_decays_it():
     from napari_deepseg.training.config import FinetuneConfig
-    from napari_deepseg.training.trainer import _scheduler
+    from napari_deepseg.training.optim import make_scheduler
 
     def rates(warmup):
         opt = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=1e-3)
-        sched, out = _scheduler(opt, FinetuneConfig(warmup=warmup), 100), []
+        sched, out = make_scheduler(opt, FinetuneConfig(warmup=warmup), 100), []
         for _ in range(100):
             out.append(sched.get_last_lr()[0])
             opt.step()

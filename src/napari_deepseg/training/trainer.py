@@ -31,8 +31,8 @@ from ..progress import Progress
 from .checkpoints import save_checkpoint
 from .config import FinetuneConfig, FinetuneResult
 from .data import PatchSampler
-from .labels import EMPHASIS
 from .losses import segmentation_loss
+from .optim import anchor_distance, default_steps, freeze_norm_statistics, make_scheduler, split_emphasis
 from .prepare import TrainingData
 from .validation import VAL_KEYS, Validator, verdict
 
@@ -69,10 +69,10 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.sampler = PatchSampler(data.train, data.in_size, data.out_size, cfg.fg_fraction, cfg.zoom)
-        self.spe = cfg.steps_per_epoch or _default_steps(data, cfg.batch_size)
+        self.spe = cfg.steps_per_epoch or default_steps(data, cfg.batch_size)
         self.total = cfg.epochs * self.spe
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sched = _scheduler(self.opt, cfg, self.total)
+        self.sched = make_scheduler(self.opt, cfg, self.total)
         self.scaler = torch.amp.GradScaler("cuda") if policy.grad_scaler else None
         self.class_weights = self._class_weights()
         self.anchor_state = (
@@ -146,7 +146,7 @@ class Trainer:
         for group in self.opt.param_groups:  # the new schedule starts from the configured rate
             group["lr"] = self.cfg.lr
             group.pop("initial_lr", None)
-        self.sched = _scheduler(self.opt, self.cfg, self.total)
+        self.sched = make_scheduler(self.opt, self.cfg, self.total)
         for _ in range(self.step):
             self.sched.step()
 
@@ -165,18 +165,18 @@ class Trainer:
     def _train_step(self) -> float:
         self._busy = True  # a KeyboardInterrupt before the end leaves a half-done step
         x, y = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
-        y, pixel_weights = _emphasis(y, self.cfg.correction_weight)
+        y, pixel_weights = split_emphasis(y, self.cfg.correction_weight)
         x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
         if pixel_weights is not None:
             pixel_weights = torch.from_numpy(pixel_weights).to(self.device)
         self.model.train()
         if self.cfg.freeze_norm and self.source != "scratch":
-            _freeze_norm_statistics(self.model)
+            freeze_norm_statistics(self.model)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.model(x)
         loss = segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight, pixel_weights)
         if self.anchor_state is not None:
-            loss = loss + self.cfg.anchor * _distance(self.model, self.anchor_state)
+            loss = loss + self.cfg.anchor * anchor_distance(self.model, self.anchor_state)
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -368,52 +368,6 @@ class Trainer:
                 f"{len(weights)} class weights for {self.model_classes} classes; give one per class"
             )
         return torch.tensor(weights, dtype=torch.float32, device=self.device)
-
-
-def _default_steps(data: TrainingData, batch_size: int) -> int:
-    annotated = sum(len(r.centers) for r in data.train)
-    return int(np.clip(math.ceil(annotated / (batch_size * data.out_size**2)), 10, 100))
-
-
-def _scheduler(opt: torch.optim.Optimizer, cfg: FinetuneConfig, total: int):
-    """One-cycle, or a cosine decay to 1% of ``lr`` after a linear warm-up over the first
-    ``warmup`` fraction of the ``total`` steps (none for ``warmup=0``)."""
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=total, pct_start=min(0.5, max(0.1, 3.0 / total))
-        )
-    warm = round(cfg.warmup * total)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / (warm + 1)
-        t = min(1.0, (step - warm) / max(1, total - warm))
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def _emphasis(y: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """Targets without the ``EMPHASIS`` marks, and per-pixel weights (None when nothing is marked
-    or corrections weigh like the rest)."""
-    marked = y >= EMPHASIS
-    if not marked.any():
-        return y, None
-    y = np.where(marked, y - EMPHASIS, y)
-    return y, (None if weight == 1 else np.where(marked, weight, 1.0).astype(np.float32))
-
-
-def _freeze_norm_statistics(model: nn.Module) -> None:
-    """Batch-norm layers normalize with their running statistics and stop updating them (their
-    scale and shift still train): a few images cannot shift what the model learned from many."""
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
-
-
-def _distance(model: nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Squared L2 distance of the weights from the starting model's (L2-SP, Li et al. 2018)."""
-    return sum(((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters())
 
 
 def _instance_settings(model: nn.Module) -> dict[str, Any] | None:
