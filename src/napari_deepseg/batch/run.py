@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ from .files import (
     check_unique_outputs,
     output_path,
     parse_size,
-    sha256_file,
 )
 from .options import (
     BatchSummary,
@@ -45,9 +44,8 @@ from .options import (
     policy_sizes,
     resolve_output,
 )
-from .seams import merge_block_seams
+from .state import InputJob, RunContext, failure_reason
 from .work import (
-    ModelRef,
     Options,
     image_sizing,
     plan_chunks,
@@ -59,28 +57,6 @@ from .work import (
 
 OUTPUTS = ("auto", "classes", "instances", "probabilities")
 __all__ = ["OUTPUTS", "BatchSummary", "predict_iter"]
-
-
-@dataclass
-class _Job:
-    src: Path
-    dst: Path
-    kind: str  # "tiff" or "zarr"
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    axes: str
-    started: float = 0.0
-    pending: int = 0
-    error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-    chunks: list[Any] = field(default_factory=list)
-    chunk_bytes: int = 0
-
-
-def _reason(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    first = text[0] if text else ""
-    return first if isinstance(err, DeepsegError) and first else f"{type(err).__name__}: {first}"
 
 
 def predict_iter(
@@ -175,7 +151,7 @@ def predict_iter(
         remove_partials(stale)  # a killed run's hidden temporary files
     record = {**asdict(opts), **sizes, "workers": workers, "scheduler": scheduler}
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
-    ctx = _Ctx(ref, opts, manifest, BatchSummary(manifest=manifest.path), sizes["chunk_bytes"])
+    ctx = RunContext(ref, opts, manifest, BatchSummary(manifest=manifest.path), sizes["chunk_bytes"])
     ctx.num_classes = int(mdl.deepseg_arch.num_classes)
     ctx.zarr_threshold = sizes["zarr_threshold"]
     for path, reason in problems:
@@ -202,75 +178,7 @@ def _without_outputs(sources: list[Path], manifest: Manifest) -> list[Path]:
     return [s for s in sources if str(s.resolve()) not in outputs]
 
 
-@dataclass
-class _Ctx:
-    """What every step of one batch run shares; records results in the manifest and summary."""
-
-    ref: ModelRef
-    opts: Options
-    manifest: Manifest
-    summary: BatchSummary
-    chunk_bytes: int | None
-    num_classes: int = 0
-    zarr_threshold: int | None = None
-    files_done: int = 0
-    files_total: int = 0
-
-    def record(
-        self, src: Path, job: _Job | None, status: str, error: str | None = None, seconds=0.0, extra=None
-    ) -> None:
-        entry = {
-            "output": str(job.dst) if job else None,
-            "kind": job.kind if job else None,
-            "status": status,
-            "seconds": round(seconds, 3),
-            "error": error,
-            "shape": list(job.shape) if job else None,
-            "axes": job.axes if job else None,
-            "model_sha256": self.ref.sha256,
-            "output_mode": self.opts.output,
-        }
-        if job is not None:
-            keys = (
-                "pid", "chunks", "resumed_chunks", "warnings", "chunk_bytes", "object_diameter",
-                "uncertainty_csv",
-            )  # fmt: skip
-            entry.update({k: v for k, v in job.info.items() if k in keys})
-            entry["block"] = self.opts.block
-        entry.update(extra or {})
-        self.manifest.record(src, entry)
-        if status == "done" and entry.get("object_diameter"):
-            self.summary.sizing.append(entry["object_diameter"])
-        if status == "failed":
-            self.summary.failed.append((src, error or "failed"))
-        elif status == "skipped":
-            self.summary.skipped.append(src)
-        else:
-            self.summary.done.append(src)
-
-    def finish(self, job: _Job, seconds: float) -> Progress:
-        """Finalize a Zarr output (unless the job failed), record the job; the "files" event."""
-        if job.error is None and job.kind == "zarr":
-            marker = {"seconds": round(seconds, 3), "model_sha256": self.ref.sha256}
-            try:
-                if self.opts.output == "instances":
-                    marker["joined_at_block_borders"] = merge_block_seams(job.dst, job.chunks)
-                OmeZarrLabelsWriter.reopen(job.dst).finalize(marker)
-            except Exception as err:  # the output could not be completed: this input failed
-                job.error = _reason(err)
-        extra = None
-        if job.error is None and job.kind == "tiff":
-            try:
-                extra = {"output_size": job.dst.stat().st_size, "output_sha256": sha256_file(job.dst)}
-            except OSError as err:
-                job.error = _reason(err)
-        self.record(job.src, job, "failed" if job.error else "done", job.error, seconds, extra)
-        self.files_done += 1
-        state = "failed" if job.error else "done"
-        return Progress("files", self.files_done, self.files_total, message=f"{job.src.name}: {state}")
-
-
-def _sizes(ctx: _Ctx, shape: tuple[int, ...], axes: str, dtype: np.dtype) -> tuple[int, int]:
+def _sizes(ctx: RunContext, shape: tuple[int, ...], axes: str, dtype: np.dtype) -> tuple[int, int]:
     """(zarr threshold, chunk bytes) for an input: the options given, else the memory policy's."""
     channels = dict(zip(axes, shape)).get("C", 1)
     policy = batch_sizes(
@@ -280,9 +188,9 @@ def _sizes(ctx: _Ctx, shape: tuple[int, ...], axes: str, dtype: np.dtype) -> tup
     return threshold, policy.chunk_bytes if ctx.chunk_bytes is None else ctx.chunk_bytes
 
 
-def _plan(sources, out, ctx: _Ctx, overwrite: bool):
+def _plan(sources, out, ctx: RunContext, overwrite: bool):
     """Probe every input (header only), decide output kind and skip; yields ``"scan"`` events."""
-    jobs: list[_Job] = []
+    jobs: list[InputJob] = []
     for i, src in enumerate(sources):
         try:
             image, guessed = read_image(src, lazy=True)
@@ -297,10 +205,10 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
                 kind = "zarr"
             else:
                 beside = None
-            job = _Job(src, beside or output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
+            job = InputJob(src, beside or output_path(src, out, kind), kind, tuple(image.shape), dtype, axes)
             job.chunk_bytes = chunk_bytes
         except Exception as err:  # unreadable input: recorded as failed, the batch goes on
-            ctx.record(src, None, "failed", _reason(err))
+            ctx.record(src, None, "failed", failure_reason(err))
             job = None
         yield Progress("scan", i + 1, len(sources), message=src.name)
         if job is None:
@@ -322,7 +230,7 @@ def _plan(sources, out, ctx: _Ctx, overwrite: bool):
     return jobs
 
 
-def _create_store(job: _Job, ctx: _Ctx) -> set[int]:
+def _create_store(job: InputJob, ctx: RunContext) -> set[int]:
     """Create the OME-Zarr output of a large input, or resume its unfinished store made for the
     same plan; returns the indices of the chunks already written."""
     spatial = job.axes.replace("C", "")
@@ -355,12 +263,12 @@ def _create_store(job: _Job, ctx: _Ctx) -> set[int]:
     return writer.done_chunks()
 
 
-def _chunks(job: _Job, ctx: _Ctx):
+def _chunks(job: InputJob, ctx: RunContext):
     halo = ctx.opts.overlap if ctx.opts.overlap is not None else 64
     return plan_chunks(job.shape, job.axes, job.dtype.itemsize, job.chunk_bytes, halo)
 
 
-def _run_in_process(jobs: list[_Job], ctx: _Ctx):
+def _run_in_process(jobs: list[InputJob], ctx: RunContext):
     for job in jobs:
         t0 = time.perf_counter()
         try:
@@ -379,13 +287,13 @@ def _run_in_process(jobs: list[_Job], ctx: _Ctx):
                     yield from segment_chunk_iter(*args)
                     yield Progress("chunks", k + 1, len(chunks), message=job.src.name)
         except Exception as err:  # this input failed: recorded with its reason, the batch goes on
-            job.error = _reason(err)
+            job.error = failure_reason(err)
         yield ctx.finish(job, time.perf_counter() - t0)
 
 
-def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
+def _run_distributed(client: Any, jobs: list[InputJob], ctx: RunContext):
     """Submit one task per small file and per chunk of a large one; collect as they finish."""
-    futures: dict[Any, tuple[_Job, Any]] = {}
+    futures: dict[Any, tuple[InputJob, Any]] = {}
     try:
         for job in jobs:
             job.started = time.perf_counter()
@@ -398,7 +306,7 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
                 chunks = job.chunks = _chunks(job, ctx)
                 opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
             except Exception as err:  # could not prepare this input's output: recorded
-                job.error = _reason(err)
+                job.error = failure_reason(err)
                 yield ctx.finish(job, 0.0)
                 continue
             todo = [c for c in chunks if c.index not in done]
@@ -415,14 +323,14 @@ def _run_distributed(client: Any, jobs: list[_Job], ctx: _Ctx):
         client.cancel(list(futures))
 
 
-def _collect(futures: dict[Any, tuple[_Job, Any]], ctx: _Ctx):
+def _collect(futures: dict[Any, tuple[InputJob, Any]], ctx: RunContext):
     """Record files as their tasks finish; a Zarr output is finalized after its last chunk."""
     n_chunks = sum(1 for _, chunk in futures.values() if chunk is not None)
     chunks_done = 0
     for future, result, err in dask_backend.iter_completed(list(futures)):
         job, chunk = futures[future]
         if err is not None and job.error is None:
-            job.error = _reason(err)
+            job.error = failure_reason(err)
         if chunk is not None:
             chunks_done += 1
             job.pending -= 1
