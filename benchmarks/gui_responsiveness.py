@@ -4,9 +4,11 @@
 A QTimer firing every 50 ms records when it actually fires; a gap between ticks is the time the
 GUI thread could not handle events (a frozen window). Phases, in one run:
 
-1. idle: the viewer with the image, nothing running (the baseline tick);
-2. napari alone: the gap of adding a Labels layer of that size with napari's own
-   ``add_labels`` (the floor a plugin placing its result cannot go under), first and again;
+1. idle: the viewer with the image, nothing running (the baseline tick); then one Segment run
+   (as in 3.) in this fresh session, whose result is the session's first Labels layer (napari
+   sets up its Labels visuals then, once per session);
+2. napari alone: the gap of adding a further Labels layer of that size with napari's own
+   ``add_labels`` (the floor a plugin placing its result cannot go under), median of 3;
 3. segment: the Segment widget runs the bundled nuclei model on a 2048x2048 synthetic image and
    places classes + instances (``--repeats`` times, new layers each time); the largest gap over
    the whole run and over the placing alone, median and worst run;
@@ -177,6 +179,7 @@ def main() -> int:
     ticker = Ticker()
     idle_start = wait(app, 0.2)
     idle = ticker.gaps_ms(idle_start, wait(app, 2.0))
+    cold = segment_phase(viewer, app, ticker, args.size)  # the session's first Labels layers
     alone = napari_phase(viewer, app, ticker, args.size)
     runs = [segment_phase(viewer, app, ticker, args.size) for _ in range(args.repeats)]
     seg = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
@@ -205,9 +208,14 @@ def main() -> int:
             "0",
         ),
         (
-            f"napari alone, no plugin: gap adding a {args.size}x{args.size} Labels layer, "
-            "the session's first / a further one (median of 3)",
-            f"{alone['first']:.0f} / {alone['next']:.0f} ms",
+            "Segment in a fresh session (its result is the session's first Labels layer): largest gap",
+            f"{cold['max_gap_run']:.0f} ms",
+            "<= 250 ms",
+        ),
+        (
+            f"napari alone, no plugin: gap adding a further {args.size}x{args.size} Labels layer "
+            "(median of 3)",
+            f"{alone['next']:.0f} ms",
             "",
         ),
         (
