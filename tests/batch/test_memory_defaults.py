@@ -56,3 +56,25 @@ def test_batch_sizes_grow_with_the_limit():
     # uint16 RGB inputs: 6 bytes a pixel, so fewer pixels per piece
     rgb16 = memory.batch_sizes(used + 1000 * 2**20, 6, 3, True, used=used)
     assert rgb16.chunk_bytes / 6 < large.chunk_bytes
+
+
+def test_a_process_over_the_default_limit_still_gets_useful_pieces(tmp_path, model_file, fake, monkeypatch):
+    """napari with large layers can already use more than the default limit: the batch then
+    bounds what it adds (pieces and blocks from half the limit) instead of cutting every input
+    into the smallest pieces; a limit the user gives is kept (the smallest pieces)."""
+    big = 3 * memory.DEFAULT_LIMIT
+    given = memory.batch_sizes(memory.DEFAULT_LIMIT, 1, 3, True, used=big)
+    default = memory.batch_sizes(memory.DEFAULT_LIMIT, 1, 3, True, used=big, limit_given=False)
+    assert given.block == memory.MIN_BLOCK
+    assert given.zarr_threshold == memory.MIN_BLOCK**2
+    assert default.block == memory.MAX_BLOCK
+    assert default.zarr_threshold > 16 * 2**20
+    image = (np.random.default_rng(0).random((1500, 1500)) * 255).astype(np.uint8)
+    src = tmp_path / "mid.tif"
+    tifffile.imwrite(src, image)
+    monkeypatch.setattr(memory, "in_use", lambda: big)
+    monkeypatch.setattr(memory, "DEFAULT_LIMIT", 2 * 2**30)
+    fakes.CALLS.clear()
+    _, entry = _run(src, tmp_path / "out", model_file, fake, None)
+    assert entry["kind"] == "tiff"  # 2.25 MPix: one piece, not 512² chunks
+    assert fakes.CALLS == [(1500, 1500)]

@@ -71,10 +71,12 @@ def resolve_output(output: str, model: Any) -> str:
     return output
 
 
-def policy_sizes(limit: int, pixel_bytes: int, model: Any, output: str) -> BatchSizes:
+def policy_sizes(
+    limit: int, pixel_bytes: int, model: Any, output: str, limit_given: bool = True
+) -> BatchSizes:
     """The memory policy's sizes for inputs of ``pixel_bytes`` per Y/X pixel."""
     k = int(model.deepseg_arch.num_classes)
-    return batch_sizes(limit, pixel_bytes, k, output == "instances")
+    return batch_sizes(limit, pixel_bytes, k, output == "instances", limit_given=limit_given)
 
 
 def check_uncertainty(uncertainty: bool, model: Any) -> bool:

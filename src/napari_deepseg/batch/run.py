@@ -140,7 +140,7 @@ def predict_iter(
         overlap,
         precision,
         limit,
-        policy_sizes(limit, 1, mdl, resolve_output(output, mdl)).block,
+        policy_sizes(limit, 1, mdl, resolve_output(output, mdl), max_memory is not None).block,
         check_diameter(object_diameter),
         check_uncertainty(uncertainty, mdl),
     )
@@ -153,7 +153,7 @@ def predict_iter(
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
     ctx = RunContext(ref, opts, manifest, BatchSummary(manifest=manifest.path), sizes["chunk_bytes"])
     ctx.num_classes = int(mdl.deepseg_arch.num_classes)
-    ctx.zarr_threshold = sizes["zarr_threshold"]
+    ctx.zarr_threshold, ctx.limit_given = sizes["zarr_threshold"], max_memory is not None
     for path, reason in problems:
         ctx.record(path, None, "failed", reason)
     jobs = yield from _plan(sources, out, ctx, overwrite)
@@ -182,7 +182,11 @@ def _sizes(ctx: RunContext, shape: tuple[int, ...], axes: str, dtype: np.dtype) 
     """(zarr threshold, chunk bytes) for an input: the options given, else the memory policy's."""
     channels = dict(zip(axes, shape)).get("C", 1)
     policy = batch_sizes(
-        ctx.opts.max_memory, dtype.itemsize * channels, ctx.num_classes, ctx.opts.output == "instances"
+        ctx.opts.max_memory,
+        dtype.itemsize * channels,
+        ctx.num_classes,
+        ctx.opts.output == "instances",
+        limit_given=ctx.limit_given,
     )
     threshold = policy.zarr_threshold if ctx.zarr_threshold is None else ctx.zarr_threshold
     return threshold, policy.chunk_bytes if ctx.chunk_bytes is None else ctx.chunk_bytes

@@ -20,7 +20,8 @@ Every memory-derived default lives here (one place):
   after one block's work, at most that work again), from the outputs it must hold.
 - :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
   input held in memory at once, so that input, outputs and block work fit the limit (the
-  blocks get at most half of what is free, the input piece the rest).
+  blocks get at most half of what is free, the input piece the rest); under the default limit,
+  a process that already fills it gets at least half the limit, as in :func:`plan_blocks`.
 
 Blocks bigger than :data:`MAX_BLOCK` do not run faster (a 2048 block plus its 64-pixel halo is
 covered by exactly as many 512-pixel tiles as a 2048 x 2048 plane), so a larger limit only buys
@@ -149,18 +150,27 @@ class BatchSizes:
 
 
 def batch_sizes(
-    limit: int, pixel_bytes: int, num_classes: int, instances: bool, used: int | None = None
+    limit: int,
+    pixel_bytes: int,
+    num_classes: int,
+    instances: bool,
+    used: int | None = None,
+    limit_given: bool = True,
 ) -> BatchSizes:
     """Batch defaults under ``limit``: the largest input piece whose input, outputs and work fit.
 
     ``pixel_bytes`` is the input's bytes per Y/X pixel (itemsize times channels); ``used`` the
-    memory already in use (default: this process's resident set).
+    memory already in use (default: this process's resident set). ``limit_given=False`` (the
+    default limit): a process that already fills it (napari holding large layers) bounds what
+    the run adds instead, with at least half the limit, as :func:`plan_blocks` does; a limit
+    the user set is kept (the smallest pieces).
     """
     used = in_use() if used is None else int(used)
+    room = limit - used if limit_given else max(limit - used, limit // 2)
     bpp = block_bytes_per_pixel(num_classes, instances)
-    block = block_size((limit - used) // 2, bpp)  # at most half for the blocks, the rest for the piece
+    block = block_size(room // 2, bpp)  # at most half for the blocks, the rest for the piece
     work = (block + 2 * DEFAULT_HALO) ** 2 * bpp
-    free = max(0, limit - used - work)
+    free = max(0, room - work)
     per_pixel = pixel_bytes + BATCH_BYTES_PER_PIXEL
     piece_pixels = max(block * block, free // per_pixel)
     return BatchSizes(limit, piece_pixels * pixel_bytes, piece_pixels * pixel_bytes, block)
