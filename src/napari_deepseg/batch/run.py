@@ -116,7 +116,7 @@ def predict_iter(
         raise DeepsegError(f"output {output!r} unknown; choose one of {', '.join(OUTPUTS)}")
     t_start = time.perf_counter()
     out = check_writable_dir(out_dir, "output folder")
-    limit = memory_limit(max_memory)
+    limit, limit_given = memory_limit(max_memory), max_memory is not None
     sizes = {
         "zarr_threshold": None if zarr_threshold is None else parse_size(zarr_threshold),
         "chunk_bytes": None if chunk_bytes is None else parse_size(chunk_bytes),
@@ -140,7 +140,7 @@ def predict_iter(
         overlap,
         precision,
         limit,
-        policy_sizes(limit, 1, mdl, resolve_output(output, mdl), max_memory is not None).block,
+        policy_sizes(limit, 1, mdl, resolve_output(output, mdl), limit_given).block,
         check_diameter(object_diameter),
         check_uncertainty(uncertainty, mdl),
     )
@@ -151,9 +151,16 @@ def predict_iter(
         remove_partials(stale)  # a killed run's hidden temporary files
     record = {**asdict(opts), **sizes, "workers": workers, "scheduler": scheduler}
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
-    ctx = RunContext(ref, opts, manifest, BatchSummary(manifest=manifest.path), sizes["chunk_bytes"])
+    ctx = RunContext(
+        ref,
+        opts,
+        manifest,
+        BatchSummary(manifest=manifest.path),
+        sizes["chunk_bytes"],
+        limit_given=limit_given,
+    )
     ctx.num_classes = int(mdl.deepseg_arch.num_classes)
-    ctx.zarr_threshold, ctx.limit_given = sizes["zarr_threshold"], max_memory is not None
+    ctx.zarr_threshold = sizes["zarr_threshold"]
     for path, reason in problems:
         ctx.record(path, None, "failed", reason)
     jobs = yield from _plan(sources, out, ctx, overwrite)

@@ -56,7 +56,7 @@ class RunContext:
     zarr_threshold: int | None = None
     files_done: int = 0
     files_total: int = 0
-    limit_given: bool = True  # max_memory set by the caller (else the default limit's rule)
+    limit_given: bool = False  # max_memory set by the caller (else the default limit's rule)
 
     def record(
         self, src: Path, job: InputJob | None, status: str, error: str | None = None, seconds=0.0, extra=None

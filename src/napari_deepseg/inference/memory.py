@@ -16,6 +16,8 @@ Every memory-derived default lives here (one place):
   (napari holding large layers), the default bounds what the run adds: its work gets at least
   half of what the limit leaves after its outputs. A ``max_memory`` the user set is kept as far
   as the smallest blocks allow.
+- :func:`run_room`: what a run's work may use under the limit (the one rule for a process that
+  already fills the default limit, shared by the block plan and the batch defaults).
 - :func:`plan_blocks`: a run's block side and its tile cache's budget (what the limit leaves
   after one block's work, at most that work again), from the outputs it must hold.
 - :func:`batch_sizes`: ``deepseg predict``'s ``zarr_threshold`` and ``chunk_bytes``: the largest
@@ -102,6 +104,16 @@ def over_limit_room() -> int:
     return int(psutil.virtual_memory().available // 2)
 
 
+def run_room(limit: int, used: int, held: int, limit_given: bool) -> int:
+    """Bytes a run may use for its work under ``limit``: what is left after the memory already
+    ``used`` and the outputs it must hold (``held``). Under the default limit (``limit_given`` False) a
+    process that already fills it (napari with large layers, a long session) bounds what the run
+    adds instead: at least half of what the limit leaves after the outputs. A limit the user set
+    is kept (the run then gets the smallest blocks and pieces)."""
+    free = limit - used - held
+    return free if limit_given else max(free, (limit - held) // 2)
+
+
 @dataclass(frozen=True)
 class BlockPlan:
     """A plane's block side, the tile cache's byte budget, and whether the outputs alone
@@ -119,14 +131,8 @@ def plan_blocks(
     ``outputs`` bytes under ``limit``: the cache gets what is left after one block's work, at
     most that work again (memory stays the outputs plus O(block)). ``limit_given``: the caller
     set the limit, which is then kept as far as the smallest blocks allow."""
-    free = limit - in_use() - outputs
     over = block is None and not limit_given and outputs >= limit
-    if over:
-        free = over_limit_room()
-    elif not limit_given:
-        # a process that already fills the default limit (napari with large layers, a long
-        # test session) bounds what the run adds instead: at least half of what the outputs leave
-        free = max(free, (limit - outputs) // 2)
+    free = over_limit_room() if over else run_room(limit, in_use(), outputs, limit_given)
     side = block or block_size(free, bytes_per_pixel, halo)
     work = (side + 2 * halo) ** 2 * bytes_per_pixel
     return BlockPlan(side, max(0, min(work, free - work)), over)
@@ -160,13 +166,11 @@ def batch_sizes(
     """Batch defaults under ``limit``: the largest input piece whose input, outputs and work fit.
 
     ``pixel_bytes`` is the input's bytes per Y/X pixel (itemsize times channels); ``used`` the
-    memory already in use (default: this process's resident set). ``limit_given=False`` (the
-    default limit): a process that already fills it (napari holding large layers) bounds what
-    the run adds instead, with at least half the limit, as :func:`plan_blocks` does; a limit
-    the user set is kept (the smallest pieces).
+    memory already in use (default: this process's resident set); ``limit_given``: see
+    :func:`run_room`.
     """
     used = in_use() if used is None else int(used)
-    room = limit - used if limit_given else max(limit - used, limit // 2)
+    room = run_room(limit, used, 0, limit_given)
     bpp = block_bytes_per_pixel(num_classes, instances)
     block = block_size(room // 2, bpp)  # at most half for the blocks, the rest for the piece
     work = (block + 2 * DEFAULT_HALO) ** 2 * bpp
