@@ -2,7 +2,7 @@
 
 Pointwise, so results of chunks and blocks must equal the whole-image result exactly:
 classes = 1 where the pixel is above 100, instances = connected components of each plane.
-It records the shape of every block it is given (``CALLS``) so tests can check laziness.
+It records the shape of every block it is given or reads (``CALLS``) so tests can check laziness.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from napari_deepseg.progress import Progress
 CALLS: list[tuple[int, ...]] = []
 
 
-def fake_segment_iter(image, model, *, axes, outputs=("classes",), **options):
+def fake_segment_iter(image, model, *, axes, outputs=("classes",), region=None, **options):
+    if region is not None:  # a Y/X block of a plane: only it is read (``segment_iter(region=)``)
+        rows, cols = region
+        image = image[tuple(rows if a == "Y" else cols if a == "X" else slice(None) for a in axes)]
     image = np.asarray(image)
     CALLS.append(image.shape)
     if "C" in axes:

@@ -47,6 +47,7 @@ from .options import (
 from .state import InputJob, RunContext, failure_reason
 from .work import (
     Options,
+    image_normalization,
     image_sizing,
     plan_chunks,
     run_chunk_task,
@@ -289,6 +290,7 @@ def _run_in_process(jobs: list[InputJob], ctx: RunContext):
                 done = _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
                 opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
+                opts = image_normalization(job.src, job.axes, ctx.ref, opts, chunks)
                 job.info = {"chunks": len(chunks), "pid": os.getpid(), "chunk_bytes": job.chunk_bytes}
                 job.info.update(resumed_chunks=len(done), object_diameter=sizing)
                 for k, chunk in enumerate(chunks):
@@ -316,6 +318,7 @@ def _run_distributed(client: Any, jobs: list[InputJob], ctx: RunContext):
                 done = _create_store(job, ctx)
                 chunks = job.chunks = _chunks(job, ctx)
                 opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
+                opts = image_normalization(job.src, job.axes, ctx.ref, opts, chunks)
             except Exception as err:  # could not prepare this input's output: recorded
                 job.error = failure_reason(err)
                 yield ctx.finish(job, 0.0)

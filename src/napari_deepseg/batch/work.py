@@ -11,6 +11,7 @@ process loads a given model file once (:func:`get_model`).
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections.abc import Generator
@@ -52,6 +53,8 @@ class Options:
             a training diameter; a large image's chunks all get the one estimate of its image).
         uncertainty: also write ``<stem>_uncertainty.csv`` beside the labels: the objects and
             possible misses ranked from the least certain (images held in memory only).
+        normalizers: a large image's per-plane normalizers (by plane index over its T/Z axes),
+            computed once (:func:`image_normalization`) for the Y/X blocks of its planes.
     """
 
     output: str
@@ -65,6 +68,7 @@ class Options:
     block: int | None = None
     object_diameter: float | str | None = None
     uncertainty: bool = False
+    normalizers: dict[tuple[int, ...], Any] | None = None
 
 
 def get_model(ref: ModelRef) -> Any:
@@ -86,7 +90,7 @@ def model_loads() -> int:
     return MODEL_LOADS["count"]
 
 
-def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options):
+def _segment(image: Any, axes: str, ref: ModelRef, opts: Options, **region: Any):
     return segment_iter(
         image,
         get_model(ref),
@@ -100,6 +104,7 @@ def _segment(image: np.ndarray, axes: str, ref: ModelRef, opts: Options):
         max_memory=opts.max_memory,
         block=opts.block,
         object_diameter=opts.object_diameter,
+        **region,
     )
 
 
@@ -184,6 +189,27 @@ def image_sizing(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options
     return replace(opts, object_diameter=diameter), sizing
 
 
+def image_normalization(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options, chunks) -> Options:
+    """``opts`` with the image's per-plane normalizers when a chunk is a Y/X block of a plane
+    (each block then normalizes as the whole plane would: read once here, in row bands)."""
+    from dataclasses import replace
+
+    from ..inference import region_normalizers
+
+    image, _ = read_image(src, lazy=True)
+    dims = dict(zip(axes, image.shape))
+    if all(
+        c.read_y.stop - c.read_y.start == dims["Y"] and c.read_x.stop - c.read_x.start == dims["X"]
+        for c in chunks
+    ):
+        return opts
+    found = region_normalizers(
+        image, get_model(ref), axes=axes, channels=list(opts.channels) if opts.channels else None,
+        object_diameter=opts.object_diameter if opts.object_diameter is not None else "off",
+    )  # fmt: skip
+    return replace(opts, normalizers=found)
+
+
 def run_file_task(src: str, dst: str, ref: ModelRef, opts: Options):
     """:func:`segment_file_iter` run to the end (the dask task)."""
     return drain(segment_file_iter(src, dst, ref, opts))
@@ -234,10 +260,20 @@ def segment_chunk_iter(
     leading ``C`` for probabilities). Returns ``{"index", "max_id", "pid"}``.
     """
     image, _ = read_image(src, lazy=True)
+    dims = dict(zip(axes, image.shape))
+    whole = (chunk.read_y.stop - chunk.read_y.start, chunk.read_x.stop - chunk.read_x.start) == (
+        dims["Y"],
+        dims["X"],
+    )
     sel = _selection(axes, chunk.lead, chunk.read_y, chunk.read_x, slice(None))
     sub_axes = "".join(a for a, s in zip(axes, sel) if not isinstance(s, int))
-    block = np.asarray(image[sel])
-    result = yield from _segment(block, sub_axes, ref, opts)
+    if whole:  # whole planes: read and segmented as they are
+        result = yield from _segment(np.asarray(image[sel]), sub_axes, ref, opts)
+    else:  # a Y/X block of a plane: as the whole-plane run segments it (inference.window)
+        planes = _Planes(image, _selection(axes, chunk.lead, slice(None), slice(None), slice(None)))
+        norms = _chunk_normalizers(opts.normalizers, axes, chunk.lead)
+        region = {"region": (chunk.read_y, chunk.read_x), "plane_normalizers": norms}
+        result = yield from _segment(planes, sub_axes, ref, opts, **region)
     data, out_axes = pick_output(result, opts.output, sub_axes)
     ys = slice(chunk.y.start - chunk.read_y.start, chunk.y.stop - chunk.read_y.start)
     xs = slice(chunk.x.start - chunk.read_x.start, chunk.x.stop - chunk.read_x.start)
@@ -254,6 +290,48 @@ def segment_chunk_iter(
     writer.write(out_sel, data)
     writer.mark_done(chunk.index)  # a rerun after a crash skips this chunk
     return {"index": chunk.index, "max_id": max_id, "pid": os.getpid()}
+
+
+class _Planes:
+    """A lazy view ``image[sel]`` (ints and unit-step slices): only what is indexed is read."""
+
+    def __init__(self, image: Any, sel: tuple) -> None:
+        self.image, self.dtype = image, np.dtype(image.dtype)
+        self.sel = tuple(
+            s if isinstance(s, int) else slice(*s.indices(n)[:2]) for s, n in zip(sel, image.shape)
+        )
+        self.shape = tuple(s.stop - s.start for s in self.sel if isinstance(s, slice))
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        keys = iter(key if isinstance(key, tuple) else (key,))
+        out = []
+        for base in self.sel:
+            if isinstance(base, int):
+                out.append(base)
+                continue
+            k = next(keys, slice(None))
+            if isinstance(k, slice):
+                start, stop, step = k.indices(base.stop - base.start)
+                if step != 1:
+                    raise IndexError("only unit-step slices")
+                out.append(slice(base.start + start, base.start + stop))
+            else:
+                out.append(base.start + int(k))
+        return np.asarray(self.image[tuple(out)])
+
+
+def _chunk_normalizers(found: dict | None, axes: str, lead: tuple) -> dict | None:
+    """The image's per-plane normalizers re-indexed by a chunk's planes (its T/Z slice)."""
+    if found is None:
+        return None
+    loop = [a for a in axes if a in "TZ"]
+    ranges = [[s] if isinstance(s, int) else range(s.start, s.stop) for s in lead[: len(loop)]]
+    kept = [isinstance(s, slice) for s in lead[: len(loop)]]
+    out = {}
+    for index in itertools.product(*ranges):
+        view = tuple(i - s.start for i, s, k in zip(index, lead, kept) if k)
+        out[view] = found[tuple(index)]
+    return out
 
 
 def _offset_ids(data: np.ndarray, axes: str, offsets: tuple[int, ...]) -> tuple[np.ndarray, int]:

@@ -5,7 +5,7 @@
 """
 
 from .device import Precision, available_devices, cpu_has_native_bf16, resolve_device, resolve_precision
-from .engine import SegmentationResult, segment, segment_iter
+from .engine import SegmentationResult, region_normalizers, segment, segment_iter
 from .inputs import Normalizer, percentile_normalizer
 from .postprocess import class_map, instances_from_probabilities, stitch_to_previous
 
@@ -18,6 +18,7 @@ __all__ = [
     "cpu_has_native_bf16",
     "instances_from_probabilities",
     "percentile_normalizer",
+    "region_normalizers",
     "resolve_device",
     "resolve_precision",
     "segment",

@@ -30,6 +30,7 @@ from .settings import (
     DEFAULT_TILE,
     MIN_TILE,
     POSTPROCESS_KEYS,
+    as_array,
     as_model,
     check_block,
     check_tile,
@@ -65,6 +66,8 @@ def segment_iter(
     block: int | None = None,
     object_diameter: float | str | None = None,
     postprocess: dict[str, Any] | None = None,
+    region: tuple[slice, slice] | None = None,
+    plane_normalizers: dict[tuple[int, ...], Any] | None = None,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image plane by plane, yielding progress; returns a :class:`SegmentationResult`.
 
@@ -101,6 +104,13 @@ def segment_iter(
             objects match the training size and the outputs are mapped back to the image's
             grid (nearest neighbour); ``result.meta["object_diameter"]`` reports the decision.
             A rescaled run holds the resampled image in memory. Ignored for other models.
+        region: ``(rows, cols)`` slices: segment only these rows and columns of every plane, as
+            the whole-image run segments them (its tile grid, resampling and normalization;
+            :mod:`.window`), reading only the part of the image they need; the outputs have the
+            region's size. Instances are made on the region: give it a halo and keep its core.
+        plane_normalizers: with ``region``, the image's per-plane normalizers from
+            :func:`region_normalizers` (computed once for many regions of one image; default:
+            each call reads the planes in bands to compute them).
 
     Yields:
         ``Progress("tiles", done, total)`` after each tile batch and ``Progress("planes", done,
@@ -117,6 +127,10 @@ def segment_iter(
         max_memory=max_memory, block=block, postprocess=postprocess,
     )  # fmt: skip
     sizing = _sizing(image, model, axes, object_diameter, options)
+    if region is not None:
+        result = yield from _run_region(image, model, axes, region, sizing, plane_normalizers, options)
+        result.meta["object_diameter"] = sizing
+        return result
     if sizing is not None and sizing["scale"] != 1.0:
         plan = AxesPlan.parse(tuple(image.shape), axes)
 
@@ -150,7 +164,48 @@ def _sizing(
     return choose_scale(model, meta.object_diameter if meta else None, object_diameter, estimate)
 
 
-def _run(
+def region_normalizers(
+    image: Any,
+    model: nn.Module | str | os.PathLike,
+    *,
+    axes: str | None = None,
+    channels: Any = None,
+    object_diameter: float | str | None = None,
+) -> dict[tuple[int, ...], Any] | None:
+    """The per-plane normalizers a whole-image run of ``image`` uses (``object_diameter`` as
+    ``segment_iter``'s, a number or "off" for speed), for ``segment_iter(region=...,
+    plane_normalizers=...)``; None for models whose normalization needs no statistics."""
+    from .window import normalizers_for
+
+    model = as_model(model)
+    sizing = _sizing(
+        image, model, axes, object_diameter, {"channels": channels, "device": "cpu", "precision": "auto"}
+    )
+    image = as_array(image)
+    plan = AxesPlan.parse(tuple(image.shape), axes)
+    job = Job.make(image, model, axes, channels, "cpu", "auto", None, None, None, ("classes",))
+    return normalizers_for(image, plan, job, sizing["scale"] if sizing else 1.0)
+
+
+def _run_region(image, model, axes, region, sizing, normalizers, options) -> Generator:
+    """segment_iter over ``region`` of each plane (:func:`.window.run_window`)."""
+    from .window import RunGrid, check_region, run_window
+
+    image = as_array(image)
+    plan = AxesPlan.parse(tuple(image.shape), axes)
+    region = check_region(region, (plan.size("Y"), plan.size("X")))
+    scale = sizing["scale"] if sizing else 1.0
+    job = _job(image, model, axes, plane=RunGrid((plan.size("Y"), plan.size("X")), scale).size, **options)
+    return (yield from run_window(image, plan, region, scale, job, normalizers))
+
+
+def _run(image: Any, model: nn.Module, axes: str | None, **options: Any) -> Generator:
+    """segment_iter at the image's own scale, or on a resampled image whose instances go on the
+    ``out_grid`` (:mod:`.gridmap`; classes and probabilities stay on the run's grid)."""
+    return (yield from _job(image, model, axes, **options).run())
+
+
+def _job(
     image: Any,
     model: nn.Module,
     axes: str | None,
@@ -169,21 +224,21 @@ def _run(
     block: int | None,
     postprocess: dict[str, Any] | None,
     out_grid: GridMap | None = None,
-) -> Generator[Progress, None, SegmentationResult]:
-    """segment_iter at the image's own scale, or on a resampled image whose instances go on the
-    ``out_grid`` (:mod:`.gridmap`; classes and probabilities stay on the run's grid)."""
+    plane: tuple[int, int] | None = None,
+) -> Job:
+    """A checked, configured :class:`.job.Job` (``plane``: the (H, W) its default tile fits)."""
     tile = _checks.integer(tile, "tile", optional=True)
     overlap = _checks.integer(overlap, "overlap", optional=True)
     batch_size = _checks.integer(batch_size, "batch_size", minimum=1, optional=True)
     outputs = _checks.names(outputs, "outputs", OUTPUTS)
     min_size = _checks.integer(min_size, "min_size", minimum=0, optional=True)
-    job = Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs)
+    job = Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs, plane)
     job.tta, job.stitch = bool(tta), stitch_threshold(stitch_3d)
     job.postprocess = postprocess_settings(model, min_size, postprocess)
     job.limit, job.block = memory.memory_limit(max_memory), check_block(block)
     job.out_grid, job.limit_given = out_grid, max_memory is not None
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
-    return (yield from job.run())
+    return job
 
 
 __all__ = [
@@ -195,6 +250,7 @@ __all__ = [
     "SegmentationResult",
     "check_tile",
     "postprocess_settings",
+    "region_normalizers",
     "segment",
     "segment_iter",
 ]

@@ -41,33 +41,15 @@ from .inputs import (
     percentile_normalizer,
 )
 from .postprocess import class_map, instances_from_probabilities, offset_labels, stitch_to_previous
+from .result import SegmentationResult, run_meta
 from .runner import TileRunner, TileTooLarge, model_in_channels
 from .scale import resize_labels
 from .settings import DEFAULT_TILE, MIN_TILE, as_array, check_tile
 from .tiling import StripAccumulator, TileCache, TileGrid, fit_tile
+from .window import Window
 
 OUTPUTS = ("classes", "instances", "probabilities")
 DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
-
-
-@dataclass
-class SegmentationResult:
-    """What :func:`segment` returns.
-
-    Attributes:
-        classes: class map, uint8 (K <= 256) or uint16, with the image's non-channel shape.
-        instances: uint32 instance labels (same shape, ids unique over the whole stack), or None
-            when not asked for or the model is not an instance-boundary model.
-        probabilities: float16 (K, *non-channel shape) softmax probabilities, or None.
-        axes: the axes of ``classes`` (the image's axes without C).
-        meta: model name, task, class names/colours, device, precision, tile, overlap, timing.
-    """
-
-    classes: np.ndarray
-    instances: np.ndarray | None
-    probabilities: np.ndarray | None
-    axes: str
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,10 +78,15 @@ class Job:
     out_grid: GridMap | None = None  # a rescaled run: instances are stored on the image's grid
     cache_budget: int = 0  # bytes for tile outputs shared by neighbouring blocks
     tiles: TileCache | None = None
+    window: Window | None = None  # a run over a region of a larger plane (:mod:`.window`)
+    normalizers: dict[tuple[int, ...], Normalizer] | None = None  # per plane, given (window runs)
 
     @classmethod
-    def make(cls, image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs) -> Job:
-        """Validate every argument before any work (one-line DeepsegError on bad input)."""
+    def make(
+        cls, image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs, plane=None
+    ) -> Job:
+        """Validate every argument before any work (one-line DeepsegError on bad input).
+        ``plane``: the (H, W) the default tile is fitted to (default: the image's planes)."""
         image = as_array(image)
         plan = AxesPlan.parse(tuple(image.shape), axes)
         meta = described(model)
@@ -117,7 +104,7 @@ class Job:
         tile, overlap = check_tile(model, tile, overlap)
         if fit:
             multiple = max(32, int(contract_of(model).size_multiple))
-            tile = fit_tile(plan.size("Y"), plan.size("X"), tile, overlap, multiple)
+            tile = fit_tile(*(plane or (plan.size("Y"), plan.size("X"))), tile, overlap, multiple)
         bs = int(DEFAULT_BATCH.get(dev.type, 2) if batch_size is None else batch_size)
         if fit and batch_size is None:  # larger tiles, fewer per batch: the same pixels in memory
             bs = max(1, round(bs * (DEFAULT_TILE / tile) ** 2))
@@ -135,7 +122,7 @@ class Job:
         start = time.perf_counter()
         plan = self.plan
         fixed = fixed_normalizer(self.norm_spec, model_in_channels(self.model))
-        if fixed is None and self.norm_spec["scope"] == "stack":
+        if fixed is None and self.normalizers is None and self.norm_spec["scope"] == "stack":
             spec = self.norm_spec
             planes = (self._plane(i, warn=False) for i in plan.plane_indices())
             fixed = percentile_normalizer(planes, spec["low"], spec["high"])
@@ -145,9 +132,9 @@ class Job:
         previous, next_id = None, 1
         for n, index in enumerate(plan.plane_indices()):
             raw = self._plane(index)
-            norm = fixed or percentile_normalizer([raw], self.norm_spec["low"], self.norm_spec["high"])
+            norm = self._normalizer(index, raw, fixed)
             if self.layout.single:
-                prob = yield from self._plane_with_retry(raw, norm, Target(index))
+                prob = yield from self._plane_with_retry(raw, norm, Target(index), self._shift())
                 labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
                 del prob
                 if labels is not None and self.out_grid is not None:
@@ -162,10 +149,31 @@ class Job:
             yield Progress("planes", n + 1, plan.n_planes, f"plane {n + 1}/{plan.n_planes}", info)
         return self._finish(time.perf_counter() - start)
 
+    def _normalizer(self, index: tuple[int, ...], raw: np.ndarray, fixed: Normalizer | None) -> Normalizer:
+        """The plane's normalizer: fixed, given (a window run's, from its whole plane), or its own."""
+        if fixed is None and self.normalizers is not None:
+            return self.normalizers[tuple(index)]
+        return fixed or percentile_normalizer([raw], self.norm_spec["low"], self.norm_spec["high"])
+
+    def _out_size(self) -> tuple[int, int]:
+        """(h, w) of the outputs' planes: the image's, or a window run's region."""
+        return self.window.size if self.window else (self.plan.size("Y"), self.plan.size("X"))
+
+    def _shift(self, rows: slice | None = None, cols: slice | None = None) -> tuple[slice, slice] | None:
+        """Output rows and columns (default: all) as those of the image the tiles read (None:
+        the whole plane of an ordinary run)."""
+        return self.window.shift(rows, cols) if self.window else None if rows is None else (rows, cols)
+
+    def _grid(self, height: int, width: int) -> TileGrid:
+        """The tile grid of an (height, width) plane, or a window run's view of its whole plane's."""
+        if self.window is None:
+            return TileGrid.plan(height, width, self.tile, self.overlap, self.model)
+        return self.window.grid(self.tile, self.overlap, self.model, (height, width))
+
     def _plan_blocks(self) -> BlockLayout:
         """The plane's block layout and the tile cache's budget (:func:`.memory.plan_blocks`):
         ``block=`` if given, else the memory policy's block."""
-        h, w = self.plan.size("Y"), self.plan.size("X")
+        h, w = self._out_size()
         halo = max(memory.DEFAULT_HALO, self.overlap)
         meta = described(self.model)
         k = len(meta.class_names) if meta is not None and meta.class_names else 3
@@ -192,9 +200,8 @@ class Job:
 
     def _tiles_per_plane(self) -> int:
         """Tiles run per plane: the plane's tile grid, each block running the tiles over its region."""
-        h, w = self.plan.size("Y"), self.plan.size("X")
-        grid = TileGrid.plan(h, w, self.tile, self.overlap, self.model)
-        return sum(len(grid.tiles_in(b.read_y, b.read_x)) for b in self.layout.blocks())
+        grid = self._grid(self.plan.size("Y"), self.plan.size("X"))
+        return sum(len(grid.tiles_in(*self._shift(b.read_y, b.read_x))) for b in self.layout.blocks())
 
     def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
         """Run a plane block by block; returns its instance labels (1..N, a view) or None.
@@ -208,13 +215,13 @@ class Job:
             self._allocate(k, (0, 0))
         total = self.layout.count
         yield Progress("blocks", 0, total, "blocks", self._block_info(index, slice(0, 0), slice(0, 0)))
-        grid = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
-        regions = [(b.read_y, b.read_x) for b in self.layout.blocks()]
+        grid = self._grid(raw.shape[1], raw.shape[2])
+        regions = [self._shift(b.read_y, b.read_x) for b in self.layout.blocks()]
         self.tiles = TileCache(grid, regions, self.cache_budget)
         writer = None
         for block in self.layout.blocks():
             self.tiles.start(block.index)
-            window = (block.read_y, block.read_x)
+            window = self._shift(block.read_y, block.read_x)
             prob = yield from self._plane_with_retry(raw, norm, Target.of_block(index, block), window)
             if prob is not None:
                 labels = instances_from_probabilities(prob, **self.postprocess)
@@ -256,7 +263,7 @@ class Job:
         block region: its probabilities equal the whole-plane run's); on a tile too large for
         memory halve the tile and redo it."""
         while True:
-            grid = TileGrid.plan(raw.shape[1], raw.shape[2], self.tile, self.overlap, self.model)
+            grid = self._grid(raw.shape[1], raw.shape[2])
             try:
                 return (yield from self._run_plane(raw, norm, grid, target, window))
             except TileTooLarge as err:
@@ -331,7 +338,10 @@ class Job:
 
     def _allocate(self, k: int, size: tuple[int, int]) -> np.ndarray | None:
         """Allocate outputs at the first tile; returns a (K, h, w) float16 buffer for instances."""
-        shape = self.plan.out_shape
+        shape = list(self.plan.out_shape)
+        for axis, n in zip("YX", self._out_size()):
+            shape[self.plan.out_axes.index(axis)] = n
+        shape = tuple(shape)
         if self.result["classes"] is None:
             self.result["classes"] = np.zeros(shape, np.uint8 if k <= 256 else np.uint16)
             if "probabilities" in self.outputs:
@@ -388,21 +398,6 @@ class Job:
         return view, labels, next_id
 
     def _finish(self, seconds: float) -> SegmentationResult:
-        meta = described(self.model)
-        info = {
-            "model": meta.name if meta else type(self.model).__name__,
-            "task": meta.task if meta else "semantic",
-            "class_names": list(meta.class_names) if meta else [],
-            "class_colors": list(meta.class_colors) if meta else [],
-            "device": str(self.device),
-            "precision": self.precision.name,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "batch_size": self.runner.batch_size,
-            "tta": self.tta,
-            "block": None if self.layout is None or self.layout.single else self.layout.block,
-            "normalization": self.norm_spec,
-            "seconds": seconds,
-        }
         r = self.result
+        info = run_meta(self, seconds)
         return SegmentationResult(r["classes"], r["instances"], r["probabilities"], self.plan.out_axes, info)

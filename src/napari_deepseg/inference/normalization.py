@@ -150,6 +150,31 @@ def percentile_normalizer(planes: Iterable[np.ndarray], low: float, high: float)
         ]
         for c in range(len(plane)):
             stats[c].add(plane[c])
+    return _normalizer(stats, low, high)
+
+
+def banded_percentile_normalizer(
+    bands: Iterable[tuple[int, np.ndarray]], size: tuple[int, int], low: float, high: float
+) -> Normalizer:
+    """:func:`percentile_normalizer` of (C, H, W) planes of ``size`` (H, W) given as row bands
+    ``(first row, (C, n, W) band)``, each plane's bands in order: the same statistics (float
+    planes: the same subsample of pixels) without a whole plane in memory."""
+    step = _sample_step(size[0] * size[1])
+    stats = None
+    for row0, band in bands:
+        if stats is None:
+            stats = [_ChannelStats.for_dtype(band.dtype) for _ in range(len(band))]
+        for c in range(len(band)):
+            stats[c].add(band[c], step, row0)
+    return _normalizer(stats, low, high)
+
+
+def _sample_step(pixels: int) -> int:
+    """Float planes: every step-th row and column is sampled (at most about MAX_EXACT_PIXELS)."""
+    return max(1, int(np.ceil(np.sqrt(pixels / MAX_EXACT_PIXELS))))
+
+
+def _normalizer(stats: list[_ChannelStats] | None, low: float, high: float) -> Normalizer:
     if stats is None:
         raise DeepsegError("no planes to compute normalization statistics from")
     offset, scale = np.zeros(len(stats)), np.zeros(len(stats))
@@ -177,14 +202,15 @@ class _ChannelStats:
             return cls(65536)
         return cls(None)
 
-    def add(self, x: np.ndarray) -> None:
+    def add(self, x: np.ndarray, step: int | None = None, row0: int = 0) -> None:
+        """Count an (H, W) plane, or rows ``row0..`` of one whose sample ``step`` is given."""
         if self.hist is not None:
             for r in range(0, x.shape[0], _ROWS_PER_CHUNK):
                 chunk = x[r : r + _ROWS_PER_CHUNK].ravel().astype(np.intp)
                 self.hist += np.bincount(chunk, minlength=len(self.hist))
             return
-        step = max(1, int(np.ceil(np.sqrt(x.size / MAX_EXACT_PIXELS))))
-        sub = np.asarray(x[::step, ::step], dtype=np.float64).ravel()
+        step = _sample_step(x.size) if step is None else step
+        sub = np.asarray(x[(-row0) % step :: step, ::step], dtype=np.float64).ravel()
         self.samples.append(sub[np.isfinite(sub)])
 
     def percentiles(self, low: float, high: float) -> tuple[float, float]:

@@ -14,6 +14,7 @@ median over its objects.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,6 +99,45 @@ def resize_into(plane: np.ndarray, out: np.ndarray, band: int = 256) -> np.ndarr
     return out
 
 
+def resize_window(
+    read: Any,
+    full: tuple[int, int],
+    small: tuple[int, int],
+    rows: slice,
+    cols: slice,
+    dtype: Any,
+    band: int = 256,
+) -> np.ndarray:
+    """Rows ``rows`` and columns ``cols`` of the (C, h, w) = ``small`` resampling of a (C, H, W) =
+    ``full`` plane, reading only the input they need: equal to those pixels of
+    ``resize_into(plane, out)`` for an ``out`` of ``dtype`` (integer: rounded and clipped), up to
+    float rounding, so a window of a huge image resamples as the whole image would.
+
+    Args:
+        read: ``read(row_slice, col_slice)`` -> the (C, r, c) input there.
+        full, small: the input and output plane sizes; ``rows``, ``cols``: output slices.
+    """
+    shrink = small[0] < full[0] or small[1] < full[1]
+    src_y, w_y = (a[rows] for a in _row_taps(full[0], small[0], shrink))
+    src_x, w_x = (a[cols] for a in _row_taps(full[1], small[1], shrink))
+    x0, x1 = int(src_x.min()), int(src_x.max()) + 1
+    dtype = np.dtype(dtype)
+    info = np.iinfo(dtype) if dtype.kind in "iu" else None
+    out = None
+    for r in range(0, len(src_y), band):
+        ry, wy = src_y[r : r + band], w_y[r : r + band]
+        y0, y1 = int(ry.min()), int(ry.max()) + 1
+        part = np.asarray(read(slice(y0, y1), slice(x0, x1)), dtype=np.float32)  # (C, y1 - y0, x1 - x0)
+        part = np.einsum("rk,crkx->crx", wy, part[:, ry - y0], dtype=np.float32)
+        value = np.einsum("wk,crwk->crw", w_x, part[:, :, src_x - x0], dtype=np.float32)
+        if info is not None:
+            value = np.clip(np.rint(value), info.min, info.max)
+        if out is None:
+            out = np.empty((value.shape[0], len(src_y), len(src_x)), dtype)
+        out[:, r : r + len(ry)] = value
+    return out
+
+
 def _row_taps(n_in: int, n_out: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
     """Source rows and weights of each output row for torch's bilinear resampling
     (``align_corners=False``; with ``antialias`` a triangle filter as wide as the shrink factor):
@@ -157,6 +197,7 @@ __all__ = [
     "resize_into",
     "resize_labels",
     "resize_plane",
+    "resize_window",
     "scale_factor",
     "scaled_shape",
 ]

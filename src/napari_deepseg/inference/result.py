@@ -1,0 +1,50 @@
+"""What a segmentation run returns: :class:`SegmentationResult` and its ``meta``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..models.modelfile import described
+
+
+@dataclass
+class SegmentationResult:
+    """What :func:`segment` returns.
+
+    Attributes:
+        classes: class map, uint8 (K <= 256) or uint16, with the image's non-channel shape.
+        instances: uint32 instance labels (same shape, ids unique over the whole stack), or None
+            when not asked for or the model is not an instance-boundary model.
+        probabilities: float16 (K, *non-channel shape) softmax probabilities, or None.
+        axes: the axes of ``classes`` (the image's axes without C).
+        meta: model name, task, class names/colours, device, precision, tile, overlap, timing.
+    """
+
+    classes: np.ndarray
+    instances: np.ndarray | None
+    probabilities: np.ndarray | None
+    axes: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def run_meta(job: Any, seconds: float) -> dict[str, Any]:
+    """A finished run's ``meta``: model, task, classes, device, precision, tiles, blocks, timing."""
+    meta = described(job.model)
+    return {
+        "model": meta.name if meta else type(job.model).__name__,
+        "task": meta.task if meta else "semantic",
+        "class_names": list(meta.class_names) if meta else [],
+        "class_colors": list(meta.class_colors) if meta else [],
+        "device": str(job.device),
+        "precision": job.precision.name,
+        "tile": job.tile,
+        "overlap": job.overlap,
+        "batch_size": job.runner.batch_size,
+        "tta": job.tta,
+        "block": None if job.layout is None or job.layout.single else job.layout.block,
+        "normalization": job.norm_spec,
+        "seconds": seconds,
+    }
