@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget of this run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kind-weights", default="fluorescence=0.65,histology=0.28,brightfield=0.07")
+    ap.add_argument("--schedule", choices=("onecycle", "cosine"), default="onecycle")
+    ap.add_argument("--warmup", type=float, default=0.0, help="cosine: warm-up fraction of the steps")
+    ap.add_argument(
+        "--init", type=Path, default=None,
+        help="continue training this model file (its architecture, channel mode and diameter)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if not (args.data / "index.json").exists():
         print(f"dataset not found at {args.data}; pass --data (skipping)", file=sys.stderr)
@@ -94,14 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.out / "checkpoint.pt"
     options = dict(
         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, lr=args.lr, batch_size=args.batch,
-        patch_size=args.patch, schedule="onecycle", zoom=args.zoom, minutes=args.minutes,
-        snapshots=True, object_diameter=args.diameter, channel_mode="gray-hed", seed=args.seed,
-        task="instance-boundary", arch_options={"base": args.base, "depth": args.depth},
-        name="nuclei", val_fraction=0.0,
+        patch_size=args.patch, schedule=args.schedule, warmup=args.warmup, zoom=args.zoom,
+        minutes=args.minutes, snapshots=True, seed=args.seed, name="nuclei", val_fraction=0.0,
     )  # fmt: skip
+    if args.init is None:  # a new model: these define it (a starting model brings its own)
+        options.update(
+            object_diameter=args.diameter, channel_mode="gray-hed", task="instance-boundary",
+            arch_options={"base": args.base, "depth": args.depth},
+        )  # fmt: skip
     gen = finetune_iter(
         pairs,
-        None,
+        None if args.init is None else str(args.init),
         val_pairs=selection,
         output=args.out / "nuclei.pt",
         checkpoint=checkpoint,
