@@ -1,10 +1,11 @@
 """Does ``deepseg predict``'s chunked path find the objects ``segment()`` finds?
 
 A plane larger than the memory policy's chunk (an 8192² uint8 mosaic under the default 2 GB
-limit) is written chunk by chunk into OME-Zarr by the CLI, each chunk segmented on its own
-(its own tile grid, its own resampling, its own normalization) and joined at the seams.
-``segment()`` runs the same plane in blocks that share the whole plane's tile grid (their
-result equals the whole-plane run's: see the scaling benchmark). This compares the two on a
+limit) is written chunk by chunk into OME-Zarr by the CLI: each chunk (a Y/X block with a halo)
+runs as a region of the whole plane's run (``segment_iter(region=...)``: the plane's tile grid,
+resampling and normalization) and the chunks are joined at the seams. ``segment()`` runs the
+same plane in blocks that share the whole plane's tile grid (their result equals the
+whole-plane run's: see the scaling benchmark). This compares the two on a
 mosaic of DSB val tiles: the share of ``segment()``'s objects that the CLI's output matches
 with IoU >= 0.9, and the other way round, and each one's AP@0.5 against the tiles' ground
 truth (nuclei cut by the 256-pixel tile borders count as they are), for each ``--diameters``

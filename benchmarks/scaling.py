@@ -181,6 +181,12 @@ def main() -> None:
     parser.add_argument(
         "--results", type=Path, default=None, help="JSON-lines file (default: in the work dir)"
     )
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        default=["segment", "whole", "cli"],
+        help="which paths to run (a re-run of some)",
+    )
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--diameter", help="object diameter for all cases (off, or pixels): one scale")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "IMAGE", "OUT"), help=argparse.SUPPRESS)
@@ -205,11 +211,12 @@ def main() -> None:
             image_path = work / f"mosaic{size}.tif"
             tifffile.imwrite(image_path, mosaic(tiles, size))
             kinds = ["segment"] + (["whole"] if size in args.whole else []) + ["cli"]
+            kinds = [k for k in kinds if k in args.paths]
             for kind in kinds:
                 repeats = REPEATS if size <= REPEAT_UP_TO else 1
                 runs = [_run_child(kind, image_path, work, args.diameter) for _ in range(repeats)]
                 row = {"size": size, "case": kind, **_median_run(runs)}
-                if kind == "whole" and "error" not in row:
+                if kind == "whole" and "error" not in row and "segment" in kinds:
                     blockwise = np.load(work / f"segment_{image_path.stem}" / "segment.npy")
                     whole = np.load(work / f"whole_{image_path.stem}" / "whole.npy")
                     share = agreement(blockwise, whole)
