@@ -128,8 +128,8 @@ def resize_window(
         ry, wy = src_y[r : r + band], w_y[r : r + band]
         y0, y1 = int(ry.min()), int(ry.max()) + 1
         part = np.asarray(read(slice(y0, y1), slice(x0, x1)), dtype=np.float32)  # (C, y1 - y0, x1 - x0)
-        part = np.einsum("rk,crkx->crx", wy, part[:, ry - y0], dtype=np.float32)
-        value = np.einsum("wk,crwk->crw", w_x, part[:, :, src_x - x0], dtype=np.float32)
+        rows_done = sum(wy[:, k, None] * part[:, ry[:, k] - y0] for k in range(wy.shape[1]))
+        value = sum(w_x[:, k] * rows_done[:, :, src_x[:, k] - x0] for k in range(w_x.shape[1]))
         if info is not None:
             value = np.clip(np.rint(value), info.min, info.max)
         if out is None:
