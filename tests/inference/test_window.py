@@ -123,6 +123,13 @@ def test_a_bad_region_is_a_one_line_error(region):
         segment(np.zeros((64, 64), np.uint8), _conv_net(), region=region, **CPU)
 
 
+def test_normalizers_of_another_image_are_a_one_line_error():
+    stack = np.stack([_plane((100, 120), seed=s)[0] for s in (1, 2)])
+    norms = region_normalizers(stack[0], _conv_net())  # one plane's, for a two-plane stack
+    with pytest.raises(DeepsegError, match="plane_normalizers hold 1 plane"):
+        segment(stack, _conv_net(), axes="ZYX", region=(slice(0, 50), slice(0, 50)), plane_normalizers=norms)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_banded_statistics_equal_the_whole_planes(dtype):
     rng = np.random.default_rng(1)

@@ -206,6 +206,12 @@ def run_window(
     )
     if normalizers is None:
         normalizers = normalizers_for(image, plan, job, scale)
+    elif set(normalizers) != set(plan.plane_indices()):
+        raise DeepsegError(
+            f"plane_normalizers hold {len(normalizers)} plane(s) but the image has {plan.n_planes} "
+            f"over axes {plan.loop_axes or '(none)'}; compute them for this image with "
+            "region_normalizers(image, ...)"
+        )
     lead = tuple(plan.size(a) for a in plan.loop_axes)
     boxed = None
     for index in plan.plane_indices():
