@@ -46,3 +46,22 @@ def test_chunked_plane_has_the_whole_plane_objects(tmp_path, diameter):
         classes, _ = open_labels(tmp_path / "classes" / "big_labels.zarr")
         expected = segment(image, load_model("nuclei"), object_diameter="off").classes
         np.testing.assert_array_equal(np.asarray(classes[:]), expected)
+
+
+def test_a_stack_cut_into_yx_blocks_keeps_each_planes_normalization(tmp_path, model_file):
+    """Y/X chunks of the planes of a ZYX stack: each plane's blocks take that plane's own
+    percentiles (computed once for the image), so the class map is the whole-stack run's."""
+    planes = [synthetic_nuclei((1100, 1090), seed=s)[0] for s in (1, 2, 3)]
+    stack = np.stack(planes).astype(np.uint16)
+    stack[1, :, :150] = 60000  # a saturated strip: plane 1's 99.8th percentile is far above the others'
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    out = tmp_path / "out"
+    code = main([
+        "predict", str(tmp_path / "stack.tif"), "-o", str(out), "--quiet", "--model", str(model_file),
+        "--axes", "ZYX", "--zarr-threshold", "1K", "--chunk-size", "1M", "--output", "classes",
+    ])  # fmt: skip
+    assert code == 0
+    classes, axes = open_labels(out / "stack_labels.zarr")
+    assert axes == "ZYX"
+    expected = segment(stack, load_model(model_file), axes="ZYX").classes
+    np.testing.assert_array_equal(np.asarray(classes[:]), expected)
