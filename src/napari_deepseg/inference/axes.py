@@ -91,10 +91,13 @@ class AxesPlan:
     def n_planes(self) -> int:
         return int(np.prod([self.size(a) for a in self.loop_axes], dtype=np.int64))
 
-    def read_plane(self, image, index: tuple[int, ...]) -> np.ndarray:
-        """The raw (C, H, W) plane at ``index`` (C = 1 when the image has no C axis)."""
+    def read_plane(
+        self, image, index: tuple[int, ...], rows: slice = slice(None), cols: slice = slice(None)
+    ) -> np.ndarray:
+        """The raw (C, H, W) plane at ``index`` (C = 1 when the image has no C axis), or only its
+        window ``rows`` x ``cols`` (only that is read from a lazy image)."""
         pos = dict(zip(self.loop_axes, index))
-        key = tuple(pos[a] if a in pos else slice(None) for a in self.axes)
+        key = tuple(pos.get(a, rows if a == "Y" else cols if a == "X" else slice(None)) for a in self.axes)
         plane = np.asarray(image[key])
         kept = "".join(a for a in self.axes if a in "CYX")
         if "C" not in kept:

@@ -175,7 +175,7 @@ def region_normalizers(
     """The per-plane normalizers a whole-image run of ``image`` uses (``object_diameter`` as
     ``segment_iter``'s, a number or "off" for speed), for ``segment_iter(region=...,
     plane_normalizers=...)``; None for models whose normalization needs no statistics."""
-    from .window import normalizers_for
+    from .window import RunGrid, normalizers_for
 
     model = as_model(model)
     sizing = _sizing(
@@ -184,7 +184,8 @@ def region_normalizers(
     image = as_array(image)
     plan = AxesPlan.parse(tuple(image.shape), axes)
     job = Job.make(image, model, axes, channels, "cpu", "auto", None, None, None, ("classes",))
-    return normalizers_for(image, plan, job, sizing["scale"] if sizing else 1.0)
+    run = RunGrid((plan.size("Y"), plan.size("X")), sizing["scale"] if sizing else 1.0)
+    return normalizers_for(image, plan, job, run)
 
 
 def _run_region(image, model, axes, region, sizing, normalizers, options) -> Generator:
@@ -194,9 +195,9 @@ def _run_region(image, model, axes, region, sizing, normalizers, options) -> Gen
     image = as_array(image)
     plan = AxesPlan.parse(tuple(image.shape), axes)
     region = check_region(region, (plan.size("Y"), plan.size("X")))
-    scale = sizing["scale"] if sizing else 1.0
-    job = _job(image, model, axes, plane=RunGrid((plan.size("Y"), plan.size("X")), scale).size, **options)
-    return (yield from run_window(image, plan, region, scale, job, normalizers))
+    run = RunGrid((plan.size("Y"), plan.size("X")), sizing["scale"] if sizing else 1.0)
+    job = _job(image, model, axes, plane=run.size, **options)
+    return (yield from run_window(image, plan, region, run, job, normalizers))
 
 
 def _run(image: Any, model: nn.Module, axes: str | None, **options: Any) -> Generator:

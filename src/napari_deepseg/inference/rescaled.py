@@ -25,6 +25,7 @@ from torch import nn
 from ..progress import Progress
 from .gridmap import GridMap
 from .inputs import AxesPlan
+from .result import in_out_axes
 from .scale import (
     FIRST_SCALES,
     SCALE_RANGE,
@@ -216,17 +217,13 @@ class _Mapper:
     def result(self, result: Any, loop: str, out_axes: str) -> Any:
         """The inner result with classes (mapped plane by plane as the plane events came) and
         probabilities (row bands) on the original grid."""
-        order = [(loop + "YX").index(a) for a in out_axes]
         if self.classes is None:  # every plane event maps its plane's classes: none were seen
             empty = np.empty((*self.lead, *self.grid.full), result.classes.dtype)
             self.classes = self.grid.fill(empty, result.classes)
-        result.classes = np.transpose(self.classes, order)
-        if result.instances is not None:
-            result.instances = np.transpose(result.instances, order)
+        result.classes = self.classes
         if result.probabilities is not None:
             p = result.probabilities
             back = np.empty((*p.shape[:-2], *self.grid.full), p.dtype)
             resize_into(p.reshape(-1, *p.shape[-2:]), back.reshape(-1, *self.grid.full))
-            result.probabilities = np.transpose(back, [0, *(1 + i for i in order)])
-        result.axes = out_axes
-        return result
+            result.probabilities = back
+        return in_out_axes(result, loop, out_axes)

@@ -30,6 +30,19 @@ class SegmentationResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def in_out_axes(result: SegmentationResult, loop: str, out_axes: str) -> SegmentationResult:
+    """``result`` with its outputs, on axes ``loop`` + YX (probabilities with K first), transposed
+    to the image's ``out_axes`` (a rescaled or window run works plane by plane on loop + YX)."""
+    order = [(loop + "YX").index(a) for a in out_axes]
+    result.classes = np.transpose(result.classes, order)
+    if result.instances is not None:
+        result.instances = np.transpose(result.instances, order)
+    if result.probabilities is not None:
+        result.probabilities = np.transpose(result.probabilities, [0, *(1 + i for i in order)])
+    result.axes = out_axes
+    return result
+
+
 def run_meta(job: Any, seconds: float) -> dict[str, Any]:
     """A finished run's ``meta``: model, task, classes, device, precision, tiles, blocks, timing."""
     meta = described(job.model)

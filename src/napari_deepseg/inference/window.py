@@ -34,6 +34,7 @@ from ..progress import Progress
 from .gridmap import GridMap
 from .inputs import AxesPlan, model_plane
 from .normalization import banded_percentile_normalizer, fixed_normalizer
+from .result import in_out_axes
 from .scale import resize_window, scaled_shape
 from .tiling import TileGrid
 
@@ -114,7 +115,7 @@ class RunGrid:
     """The run grid of a region: the image's grid, or its resampling by ``scale``."""
 
     def __init__(self, full: tuple[int, int], scale: float) -> None:
-        self.full, self.scale = full, scale
+        self.full = full
         self.size = full if scale == 1.0 else scaled_shape(full, scale)
         self.map = None if scale == 1.0 else GridMap.between(self.size, full)
 
@@ -134,25 +135,12 @@ class RunGrid:
         """The raw (C, h, w) run-grid pixels ``rows`` x ``cols`` of the plane at ``index``."""
 
         def raw(r: slice, c: slice) -> np.ndarray:
-            return read_plane_window(image, plan, index, r, c)
+            return plan.read_plane(image, index, r, c)
 
         if self.map is None:
             return raw(rows, cols)
         dtype = np.float32 if np.dtype(image.dtype).kind in "fc" else image.dtype
         return resize_window(raw, self.full, self.size, rows, cols, dtype)
-
-
-def read_plane_window(
-    image: Any, plan: AxesPlan, index: tuple[int, ...], rows: slice, cols: slice
-) -> np.ndarray:
-    """The raw (C, h, w) window ``rows`` x ``cols`` of the plane at ``index`` (only it is read)."""
-    pos = dict(zip(plan.loop_axes, index))
-    key = tuple(pos.get(a, rows if a == "Y" else cols if a == "X" else slice(None)) for a in plan.axes)
-    window = np.asarray(image[key])
-    kept = "".join(a for a in plan.axes if a in "CYX")
-    if "C" not in kept:
-        window, kept = window[None], "C" + kept
-    return window.transpose([kept.index(a) for a in "CYX"])
 
 
 def _bands(image: Any, plan: AxesPlan, job: Any, run: RunGrid, index: tuple[int, ...]) -> Iterator:
@@ -164,15 +152,14 @@ def _bands(image: Any, plan: AxesPlan, job: Any, run: RunGrid, index: tuple[int,
         yield r, model_plane(raw, job.mapping, "image", warn=False)
 
 
-def normalizers_for(image: Any, plan: AxesPlan, job: Any, scale: float = 1.0) -> dict | None:
+def normalizers_for(image: Any, plan: AxesPlan, job: Any, run: RunGrid) -> dict | None:
     """Each plane's normalizer as a whole-image run of ``job``'s settings computes it (on the
-    plane resampled by ``scale``), read in row bands: ``{plane index: Normalizer}``, or None for
-    normalization methods that need no statistics."""
+    ``run`` grid), read in row bands: ``{plane index: Normalizer}``, or None for normalization
+    methods that need no statistics."""
     from .runner import model_in_channels
 
     if fixed_normalizer(job.norm_spec, model_in_channels(job.model)) is not None:
         return None
-    run = RunGrid((plan.size("Y"), plan.size("X")), scale)
     low, high = job.norm_spec["low"], job.norm_spec["high"]
     indices = list(plan.plane_indices())
     if job.norm_spec["scope"] == "stack":
@@ -189,15 +176,13 @@ def run_window(
     image: Any,
     plan: AxesPlan,
     region: tuple[slice, slice],
-    scale: float,
+    run: RunGrid,
     job: Any,
     normalizers: dict | None,
 ) -> Generator[Progress, None, Any]:
     """Run ``job`` (made for the whole image, not yet run) over ``region`` of every plane of
-    ``image`` (resampled by ``scale``); returns its result with the region's outputs on the
+    ``image`` (on the ``run`` grid); returns its result with the region's outputs on the
     image's grid, in the image's output axes."""
-    full = (plan.size("Y"), plan.size("X"))
-    run = RunGrid(full, scale)
     run_rows, run_cols = run.source(*region)
     grid = TileGrid.plan(*run.size, job.tile, job.overlap, job.model)
     box = tuple(
@@ -205,7 +190,7 @@ def run_window(
         for s, extra, n in zip((run_rows, run_cols), (grid.in_h, grid.in_w), run.size)
     )
     if normalizers is None:
-        normalizers = normalizers_for(image, plan, job, scale)
+        normalizers = normalizers_for(image, plan, job, run)
     elif set(normalizers) != set(plan.plane_indices()):
         raise DeepsegError(
             f"plane_normalizers hold {len(normalizers)} plane(s) but the image has {plan.n_planes} "
@@ -230,8 +215,6 @@ def run_window(
 def _on_image_grid(result: Any, run: RunGrid, region, source, plan: AxesPlan) -> Any:
     """A window run's outputs (over the run-grid ``source`` region, axes loop + YX) as the image
     grid's ``region``, in the image's output axes."""
-    loop = plan.loop_axes
-    order = [(loop + "YX").index(a) for a in plan.out_axes]
     if run.map is not None:
         rows = run.map.rows[region[0]] - source[0].start
         cols = run.map.cols[region[1]] - source[1].start
@@ -241,13 +224,7 @@ def _on_image_grid(result: Any, run: RunGrid, region, source, plan: AxesPlan) ->
                 setattr(result, name, arr[..., rows[:, None], cols[None, :]])
         if result.probabilities is not None:
             result.probabilities = _probabilities_back(result.probabilities, run, region, source)
-    result.classes = np.transpose(result.classes, order)
-    if result.instances is not None:
-        result.instances = np.transpose(result.instances, order)
-    if result.probabilities is not None:
-        result.probabilities = np.transpose(result.probabilities, [0, *(1 + i for i in order)])
-    result.axes = plan.out_axes
-    return result
+    return in_out_axes(result, plan.loop_axes, plan.out_axes)
 
 
 def _probabilities_back(prob: np.ndarray, run: RunGrid, region, source) -> np.ndarray:
