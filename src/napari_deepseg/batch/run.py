@@ -280,6 +280,17 @@ def _chunks(job: InputJob, ctx: RunContext):
     return plan_chunks(job.shape, job.axes, job.dtype.itemsize, job.chunk_bytes, halo)
 
 
+def _prepare_chunks(job: InputJob, ctx: RunContext) -> tuple[set[int], Options, dict[str, Any] | None]:
+    """A large input's output store and chunk plan (``job.chunks``) and the options its chunks
+    run with (one object-size decision, the planes' normalizers for the chunks still to run);
+    returns (chunks already written, options, object-size decision)."""
+    done = _create_store(job, ctx)
+    job.chunks = _chunks(job, ctx)
+    opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
+    todo = [c for c in job.chunks if c.index not in done]
+    return done, image_normalization(job.src, job.axes, ctx.ref, opts, todo), sizing
+
+
 def _run_in_process(jobs: list[InputJob], ctx: RunContext):
     for job in jobs:
         t0 = time.perf_counter()
@@ -287,10 +298,8 @@ def _run_in_process(jobs: list[InputJob], ctx: RunContext):
             if job.kind == "tiff":
                 job.info = yield from segment_file_iter(job.src, job.dst, ctx.ref, ctx.opts)
             else:
-                done = _create_store(job, ctx)
-                chunks = job.chunks = _chunks(job, ctx)
-                opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
-                opts = image_normalization(job.src, job.axes, ctx.ref, opts, chunks)
+                done, opts, sizing = _prepare_chunks(job, ctx)
+                chunks = job.chunks
                 job.info = {"chunks": len(chunks), "pid": os.getpid(), "chunk_bytes": job.chunk_bytes}
                 job.info.update(resumed_chunks=len(done), object_diameter=sizing)
                 for k, chunk in enumerate(chunks):
@@ -315,10 +324,8 @@ def _run_distributed(client: Any, jobs: list[InputJob], ctx: RunContext):
                     args = (str(job.src), str(job.dst), ctx.ref, ctx.opts)
                     futures[dask_backend.submit(client, run_file_task, *args)] = (job, None)
                     continue
-                done = _create_store(job, ctx)
-                chunks = job.chunks = _chunks(job, ctx)
-                opts, sizing = image_sizing(job.src, job.axes, ctx.ref, ctx.opts)
-                opts = image_normalization(job.src, job.axes, ctx.ref, opts, chunks)
+                done, opts, sizing = _prepare_chunks(job, ctx)
+                chunks = job.chunks
             except Exception as err:  # could not prepare this input's output: recorded
                 job.error = failure_reason(err)
                 yield ctx.finish(job, 0.0)

@@ -190,18 +190,16 @@ def image_sizing(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options
 
 
 def image_normalization(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options, chunks) -> Options:
-    """``opts`` with the image's per-plane normalizers when a chunk is a Y/X block of a plane
-    (each block then normalizes as the whole plane would: read once here, in row bands)."""
+    """``opts`` with the image's per-plane normalizers when one of ``chunks`` (those still to
+    run) is a Y/X block of a plane (each block then normalizes as the whole plane would: read
+    once here, in row bands)."""
     from dataclasses import replace
 
     from ..inference import region_normalizers
 
     image, _ = read_image(src, lazy=True)
     dims = dict(zip(axes, image.shape))
-    if all(
-        c.read_y.stop - c.read_y.start == dims["Y"] and c.read_x.stop - c.read_x.start == dims["X"]
-        for c in chunks
-    ):
+    if all(c.whole_planes(dims["Y"], dims["X"]) for c in chunks):
         return opts
     found = region_normalizers(
         image, get_model(ref), axes=axes, channels=list(opts.channels) if opts.channels else None,
@@ -236,6 +234,10 @@ class Chunk:
     read_x: slice
     id_offsets: tuple[int, ...]
 
+    def whole_planes(self, height: int, width: int) -> bool:
+        """True for a run of whole (height, width) planes; False for a Y/X block of one."""
+        return (self.read_y.stop - self.read_y.start, self.read_x.stop - self.read_x.start) == (height, width)
+
 
 def _selection(axes: str, lead: tuple[int | slice, ...], y: slice, x: slice, channel: Any) -> tuple:
     it = iter(lead)
@@ -261,13 +263,9 @@ def segment_chunk_iter(
     """
     image, _ = read_image(src, lazy=True)
     dims = dict(zip(axes, image.shape))
-    whole = (chunk.read_y.stop - chunk.read_y.start, chunk.read_x.stop - chunk.read_x.start) == (
-        dims["Y"],
-        dims["X"],
-    )
     sel = _selection(axes, chunk.lead, chunk.read_y, chunk.read_x, slice(None))
     sub_axes = "".join(a for a, s in zip(axes, sel) if not isinstance(s, int))
-    if whole:  # whole planes: read and segmented as they are
+    if chunk.whole_planes(dims["Y"], dims["X"]):  # whole planes: read and segmented as they are
         result = yield from _segment(np.asarray(image[sel]), sub_axes, ref, opts)
     else:  # a Y/X block of a plane: as the whole-plane run segments it (inference.window)
         planes = _Planes(image, _selection(axes, chunk.lead, slice(None), slice(None), slice(None)))
