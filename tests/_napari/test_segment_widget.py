@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -368,8 +369,10 @@ def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
     viewer_widget, qtbot, model_file, errors, monkeypatch
 ):
     """Seen in a real viewer: two 2048² layers placed with zero-delay steps froze the window
-    for both at once. Each layer is added hidden and shown in a later step; between steps a
-    due timer (as the user's input and the repaint) runs."""
+    for both at once, and napari's overlay visuals and Python's garbage collection landed in
+    the same turn as a layer. Each layer is added hidden with its overlays hidden, the overlays
+    and the layer are shown in later steps, automatic collection waits for the end; between
+    steps a due timer (as the user's input and the repaint) runs."""
     viewer, widget = viewer_widget
     image, _ = synthetic_nuclei((64, 64), seed=2)
     viewer.add_image(image, name="nuclei")
@@ -377,24 +380,32 @@ def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
     ticks, seen = [], []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
-    real_add = type(viewer).add_labels
+    layer_list = type(viewer.layers)
+    real_insert = layer_list.insert
 
-    def add_labels(self, data, **kwargs):
-        seen.append((len(ticks), kwargs.get("visible", True)))
+    def insert(self, index, layer):
+        overlays = [o.visible for o in layer._overlays.values()]
+        seen.append((len(ticks), layer.visible, any(overlays), gc.isenabled()))
         time.sleep(0.05)  # as adding a 2048² layer does: the timer is due when the step ends
-        return real_add(self, data, **kwargs)
+        return real_insert(self, index, layer)
 
-    monkeypatch.setattr(type(viewer), "add_labels", add_labels)
+    monkeypatch.setattr(layer_list, "insert", insert)
     timer.start(1)
     try:
         _run(qtbot, widget)
     finally:
         timer.stop()
     assert errors["error"] == []
-    assert [visible for _, visible in seen] == [False, False]  # added hidden ...
-    assert seen[1][0] > seen[0][0] + 1  # ... and the timer ran after each step
-    assert viewer.layers["nuclei tiny classes"].visible
-    assert viewer.layers["nuclei tiny instances"].visible
+    assert [s[1:] for s in seen] == [(False, False, False)] * 2  # added hidden, overlays too, no gc
+    assert seen[1][0] > seen[0][0] + 3  # the timer ran after each step (layer, 2 overlays, show)
+    assert gc.isenabled()
+    canvas = viewer.window._qt_viewer.canvas
+    for name in ("nuclei tiny classes", "nuclei tiny instances"):
+        layer = viewer.layers[name]
+        assert layer.visible
+        drawn = canvas._layer_overlay_to_visual[layer]  # napari built the overlays' visuals
+        assert {layer._overlays["polygon"], layer._overlays["brush_stroke"]} <= set(drawn)
+    assert viewer.layers.selection.active is viewer.layers["nuclei tiny instances"]
 
 
 def test_a_result_over_the_memory_limit_is_a_warning_notification(

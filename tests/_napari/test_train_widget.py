@@ -250,6 +250,7 @@ def test_closing_napari_during_training_asks_then_saves_and_closes(
     from napari_deepseg._napari import close_guard
 
     widget = _widget(viewer, qtbot, model_file, tmp_path, epochs=200)
+    viewer.window.add_dock_widget(widget, name="Fine-tune")  # the guard finds the window it is in
     widget.add_pair()
     window = viewer.window._qt_window
     window.show()

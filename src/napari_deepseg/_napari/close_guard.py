@@ -18,7 +18,7 @@ class CloseGuard(QObject):
     """Event filter on napari's main window (see the module docstring).
 
     Args:
-        window: napari's main window (``viewer.window._qt_window``).
+        window: napari's main window (the root of a docked widget's Qt parents).
         busy: whether a run is going.
         question: the text of the question (e.g. where the model will be saved).
         stop: stops the run so that it saves what it has.

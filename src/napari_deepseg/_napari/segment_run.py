@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from qtpy.QtCore import QTimer
 from torch import nn
 
 from ..inference.device import available_devices as available_devices  # the core policy, for the widgets
@@ -25,6 +24,7 @@ from ..models.modelfile import makes_instances
 from ..progress import Progress
 from .correct_next import uncertainty_of
 from .corrected import keep_original
+from .gui_steps import GuiSteps, add_layer_steps
 from .layers import (
     SourceSnapshot,
     data_digest,
@@ -37,11 +37,6 @@ from .layers import (
 from .model_choices import ModelChoice
 
 LABEL_OUTPUTS = ("classes", "instances")
-#: pause between two placing steps (ms). A zero-delay QTimer is a posted event that Qt can run
-#: in the same pass as the previous step, before the repaint and any due timer or input: two
-#: 2048² layers then froze the window for both (gaps of 280-370 ms measured). With a pause,
-#: each step's repaint and the user's events run before the next layer is added.
-STEP_PAUSE_MS = 15
 
 
 @dataclass(frozen=True)
@@ -275,11 +270,12 @@ class ResultPlacer:
         prepared: dict[str, PreparedLabels] | None = None,
         done: Any = None,
     ) -> None:
-        """Place the label maps and probabilities, one layer per event-loop turn, then call ``done()``.
+        """Place the label maps and probabilities in short event-loop turns, then call ``done()``.
 
-        Each layer is one short GUI step (napari builds a layer's view and texture when it is
-        added); between steps Qt handles input and repaints, so placing a large result never
-        freezes the window for the sum of them. ``self.placed`` lists the layers written.
+        Each layer takes a few short GUI steps (:mod:`.gui_steps`: the layer, its overlays, its
+        data are built in turns of their own); between steps Qt handles input and repaints, so
+        placing a large result never freezes the window for the sum of them. ``self.placed``
+        lists the layers written.
         """
         prepared = dict(prepare_labels(result, self.plan.outputs) if prepared is None else prepared)
         uncertainty = prepared.pop("uncertainty", None)
@@ -290,19 +286,9 @@ class ResultPlacer:
             steps += [lambda k=k: self._place_probability(probs, k, meta) for k in range(1, probs.shape[0])]
         if uncertainty is not None:
             steps.append(lambda: self._place_uncertainty(uncertainty.map))
-        self.placed: list[Any] = []
-        self._steps, self._done = steps, done
-        QTimer.singleShot(STEP_PAUSE_MS, self._next_step)  # the first layer too: after the worker's signals
-
-    def _next_step(self) -> None:
-        if not self._steps:
-            if self._done is not None:
-                self._done()
-            return
-        layer = self._steps.pop(0)()
-        if layer is not None:
-            self.placed.append(layer)
-        QTimer.singleShot(STEP_PAUSE_MS, self._next_step)
+        self._steps = GuiSteps(steps, done)
+        self.placed: list[Any] = self._steps.results
+        self._steps.start()
 
     def _activate(self) -> None:
         """The newest label result becomes the active layer: the Correct widget follows it."""
@@ -324,10 +310,9 @@ class ResultPlacer:
         elif live_ok:
             layer = _update_layer(live, data, kwargs)
         else:
-            # added hidden, shown in the next step: napari builds the layer's visuals in one
-            # turn and slices, uploads and draws its data in the next (each alone stays short)
-            layer = self.viewer.add_labels(data, **{**kwargs, "visible": False})
-            self._steps.insert(0, lambda: _show(layer, kwargs.get("visible", True)))
+            # made now, added and shown over the next steps (each alone stays short)
+            layer = Labels(data, **kwargs)
+            self._steps.insert(*add_layer_steps(self.viewer, layer, kwargs.get("visible", True)))
         mark_result(
             layer, prepared.digest, output=out, model=self.plan.choice.label, source=self.plan.snapshot.name
         )
@@ -397,8 +382,3 @@ def is_painted(layer: Labels) -> bool:
     """Whether the user painted, filled or erased on a result layer since it was made."""
     record = result_layer_record(layer)
     return record is None or bool(record.get("painted"))
-
-
-def _show(layer: Labels, visible: bool) -> None:
-    """Show a result layer that was added hidden (its visibility as the run asked)."""
-    layer.visible = visible

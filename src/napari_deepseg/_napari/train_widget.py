@@ -91,18 +91,25 @@ class FineTuneWidget(QWidget):
         self._build_form()
         self._connect()
         self._set_running(False)
-        window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
-        window = getattr(window, "__wrapped__", window)  # plugin widgets get napari's public proxy
+        self.close_guard: CloseGuard | None = None  # made at the first Start (docked by then)
+
+    def _guard_window(self) -> None:
+        """Ask before the window this widget is docked in closes during training.
+
+        The window is the root of the widget's Qt parents (a floating dock keeps napari's window
+        as its parent); an undocked widget has none, and nothing is guarded.
+        """
+        root: QWidget = self
+        while root.parentWidget() is not None:
+            root = root.parentWidget()
+        if self.close_guard is not None or root is self:
+            return
         me = weakref.ref(self)  # the guard lives as long as napari's window: hold the widget weakly
-        self.close_guard = (
-            None
-            if window is None
-            else CloseGuard(
-                window,
-                lambda: bool(me() and me().running),
-                lambda: me()._close_question() if me() else "",
-                lambda: me() and me().stop(),
-            )
+        self.close_guard = CloseGuard(
+            root,
+            lambda: bool(me() and me().running),
+            lambda: me()._close_question() if me() else "",
+            lambda: me() and me().stop(),
         )
 
     def _close_question(self) -> str:
@@ -292,6 +299,7 @@ class FineTuneWidget(QWidget):
         self.resegment_button.visible = self.export_button.visible = False
         self.curves.clear()
         self._set_running(True, f"preparing {len(plan.pairs)} pair(s)...")
+        self._guard_window()
         self._image_layer = self.pairs[0][0]
         self._worker = workers.start_worker(
             train_task,

@@ -1,0 +1,104 @@
+"""GuiSteps and add_layer_steps in a real viewer: one step per event-loop turn, overlays
+built after the layer, automatic garbage collection paused while steps run (errors restore it)."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+from qtpy.QtCore import QTimer
+
+from napari_deepseg._napari.gui_steps import GuiSteps, add_layer_steps
+
+
+@pytest.fixture
+def ticks():
+    """A 1 ms timer's tick count: it grows only when the event loop runs between steps."""
+    count = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: count.append(1))
+    timer.start(1)
+    yield count
+    timer.stop()
+
+
+def test_steps_run_in_separate_turns_in_order_then_done(qtbot, ticks):
+    seen, finished = [], []
+    first = lambda: seen.append(("a", len(ticks), gc.isenabled())) or "a-result"  # noqa: E731
+    steps = GuiSteps(
+        [first, lambda: seen.append(("b", len(ticks)))],
+        done=lambda: finished.append((len(ticks), gc.isenabled())),
+    )
+    steps.insert(lambda: steps.insert(lambda: seen.append(("inserted", len(ticks)))))
+    steps.start()
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    assert [s[0] for s in seen] == ["inserted", "a", "b"]
+    assert seen[1][2] is False  # automatic collection paused while steps run
+    assert seen[0][1] < seen[1][1] < seen[2][1] < finished[0][0]  # the loop ran between steps
+    assert steps.results == ["a-result"]
+    assert finished[0][1]
+    assert not steps.running
+
+
+def test_a_failing_step_drops_the_rest_and_restores_collection(qtbot):
+    seen, finished = [], []
+
+    def boom():
+        raise RuntimeError("step failed")
+
+    steps = GuiSteps([boom, lambda: seen.append("after")], done=lambda: finished.append(1))
+    with qtbot.captureExceptions() as raised:
+        steps.start()
+        qtbot.waitUntil(lambda: bool(raised), timeout=5000)
+        qtbot.wait(50)
+    assert "step failed" in str(raised[0][1])
+    assert seen == []
+    assert finished == []
+    assert gc.isenabled()
+    assert not steps.running
+
+
+def test_collection_left_off_by_someone_else_stays_off(qtbot):
+    gc.disable()
+    try:
+        finished = []
+        GuiSteps([lambda: None], done=lambda: finished.append(1)).start()
+        qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_add_layer_steps_builds_overlays_after_the_layer(make_napari_viewer, qtbot, ticks):
+    viewer = make_napari_viewer()
+    layer = Labels(np.zeros((64, 64), np.uint8), name="result")
+    canvas = viewer.window._qt_viewer.canvas
+    states = []
+
+    def state() -> None:
+        built = canvas._layer_overlay_to_visual.get(layer, {})
+        states.append((layer in viewer.layers, layer.visible, len(built), len(ticks)))
+
+    steps = add_layer_steps(viewer, layer, visible=True)
+    assert len(steps) == 4  # add, polygon overlay, brush stroke overlay, show
+    interleaved = [s for step in steps for s in (step, state)]
+    finished = []
+    GuiSteps(interleaved, done=lambda: finished.append(1)).start()
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    assert [s[:3] for s in states] == [(True, False, 0), (True, False, 1), (True, False, 2), (True, True, 2)]
+    assert layer._overlays["polygon"].visible
+    assert layer._overlays["brush_stroke"].visible
+    layer.mode = "polygon"  # the user's tools still work on the overlays built late
+    assert layer._overlays["polygon"].enabled
+
+
+def test_add_layer_steps_keeps_a_hidden_layer_hidden(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    layer = Labels(np.zeros((8, 8), np.uint8))
+    finished = []
+    GuiSteps(add_layer_steps(viewer, layer, visible=False), done=lambda: finished.append(1)).start()
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    assert layer in viewer.layers
+    assert not layer.visible
