@@ -54,3 +54,17 @@ class CloseGuard(QObject):
         self.close_pending = False
         QTimer.singleShot(0, self.parent().close)
         return True
+
+
+def guard_window_of(
+    widget: QWidget, busy: Callable[[], bool], question: Callable[[], str], stop: Callable[[], None]
+) -> CloseGuard | None:
+    """A :class:`CloseGuard` on the window ``widget`` is docked in, or ``None`` when it is in none.
+
+    The window is the root of the widget's Qt parents (a floating dock keeps napari's window as
+    its parent), not napari's private ``Window._qt_window``.
+    """
+    root = widget
+    while root.parentWidget() is not None:
+        root = root.parentWidget()
+    return None if root is widget else CloseGuard(root, busy, question, stop)

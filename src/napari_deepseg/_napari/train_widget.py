@@ -35,7 +35,7 @@ from ..errors import DeepsegError
 from ..sharing import export_bioimageio_iter
 from ..training.config import FinetuneConfig
 from . import guard_triton, workers
-from .close_guard import CloseGuard
+from .close_guard import CloseGuard, guard_window_of
 from .compact import fit_combos, fit_labels
 from .corrected import corrected_mask_for
 from .curves import CurvesWidget
@@ -94,23 +94,15 @@ class FineTuneWidget(QWidget):
         self.close_guard: CloseGuard | None = None  # made at the first Start (docked by then)
 
     def _guard_window(self) -> None:
-        """Ask before the window this widget is docked in closes during training.
-
-        The window is the root of the widget's Qt parents (a floating dock keeps napari's window
-        as its parent); an undocked widget has none, and nothing is guarded.
-        """
-        root: QWidget = self
-        while root.parentWidget() is not None:
-            root = root.parentWidget()
-        if self.close_guard is not None or root is self:
-            return
-        me = weakref.ref(self)  # the guard lives as long as napari's window: hold the widget weakly
-        self.close_guard = CloseGuard(
-            root,
-            lambda: bool(me() and me().running),
-            lambda: me()._close_question() if me() else "",
-            lambda: me() and me().stop(),
-        )
+        """Ask before napari's window closes during training (guard made at the first Start)."""
+        if self.close_guard is None:
+            me = weakref.ref(self)  # the guard lives as long as napari's window: hold the widget weakly
+            self.close_guard = guard_window_of(
+                self,
+                lambda: bool(me() and me().running),
+                lambda: me()._close_question() if me() else "",
+                lambda: me() and me().stop(),
+            )
 
     def _close_question(self) -> str:
         return (
