@@ -72,7 +72,8 @@ def test_chunks_of_a_large_image_share_one_estimate(big_nuclei, sized_model_file
     plane = tifffile.imread(big_nuclei / "big.tif")
     stack = tmp_path / "stack"
     stack.mkdir()
-    tifffile.imwrite(stack / "stack.tif", np.stack([plane, plane[::-1], plane[:, ::-1]]))
+    planes = np.stack([plane, plane[::-1], plane[:, ::-1]])
+    tifffile.imwrite(stack / "stack.tif", planes, photometric="minisblack")  # 3 planes, not RGB
     out = tmp_path / "zarr"
     code = main([
         "predict", str(stack), "-o", str(out), "--model", str(sized_model_file), "--quiet",
