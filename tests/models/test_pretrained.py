@@ -11,7 +11,6 @@ from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large, deepla
 from napari_deepseg.errors import DeepsegError, ModelFileError
 from napari_deepseg.models import build_model, load_model, save_model
 from napari_deepseg.models.pretrained import (
-    IMAGENET,
     VOC_CLASSES,
     adapt_input_conv,
     checkpoint_path,
@@ -28,7 +27,7 @@ def _tv_mobilenet():
 
 
 def test_imagenet_backbone_into_gray_unet_encoder(torch_home):
-    path = checkpoint_path(IMAGENET["resnet18"])
+    path = checkpoint_path(weights_for("imagenet", "unet", "resnet18"))
     assert path.parent == torch_home.checkpoints
     state = random_checkpoint(lambda: resnet18(weights=None), path)
     model = build_model("unet", in_channels=1, num_classes=3, encoder="resnet18", pretrained="imagenet")
@@ -89,7 +88,7 @@ def test_deepseg_offline_never_tries_to_download(torch_home, monkeypatch):
 
 
 def test_corrupt_cached_weights_name_the_file(torch_home):
-    path = checkpoint_path(IMAGENET["resnet18"])
+    path = checkpoint_path(weights_for("imagenet", "unet", "resnet18"))
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelFileError, match=str(path)):
@@ -136,7 +135,8 @@ def test_seed_demo_deeplabv3_resnet101_coco(torch_home):
 def test_vgg16_fc_layers_become_convolutions(torch_home):
     from torchvision.models import vgg16
 
-    state = random_checkpoint(lambda: vgg16(weights=None), checkpoint_path(IMAGENET["vgg16"]))
+    path = checkpoint_path(weights_for("imagenet", "fcn8s", "vgg16"))
+    state = random_checkpoint(lambda: vgg16(weights=None), path)
     model = build_model("fcn32s", pretrained="imagenet")
     assert torch.equal(model.fc[0].weight.flatten(1), state["classifier.0.weight"])
     assert torch.equal(model.encoder.features[28].weight, state["features.28.weight"])

@@ -54,7 +54,7 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        guard_triton()  # before the model list imports torchvision (see guard_triton)
+        guard_triton()  # before a torchvision architecture is imported (see guard_triton)
         self.viewer = napari_viewer
         self.models = ModelChoices()
         self._cache: dict[tuple, nn.Module] = {}

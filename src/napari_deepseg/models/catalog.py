@@ -27,7 +27,7 @@ from .. import _checks
 from ..errors import ModelFileError
 from .bioimageio import is_package, load_package
 from .modelfile import ModelMeta, load_model_file, read_model_file
-from .pretrained import IMAGENET_NORMALIZATION, VOC_CLASSES, checkpoint_path, ensure_cached, weights_for
+from .pretrained import IMAGENET_NORMALIZATION, VOC_CLASSES, coco_checkpoint_path, ensure_cached, weights_for
 from .registry import build_model
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
@@ -131,7 +131,7 @@ def user_model_path(name: str) -> Path:
 def ready_weights_cached(name: str) -> bool:
     """Whether the ready model ``name``'s weights are already in torch's hub cache."""
     arch, options, _ = READY_MODELS[name]
-    return checkpoint_path(weights_for("coco", arch, _backbone(arch, options))).is_file()
+    return coco_checkpoint_path(arch, _backbone(arch, options)).is_file()
 
 
 def model_list(*, include_absent: bool = False) -> list[CatalogEntry]:

@@ -17,40 +17,58 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from ..errors import DeepsegError, ModelFileError
 
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
+
+#: ImageNet backbone weights: backbone -> (torchvision weights enum, member)
 IMAGENET = {
-    "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
-    "resnet34": tvm.ResNet34_Weights.IMAGENET1K_V1,
-    "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
-    "resnet101": tvm.ResNet101_Weights.IMAGENET1K_V1,
-    "vgg16": tvm.VGG16_Weights.IMAGENET1K_V1,
-    "mobilenet_v3_large": tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+    "resnet18": ("ResNet18_Weights", "IMAGENET1K_V1"),
+    "resnet34": ("ResNet34_Weights", "IMAGENET1K_V1"),
+    "resnet50": ("ResNet50_Weights", "IMAGENET1K_V1"),
+    "resnet101": ("ResNet101_Weights", "IMAGENET1K_V1"),
+    "vgg16": ("VGG16_Weights", "IMAGENET1K_V1"),
+    "mobilenet_v3_large": ("MobileNet_V3_Large_Weights", "IMAGENET1K_V1"),
 }
-_SEG = tvm.segmentation
+#: COCO (VOC labels) weights of whole models: (arch, backbone) -> (torchvision.models.segmentation
+#: weights enum, member, file name in the hub cache)
+_VOC = "COCO_WITH_VOC_LABELS_V1"
 COCO = {
-    ("fcn_resnet50", "resnet50"): _SEG.FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
-    ("fcn_resnet101", "resnet101"): _SEG.FCN_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
-    ("deeplabv3", "resnet50"): _SEG.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1,
-    ("deeplabv3", "resnet101"): _SEG.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
-    ("deeplabv3", "mobilenet_v3_large"): _SEG.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+    ("fcn_resnet50", "resnet50"): ("FCN_ResNet50_Weights", _VOC, "fcn_resnet50_coco-1167a1af.pth"),
+    ("fcn_resnet101", "resnet101"): ("FCN_ResNet101_Weights", _VOC, "fcn_resnet101_coco-7ecb50ca.pth"),
+    ("deeplabv3", "resnet50"): ("DeepLabV3_ResNet50_Weights", _VOC, "deeplabv3_resnet50_coco-cd0a2569.pth"),
+    ("deeplabv3", "resnet101"): (
+        "DeepLabV3_ResNet101_Weights",
+        _VOC,
+        "deeplabv3_resnet101_coco-586e9e4e.pth",
+    ),  # noqa: E501
+    ("deeplabv3", "mobilenet_v3_large"): (
+        "DeepLabV3_MobileNet_V3_Large_Weights",
+        _VOC,
+        "deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+    ),
 }
-VOC_CLASSES = ["background", *_SEG.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1.meta["categories"][1:]]
+#: the COCO models' 21 classes (torchvision's VOC categories, background first)
+VOC_CLASSES = [
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+]  # fmt: skip
 IMAGENET_NORMALIZATION = {
     "method": "meanstd", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 255.0
 }  # fmt: skip
 
 
-def weights_for(kind: str, arch: str, backbone: str) -> tvm.WeightsEnum:
+def weights_for(kind: str, arch: str, backbone: str) -> WeightsEnum:
     """torchvision weights: ``kind="coco"`` (whole model) or ``"imagenet"`` (the backbone)."""
-    table: dict[Any, tvm.WeightsEnum] = COCO if kind == "coco" else IMAGENET
+    table: dict[Any, tuple[str, ...]] = COCO if kind == "coco" else IMAGENET
     key = (arch, backbone) if kind == "coco" else backbone
     if kind not in ("coco", "imagenet") or key not in table:
         have = sorted(f"{a}/{b}" for a, b in COCO) if kind == "coco" else sorted(IMAGENET)
@@ -58,16 +76,27 @@ def weights_for(kind: str, arch: str, backbone: str) -> tvm.WeightsEnum:
             f"no {kind!r} pretrained weights for {arch} with backbone {backbone}; available: "
             f"{', '.join(have)} (pretrained='coco' or 'imagenet')"
         )
-    return table[key]
+    from torchvision import models as tvm  # here: only pretrained weights need torchvision
+
+    enum, member = table[key][:2]
+    return getattr(getattr(tvm.segmentation if kind == "coco" else tvm, enum), member)
 
 
-def checkpoint_path(weights: tvm.WeightsEnum) -> Path:
+def coco_checkpoint_path(arch: str, backbone: str) -> Path:
+    """Where the COCO weights of ``arch``/``backbone`` are cached (:func:`checkpoint_path`'s
+    answer for them, without importing torchvision)."""
+    if (arch, backbone) not in COCO:
+        weights_for("coco", arch, backbone)  # raises the error that names the weights there are
+    return Path(torch.hub.get_dir()) / "checkpoints" / COCO[(arch, backbone)][2]
+
+
+def checkpoint_path(weights: WeightsEnum) -> Path:
     """Where torch's hub cache keeps ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
 
 
 def fetch_state_dict(
-    weights: tvm.WeightsEnum, weights_file: str | os.PathLike | None = None, progress: bool = True
+    weights: WeightsEnum, weights_file: str | os.PathLike | None = None, progress: bool = True
 ) -> dict[str, torch.Tensor]:
     """The state dict of ``weights``: from ``weights_file``, the hub cache, or downloaded into it."""
     if weights_file is not None:
@@ -80,7 +109,7 @@ def fetch_state_dict(
     return read_weights(ensure_cached(weights, progress))
 
 
-def ensure_cached(weights: tvm.WeightsEnum, progress: bool = True) -> Path:
+def ensure_cached(weights: WeightsEnum, progress: bool = True) -> Path:
     """The hub-cache path of ``weights``, downloading the file there first if it is missing."""
     path = checkpoint_path(weights)
     if not path.is_file():
@@ -88,7 +117,7 @@ def ensure_cached(weights: tvm.WeightsEnum, progress: bool = True) -> Path:
     return path
 
 
-def _download(weights: tvm.WeightsEnum, path: Path, progress: bool) -> None:
+def _download(weights: WeightsEnum, path: Path, progress: bool) -> None:
     fix = (
         f"place {path.name} in {path.parent} (or set TORCH_HOME) or pass it with --weights FILE "
         "(weights_file=...)"

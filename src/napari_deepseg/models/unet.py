@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import ResNet
 from .blocks import DoubleConv, center_crop, pad_to_multiple
 from .contract import SegmentationNet
 
@@ -52,6 +51,8 @@ class ResNetUNetEncoder(nn.Module):
 
     def __init__(self, name: str, in_channels: int, base: int = 64) -> None:
         super().__init__()
+        from .backbones import ResNet  # imports torchvision: only U-Nets with a ResNet encoder need it
+
         self.backbone = ResNet(name, in_channels, base=base)
         self.skip_channels = self.backbone.channels[:4]
         self.out_channels = self.backbone.channels[4]

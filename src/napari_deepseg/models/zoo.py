@@ -4,6 +4,10 @@ Every builder is keyword-only: ``fn(*, in_channels, num_classes, **options)``. T
 ``pretrained`` (``None``, ``"imagenet"`` for the backbone, ``"coco"`` for torchvision's
 COCO-with-VOC-labels models), ``weights_file`` and ``progress`` choose initial weights only and
 are not recorded in the model's architecture (a saved model file holds the weights itself).
+
+The FCN and DeepLab modules (and U-Net's ResNet encoder) import torchvision, whose import pulls
+in ``torch._dynamo`` and sympy (about 1.3 s and 150 000 objects that every full garbage
+collection walks); their builders import them, so a plain U-Net (the bundled models) never does.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ from torch import nn
 
 from ..errors import DeepsegError
 from . import pretrained as pt
-from .deeplab import DeepLabV3Plus, deeplabv3
-from .fcn import FCN, torchvision_fcn
 from .unet import UNet
 
 PathLike = str | os.PathLike | None
@@ -88,6 +90,8 @@ def _fcn(stride: int, in_channels: int, num_classes: int, backbone: str, width: 
          pretrained: str | None, weights_file: PathLike, progress: bool) -> nn.Module:  # fmt: skip
     if pretrained not in (None, "imagenet"):
         raise DeepsegError(f"fcn{stride}s has only pretrained='imagenet' (backbone) weights")
+    from .fcn import FCN
+
     fetched = _fetch(pretrained, f"fcn{stride}s", backbone, weights_file, progress)
     model = FCN(in_channels, num_classes, stride, backbone, width, head_channels)
     if fetched:
@@ -125,6 +129,8 @@ def _register_tv_fcn(resnet: str) -> None:
     def builder(*, in_channels: int = 3, num_classes: int = 21, width: float = 1.0, aux: bool = False,
                 pretrained: str | None = None, weights_file: PathLike = None,
                 progress: bool = True) -> nn.Module:  # fmt: skip
+        from .fcn import torchvision_fcn
+
         fetched = _fetch(pretrained, f"fcn_{resnet}", resnet, weights_file, progress)
         model = torchvision_fcn(resnet, in_channels, num_classes, width, aux)
         _load_torchvision(model, resnet, pretrained, fetched)
@@ -159,6 +165,8 @@ def deeplabv3_builder(*, in_channels: int = 3, num_classes: int = 21, backbone: 
                       head_channels: int = 256, aux: bool = False, pretrained: str | None = None,
                       weights_file: PathLike = None, progress: bool = True) -> nn.Module:  # fmt: skip
     """DeepLabv3; see :func:`napari_deepseg.models.deeplab.deeplabv3`."""
+    from .deeplab import deeplabv3
+
     fetched = _fetch(pretrained, "deeplabv3", backbone, weights_file, progress)
     model = deeplabv3(backbone, in_channels, num_classes, width=width, output_stride=output_stride,
                       rates=rates, head_channels=head_channels, aux=aux)  # fmt: skip
@@ -179,6 +187,8 @@ def deeplabv3plus(*, in_channels: int = 3, num_classes: int = 21, backbone: str 
     """DeepLabv3+; see :class:`napari_deepseg.models.deeplab.DeepLabV3Plus`."""
     if pretrained not in (None, "imagenet"):
         raise DeepsegError("deeplabv3plus has only pretrained='imagenet' (resnet backbone) weights")
+    from .deeplab import DeepLabV3Plus
+
     fetched = _fetch(pretrained, "deeplabv3plus", backbone, weights_file, progress)
     model = DeepLabV3Plus(in_channels, num_classes, backbone, width, output_stride, rates,
                           decoder_channels, middle_blocks)  # fmt: skip
