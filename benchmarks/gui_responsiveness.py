@@ -149,6 +149,9 @@ def segment_phase(viewer, app, ticker: Ticker, size: int) -> dict[str, float]:
             before = [s for t, s in stages if t <= t0 + gap / 1000]
             collections = GC.within(t0, t0 + gap / 1000)
             stage = before[-1] if before else "start"
+            placed_at = done_at.get("placed", end)
+            if placing and t0 >= placing[0]:
+                stage = "placing" if t0 < placed_at else "the second after placing"
             print(f"gap {gap:.0f} ms at {t0 - start:.1f} s, after stage {stage}; collections {collections}")
     place_gaps = ticker.gaps_ms(placing[0], done_at.get("placed", end)) if placing else np.array([np.nan])
     instances = viewer.layers["nuclei nuclei instances"]
@@ -163,6 +166,7 @@ def segment_phase(viewer, app, ticker: Ticker, size: int) -> dict[str, float]:
         "max_gap_run": float(gaps.max()),
         "max_gap_place": float(place_gaps.max()),
         "over_250": float((gaps > 250).sum()),
+        "full_gc": [ms for gen, ms in GC.within(start, end, min_ms=0) if gen == 2],
     }
 
 
@@ -216,7 +220,8 @@ def main() -> int:
     cold = segment_phase(viewer, app, ticker, args.size)  # the session's first Labels layers
     alone = napari_phase(viewer, app, ticker, args.size)
     runs = [segment_phase(viewer, app, ticker, args.size) for _ in range(args.repeats)]
-    seg = {key: float(np.median([run[key] for run in runs])) for key in runs[0]}
+    seg = {key: float(np.median([run[key] for run in runs])) for key in runs[0] if key != "full_gc"}
+    full_gc = [ms for run in [cold, *runs] for ms in run["full_gc"]]
     worst = {key: max(run[key] for run in runs) for key in ("max_gap_run", "max_gap_place", "over_250")}
     with tempfile.TemporaryDirectory() as tmp:
         fit = finetune_phase(viewer, app, ticker, Path(tmp))
@@ -240,6 +245,12 @@ def main() -> int:
             "... gaps over 250 ms, per run: median / worst",
             f"{seg['over_250']:.0f} / {worst['over_250']:.0f}",
             "0",
+        ),
+        (
+            f"... full garbage collections inside these {len(runs) + 1} windows (fresh session too): "
+            "count, longest",
+            f"{len(full_gc)}, {max(full_gc, default=0):.0f} ms",
+            "",
         ),
         (
             "Segment in a fresh session (its result is the session's first Labels layer): largest gap",

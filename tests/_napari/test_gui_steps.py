@@ -38,8 +38,9 @@ def test_steps_run_in_separate_turns_in_order_then_done(qtbot, ticks):
     assert seen[1][2] is False  # automatic collection paused while steps run
     assert seen[0][1] < seen[1][1] < seen[2][1] < finished[0][0]  # the loop ran between steps
     assert steps.results == ["a-result"]
-    assert finished[0][1]
-    assert not steps.running
+    assert finished[0][1] is False  # done() still runs with collection paused ...
+    qtbot.waitUntil(lambda: not steps.running, timeout=5000)
+    assert gc.isenabled()  # ... and it is restored in the turn after it
 
 
 def test_a_failing_step_drops_the_rest_and_restores_collection(qtbot):
@@ -63,9 +64,10 @@ def test_a_failing_step_drops_the_rest_and_restores_collection(qtbot):
 def test_collection_left_off_by_someone_else_stays_off(qtbot):
     gc.disable()
     try:
-        finished = []
-        GuiSteps([lambda: None], done=lambda: finished.append(1)).start()
-        qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+        steps = GuiSteps([lambda: None])
+        steps.start()
+        qtbot.waitUntil(lambda: not steps.steps, timeout=5000)
+        qtbot.wait(50)
         assert not gc.isenabled()
     finally:
         gc.enable()
@@ -102,3 +104,28 @@ def test_add_layer_steps_keeps_a_hidden_layer_hidden(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: bool(finished), timeout=5000)
     assert layer in viewer.layers
     assert not layer.visible
+
+
+def test_the_first_segment_dock_runs_one_full_collection(make_napari_viewer, monkeypatch):
+    """The collection the plugin's imports make due runs when the dock opens, once a process."""
+    from napari_deepseg._napari import gui_steps
+    from napari_deepseg._napari.segment_widget import SegmentWidget
+
+    full = []
+
+    def record(phase, info):
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    viewer = make_napari_viewer()
+    gui_steps.collect_once.cache_clear()
+    gc.callbacks.append(record)
+    try:
+        SegmentWidget(viewer)
+        first = len(full)
+        SegmentWidget(viewer)
+        second = len(full) - first
+    finally:
+        gc.callbacks.remove(record)
+    assert first >= 1
+    assert second == 0

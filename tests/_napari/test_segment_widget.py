@@ -398,7 +398,7 @@ def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
     assert errors["error"] == []
     assert [s[1:] for s in seen] == [(False, False, False)] * 2  # added hidden, overlays too, no gc
     assert seen[1][0] > seen[0][0] + 3  # the timer ran after each step (layer, 2 overlays, show)
-    assert gc.isenabled()
+    qtbot.waitUntil(gc.isenabled, timeout=WAIT_MS)  # restored in the turn after the last step
     canvas = viewer.window._qt_viewer.canvas
     for name in ("nuclei tiny classes", "nuclei tiny instances"):
         layer = viewer.layers[name]

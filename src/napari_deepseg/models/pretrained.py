@@ -48,7 +48,7 @@ COCO = {
         "DeepLabV3_ResNet101_Weights",
         _VOC,
         "deeplabv3_resnet101_coco-586e9e4e.pth",
-    ),  # noqa: E501
+    ),
     ("deeplabv3", "mobilenet_v3_large"): (
         "DeepLabV3_MobileNet_V3_Large_Weights",
         _VOC,
