@@ -73,6 +73,20 @@ def test_collection_left_off_by_someone_else_stays_off(qtbot):
         gc.enable()
 
 
+def test_overlapping_sequences_keep_collection_paused_until_the_last_ends(qtbot):
+    states = []
+    short = GuiSteps([lambda: None])
+    long = GuiSteps([lambda: None] * 6 + [lambda: states.append(gc.isenabled())])
+    short.start()  # the first to pause collection ...
+    long.start()
+    qtbot.waitUntil(lambda: not short.running, timeout=5000)
+    assert long.running
+    assert not gc.isenabled()  # ... ends first: the long one still runs paused
+    qtbot.waitUntil(lambda: not long.running, timeout=5000)
+    assert states == [False]
+    assert gc.isenabled()
+
+
 def test_add_layer_steps_builds_overlays_after_the_layer(make_napari_viewer, qtbot, ticks):
     viewer = make_napari_viewer()
     layer = Labels(np.zeros((64, 64), np.uint8), name="result")

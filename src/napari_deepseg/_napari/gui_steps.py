@@ -37,6 +37,31 @@ STEP_PAUSE_MS = 15
 Step = Callable[[], Any]
 
 
+class _CollectionPause:
+    """Automatic garbage collection, off while any step sequence runs (sequences may overlap).
+
+    Collection is process-wide: the first sequence to start turns it off (unless someone else
+    already had), and the last one to end turns it back on.
+    """
+
+    active = 0
+    owned = False  # whether the pause turned collection off (and so must turn it back on)
+
+    @classmethod
+    def enter(cls) -> None:
+        if cls.active == 0:
+            cls.owned = gc.isenabled()
+            gc.disable()
+        cls.active += 1
+
+    @classmethod
+    def leave(cls) -> None:
+        cls.active -= 1
+        if cls.active == 0 and cls.owned:
+            cls.owned = False
+            gc.enable()
+
+
 class GuiSteps:
     """Run callables on the GUI thread, one per event-loop turn, then call ``done()``.
 
@@ -54,8 +79,8 @@ class GuiSteps:
 
     def start(self) -> None:
         """Start after a pause (so the first step, too, runs after pending signals and paints)."""
-        self._paused_gc = gc.isenabled()
-        gc.disable()
+        _CollectionPause.enter()
+        self._paused_gc = True
         self.steps += [self._call_done, self._end_pause]
         self._schedule()
 
@@ -72,13 +97,13 @@ class GuiSteps:
 
     @property
     def running(self) -> bool:
-        """Whether steps are left (or automatic garbage collection is still paused by us)."""
+        """Whether steps are left (or this sequence still holds the collection pause)."""
         return bool(self.steps) or self._paused_gc
 
     def _restore_gc(self) -> None:
         if self._paused_gc:
             self._paused_gc = False
-            gc.enable()
+            _CollectionPause.leave()
 
     def _next(self) -> None:
         if not self.steps:
