@@ -10,10 +10,10 @@ Two costs used to land inside one turn on top of a layer's own set-up (measured 
   those overlays hidden and shows each one in a turn of its own (napari builds an overlay's
   visuals when it becomes visible).
 - Python's garbage collection runs when allocations cross its thresholds, inside whatever
-  step allocates; a full collection takes 250-290 ms in a napari process with torch loaded
-  (about 500 000 tracked objects). :class:`GuiSteps` pauses automatic collection while its
-  steps run and restores it after the last one, so that a collection that falls due is never
-  added to a step's own time (it then runs alone, at the next allocation); and
+  step allocates; a full collection takes 150-270 ms in a napari process with torch loaded
+  (350 000-500 000 tracked objects). :class:`GuiSteps` pauses automatic collection while its
+  steps run and restores it in a turn of its own after the last one, so that a collection that
+  falls due is never added to a step's own time (it then runs alone, at the next allocation); and
   :func:`collect_once` runs the collection that the plugin's imports make due when the Segment
   dock opens.
 """
