@@ -81,15 +81,14 @@ class GuiSteps:
         """Start after a pause (so the first step, too, runs after pending signals and paints)."""
         _CollectionPause.enter()
         self._paused_gc = True
-        self.steps += [self._call_done, self._end_pause]
+        # done() still paused, then collection restored in a turn of its own: a collection that
+        # is due by then is not added to done()'s work
+        self.steps += [self._call_done, self._restore_gc]
         self._schedule()
 
     def _call_done(self) -> None:
         if self.done is not None:
             self.done()
-
-    def _end_pause(self) -> None:
-        self._restore_gc()  # a turn of its own: a collection now due is not added to done()'s work
 
     def insert(self, *steps: Step) -> None:
         """Run ``steps`` next, before the rest."""
@@ -106,8 +105,6 @@ class GuiSteps:
             _CollectionPause.leave()
 
     def _next(self) -> None:
-        if not self.steps:
-            return
         try:
             result = self.steps.pop(0)()
         except BaseException:
@@ -116,7 +113,8 @@ class GuiSteps:
             raise
         if result is not None:
             self.results.append(result)
-        self._schedule()
+        if self.steps:
+            self._schedule()
 
     def _schedule(self) -> None:
         # a lambda, not the bound method: PyQt keeps only a weak reference to a bound method's
