@@ -87,12 +87,16 @@ def coco_checkpoint_path(arch: str, backbone: str) -> Path:
     answer for them, without importing torchvision)."""
     if (arch, backbone) not in COCO:
         weights_for("coco", arch, backbone)  # raises the error that names the weights there are
-    return Path(torch.hub.get_dir()) / "checkpoints" / COCO[(arch, backbone)][2]
+    return _hub_checkpoint(COCO[(arch, backbone)][2])
 
 
 def checkpoint_path(weights: WeightsEnum) -> Path:
     """Where torch's hub cache keeps ``weights``: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+    return _hub_checkpoint(os.path.basename(urlparse(weights.url).path))
+
+
+def _hub_checkpoint(name: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
 def fetch_state_dict(
