@@ -184,7 +184,7 @@ def region_normalizers(
     image = as_array(image)
     plan = AxesPlan.parse(tuple(image.shape), axes)
     job = Job.make(image, model, axes, channels, "cpu", "auto", None, None, None, ("classes",))
-    run = RunGrid((plan.size("Y"), plan.size("X")), sizing["scale"] if sizing else 1.0)
+    run = RunGrid.of(plan, sizing)
     return normalizers_for(image, plan, job, run)
 
 
@@ -195,7 +195,7 @@ def _run_region(image, model, axes, region, sizing, normalizers, options) -> Gen
     image = as_array(image)
     plan = AxesPlan.parse(tuple(image.shape), axes)
     region = check_region(region, (plan.size("Y"), plan.size("X")))
-    run = RunGrid((plan.size("Y"), plan.size("X")), sizing["scale"] if sizing else 1.0)
+    run = RunGrid.of(plan, sizing)
     job = _job(image, model, axes, plane=run.size, **options)
     return (yield from run_window(image, plan, region, run, job, normalizers))
 

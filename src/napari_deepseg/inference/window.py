@@ -119,6 +119,11 @@ class RunGrid:
         self.size = full if scale == 1.0 else scaled_shape(full, scale)
         self.map = None if scale == 1.0 else GridMap.between(self.size, full)
 
+    @classmethod
+    def of(cls, plan: AxesPlan, sizing: dict | None) -> RunGrid:
+        """The run grid of ``plan``'s planes under an object-size decision (``None``: scale 1)."""
+        return cls((plan.size("Y"), plan.size("X")), sizing["scale"] if sizing else 1.0)
+
     def source(self, rows: slice, cols: slice) -> tuple[slice, slice]:
         """Run-grid rows and columns that the image-grid ``rows``, ``cols`` are made from."""
         if self.map is None:
