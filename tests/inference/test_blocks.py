@@ -262,14 +262,23 @@ def test_blocks_keep_shared_tiles_so_each_runs_once(max_memory, monkeypatch):
     _same_objects(blocks.instances, whole.instances)
 
 
-def test_outputs_over_the_default_limit_warn_and_keep_useful_blocks(monkeypatch):
-    """When the result alone cannot fit the default limit, the run says so (naming the fix) and
-    uses blocks sized from the available memory, not the smallest blocks (slow and no help); a
-    limit the caller set is kept to as far as blocks can (the smallest ones)."""
+def test_outputs_over_the_default_limit_go_to_disk_or_warn_and_keep_useful_blocks(monkeypatch):
+    """When the result alone cannot fit the default limit it goes to scratch files
+    (:mod:`.outputs`). Without the disk space the run says so (naming the fix) and uses blocks
+    sized from the available memory, not the smallest blocks (slow and no help); a limit the
+    caller set is kept to as far as blocks can (the smallest ones)."""
+    from napari_deepseg.inference import outputs
+
     image, _ = _plane((700, 700), seed=5)
     monkeypatch.setattr(memory, "DEFAULT_LIMIT", 1024)
-    with pytest.warns(RuntimeWarning, match="over the memory limit.*deepseg predict"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spilled = segment(image, _Oracle(), outputs=("instances",), tile=128, **CPU)
+    assert spilled.meta["outputs_stored"] == "disk"
+    monkeypatch.setattr(outputs, "free_disk", lambda path: 0)
+    with pytest.warns(RuntimeWarning, match="over the memory limit.*lacks the disk space.*DEEPSEG_SCRATCH"):
         res = segment(image, _Oracle(), outputs=("instances",), tile=128, **CPU)
+    assert res.meta["outputs_stored"] == "memory"
     given = segment(image, _Oracle(), max_memory="1k", outputs=("instances",), tile=128, **CPU)
     assert given.meta["block"] == memory.MIN_BLOCK
     expected = memory.block_size(memory.over_limit_room(), memory.block_bytes_per_pixel(3, True))
@@ -297,3 +306,26 @@ def test_a_process_already_over_the_default_limit_runs_quietly_in_large_blocks(m
         res = segment(image, _Oracle(), outputs=("instances",), tile=128, **CPU)
     assert res.meta["block"] is None
     assert res.instances.max() > 5
+
+
+@pytest.mark.parametrize("stitch", [False, True])
+def test_blockwise_stack_ids_are_unique_or_stitched_as_whole_planes_are(stitch):
+    """Blockwise planes of a Z stack are numbered past the previous planes' ids while their
+    blocks are joined, or stitched to the previous plane: the same objects as whole planes."""
+    image, _ = _plane((600, 600), seed=8)
+    stack = np.stack([image, image, np.fliplr(image)])
+    opts = {"axes": "ZYX", "outputs": ("instances",), "tile": 128, "stitch_3d": stitch, **CPU}
+    whole = segment(stack, _Oracle(), block=4096, **opts)
+    blocks = segment(stack, _Oracle(), block=256, **opts)
+    assert blocks.meta["block"] == 256
+    counts = [len(np.unique(p[p > 0])) for p in blocks.instances]
+    assert min(counts) > 50
+    for b, w in zip(blocks.instances, whole.instances):
+        _same_objects(b, w)
+    first, second = (set(np.unique(p[p > 0]).tolist()) for p in blocks.instances[:2])
+    if stitch:  # the same plane again: every object continues
+        np.testing.assert_array_equal(blocks.instances[1], blocks.instances[0])
+    else:
+        assert not first & second
+        assert len(set().union(*(np.unique(p[p > 0]).tolist() for p in blocks.instances))) == sum(counts)
+        assert blocks.instances.max() == sum(counts)

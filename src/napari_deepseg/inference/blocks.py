@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -208,8 +208,11 @@ class BlockLabels:
         roots = np.array([self.groups.find(int(i)) for i in written], np.uint32)
         self.groups.join(facing_pairs(np.concatenate(mine), roots[inverse.ravel()]))
 
-    def finish(self, offset: int = 0) -> int:
-        """Renumber the plane to ``offset + 1 .. offset + N`` (joined ids merged); returns N."""
+    def finish(self, offset: int = 0, release: Callable[[], None] | None = None) -> int:
+        """Renumber the plane to ``offset + 1 .. offset + N`` (joined ids merged); returns N.
+
+        ``release`` is called after each row band (outputs in scratch files drop the band's
+        pages from memory: :class:`.outputs.OutputStore`)."""
         lut = np.arange(self.next_id, dtype=np.int64)
         for child, root in self.groups.roots().items():
             lut[child] = root
@@ -220,4 +223,6 @@ class BlockLabels:
         for r in range(0, self.out.shape[0], _BAND_ROWS):
             band = self.out[r : r + _BAND_ROWS]
             band[...] = final[band]
+            if release is not None:
+                release()
         return len(roots)

@@ -24,6 +24,7 @@ from . import memory
 from .gridmap import GridMap
 from .inputs import AxesPlan
 from .job import DEFAULT_BATCH, OUTPUTS, Job, SegmentationResult
+from .outputs import OutputStore
 from .rescaled import choose_scale, run_rescaled
 from .runner import TileRunner
 from .settings import (
@@ -94,7 +95,10 @@ def segment_iter(
             ``seed_h``, ``min_size`` (see ``instances_from_probabilities``).
         stitch_3d: join instances of consecutive Z planes by IoU (True = 0.5, or a threshold).
         max_memory: memory the run aims to stay under (bytes or "2G"; default: half the available
-            memory, at most 2 GiB); it sets the block size (:mod:`.memory`).
+            memory, at most 2 GiB); it sets the block size (:mod:`.memory`). Outputs that would
+            take more than half of what the limit leaves are kept in scratch files mapped into
+            memory (:mod:`.outputs`; ``result.meta["outputs_stored"]`` says ``"disk"``); they
+            are ordinary numpy arrays to the caller.
         block: block side in pixels, overriding the memory policy. A plane larger than a block
             (plus its halo) is segmented block by block with halos and joined seams.
         object_diameter: for a model whose file records the object diameter it was trained at
@@ -103,7 +107,8 @@ def segment_iter(
             pixels, ``"off"`` runs the image at its own scale. The image is resampled so its
             objects match the training size and the outputs are mapped back to the image's
             grid (nearest neighbour); ``result.meta["object_diameter"]`` reports the decision.
-            A rescaled run holds the resampled image in memory. Ignored for other models.
+            A rescaled run holds the resampled image (in memory or, past the memory limit, in
+            a scratch file like the outputs). Ignored for other models.
         region: ``(rows, cols)`` slices: segment only these rows and columns of every plane, as
             the whole-image run segments them (its tile grid, resampling and normalization;
             :mod:`.window`), reading only the part of the image they need; the outputs have the
@@ -134,10 +139,12 @@ def segment_iter(
     if sizing is not None and sizing["scale"] != 1.0:
         plan = AxesPlan.parse(tuple(image.shape), axes)
 
-        def inner(scaled: np.ndarray, scaled_axes: str, out_grid: GridMap):
-            return _run(scaled, model, scaled_axes, out_grid=out_grid, **options)
+        store = OutputStore(memory.memory_limit(max_memory), max_memory is not None)
 
-        result = yield from run_rescaled(image, plan, sizing["scale"], inner)
+        def inner(scaled: np.ndarray, scaled_axes: str, out_grid: GridMap):
+            return _run(scaled, model, scaled_axes, out_grid=out_grid, store=store, **options)
+
+        result = yield from run_rescaled(image, plan, sizing["scale"], inner, store)
         result.meta["object_diameter"] = sizing
         return result
     result = yield from _run(image, model, axes, **options)
@@ -226,8 +233,10 @@ def _job(
     postprocess: dict[str, Any] | None,
     out_grid: GridMap | None = None,
     plane: tuple[int, int] | None = None,
+    store: OutputStore | None = None,
 ) -> Job:
-    """A checked, configured :class:`.job.Job` (``plane``: the (H, W) its default tile fits)."""
+    """A checked, configured :class:`.job.Job` (``plane``: the (H, W) its default tile fits;
+    ``store``: where its outputs live, shared with a rescaled run's own arrays)."""
     tile = _checks.integer(tile, "tile", optional=True)
     overlap = _checks.integer(overlap, "overlap", optional=True)
     batch_size = _checks.integer(batch_size, "batch_size", minimum=1, optional=True)
@@ -237,7 +246,7 @@ def _job(
     job.tta, job.stitch = bool(tta), stitch_threshold(stitch_3d)
     job.postprocess = postprocess_settings(model, min_size, postprocess)
     job.limit, job.block = memory.memory_limit(max_memory), check_block(block)
-    job.out_grid, job.limit_given = out_grid, max_memory is not None
+    job.out_grid, job.limit_given, job.store = out_grid, max_memory is not None, store
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return job
 

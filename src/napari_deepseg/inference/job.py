@@ -40,7 +40,8 @@ from .inputs import (
     model_plane,
     percentile_normalizer,
 )
-from .postprocess import class_map, instances_from_probabilities, offset_labels, stitch_to_previous
+from .outputs import OutputStore
+from .postprocess import StackIds, class_map, instances_from_probabilities
 from .result import SegmentationResult, run_meta
 from .runner import TileRunner, TileTooLarge, model_in_channels
 from .scale import resize_labels
@@ -80,6 +81,7 @@ class Job:
     tiles: TileCache | None = None
     window: Window | None = None  # a run over a region of a larger plane (:mod:`.window`)
     normalizers: dict[tuple[int, ...], Normalizer] | None = None  # per plane, given (window runs)
+    store: OutputStore | None = None  # where the outputs live (default: decided in run())
 
     @classmethod
     def make(
@@ -126,25 +128,28 @@ class Job:
             spec = self.norm_spec
             planes = (self._plane(i, warn=False) for i in plan.plane_indices())
             fixed = percentile_normalizer(planes, spec["low"], spec["high"])
+        self.store = self.store or OutputStore(self.limit, self.limit_given)
         self.layout = self._plan_blocks()
         self.tiles_total, self.tiles_done = self._tiles_per_plane() * plan.n_planes, 0
         self.result = {"classes": None, "instances": None, "probabilities": None}
-        previous, next_id = None, 1
+        ids = StackIds(self.stitch, plan.loop_axes.index("Z") if "Z" in plan.loop_axes else None)
         for n, index in enumerate(plan.plane_indices()):
             raw = self._plane(index)
             norm = self._normalizer(index, raw, fixed)
+            count = None
             if self.layout.single:
                 prob = yield from self._plane_with_retry(raw, norm, Target(index), self._shift())
                 labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
                 del prob
                 if labels is not None and self.out_grid is not None:
                     labels = resize_labels(labels, self.out_grid.full)
-            else:
-                labels = yield from self._blockwise(raw, norm, index)
+            else:  # numbered with stack-unique ids as its blocks are joined
+                labels, count = yield from self._blockwise(raw, norm, index, ids.first_id(index))
             classes_2d = self._view("classes", index)
             inst_2d = None
             if labels is not None:
-                inst_2d, previous, next_id = self._instances(labels, index, previous, next_id)
+                inst_2d = ids.place(labels, self._view("instances", index), index, count)
+            self.store.release()
             info = {"index": tuple(index), "classes": classes_2d, "instances": inst_2d}
             yield Progress("planes", n + 1, plan.n_planes, f"plane {n + 1}/{plan.n_planes}", info)
         return self._finish(time.perf_counter() - start)
@@ -185,13 +190,15 @@ class Job:
         image_pixels = math.prod(self.out_grid.full) if rescaled else h * w
         per_image_pixel = 4 * instances + per_pixel * rescaled
         outputs = self.plan.n_planes * (h * w * per_pixel + image_pixels * per_image_pixel)
+        held = 0 if self.store.reserve(outputs) else outputs  # outputs on disk hold no memory
         per_block_pixel = memory.block_bytes_per_pixel(k, instances)
-        chosen = memory.plan_blocks(outputs, self.limit, self.limit_given, per_block_pixel, halo, self.block)
+        chosen = memory.plan_blocks(held, self.limit, self.limit_given, per_block_pixel, halo, self.block)
         if chosen.over_limit:
             warnings.warn(
                 f"this image's result alone needs {outputs / 2**30:.1f} GB, over the memory limit of "
-                f"{self.limit / 2**30:.1f} GB; segmenting in blocks of {chosen.side} anyway. To stay within "
-                "memory write the result chunk by chunk (deepseg predict) or raise max_memory",
+                f"{self.limit / 2**30:.1f} GB, and the scratch directory lacks the disk space to hold it "
+                f"({self.store.directory}); segmenting in blocks of {chosen.side} in memory anyway. Free "
+                "disk space or set DEEPSEG_SCRATCH to a larger disk, or raise max_memory",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -203,8 +210,9 @@ class Job:
         grid = self._grid(self.plan.size("Y"), self.plan.size("X"))
         return sum(len(grid.tiles_in(*self._shift(b.read_y, b.read_x))) for b in self.layout.blocks())
 
-    def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...]):
-        """Run a plane block by block; returns its instance labels (1..N, a view) or None.
+    def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...], first: int = 1):
+        """Run a plane block by block; returns its instance labels (``first .. first + N - 1``,
+        a view of the stored instances) and N, or (None, 0).
 
         Yields ``"blocks"`` events: one before the first block (outputs allocated when the model
         names its classes, so a viewer can show the plane at once) and one after each block.
@@ -232,13 +240,14 @@ class Job:
                 else:  # a rescaled run: joined on the image's grid
                     writer.add(*self.out_grid.block_labels(block, labels))
                 del labels
+            self.store.release()
             info = self._block_info(index, block.y, block.x)
             yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)
         self.tiles = None
         if writer is None:
-            return None
-        writer.finish()
-        return writer.out
+            return None, 0
+        count = writer.finish(offset=first - 1, release=self.store.release)
+        return writer.out, count
 
     def _block_info(self, index: tuple[int, ...], y: slice, x: slice) -> dict[str, Any]:
         """A ``"blocks"`` event's payload: the block's core and the plane's 2D outputs so far."""
@@ -343,12 +352,13 @@ class Job:
             shape[self.plan.out_axes.index(axis)] = n
         shape = tuple(shape)
         if self.result["classes"] is None:
-            self.result["classes"] = np.zeros(shape, np.uint8 if k <= 256 else np.uint16)
+            zeros = self.store.zeros
+            self.result["classes"] = zeros(shape, np.uint8 if k <= 256 else np.uint16)
             if "probabilities" in self.outputs:
-                self.result["probabilities"] = np.zeros((k, *shape), np.float16)
+                self.result["probabilities"] = zeros((k, *shape), np.float16)
             if "instances" in self.outputs:
                 full = shape if self.out_grid is None else (*shape[:-2], *self.out_grid.full)
-                self.result["instances"] = np.zeros(full, np.uint32)
+                self.result["instances"] = zeros(full, np.uint32)
         if "instances" in self.outputs:
             return np.zeros((k, *size), np.float16)
         return None
@@ -381,21 +391,6 @@ class Job:
                 self._view("probabilities", target.index, k)[out_rows, out_cols] = logits[k, rows, cx]
         if keep_prob is not None:
             keep_prob[:, first : first + sums.shape[1]] = logits
-
-    def _instances(self, labels: np.ndarray, index, previous, next_id):
-        """Make a plane's labels (1..N) unique in the stack (or stitch them) and store them."""
-        z_axis = "Z" in self.plan.loop_axes
-        first_z = not z_axis or index[self.plan.loop_axes.index("Z")] == 0
-        if self.stitch is not None and previous is not None and not first_z:
-            labels, next_id = stitch_to_previous(labels, previous, next_id, self.stitch)
-        else:
-            count = int(labels.max()) if labels.size else 0
-            labels = offset_labels(labels, next_id - 1)
-            next_id += count
-        view = self._view("instances", index)
-        if labels is not view:
-            view[...] = labels
-        return view, labels, next_id
 
     def _finish(self, seconds: float) -> SegmentationResult:
         r = self.result

@@ -178,7 +178,8 @@ def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 def offset_labels(labels: np.ndarray, offset: int) -> np.ndarray:
     """Add ``offset`` to every non-zero label in place (uint32) and return the array."""
-    labels[labels > 0] += np.uint32(offset)
+    if offset:
+        labels[labels > 0] += np.uint32(offset)
     return labels
 
 
@@ -228,3 +229,47 @@ def stitch_to_previous(
             lut[c] = next_id
             next_id += 1
     return lut[current], next_id
+
+
+class StackIds:
+    """Instance ids unique over a stack, placed plane by plane in loop order.
+
+    Each plane's labels (1..N) are offset past the ids placed so far or, with ``stitch``
+    (``stitch_3d``'s IoU threshold), stitched to the previous Z plane's
+    (:func:`stitch_to_previous`). ``z`` is the position of Z in a plane's index (None: no Z).
+    """
+
+    def __init__(self, stitch: float | None, z: int | None) -> None:
+        self.stitch, self.z = stitch, z
+        self.previous: np.ndarray | None = None
+        self.next_id = 1
+
+    def stitches(self, index: tuple[int, ...]) -> bool:
+        """Whether the plane at ``index`` is stitched to the previous one (not a first Z plane)."""
+        first_z = self.z is None or index[self.z] == 0
+        return self.stitch is not None and self.previous is not None and not first_z
+
+    def first_id(self, index: tuple[int, ...]) -> int:
+        """The id a plane's labels may start from when numbered as they are made (1 if stitched)."""
+        return 1 if self.stitches(index) else self.next_id
+
+    def place(self, labels: np.ndarray, out: np.ndarray, index: tuple[int, ...], count: int | None = None):
+        """Write a plane's labels into ``out`` (its (H, W) view of the stack's instances) with
+        stack-unique ids; returns ``out``.
+
+        ``count``: labels numbered from :meth:`first_id` already hold this many objects (a
+        blockwise plane, renumbered while its blocks were joined: no pass over a plane that may
+        live in a scratch file). Otherwise they are 1..N and are offset or stitched here.
+        """
+        if self.stitches(index):
+            labels, self.next_id = stitch_to_previous(labels, self.previous, self.next_id, self.stitch)
+        elif count is not None:
+            self.next_id += count
+        else:
+            count = int(labels.max()) if labels.size else 0
+            labels = offset_labels(labels, self.next_id - 1)
+            self.next_id += count
+        if labels is not out:
+            out[...] = labels
+        self.previous = out
+        return out

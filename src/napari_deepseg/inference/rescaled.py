@@ -25,6 +25,7 @@ from torch import nn
 from ..progress import Progress
 from .gridmap import GridMap
 from .inputs import AxesPlan
+from .outputs import OutputStore
 from .result import in_out_axes
 from .scale import (
     FIRST_SCALES,
@@ -162,19 +163,26 @@ def choose_scale(
     return {"model_diameter": float(model_diameter), "object_diameter": d, "source": source, "scale": scale}
 
 
-def run_rescaled(image: Any, plan: AxesPlan, scale: float, inner: Any) -> Generator[Progress, None, Any]:
+def run_rescaled(
+    image: Any, plan: AxesPlan, scale: float, inner: Any, store: OutputStore
+) -> Generator[Progress, None, Any]:
     """Resample ``image`` by ``scale``, run ``inner(scaled, axes, out_grid)`` (the engine's run,
     which stores instances on ``out_grid``'s image grid) on it and map the classes and
-    probabilities back; returns the inner result with every output on the original grid."""
+    probabilities back; returns the inner result with every output on the original grid.
+    ``store`` holds the resampled image and the mapped outputs (memory or scratch files, the
+    run's :class:`.outputs.OutputStore`)."""
     loop = plan.loop_axes
     full = (plan.size("Y"), plan.size("X"))
     small = scaled_shape(full, scale)
     lead = tuple(plan.size(a) for a in loop)
     dtype = np.dtype(np.float32) if np.dtype(image.dtype).kind in "fc" else np.dtype(image.dtype)
-    scaled = np.empty((*lead, plan.channels, *small), dtype)
+    shape = (*lead, plan.channels, *small)
+    store.reserve(math.prod(shape) * dtype.itemsize)
+    scaled = store.zeros(shape, dtype)
     for index in plan.plane_indices():  # band by band: no float32 copy of the whole plane
         resize_into(plan.read_plane(image, index), scaled[index])
-    mapper = _Mapper(lead, GridMap.between(small, full))
+        store.release()
+    mapper = _Mapper(lead, GridMap.between(small, full), store)
     gen = inner(scaled, loop + "CYX", mapper.grid)
     try:
         while True:
@@ -192,8 +200,8 @@ class _Mapper:
     """Classes on the original grid, filled from the scaled run's plane and block events
     (instances arrive on the original grid already)."""
 
-    def __init__(self, lead: tuple[int, ...], grid: GridMap):
-        self.lead, self.grid = lead, grid
+    def __init__(self, lead: tuple[int, ...], grid: GridMap, store: OutputStore):
+        self.lead, self.grid, self.store = lead, grid, store
         self.classes: np.ndarray | None = None
 
     def event(self, event: Progress) -> Progress:
@@ -207,7 +215,7 @@ class _Mapper:
         plane = info.get("classes")
         if plane is not None:
             if self.classes is None:
-                self.classes = np.zeros((*self.lead, *self.grid.full), plane.dtype)
+                self.classes = self.store.zeros((*self.lead, *self.grid.full), plane.dtype)
             out = self.classes[index]
             rows, cols = self.grid.rows[ys], self.grid.cols[xs]
             out[ys, xs] = plane[rows[:, None], cols[None, :]]
@@ -218,12 +226,12 @@ class _Mapper:
         """The inner result with classes (mapped plane by plane as the plane events came) and
         probabilities (row bands) on the original grid."""
         if self.classes is None:  # every plane event maps its plane's classes: none were seen
-            empty = np.empty((*self.lead, *self.grid.full), result.classes.dtype)
+            empty = self.store.zeros((*self.lead, *self.grid.full), result.classes.dtype)
             self.classes = self.grid.fill(empty, result.classes)
         result.classes = self.classes
         if result.probabilities is not None:
             p = result.probabilities
-            back = np.empty((*p.shape[:-2], *self.grid.full), p.dtype)
+            back = self.store.zeros((*p.shape[:-2], *self.grid.full), p.dtype)
             resize_into(p.reshape(-1, *p.shape[-2:]), back.reshape(-1, *self.grid.full))
             result.probabilities = back
         return in_out_axes(result, loop, out_axes)

@@ -20,7 +20,9 @@ class SegmentationResult:
             when not asked for or the model is not an instance-boundary model.
         probabilities: float16 (K, *non-channel shape) softmax probabilities, or None.
         axes: the axes of ``classes`` (the image's axes without C).
-        meta: model name, task, class names/colours, device, precision, tile, overlap, timing.
+        meta: model name, task, class names/colours, device, precision, tile, overlap, block,
+            ``outputs_stored`` (``"memory"``, or ``"disk"``: the arrays are views of scratch
+            files mapped into memory, see :mod:`.outputs`), timing.
     """
 
     classes: np.ndarray
@@ -59,5 +61,6 @@ def run_meta(job: Any, seconds: float) -> dict[str, Any]:
         "tta": job.tta,
         "block": None if job.layout is None or job.layout.single else job.layout.block,
         "normalization": job.norm_spec,
+        "outputs_stored": job.store.where if job.store is not None else "memory",
         "seconds": seconds,
     }
