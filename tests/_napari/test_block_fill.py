@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import numpy as np
@@ -80,3 +81,16 @@ def test_big_plane_fills_block_by_block(make_napari_viewer, qtbot, tiny_unet, tm
     expected = segment(image, load_model(path), outputs=("instances",), max_memory=2**20)
     assert expected.meta["block"] == 512
     np.testing.assert_array_equal(result.data, expected.instances)
+    # under 1 MB the result lives in a scratch file mapped into memory: the layer shows it as is
+    assert expected.meta["outputs_stored"] == "disk"
+    assert isinstance(_buffer_owner(result.data), mmap.mmap)
+    result.data[0, 0] = 7  # and it is as editable as any layer
+    assert result.data[0, 0] == 7
+
+
+def _buffer_owner(array: np.ndarray):
+    """The object whose memory ``array`` views (following views and memoryviews)."""
+    owner = array
+    while isinstance(owner, np.ndarray | memoryview):
+        owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
+    return owner

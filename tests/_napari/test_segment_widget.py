@@ -411,18 +411,19 @@ def test_placing_a_result_lets_timers_and_repaints_run_between_layers(
 def test_a_result_over_the_memory_limit_is_a_warning_notification(
     viewer_widget, qtbot, model_file, errors, monkeypatch
 ):
-    """segment() warns when its result alone exceeds the default memory limit (naming
-    deepseg predict); in napari the warning, raised in the worker, reaches the user as a
-    notification and the run still completes."""
+    """segment() warns when its result alone exceeds the default memory limit and the disk
+    lacks the space to hold it in scratch files (naming the fix); in napari the warning, raised
+    in the worker, reaches the user as a notification and the run still completes."""
     from napari.utils.notifications import NotificationSeverity
 
-    from napari_deepseg.inference import memory
+    from napari_deepseg.inference import memory, outputs
 
     viewer, widget = viewer_widget
     image, _ = synthetic_nuclei((64, 64), seed=2)
     viewer.add_image(image, name="nuclei")
     _choose(widget, model_file)
     monkeypatch.setattr(memory, "DEFAULT_LIMIT", 1024)
+    monkeypatch.setattr(outputs, "free_disk", lambda path: 0)
     qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     warned = [
@@ -431,7 +432,7 @@ def test_a_result_over_the_memory_limit_is_a_warning_notification(
         if n.severity == NotificationSeverity.WARNING and "over the memory limit" in str(n.message)
     ]
     assert warned, [str(n.message) for n in notification_manager.records]
-    assert "deepseg predict" in warned[0]
+    assert "DEEPSEG_SCRATCH" in warned[0]
     assert errors["error"] == []
     assert viewer.layers["nuclei tiny instances"].data.max() > 0
 

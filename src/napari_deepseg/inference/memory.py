@@ -9,13 +9,14 @@ Every memory-derived default lives here (one place):
   work costs :func:`block_bytes_per_pixel` bytes per pixel of its region (block plus halo);
   the block is the largest multiple of :data:`BLOCK_STEP` between :data:`MIN_BLOCK` and
   :data:`MAX_BLOCK` whose work fits what the limit leaves after the memory already in use
-  (the process's resident set) and the outputs still to allocate. When the outputs alone
-  exceed the limit (a 16k x 16k plane's labels in memory take 1.3 GB), the limit cannot be kept
-  and blocks and the tile cache are sized from :func:`over_limit_room` (half the available
-  memory) instead, with a warning. When the process itself already fills the default limit
-  (napari holding large layers), the default bounds what the run adds: its work gets at least
-  half of what the limit leaves after its outputs. A ``max_memory`` the user set is kept as far
-  as the smallest blocks allow.
+  (the process's resident set) and the outputs still to allocate in memory. Outputs that would
+  take more than half of that go to scratch files instead (:mod:`.outputs`; a 16k x 16k
+  plane's labels take 1.3 GB). Only when the disk lacks the space for them and they alone
+  exceed the limit, the limit cannot be kept: blocks and the tile cache are then sized from
+  :func:`over_limit_room` (half the available memory), with a warning. When the process
+  itself already fills the default limit (napari holding large layers), the default bounds
+  what the run adds: its work gets at least half of what the limit leaves after its outputs.
+  A ``max_memory`` the user set is kept as far as the smallest blocks allow.
 - :func:`run_room`: what a run's work may use under the limit (the one rule for a process that
   already fills the default limit, shared by the block plan and the batch defaults).
 - :func:`plan_blocks`: a run's block side and its tile cache's budget (what the limit leaves
