@@ -14,14 +14,15 @@ writes it as a TIFF, and runs, each in a fresh child process with the bundled nu
 Peak RSS is the child's own high-water mark (``getrusage(RUSAGE_SELF).ru_maxrss``), so nothing
 is missed between samples: read at the CLI's exit, and when ``segment()`` returns (before the
 result is saved for the agreement check: saving reads a result kept in a scratch file, see
-``napari_deepseg.inference.outputs``, back in as clean page-cache pages). Planes up to 4096² run three times (the median
-time is kept, and the highest peak). MPix/s is the plane's pixels over the
+``napari_deepseg.inference.outputs``, back in as clean page-cache pages). Planes up to 4096²
+run three times (the median time is kept, and the highest peak). MPix/s is the plane's pixels over the
 ``segment()`` call (model loaded, image read) or over the whole CLI run. Results are appended
 to a JSON-lines file as each case ends and the docs table is rewritten after each case, so a
 run stopped early still leaves its figures.
 
     PYTHONPATH=src .venv/bin/python benchmarks/scaling.py ../shared/data/dsb2018
     PYTHONPATH=src .venv/bin/python benchmarks/scaling.py DATA --sizes 1024 2048 --whole 2048
+    PYTHONPATH=src .venv/bin/python benchmarks/scaling.py DATA --outputs-cost 8192 --diameter off
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ sys.path.insert(0, str(HERE))
 from _mosaic import dsb_tiles, mosaic  # noqa: E402
 
 CASES = ("segment", "cli")
+FORCE_OUTPUTS = "DEEPSEG_BENCH_FORCE_OUTPUTS"  # --outputs-cost: the child's outputs placement
 #: planes up to this side take seconds, so timing noise matters: the median of REPEATS runs
 REPEAT_UP_TO, REPEATS = 4096, 3
 TITLE = "Scaling: memory and speed from 2048² to 16384²"
@@ -75,6 +77,7 @@ def child(kind: str, image_path: Path, out: Path, diameter: str | None = None) -
 
     image = tifffile.imread(image_path)
     model = load_model("nuclei")
+    _force_outputs(os.environ.get(FORCE_OUTPUTS))
     block = 1 << 20 if kind == "whole" else None
     t0 = time.perf_counter()
     size = None if diameter is None else diameter if diameter == "off" else float(diameter)
@@ -91,6 +94,36 @@ def child(kind: str, image_path: Path, out: Path, diameter: str | None = None) -
         "precision": result.meta["precision"],
         "scale": (result.meta.get("object_diameter") or {}).get("scale", 1.0),
     }
+
+
+def _force_outputs(where: str | None) -> None:
+    """``--outputs-cost``: keep the outputs in memory or in scratch files whatever their size."""
+    if where not in ("memory", "disk"):
+        return
+    from napari_deepseg.inference.outputs import OutputStore
+
+    reserve = OutputStore.reserve
+
+    def forced(store: OutputStore, nbytes: int) -> bool:
+        store.room = 1 << 62 if where == "memory" else -1
+        return reserve(store, nbytes)
+
+    OutputStore.reserve = forced
+
+
+def outputs_cost(image_path: Path, work: Path, diameter: str | None, rounds: int = 2) -> list[dict]:
+    """``segment()`` with its outputs forced into memory and into scratch files, alternating."""
+    rows = []
+    for _ in range(rounds):
+        for where in ("memory", "disk"):
+            os.environ[FORCE_OUTPUTS] = where
+            try:
+                row = _run_child("segment", image_path, work, diameter)
+            finally:
+                del os.environ[FORCE_OUTPUTS]
+            rows.append({"forced": where, **row})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def _count_objects(out: Path) -> int:
@@ -195,6 +228,10 @@ def main() -> None:
     )
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--diameter", help="object diameter for all cases (off, or pixels): one scale")
+    parser.add_argument(
+        "--outputs-cost", type=int, metavar="SIZE",
+        help="only: segment() at SIZE² with outputs in memory vs in scratch files, alternating",
+    )  # fmt: skip
     parser.add_argument("--child", nargs=3, metavar=("KIND", "IMAGE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -212,6 +249,13 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="deepseg_scaling_") as tmp:
         work = Path(tmp)
+        if args.outputs_cost:
+            image_path = work / f"mosaic{args.outputs_cost}.tif"
+            tifffile.imwrite(image_path, mosaic(tiles, args.outputs_cost))
+            for r in outputs_cost(image_path, work, args.diameter):
+                print(f"| {args.outputs_cost}² | {r['forced']} | {r['outputs']} | {r['seconds']:.1f} | "
+                      f"{r['peak_rss_mb'] / 1024:.2f} | {r['objects']} |")  # fmt: skip
+            return
         results = args.results or work / "results.jsonl"
         for size in args.sizes:
             image_path = work / f"mosaic{size}.tif"
