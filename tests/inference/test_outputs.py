@@ -94,3 +94,30 @@ def test_segment_past_the_limit_returns_the_same_result_from_scratch_files(diame
     _same_objects(on_disk.instances, in_memory.instances)
     assert on_disk.instances.max() > 20
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_scratch_folder_keeps_outputs_in_memory(monkeypatch, tmp_path):
+    """$DEEPSEG_SCRATCH that cannot be made: the outputs stay in memory (the run warns), no crash."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(outputs.SCRATCH_ENV, str(blocker / "scratch"))
+    monkeypatch.setattr(memory, "in_use", lambda: 0)
+    store = OutputStore(2, True)
+    assert store.reserve(10**6) is False
+    assert store.no_space
+    assert store.directory == blocker / "scratch"
+
+
+def test_a_scratch_file_that_cannot_be_made_is_a_one_line_error(monkeypatch, tmp_path):
+    from napari_deepseg.errors import DeepsegError
+
+    store = _store(0, monkeypatch, tmp_path)
+    assert store.reserve(1) is True
+    store.directory = tmp_path / "gone"  # removed after the decision
+    with pytest.raises(DeepsegError, match=r"cannot create a scratch file in .*gone.*DEEPSEG_SCRATCH"):
+        store.zeros((10, 10), np.uint8)
+    store.directory = tmp_path
+    monkeypatch.setattr(outputs.os, "ftruncate", lambda fd, n: (_ for _ in ()).throw(OSError(28, "No space")))
+    with pytest.raises(DeepsegError, match=r"cannot map a 0.0 GB scratch file.*No space"):
+        store.zeros((10, 10), np.uint8)
+    assert list(tmp_path.iterdir()) == []  # the failed file is not left behind

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DeepsegError
 from . import memory
 
 SCRATCH_ENV = "DEEPSEG_SCRATCH"
@@ -76,14 +77,21 @@ def free_disk(path: Path) -> int:
 def _mapped_zeros(directory: Path, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, mmap.mmap]:
     """A zero-filled array of ``shape`` backed by a new (sparse, unlinked) file in ``directory``."""
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    fd, name = tempfile.mkstemp(prefix="deepseg-output-", suffix=".raw", dir=directory)
+    fix = f"set {SCRATCH_ENV} to a writable folder with free space, or raise max_memory"
+    try:
+        fd, name = tempfile.mkstemp(prefix="deepseg-output-", suffix=".raw", dir=directory)
+    except OSError as err:
+        raise DeepsegError(f"cannot create a scratch file in {directory} ({err.strerror}); {fix}") from err
     try:
         os.ftruncate(fd, nbytes)
         mapped = mmap.mmap(fd, nbytes)
+    except OSError as err:
+        size = f"{nbytes / 2**30:.1f} GB"
+        raise DeepsegError(f"cannot map a {size} scratch file in {directory} ({err}); {fix}") from err
     finally:
         os.close(fd)
-    with contextlib.suppress(OSError):  # Windows cannot remove a mapped file; its temp cleaner will
-        os.unlink(name)
+        with contextlib.suppress(OSError):  # Windows cannot remove a mapped file; its temp cleaner will
+            os.unlink(name)
     return np.frombuffer(mapped, dtype).reshape(shape), mapped
 
 
@@ -108,8 +116,13 @@ class OutputStore:
         left of the room for outputs, or when outputs already went to disk; False (memory) when
         they fit (their bytes are then taken from the room) or the disk lacks the space."""
         if not self.on_disk and nbytes > self.room and nbytes > 0:
-            self.directory = self.directory or scratch_dir()
-            if free_disk(self.directory) >= nbytes + (256 << 20):
+            try:
+                self.directory = self.directory or scratch_dir()
+                space = free_disk(self.directory)
+            except OSError:  # e.g. $DEEPSEG_SCRATCH not writable: as without space (warned)
+                self.directory = self.directory or Path(os.environ.get(SCRATCH_ENV) or tempfile.gettempdir())
+                space = 0
+            if space >= nbytes + (256 << 20):
                 self.on_disk = True
             else:
                 self.no_space = True
