@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from . import memory
 
 SCRATCH_ENV = "DEEPSEG_SCRATCH"
 _RAM_FILESYSTEMS = {"tmpfs", "ramfs"}
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)  # absent on Windows: release does nothing
 
 
 def _filesystem_type(path: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
@@ -66,12 +68,7 @@ def scratch_dir() -> Path:
 
 def free_disk(path: Path) -> int:
     """Bytes free for this user on the file system of ``path``."""
-    stat = os.statvfs(path) if hasattr(os, "statvfs") else None
-    if stat is None:
-        import shutil
-
-        return int(shutil.disk_usage(path).free)
-    return int(stat.f_bavail * stat.f_frsize)
+    return int(shutil.disk_usage(path).free)
 
 
 def _mapped_zeros(directory: Path, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, mmap.mmap]:
@@ -135,16 +132,17 @@ class OutputStore:
         shape = tuple(int(n) for n in shape)
         if not self.on_disk or 0 in shape:
             return np.zeros(shape, dtype)
-        array, mapped = _mapped_zeros(self.directory or scratch_dir(), shape, np.dtype(dtype))
+        array, mapped = _mapped_zeros(self.directory, shape, np.dtype(dtype))
         self._maps.append(mapped)
         return array
 
     def release(self) -> None:
         """Drop the pages written so far from the resident set (kept in the page cache and the
         file; read back on access). A no-op for outputs in memory."""
+        if _DONTNEED is None:
+            return
         for mapped in self._maps:
-            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-                mapped.madvise(mmap.MADV_DONTNEED)
+            mapped.madvise(_DONTNEED)
 
     @property
     def where(self) -> str:
