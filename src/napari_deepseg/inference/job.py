@@ -41,10 +41,9 @@ from .inputs import (
     percentile_normalizer,
 )
 from .outputs import OutputStore
-from .postprocess import StackIds, class_map, instances_from_probabilities
+from .postprocess import StackIds, class_map, consecutive, foreground_threshold, instances_from_probabilities
 from .result import SegmentationResult, run_meta
 from .runner import TileRunner, TileTooLarge, model_in_channels
-from .scale import resize_labels
 from .settings import DEFAULT_TILE, MIN_TILE, as_array, check_tile
 from .tiling import StripAccumulator, TileCache, TileGrid, fit_tile
 from .window import Window
@@ -140,9 +139,10 @@ class Job:
             if self.layout.single:
                 prob = yield from self._plane_with_retry(raw, norm, Target(index), self._shift())
                 labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
-                del prob
                 if labels is not None and self.out_grid is not None:
-                    labels = resize_labels(labels, self.out_grid.full)
+                    fg = foreground_threshold(self.postprocess)
+                    labels = consecutive(self.out_grid.labels(labels, prob, fg))
+                del prob
             else:  # numbered with stack-unique ids as its blocks are joined
                 labels, count = yield from self._blockwise(raw, norm, index, ids.first_id(index))
             classes_2d = self._view("classes", index)
@@ -233,13 +233,13 @@ class Job:
             prob = yield from self._plane_with_retry(raw, norm, Target.of_block(index, block), window)
             if prob is not None:
                 labels = instances_from_probabilities(prob, **self.postprocess)
-                del prob
                 writer = writer or BlockLabels(self._view("instances", index))
                 if self.out_grid is None:
                     writer.add(block, labels)
-                else:  # a rescaled run: joined on the image's grid
-                    writer.add(*self.out_grid.block_labels(block, labels))
-                del labels
+                else:  # a rescaled run: joined on the image's grid (outlines from ``prob``)
+                    fg = foreground_threshold(self.postprocess)
+                    writer.add(*self.out_grid.block_labels(block, labels, prob, fg))
+                del labels, prob
             self.store.release()
             info = self._block_info(index, block.y, block.x)
             yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)

@@ -26,6 +26,7 @@ from skimage.segmentation import watershed
 from .maxima import dynamic_maxima
 
 DEFAULT_MIN_SIZE = 16
+DEFAULT_FOREGROUND_THRESHOLD = 0.5
 SEED_METHODS = ("threshold", "maxima")
 _STRUCT = ndi.generate_binary_structure(2, 1)
 _STRUCT8 = ndi.generate_binary_structure(2, 2)
@@ -43,7 +44,7 @@ def instances_from_probabilities(
     prob: np.ndarray,
     min_size: int = DEFAULT_MIN_SIZE,
     seed_threshold: float = 0.5,
-    foreground_threshold: float = 0.5,
+    foreground_threshold: float = DEFAULT_FOREGROUND_THRESHOLD,
     seed_method: str = "threshold",
     seed_sigma: float = 2.0,
     seed_h: float = 0.01,
@@ -120,11 +121,24 @@ def _union_box(boxes: list[tuple[slice, slice]]) -> tuple[slice, slice]:
     return ys, slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes))
 
 
+def foreground_threshold(settings: dict) -> float:
+    """The ``foreground_threshold`` of post-processing ``settings`` (keyword arguments of
+    :func:`instances_from_probabilities`), or its default."""
+    return float(settings.get("foreground_threshold", DEFAULT_FOREGROUND_THRESHOLD))
+
+
+def foreground_probability(prob: np.ndarray) -> np.ndarray:
+    """(K, ...) class probabilities -> float32 ``P(interior) + P(boundary)`` (``P(1)`` when K = 2)."""
+    if prob.shape[0] < 3:
+        return prob[1].astype(np.float32, copy=False)
+    return np.add(prob[1], prob[2], dtype=np.float32)
+
+
 def _foreground(prob: np.ndarray, threshold: float) -> np.ndarray:
     """``P(interior) + P(boundary) > threshold`` as bool (one float32 temporary)."""
     if prob.shape[0] < 3:
         return prob[1] > threshold
-    total = np.add(prob[1], prob[2], dtype=np.float32)
+    total = foreground_probability(prob)
     return np.greater(total, threshold, out=np.empty(total.shape, bool))
 
 
@@ -173,6 +187,17 @@ def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     keep[0] = False
     lut = np.zeros(len(counts), np.uint32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
+    return lut[labels]
+
+
+def consecutive(labels: np.ndarray) -> np.ndarray:
+    """``labels`` numbered 1..N without gaps (the same array when it already is)."""
+    present = np.bincount(labels.ravel()) > 0
+    if present[1:].all():
+        return labels
+    present[0] = False
+    lut = np.zeros(len(present), labels.dtype)
+    lut[present] = np.arange(1, int(present.sum()) + 1, dtype=labels.dtype)
     return lut[labels]
 
 

@@ -8,8 +8,9 @@ scale alone underestimates enlarged images); from there it rescales the crop to 
 objects to the model's diameter and measures again until the scale settles (:func:`refine`).
 :func:`run_rescaled` resamples the image's Y and X axes by the chosen scale, runs
 :func:`~napari_deepseg.inference.segment_iter` on it and maps its outputs back to the original
-grid (classes and instances by nearest neighbour, probabilities bilinearly), plane by plane as
-the planes finish, so progressive displays work. The policy numbers (range, dead band, diameter
+grid (classes by nearest neighbour, probabilities bilinearly, instances with outlines from the
+resampled foreground probability: :meth:`.gridmap.GridMap.labels`), plane by plane as the planes
+finish, so progressive displays work. The policy numbers (range, dead band, diameter
 definition) live in :mod:`.scale`.
 """
 

@@ -84,7 +84,7 @@ def resize_into(plane: np.ndarray, out: np.ndarray, band: int = 256) -> np.ndarr
     """
     h, w = out.shape[1:]
     shrink = h < plane.shape[1] or w < plane.shape[2]
-    src, weight = _row_taps(plane.shape[1], h, shrink)
+    src, weight = row_taps(plane.shape[1], h, shrink)
     info = np.iinfo(out.dtype) if out.dtype.kind in "iu" else None
     for r in range(0, h, band):
         rows, wts = src[r : r + band], weight[r : r + band]
@@ -118,8 +118,8 @@ def resize_window(
         full, small: the input and output plane sizes; ``rows``, ``cols``: output slices.
     """
     shrink = small[0] < full[0] or small[1] < full[1]
-    src_y, w_y = (a[rows] for a in _row_taps(full[0], small[0], shrink))
-    src_x, w_x = (a[cols] for a in _row_taps(full[1], small[1], shrink))
+    src_y, w_y = (a[rows] for a in row_taps(full[0], small[0], shrink))
+    src_x, w_x = (a[cols] for a in row_taps(full[1], small[1], shrink))
     x0, x1 = int(src_x.min()), int(src_x.max()) + 1
     dtype = np.dtype(dtype)
     info = np.iinfo(dtype) if dtype.kind in "iu" else None
@@ -138,7 +138,7 @@ def resize_window(
     return out
 
 
-def _row_taps(n_in: int, n_out: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
+def row_taps(n_in: int, n_out: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
     """Source rows and weights of each output row for torch's bilinear resampling
     (``align_corners=False``; with ``antialias`` a triangle filter as wide as the shrink factor):
     (n_out, K) int64 rows and float32 weights, unused taps with weight 0 on a valid row."""
@@ -198,6 +198,7 @@ __all__ = [
     "resize_labels",
     "resize_plane",
     "resize_window",
+    "row_taps",
     "scale_factor",
     "scaled_shape",
 ]

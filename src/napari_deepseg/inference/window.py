@@ -10,8 +10,9 @@ with the result of one whole-image run:
   grid's weights, reflected only at the plane's own borders;
 - the same resampling (a model that records its object diameter): the region of the resampled
   plane is computed from the input with the whole plane's filter taps
-  (:func:`.scale.resize_window`), and the outputs are mapped back with its nearest-neighbour
-  map;
+  (:func:`.scale.resize_window`), and the outputs are mapped back as the whole run maps them
+  (classes by nearest neighbour, instances with outlines from the bilinearly resampled
+  foreground probability, :meth:`.gridmap.GridMap.labels`);
 - the same normalization: percentiles of the whole plane (as resampled), read in row bands
   (:func:`plane_normalizers`; a caller segmenting many regions computes them once).
 
@@ -34,6 +35,7 @@ from ..progress import Progress
 from .gridmap import GridMap
 from .inputs import AxesPlan, model_plane
 from .normalization import banded_percentile_normalizer, fixed_normalizer
+from .postprocess import foreground_threshold
 from .result import in_out_axes
 from .scale import resize_window, scaled_shape
 from .tiling import TileGrid
@@ -213,23 +215,36 @@ def run_window(
     inside = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip((run_rows, run_cols), box))
     job.window = Window(run.size, (box[0].start, box[1].start), inside)
     job.normalizers = normalizers
+    outlines = run.map is not None and "instances" in job.outputs and "probabilities" not in job.outputs
+    if outlines:  # the instances' outlines on the image grid come from the probabilities
+        job.outputs = (*job.outputs, "probabilities")
     result = yield from job.run()
-    return _on_image_grid(result, run, region, (run_rows, run_cols), plan)
-
-
-def _on_image_grid(result: Any, run: RunGrid, region, source, plan: AxesPlan) -> Any:
-    """A window run's outputs (over the run-grid ``source`` region, axes loop + YX) as the image
-    grid's ``region``, in the image's output axes."""
-    if run.map is not None:
-        rows = run.map.rows[region[0]] - source[0].start
-        cols = run.map.cols[region[1]] - source[1].start
-        for name in ("classes", "instances"):
-            arr = getattr(result, name)
-            if arr is not None:
-                setattr(result, name, arr[..., rows[:, None], cols[None, :]])
-        if result.probabilities is not None:
-            result.probabilities = _probabilities_back(result.probabilities, run, region, source)
+    result = _on_image_grid(result, run, region, (run_rows, run_cols), job)
+    if outlines:
+        result.probabilities = None
     return in_out_axes(result, plan.loop_axes, plan.out_axes)
+
+
+def _on_image_grid(result: Any, run: RunGrid, region, source, job: Any) -> Any:
+    """A window run's outputs (over the run-grid ``source`` region, axes loop + YX) as the image
+    grid's ``region``: classes by nearest neighbour, instances with the outlines a whole run
+    draws (:meth:`.gridmap.GridMap.labels`), probabilities bilinearly."""
+    if run.map is None:
+        return result
+    rows = run.map.rows[region[0]] - source[0].start
+    cols = run.map.cols[region[1]] - source[1].start
+    result.classes = result.classes[..., rows[:, None], cols[None, :]]
+    if result.instances is not None:
+        inst, prob = result.instances, result.probabilities
+        back = np.empty((*inst.shape[:-2], len(rows), len(cols)), inst.dtype)
+        origin = (source[0].start, source[1].start)
+        for lead in np.ndindex(*inst.shape[:-2]):
+            p = prob[(slice(None), *lead)]
+            back[lead] = run.map.labels(inst[lead], p, foreground_threshold(job.postprocess), origin, region)
+        result.instances = back
+    if result.probabilities is not None:
+        result.probabilities = _probabilities_back(result.probabilities, run, region, source)
+    return result
 
 
 def _probabilities_back(prob: np.ndarray, run: RunGrid, region, source) -> np.ndarray:
