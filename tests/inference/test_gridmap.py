@@ -100,3 +100,20 @@ def test_a_rescaled_run_has_smooth_outlines_and_matches_its_blocks():
     assert agree > 0.995
     fg_iou = _iou(whole.instances > 0, big_truth > 0)
     assert fg_iou > 0.8
+
+
+def test_a_window_of_the_map_draws_what_the_whole_map_draws_there():
+    """A region run (CLI chunk) maps its instances with a window of the plane's map."""
+    full, small = (310, 290), (124, 116)  # factor 2.5
+    truth = _disks(full, [(70, 70), (70, 200), (200, 80), (230, 210)], radius=38)
+    prob = _smooth_probabilities(truth, small)
+    labels = instances_from_probabilities(prob, min_size=4)
+    grid = GridMap.between(small, full)
+    whole = grid.labels(labels, prob, 0.5)
+    region = (slice(47, 251), slice(101, 260))
+    source = (slice(12, 108), slice(34, 110))  # holds every source pixel and tap of the region
+    sub = grid.window(source, region)
+    assert sub.full == (204, 159)
+    assert sub.reach == grid.reach
+    part = sub.labels(labels[source], prob[:, source[0], source[1]], 0.5)
+    np.testing.assert_array_equal(part, whole[region])

@@ -33,21 +33,49 @@ _BAND_ROWS = 256
 
 @dataclass(frozen=True)
 class GridMap:
-    """Nearest-neighbour map from a run grid of ``small`` (h, w) to an image grid of ``full`` (H, W).
+    """Map from a run grid of ``small`` (h, w) to an image grid of ``full`` (H, W).
 
     Attributes:
-        rows: (H,) int64, the run-grid row each image row takes its value from (non-decreasing).
+        rows: (H,) int64, the run-grid row each image row takes its id from (nearest neighbour,
+            non-decreasing).
         cols: (W,) int64, likewise for columns.
+        taps_y, taps_x: the bilinear resampling's (source rows (H, T) int64, weights (H, T)
+            float32) per image row, and likewise per column (:func:`.scale.row_taps`).
+        reach: how far (image pixels) an outline may grow past the nearest map's: half a
+            run-grid pixel, at least 1.
     """
 
     small: tuple[int, int]
     full: tuple[int, int]
     rows: np.ndarray
     cols: np.ndarray
+    taps_y: tuple[np.ndarray, np.ndarray]
+    taps_x: tuple[np.ndarray, np.ndarray]
+    reach: int = 1
 
     @classmethod
     def between(cls, small: tuple[int, int], full: tuple[int, int]) -> GridMap:
-        return cls(small, full, nearest_indices(small[0], full[0]), nearest_indices(small[1], full[1]))
+        rows, cols = nearest_indices(small[0], full[0]), nearest_indices(small[1], full[1])
+        taps = [row_taps(small[a], full[a], full[a] < small[a]) for a in (0, 1)]
+        reach = max(1, math.ceil(max(full[0] / small[0], full[1] / small[1]) / 2))
+        return cls(small, full, rows, cols, *taps, reach)
+
+    def window(self, source: tuple[slice, slice], region: tuple[slice, slice]) -> GridMap:
+        """The map of a window: run-grid ``source`` (which holds every source pixel and tap of
+        ``region``) onto image-grid ``region``, both seen from their own origin; the same ids
+        and outlines as the whole map gives there."""
+        (sy, sx), (ry, rx) = source, region
+
+        def local(taps: tuple[np.ndarray, np.ndarray], r: slice, s: slice) -> tuple[np.ndarray, np.ndarray]:
+            src, wts = taps[0][r] - s.start, taps[1][r]
+            return np.clip(src, 0, s.stop - s.start - 1), wts
+
+        size = (sy.stop - sy.start, sx.stop - sx.start)
+        full = (ry.stop - ry.start, rx.stop - rx.start)
+        return GridMap(
+            size, full, self.rows[ry] - sy.start, self.cols[rx] - sx.start,
+            local(self.taps_y, ry, sy), local(self.taps_x, rx, sx), self.reach,
+        )  # fmt: skip
 
     def span(self, y: slice, x: slice) -> tuple[slice, slice]:
         """The image-grid rows and columns whose source lies in run-grid rows ``y``, columns ``x``."""
@@ -82,9 +110,9 @@ class GridMap:
 
         Without ``prob`` each pixel takes its nearest source's id. With the region's (K, h, w)
         class probabilities, outlines follow ``foreground_probability`` resampled bilinearly
-        (see the module docstring); ids are never made, and an id may lose pixels but the
-        objects of a model's own post-processing keep at least one (their pixels pass the
-        same threshold on the run grid).
+        (see the module docstring); no id is made, and an object loses the pixels where the
+        resampled probability is at most ``threshold`` (its run-grid pixels were above it, so
+        it keeps most of them; no object of the DSB2018 selection split lost all).
         """
         ry, rx = window or (slice(0, self.full[0]), slice(0, self.full[1]))
         src_r = self.rows[ry] - origin[0]
@@ -94,10 +122,9 @@ class GridMap:
             for r in range(0, len(src_r), _BAND_ROWS):
                 out[r : r + _BAND_ROWS] = labels[src_r[r : r + _BAND_ROWS, None], src_c[None, :]]
             return out
-        taps_y = self._taps(0, ry, origin[0], labels.shape[0])
-        taps_x = self._taps(1, rx, origin[1], labels.shape[1])
-        f = max(self.full[0] / self.small[0], self.full[1] / self.small[1])
-        reach = max(1, math.ceil(f / 2))
+        taps_y = _local(self.taps_y, ry, origin[0], labels.shape[0])
+        taps_x = _local(self.taps_x, rx, origin[1], labels.shape[1])
+        reach = self.reach
         for r in range(0, len(src_r), _BAND_ROWS):
             lo, hi = max(0, r - reach), min(len(src_r), r + _BAND_ROWS + reach)
             near = labels[src_r[lo:hi, None], src_c[None, :]]
@@ -108,18 +135,11 @@ class GridMap:
             out[r : r + _BAND_ROWS] = near[r - lo : r - lo + _BAND_ROWS]
         return out
 
-    def _taps(self, axis: int, span: slice, origin: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Bilinear source taps (region-local, clipped to it) and weights of image-grid ``span``."""
-        n_in, n_out = self.small[axis], self.full[axis]
-        src, wts = (a[span] for a in row_taps(n_in, n_out, n_out < n_in))
-        return np.clip(src - origin, 0, size - 1), wts
 
-    def fill(self, out: np.ndarray, src: np.ndarray) -> np.ndarray:
-        """Write (..., h, w) run-grid labels into (..., H, W) ``out`` in row bands; returns ``out``."""
-        for r in range(0, self.full[0], _BAND_ROWS):
-            rows = self.rows[r : r + _BAND_ROWS]
-            out[..., r : r + len(rows), :] = src[..., rows[:, None], self.cols[None, :]]
-        return out
+def _local(taps: tuple[np.ndarray, np.ndarray], span: slice, origin: int, size: int) -> tuple:
+    """Bilinear taps of the image-grid ``span``, relative to a region starting at run-grid
+    ``origin`` with ``size`` pixels (clipped to it)."""
+    return np.clip(taps[0][span] - origin, 0, size - 1), taps[1][span]
 
 
 def _resample(prob: np.ndarray, taps_y: tuple, taps_x: tuple) -> np.ndarray:

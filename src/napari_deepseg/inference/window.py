@@ -35,7 +35,6 @@ from ..progress import Progress
 from .gridmap import GridMap
 from .inputs import AxesPlan, model_plane
 from .normalization import banded_percentile_normalizer, fixed_normalizer
-from .postprocess import foreground_threshold
 from .result import in_out_axes
 from .scale import resize_window, scaled_shape
 from .tiling import TileGrid
@@ -215,36 +214,22 @@ def run_window(
     inside = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip((run_rows, run_cols), box))
     job.window = Window(run.size, (box[0].start, box[1].start), inside)
     job.normalizers = normalizers
-    outlines = run.map is not None and "instances" in job.outputs and "probabilities" not in job.outputs
-    if outlines:  # the instances' outlines on the image grid come from the probabilities
-        job.outputs = (*job.outputs, "probabilities")
+    if run.map is not None:  # instances are stored on the image grid as the whole run maps them
+        job.out_grid = run.map.window((run_rows, run_cols), region)
     result = yield from job.run()
-    result = _on_image_grid(result, run, region, (run_rows, run_cols), job)
-    if outlines:
-        result.probabilities = None
+    return _on_image_grid(result, run, region, (run_rows, run_cols), plan)
+
+
+def _on_image_grid(result: Any, run: RunGrid, region, source, plan: AxesPlan) -> Any:
+    """A window run's outputs (over the run-grid ``source`` region, axes loop + YX; instances
+    already on the image grid) as the image grid's ``region``, in the image's output axes."""
+    if run.map is not None:
+        rows = run.map.rows[region[0]] - source[0].start
+        cols = run.map.cols[region[1]] - source[1].start
+        result.classes = result.classes[..., rows[:, None], cols[None, :]]
+        if result.probabilities is not None:
+            result.probabilities = _probabilities_back(result.probabilities, run, region, source)
     return in_out_axes(result, plan.loop_axes, plan.out_axes)
-
-
-def _on_image_grid(result: Any, run: RunGrid, region, source, job: Any) -> Any:
-    """A window run's outputs (over the run-grid ``source`` region, axes loop + YX) as the image
-    grid's ``region``: classes by nearest neighbour, instances with the outlines a whole run
-    draws (:meth:`.gridmap.GridMap.labels`), probabilities bilinearly."""
-    if run.map is None:
-        return result
-    rows = run.map.rows[region[0]] - source[0].start
-    cols = run.map.cols[region[1]] - source[1].start
-    result.classes = result.classes[..., rows[:, None], cols[None, :]]
-    if result.instances is not None:
-        inst, prob = result.instances, result.probabilities
-        back = np.empty((*inst.shape[:-2], len(rows), len(cols)), inst.dtype)
-        origin = (source[0].start, source[1].start)
-        for lead in np.ndindex(*inst.shape[:-2]):
-            p = prob[(slice(None), *lead)]
-            back[lead] = run.map.labels(inst[lead], p, foreground_threshold(job.postprocess), origin, region)
-        result.instances = back
-    if result.probabilities is not None:
-        result.probabilities = _probabilities_back(result.probabilities, run, region, source)
-    return result
 
 
 def _probabilities_back(prob: np.ndarray, run: RunGrid, region, source) -> np.ndarray:
