@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", choices=("onecycle", "cosine"), default="onecycle")
     ap.add_argument("--warmup", type=float, default=0.0, help="cosine: warm-up fraction of the steps")
     ap.add_argument(
+        "--contact-weight", type=float, default=1.0,
+        help="cross-entropy weight of pixels between two nuclei (the core's contact_weight)",
+    )  # fmt: skip
+    ap.add_argument(
         "--init", type=Path, default=None,
         help="continue training this model file (its architecture, channel mode and diameter)",
     )  # fmt: skip
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, lr=args.lr, batch_size=args.batch,
         patch_size=args.patch, schedule=args.schedule, warmup=args.warmup, zoom=args.zoom,
         minutes=args.minutes, snapshots=True, seed=args.seed, name="nuclei", val_fraction=0.0,
+        contact_weight=args.contact_weight,
     )  # fmt: skip
     if args.init is None:  # a new model: these define it (a starting model brings its own)
         options.update(

@@ -240,3 +240,46 @@ def test_warmup_raises_the_rate_then_decays_it():
     assert plain[0] == pytest.approx(1e-3)
     assert np.all(np.diff(plain) <= 0)
     assert warm[-1] == pytest.approx(plain[-1], rel=0.05)  # both end near 1% of the rate
+
+
+def test_pixels_between_objects_are_marked_and_weighted():
+    from napari_deepseg.training.config import FinetuneConfig
+    from napari_deepseg.training.labels import CONTACT, EMPHASIS, contact_mask
+    from napari_deepseg.training.loop import _prepare
+    from napari_deepseg.training.optim import split_emphasis
+
+    objects = np.zeros((12, 20), np.int32)
+    objects[2:10, 2:8] = 1
+    objects[2:10, 8:14] = 2  # touches object 1
+    objects[2:10, 19:20] = 3  # 5 background pixels away from object 2
+    between = contact_mask(objects)
+    assert between[5, 6:10].all()  # both sides of the contact
+    assert not between[5, 2:5].any()  # deep inside object 1
+    assert not between[5, 14:19].any()  # the gap to object 3 is wider than twice the reach
+    image, labels = synthetic_nuclei((96, 96), radius=(6, 8), seed=2)[:2]
+    cfg = FinetuneConfig.from_options(
+        patch_size=48, val_fraction=0.0, contact_weight=5.0, **{"arch_options": TINY["arch_options"]}
+    )
+    _, data = _prepare(None, [{"image": image, "labels": labels}], None, cfg, fresh=True)
+    (region,) = data.train
+    marked = region.target >= CONTACT
+    assert marked.sum() == contact_mask(labels).sum() > 0
+    y, weights = split_emphasis(region.target.copy(), 1.0, 5.0)
+    assert y.max() < EMPHASIS
+    assert set(np.unique(weights)) == {1.0, 5.0}
+    np.testing.assert_array_equal(weights == 5.0, marked)
+    # a corrected pixel between objects weighs both
+    both = np.array([[EMPHASIS + CONTACT + 2, 1, -1]], np.int64)
+    y, weights = split_emphasis(both, 3.0, 5.0)
+    np.testing.assert_array_equal(y, [[2, 1, -1]])
+    np.testing.assert_array_equal(weights, [[15.0, 1.0, 1.0]])
+    _, off = _prepare(
+        None,
+        [{"image": image, "labels": labels}],
+        None,
+        FinetuneConfig.from_options(
+            patch_size=48, val_fraction=0.0, **{"arch_options": TINY["arch_options"]}
+        ),
+        fresh=True,
+    )
+    assert not (off.train[0].target >= EMPHASIS).any()

@@ -45,6 +45,7 @@ class FinetuneConfig:
     fg_fraction: float = 0.8
     zoom: float = 1.0
     correction_weight: float = 1.0
+    contact_weight: float = 1.0
     anchor: float = 0.0
     minutes: float | None = None
     snapshots: bool = False
@@ -82,7 +83,7 @@ class FinetuneConfig:
         _checks.integer(self.steps_per_epoch, "steps_per_epoch", optional=True)
         for name in (
             "lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction", "zoom", "correction_weight",
-            "anchor", "warmup",
+            "contact_weight", "anchor", "warmup",
         ):  # fmt: skip
             _checks.number(getattr(self, name), name)
         for name in ("minutes", "object_diameter"):
@@ -99,6 +100,10 @@ class FinetuneConfig:
             (0 <= self.fg_fraction <= 1, "fg_fraction must be in [0, 1]"),
             (1 <= self.zoom <= 4, "zoom must be in [1, 4] (1 = no scale augmentation)"),
             (self.correction_weight >= 1, "correction_weight must be >= 1 (1 = corrections count as others)"),
+            (
+                self.contact_weight >= 1,
+                "contact_weight must be >= 1 (1 = pixels between objects count as others)",
+            ),
             (self.anchor >= 0, "anchor must be >= 0 (0 = off)"),
             (0 <= self.warmup <= 0.5, "warmup must be in [0, 0.5] (a fraction of the steps)"),
             (self.minutes is None or self.minutes > 0, "minutes must be > 0"),

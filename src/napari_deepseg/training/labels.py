@@ -36,6 +36,11 @@ IGNORE = -1
 #: off again and weighs those pixels ``correction_weight`` times (it survives every augmentation,
 #: which moves targets by nearest neighbour)
 EMPHASIS = 1000
+#: added (on top of any ``EMPHASIS``) to the target class of pixels between two objects (where
+#: they touch or nearly do); the trainer weighs them ``contact_weight`` times
+CONTACT = 2 * EMPHASIS
+#: pixels within this many pixels of two different objects are "between objects"
+CONTACT_REACH = 2
 
 INSTANCE_CLASSES = ["background", "interior", "boundary"]
 
@@ -62,6 +67,20 @@ def boundary_targets(objects: np.ndarray) -> np.ndarray:
     target = (objects > 0).astype(np.uint8)
     target[find_boundaries(objects, mode="inner") & (objects > 0)] = 2
     return target
+
+
+def contact_mask(objects: np.ndarray, reach: int = CONTACT_REACH) -> np.ndarray:
+    """(H, W) instance labels -> bool mask of the pixels (object or background) that have two
+    different objects within ``reach`` pixels (a square window): where objects touch or nearly
+    do, the pixels that decide whether two nuclei come out as one (U-Net's border weights,
+    Ronneberger et al. 2015)."""
+    from scipy import ndimage as ndi
+
+    size = 2 * reach + 1
+    top = ndi.maximum_filter(objects, size=size)
+    none = np.iinfo(objects.dtype).max if objects.dtype.kind in "iu" else np.inf
+    low = ndi.minimum_filter(np.where(objects > 0, objects, none), size=size)
+    return (top > 0) & (low != none) & (top != low)
 
 
 def make_target(

@@ -145,6 +145,7 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
     data = build_regions(
         model, targets, patch_size=cfg.patch_size, val_fraction=cfg.val_fraction, channels=cfg.channels,
         instance_labels=task == INSTANCE_BOUNDARY and not cfg.sparse,
+        contacts=cfg.contact_weight != 1 and task == INSTANCE_BOUNDARY and not cfg.sparse,
     )  # fmt: skip
     data.counts = counts
     data.scales = targets.scales

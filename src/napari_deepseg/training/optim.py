@@ -41,14 +41,21 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def split_emphasis(y: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """Targets without the ``EMPHASIS`` marks, and per-pixel weights (None when nothing is marked
-    or corrections weigh like the rest)."""
+def split_emphasis(
+    y: np.ndarray, weight: float, contact_weight: float = 1.0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Targets without the ``EMPHASIS`` / ``CONTACT`` marks, and per-pixel weights: ``weight``
+    on corrected pixels times ``contact_weight`` on pixels between objects (None when nothing is
+    marked or the marks weigh like the rest)."""
     marked = y >= EMPHASIS
     if not marked.any():
         return y, None
-    y = np.where(marked, y - EMPHASIS, y)
-    return y, (None if weight == 1 else np.where(marked, weight, 1.0).astype(np.float32))
+    flags = np.where(marked, y // EMPHASIS, 0)
+    y = np.where(marked, y % EMPHASIS, y)
+    if weight == 1 and contact_weight == 1:
+        return y, None
+    w = np.where(flags & 1, np.float32(weight), np.float32(1.0))
+    return y, w * np.where(flags & 2, np.float32(contact_weight), np.float32(1.0))
 
 
 def freeze_norm_statistics(model: nn.Module) -> None:

@@ -16,7 +16,16 @@ from ..inference.scale import median_diameter, rescale_pair, resize_labels, scal
 from ..models import contract_of, model_meta
 from ..models.modelfile import INSTANCE_BOUNDARY
 from .data import Region, TrainingPair, as_pairs, pad_region, split_validation
-from .labels import EMPHASIS, IGNORE, INSTANCE_CLASSES, check_annotations, class_counts, make_target
+from .labels import (
+    CONTACT,
+    EMPHASIS,
+    IGNORE,
+    INSTANCE_CLASSES,
+    check_annotations,
+    class_counts,
+    contact_mask,
+    make_target,
+)
 
 
 @dataclass
@@ -131,6 +140,16 @@ def _emphasized(target: np.ndarray, emphasis: np.ndarray | None) -> np.ndarray:
     return out
 
 
+def _with_contacts(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``target`` with ``CONTACT`` added on annotated pixels between two objects of ``labels``."""
+    between = contact_mask(np.asarray(labels)) & (target >= 0)
+    if not between.any():
+        return target
+    out = target.astype(np.int16, copy=True)
+    out[between] += CONTACT
+    return out
+
+
 def _val_labels(labels: np.ndarray, target: np.ndarray, instance_labels: bool) -> np.ndarray | None:
     """The region's instance labels when AP@0.5 can be scored on it (dense instances, every pixel
     annotated and reviewed), else None."""
@@ -167,11 +186,14 @@ def build_regions(
     val_fraction: float,
     channels: Sequence[int] | None = None,
     instance_labels: bool = False,
+    contacts: bool = False,
 ) -> TrainingData:
     """Normalized model inputs and targets, padded for sampling; validation strips held out.
 
     ``instance_labels``: the labels are dense instances, so validation regions keep them (to
     score AP@0.5, see :mod:`.validation`) wherever every pixel of the region is annotated.
+    ``contacts``: mark the training pixels between two objects (``CONTACT``, for
+    ``contact_weight``; dense instance labels).
     """
     meta = model_meta(model)
     in_size, out_size = window_sizes(model, patch_size)
@@ -195,9 +217,10 @@ def build_regions(
             )  # fmt: skip
             val.append(region)
             target[strip] = IGNORE
-        train.append(
-            pad_region(x, _emphasized(target, pair.emphasis), pair.name, margin, out_size, weight=pair.weight)
-        )
+        target = _emphasized(target, pair.emphasis)
+        if contacts:
+            target = _with_contacts(target, pair.labels)
+        train.append(pad_region(x, target, pair.name, margin, out_size, weight=pair.weight))
     for pair, target in zip(targets.val_pairs, targets.val_targets):
         x = normalize_plane(
             to_model_input(pair.image, in_ch, meta.channel_mode, channels),

@@ -165,7 +165,7 @@ class Trainer:
     def _train_step(self) -> float:
         self._busy = True  # a KeyboardInterrupt before the end leaves a half-done step
         x, y = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
-        y, pixel_weights = split_emphasis(y, self.cfg.correction_weight)
+        y, pixel_weights = split_emphasis(y, self.cfg.correction_weight, self.cfg.contact_weight)
         x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
         if pixel_weights is not None:
             pixel_weights = torch.from_numpy(pixel_weights).to(self.device)
