@@ -117,3 +117,10 @@ def test_a_window_of_the_map_draws_what_the_whole_map_draws_there():
     assert sub.reach == grid.reach
     part = sub.labels(labels[source], prob[:, source[0], source[1]], 0.5)
     np.testing.assert_array_equal(part, whole[region])
+
+
+def test_fill_maps_classes_by_nearest_neighbour_in_bands():
+    src = np.random.default_rng(0).integers(0, 3, (2, 40, 30)).astype(np.uint8)
+    grid = GridMap.between((40, 30), (700, 95))  # more rows than one band
+    out = grid.fill(np.zeros((2, 700, 95), np.uint8), src)
+    np.testing.assert_array_equal(out, resize_labels(src, (700, 95)))

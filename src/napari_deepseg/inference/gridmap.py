@@ -65,17 +65,10 @@ class GridMap:
         ``region``) onto image-grid ``region``, both seen from their own origin; the same ids
         and outlines as the whole map gives there."""
         (sy, sx), (ry, rx) = source, region
-
-        def local(taps: tuple[np.ndarray, np.ndarray], r: slice, s: slice) -> tuple[np.ndarray, np.ndarray]:
-            src, wts = taps[0][r] - s.start, taps[1][r]
-            return np.clip(src, 0, s.stop - s.start - 1), wts
-
         size = (sy.stop - sy.start, sx.stop - sx.start)
         full = (ry.stop - ry.start, rx.stop - rx.start)
-        return GridMap(
-            size, full, self.rows[ry] - sy.start, self.cols[rx] - sx.start,
-            local(self.taps_y, ry, sy), local(self.taps_x, rx, sx), self.reach,
-        )  # fmt: skip
+        taps = (_local(self.taps_y, ry, sy.start, size[0]), _local(self.taps_x, rx, sx.start, size[1]))
+        return GridMap(size, full, self.rows[ry] - sy.start, self.cols[rx] - sx.start, *taps, self.reach)
 
     def span(self, y: slice, x: slice) -> tuple[slice, slice]:
         """The image-grid rows and columns whose source lies in run-grid rows ``y``, columns ``x``."""
@@ -133,6 +126,13 @@ class GridMap:
             near = np.where(near > 0, near, grown)
             near[~fg] = 0
             out[r : r + _BAND_ROWS] = near[r - lo : r - lo + _BAND_ROWS]
+        return out
+
+    def fill(self, out: np.ndarray, src: np.ndarray) -> np.ndarray:
+        """Write (..., h, w) run-grid labels into (..., H, W) ``out`` in row bands; returns ``out``."""
+        for r in range(0, self.full[0], _BAND_ROWS):
+            rows = self.rows[r : r + _BAND_ROWS]
+            out[..., r : r + len(rows), :] = src[..., rows[:, None], self.cols[None, :]]
         return out
 
 
