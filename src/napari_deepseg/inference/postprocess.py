@@ -182,23 +182,23 @@ def _group_instances(
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Drop objects under ``min_size`` pixels and renumber 1..N as uint32."""
-    counts = np.bincount(labels.ravel())
-    keep = counts >= max(1, min_size)
+    keep = np.bincount(labels.ravel()) >= max(1, min_size)
     keep[0] = False
-    lut = np.zeros(len(counts), np.uint32)
+    return _renumber(labels, keep)
+
+
+def _renumber(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """uint32 labels: the ids where ``keep`` (bool per id, False at 0) as 1..N, the rest 0."""
+    lut = np.zeros(len(keep), np.uint32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
     return lut[labels]
 
 
 def consecutive(labels: np.ndarray) -> np.ndarray:
-    """``labels`` numbered 1..N without gaps (the same array when it already is)."""
+    """uint32 ``labels`` numbered 1..N without gaps (the same array when it already is)."""
     present = np.bincount(labels.ravel()) > 0
-    if present[1:].all():
-        return labels
     present[0] = False
-    lut = np.zeros(len(present), labels.dtype)
-    lut[present] = np.arange(1, int(present.sum()) + 1, dtype=labels.dtype)
-    return lut[labels]
+    return labels if present[1:].all() else _renumber(labels, present)
 
 
 def offset_labels(labels: np.ndarray, offset: int) -> np.ndarray:

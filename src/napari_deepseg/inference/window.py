@@ -217,16 +217,15 @@ def run_window(
     if run.map is not None:  # instances are stored on the image grid as the whole run maps them
         job.out_grid = run.map.window((run_rows, run_cols), region)
     result = yield from job.run()
-    return _on_image_grid(result, run, region, (run_rows, run_cols), plan)
+    return _on_image_grid(result, run, job.out_grid, region, (run_rows, run_cols), plan)
 
 
-def _on_image_grid(result: Any, run: RunGrid, region, source, plan: AxesPlan) -> Any:
+def _on_image_grid(result: Any, run: RunGrid, sub: GridMap | None, region, source, plan: AxesPlan) -> Any:
     """A window run's outputs (over the run-grid ``source`` region, axes loop + YX; instances
-    already on the image grid) as the image grid's ``region``, in the image's output axes."""
-    if run.map is not None:
-        rows = run.map.rows[region[0]] - source[0].start
-        cols = run.map.cols[region[1]] - source[1].start
-        result.classes = result.classes[..., rows[:, None], cols[None, :]]
+    already on the image grid) as the image grid's ``region``, in the image's output axes
+    (``sub``: the window's map, None at scale 1)."""
+    if sub is not None:
+        result.classes = result.classes[..., sub.rows[:, None], sub.cols[None, :]]
         if result.probabilities is not None:
             result.probabilities = _probabilities_back(result.probabilities, run, region, source)
     return in_out_axes(result, plan.loop_axes, plan.out_axes)

@@ -134,19 +134,21 @@ def _emphasized(target: np.ndarray, emphasis: np.ndarray | None) -> np.ndarray:
     a corrected object counts too); unannotated pixels stay ``IGNORE``."""
     if emphasis is None or not emphasis.any():
         return target
-    grown = ndi.binary_dilation(emphasis, iterations=1) & (target >= 0)
-    out = target.astype(np.int16, copy=True)
-    out[grown] += EMPHASIS
-    return out
+    return _marked(target, ndi.binary_dilation(emphasis, iterations=1), EMPHASIS)
 
 
 def _with_contacts(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``target`` with ``CONTACT`` added on annotated pixels between two objects of ``labels``."""
-    between = contact_mask(np.asarray(labels)) & (target >= 0)
-    if not between.any():
+    return _marked(target, contact_mask(np.asarray(labels)), CONTACT)
+
+
+def _marked(target: np.ndarray, mask: np.ndarray, mark: int) -> np.ndarray:
+    """``target`` (int16) with ``mark`` added where ``mask`` is set on annotated pixels."""
+    mask = mask & (target >= 0)
+    if not mask.any():
         return target
     out = target.astype(np.int16, copy=True)
-    out[between] += CONTACT
+    out[mask] += mark
     return out
 
 
