@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QPoint, QRect, Qt
 
 from napari_deepseg._napari import segment_widget as sw
 from napari_deepseg._napari.segment_widget import SegmentWidget
@@ -94,3 +94,43 @@ def _buffer_owner(array: np.ndarray):
     while isinstance(owner, np.ndarray | memoryview):
         owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
     return owner
+
+
+def test_status_bar_names_the_result_not_the_running_layer(
+    make_napari_viewer, qtbot, tiny_unet, tmp_path, errors
+):
+    """With the mouse resting on the canvas, the status bar shows the live layer while blocks
+    land, and the finished result's name afterwards, without another mouse move."""
+    viewer = make_napari_viewer(show=True)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.waitUntil(lambda: canvas.width() > 100, timeout=5000)
+    viewer.add_image(synthetic_nuclei((700, 700), n_nuclei=200, seed=3)[0], name="big")
+    path = save_model(tmp_path / "tiny.pt", tiny_unet)
+    choice = widget.models.add(path)
+    widget.model.value = choice
+    widget._remember(choice, _slowed(load_model(path), 0.02))
+    widget.out_classes.value = False
+    widget.max_memory.value = 1
+    centre = _on_screen(canvas)
+    qtbot.mouseMove(canvas, centre)
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(lyr.name.endswith("(running)") for lyr in viewer.layers), timeout=WAIT_MS)
+    qtbot.mouseMove(canvas, centre + QPoint(10, 10))  # the user moves the mouse over the live layer
+    qtbot.waitUntil(lambda: "(running)" in str(viewer.status), timeout=5000)
+    assert widget.running
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "big tiny instances" in viewer.layers, timeout=5000)
+    qtbot.wait(200)  # no mouse move after the run
+    assert errors == []
+    assert viewer.mouse_over_canvas
+    assert "(running)" not in str(viewer.status)
+    assert "big tiny instances" in str(viewer.status)
+
+
+def _on_screen(widget) -> QPoint:
+    """A point of ``widget`` that the (virtual) screen shows: the centre of their overlap."""
+    shown = QRect(widget.mapToGlobal(QPoint(0, 0)), widget.size()).intersected(widget.screen().geometry())
+    assert min(shown.width(), shown.height()) > 40, "the canvas is off the virtual screen"
+    return widget.mapFromGlobal(shown.center() - QPoint(10, 10))

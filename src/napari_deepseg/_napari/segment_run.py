@@ -291,6 +291,7 @@ class ResultPlacer:
             steps += [lambda k=k: self._place_probability(probs, k, meta) for k in range(1, probs.shape[0])]
         if uncertainty is not None:
             steps.append(lambda: self._place_uncertainty(uncertainty.map))
+        steps.append(self.viewer.update_status_from_cursor)  # no stale "(running)" under the mouse
         self._steps = GuiSteps(steps, done)
         self.placed: list[Any] = self._steps.results
         self._steps.start()
@@ -366,6 +367,7 @@ class ResultPlacer:
             else:
                 self.viewer.layers.remove(layer)
         self.live.clear()
+        self.viewer.update_status_from_cursor()
 
 
 def _update_layer(layer: Labels, data: np.ndarray, kwargs: dict[str, Any]) -> Labels:
