@@ -86,16 +86,23 @@ def score(model, val_hist, val_fluo, device: str, fluorescence: bool) -> dict:
     return out
 
 
+def base_recipe() -> dict:
+    """Options of the fluorescence-only base: the bundled model's recipe as its file records it
+    (channel mode - H&E images enter as their hematoxylin density, bright nuclei on dark as in
+    fluorescence -, object diameter, zoom and contact weight), in short patches for minutes."""
+    recipe = load_model("nuclei").deepseg_meta.provenance["config"]
+    keep = ("channel_mode", "object_diameter", "zoom", "contact_weight")
+    return {"patch_size": 128, "batch_size": 8, **{k: recipe[k] for k in keep}}
+
+
 def run(args) -> dict:
     val_hist = scored_split(args.data, args.score, "histology")
     val_fluo = scored_split(args.data, args.score, "fluorescence")
     pool = histology_pool(args.data, args.seed)
     kw = {"device": args.device, "seed": 0, **args.options}
-    starts = {"bundled nuclei": "nuclei"}
-    if args.starts == "both":
-        base = (
-            pretrain(args, {**kw, "patch_size": 128, "batch_size": 8})[0] if args.base is None else args.base
-        )
+    starts = {} if args.starts == "base" else {"bundled nuclei": "nuclei"}
+    if args.starts in ("both", "base"):
+        base = pretrain(args, {**kw, **base_recipe()})[0] if args.base is None else args.base
         starts = {"fluorescence-only": str(base), **starts}
     rows = []
     for start_name, start in starts.items():
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counts", type=lambda t: [int(v) for v in t.split(",")], default=[1, 2, 4, 8])
     ap.add_argument("--minutes", type=lambda t: [float(v) for v in t.split(",")], default=[1.0, 3.0, 5.0])
     ap.add_argument("--score", choices=("val", "selection"), default="val", help="the split scored")
-    ap.add_argument("--starts", choices=("both", "bundled"), default="both")
+    ap.add_argument("--starts", choices=("both", "bundled", "base"), default="both")
     ap.add_argument("--set", dest="options", action="append", type=parse_set, default=[],
                     help="a fine-tuning option for every run, e.g. --set lr=3e-4 (repeatable)")  # fmt: skip
     ap.add_argument("--width", type=int, default=16, help="U-Net base width of the pretrained base")

@@ -26,7 +26,7 @@ from scipy import ndimage as ndi
 
 from .blocks import Block
 from .postprocess import foreground_probability
-from .scale import nearest_indices, row_taps
+from .scale import apply_taps, nearest_indices, row_taps
 
 _BAND_ROWS = 256
 
@@ -148,5 +148,4 @@ def _resample(prob: np.ndarray, taps_y: tuple, taps_x: tuple) -> np.ndarray:
     lo, hi = int(ry.min()), int(ry.max()) + 1
     x0, x1 = int(rx.min()), int(rx.max()) + 1
     fg = foreground_probability(prob[:, lo:hi, x0:x1])
-    rows = sum(wy[:, k, None] * fg[ry[:, k] - lo] for k in range(wy.shape[1]))
-    return sum(wx[:, k] * rows[:, rx[:, k] - x0] for k in range(wx.shape[1]))
+    return apply_taps(fg, (ry - lo, wy), (rx - x0, wx))

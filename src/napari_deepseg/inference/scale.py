@@ -128,14 +128,21 @@ def resize_window(
         ry, wy = src_y[r : r + band], w_y[r : r + band]
         y0, y1 = int(ry.min()), int(ry.max()) + 1
         part = np.asarray(read(slice(y0, y1), slice(x0, x1)), dtype=np.float32)  # (C, y1 - y0, x1 - x0)
-        rows_done = sum(wy[:, k, None] * part[:, ry[:, k] - y0] for k in range(wy.shape[1]))
-        value = sum(w_x[:, k] * rows_done[:, :, src_x[:, k] - x0] for k in range(w_x.shape[1]))
+        value = apply_taps(part, (ry - y0, wy), (src_x - x0, w_x))
         if info is not None:
             value = np.clip(np.rint(value), info.min, info.max)
         if out is None:
             out = np.empty((value.shape[0], len(src_y), len(src_x)), dtype)
         out[:, r : r + len(ry)] = value
     return out
+
+
+def apply_taps(part: np.ndarray, taps_y: tuple, taps_x: tuple) -> np.ndarray:
+    """(..., h, w) ``part`` resampled at (rows, weights) taps of :func:`row_taps`, the rows and
+    columns counted from ``part``'s first: (..., len(rows), len(cols))."""
+    (ry, wy), (rx, wx) = taps_y, taps_x
+    rows = sum(wy[:, k, None] * part[..., ry[:, k], :] for k in range(wy.shape[1]))
+    return sum(wx[:, k] * rows[..., rx[:, k]] for k in range(wx.shape[1]))
 
 
 def row_taps(n_in: int, n_out: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
