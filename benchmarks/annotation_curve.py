@@ -1,11 +1,12 @@
 """Annotation curve: how much a few corrected histology images and a few CPU minutes buy.
 
 For each starting model - a model trained without any histology image (``--base``, or one
-trained here for ``--pretrain-minutes`` on the fluorescence train images) and the bundled
-``nuclei`` model - and each number of annotated histology *train* images (``--counts``, the
-images drawn once, seeded, from those with at least 30 nuclei) and each time budget
-(``--minutes``), fine-tune with the core's defaults and ``minutes=`` (the schedule fits the
-budget), then score on **all** histology *val* images: pooled AP@0.5, AP@0.75 and foreground IoU;
+trained here for ``--pretrain-minutes`` on the fluorescence train images with the bundled
+model's recipe, :func:`base_recipe`) and the bundled ``nuclei`` model (``--starts``) - and each
+number of annotated histology *train* images (``--counts``, the images drawn once, seeded, from
+those with at least 30 nuclei) and each time budget (``--minutes``), fine-tune with the core's
+defaults and ``minutes=`` (the schedule fits the budget), then score on **all** histology *val*
+images: pooled AP@0.5, AP@0.75 and foreground IoU;
 the longest budget's model is also scored on the fluorescence val images (forgetting).
 
 Targets (issue 14): 2 images, <= 5 minutes: histology AP@0.5 >= 0.65; 8 images: >= 0.75;
