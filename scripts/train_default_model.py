@@ -48,7 +48,11 @@ def parse_kind_weights(text: str) -> dict[str, float]:
 
 
 def load_pairs(root: Path, records: list[dict], shares: dict[str, float] | None) -> list[dict]:
-    """Training pairs (dicts for finetune_iter) with per-image weights from the kind shares."""
+    """Training pairs (dicts for finetune_iter) with per-image weights from the kind shares.
+
+    A kind whose share is 0 is left out (e.g. ``histology=0``: a model that never saw H&E)."""
+    if shares is not None:
+        records = [rec for rec in records if shares[rec["kind"]] > 0]
     counts: dict[str, int] = {}
     for rec in records:
         counts[rec["kind"]] = counts.get(rec["kind"], 0) + 1
@@ -77,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps-per-epoch", type=int, default=300)
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget of this run")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--kind-weights", default="fluorescence=0.65,histology=0.28,brightfield=0.07")
+    ap.add_argument(
+        "--kind-weights", default="fluorescence=0.65,histology=0.28,brightfield=0.07",
+        help="share of the patches drawn from each image kind (0 leaves the kind out)",
+    )  # fmt: skip
     ap.add_argument("--schedule", choices=("onecycle", "cosine"), default="onecycle")
     ap.add_argument("--warmup", type=float, default=0.0, help="cosine: warm-up fraction of the steps")
     ap.add_argument(
