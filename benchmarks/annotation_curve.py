@@ -17,6 +17,11 @@ annotated images are drawn from train minus that split), trying options with ``-
     python benchmarks/annotation_curve.py ../shared/data/dsb2018 --write-docs \
         --plot docs/images/annotation_curve.png
 
+A stronger base is the bundled model's recipe without the histology images, e.g. 30 minutes
+of ``python scripts/train_default_model.py --out runs/nohist --minutes 30 --contact-weight 5
+--kind-weights fluorescence=0.9,histology=0,brightfield=0.1``, then ``--starts base --base
+runs/nohist/nuclei.epochNNN.pt`` with its last snapshot (not chosen on any score).
+
 About 80 minutes on 2 CPU cores with the defaults (2 starts x 4 counts x 9 minutes of
 training, plus scoring); ``--counts 2 --minutes 1`` is a quick check.
 """
