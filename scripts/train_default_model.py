@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         help="cross-entropy weight of pixels between two nuclei (the core's contact_weight)",
     )  # fmt: skip
     ap.add_argument(
+        "--boundary-width", type=int, default=1,
+        help="width in pixels of the boundary rim the model learns (the core's boundary_width)",
+    )  # fmt: skip
+    ap.add_argument(
         "--init", type=Path, default=None,
         help="continue training this model file (its architecture, channel mode and diameter)",
     )  # fmt: skip
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init is None:  # a new model: these define it (a starting model brings its own)
         options.update(
             object_diameter=args.diameter, channel_mode="gray-hed", task="instance-boundary",
-            arch_options={"base": args.base, "depth": args.depth},
+            arch_options={"base": args.base, "depth": args.depth}, boundary_width=args.boundary_width,
         )  # fmt: skip
     gen = finetune_iter(
         pairs,

@@ -94,3 +94,25 @@ def test_random_bytes_are_corrupt_not_code(tmp_path):
     assert "damaged or not a model file" in message
     assert "run code" not in message
     assert "weights_only" not in message  # never repeat torch's advice to load unsafely
+
+
+def test_boundary_width_round_trips_and_defaults_to_one(good_file, tmp_path):
+    assert load_model(good_file).deepseg_meta.boundary_width == 1  # a file without the field
+    model = load_model(good_file)
+    model.deepseg_meta.boundary_width = 2
+    path = save_model(tmp_path / "wide.pt", model)
+    assert load_model(path).deepseg_meta.boundary_width == 2
+    payload = torch.load(path, weights_only=True)
+    assert payload["schema_version"] == 1  # inference does not depend on it: older code reads it
+
+
+@pytest.mark.parametrize("width", [0, 2.5, "2", 99])
+def test_a_boundary_width_that_is_not_a_rim_width(good_file, width):
+    import json
+
+    payload = torch.load(good_file, weights_only=True)
+    meta = json.loads(payload["meta"])
+    meta["boundary_width"] = width
+    payload["meta"] = json.dumps(meta)
+    torch.save(payload, good_file)
+    assert "boundary_width" in _error(good_file)

@@ -79,3 +79,22 @@ def test_annotation_checks():
     only_bg = class_counts([np.zeros((4, 4), np.int16)], 3)
     with pytest.raises(DeepsegError, match="only one class \\('background'\\)"):
         check_annotations(only_bg, names)
+
+
+def test_wider_boundary_peels_rims_but_leaves_every_object_interior():
+    labels = np.zeros((20, 30), np.uint16)
+    labels[2:12, 2:12] = 1
+    labels[2:12, 12:22] = 2  # touches object 1
+    labels[15:18, 25:28] = 3  # 3x3: a 2-pixel rim would leave it nothing
+    one = make_target(labels, task="instance-boundary")
+    two = make_target(labels, task="instance-boundary", boundary_width=2)
+    np.testing.assert_array_equal(two == 0, labels == 0)
+    assert (two[one == 2] == 2).all()  # the 1-pixel rim is part of the 2-pixel one
+    assert two[4, 3] == 2  # the second pixel in from the edge is rim now
+    assert two[4, 4] == 1
+    assert (two[2:12, 10:14] == 2).all()  # 4 boundary pixels between the touching objects
+    for obj, interior in ((1, 36), (2, 36), (3, 1)):
+        assert ((labels == obj) & (two == 1)).sum() == interior
+    painted = np.where(labels == 0, 9, labels)  # every pixel painted, background as label 9
+    sparse = make_target(painted, task="instance-boundary", sparse=True, background_label=9, boundary_width=2)
+    np.testing.assert_array_equal(sparse, two)  # painted background, same objects: same target

@@ -283,3 +283,28 @@ def test_pixels_between_objects_are_marked_and_weighted():
         fresh=True,
     )
     assert not (off.train[0].target >= EMPHASIS).any()
+
+
+def test_boundary_width_makes_a_new_models_targets_and_its_fine_tunes(tmp_path, monkeypatch):
+    from napari_deepseg.errors import DeepsegError
+    from napari_deepseg.training import loop
+
+    widths = []
+    make = loop.make_targets
+
+    def spy(*args, **kwargs):
+        widths.append(kwargs["boundary_width"])
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "make_targets", spy)
+    opts = dict(epochs=1, steps_per_epoch=2, val_fraction=0.0, **TINY)
+    result = finetune(_pairs(), None, output=tmp_path / "m.pt", boundary_width=2, **opts)
+    model = load_model(result.path)
+    assert model.deepseg_meta.boundary_width == 2
+    assert model.deepseg_meta.provenance["boundary_width"] == 2
+    finetune(_pairs(), model, **{k: v for k, v in opts.items() if k != "arch_options"})
+    assert widths == [2, 2]  # the fine-tune makes the targets the model learned
+    with pytest.raises(DeepsegError, match="2-pixel boundary"):
+        finetune(_pairs(), model, boundary_width=1, epochs=1)
+    with pytest.raises(DeepsegError, match="boundary_width must be 1 to 8"):
+        finetune(_pairs(), None, boundary_width=0, epochs=1)

@@ -85,6 +85,11 @@ class ModelMeta:
             model was trained at, or None when it was trained at the images' own scale. When
             set, :func:`~napari_deepseg.inference.segment` rescales an image so its objects
             have this size (estimated unless given) and maps the labels back.
+        boundary_width: instance-boundary models: the width in pixels of the boundary rim the
+            model was trained to predict (:func:`napari_deepseg.training.labels.boundary_targets`),
+            so that fine-tuning makes the same targets. Inference does not depend on it, which
+            is why a file that sets it stays readable by code that predates it (that code
+            fine-tunes with a 1-pixel rim).
         bf16_agreement: measured fraction (0..1) of validation pixels whose bf16-autocast class
             equals the fp32 class, or None when not measured. ``precision="auto"`` runs the model
             in bf16 on CPUs with native bf16 only when it is at least 0.999 (see
@@ -108,6 +113,7 @@ class ModelMeta:
     channel_mode: str = "gray"
     bf16_agreement: float | None = None
     object_diameter: float | None = None
+    boundary_width: int = 1
     postprocess: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -259,6 +265,11 @@ def _check_meta(path: Path, meta: ModelMeta) -> None:
         raise ModelFileError(
             f"{path}: channel mode {meta.channel_mode!r} is unknown to napari-deepseg {__version__} "
             f"(it knows {', '.join(CHANNEL_MODES)}); upgrade napari-deepseg"
+        )
+    w = meta.boundary_width
+    if not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 8:
+        raise ModelFileError(
+            f"{path}: boundary_width {w!r} is not a rim width in pixels (1 to 8); fix or re-save the file"
         )
     d = meta.object_diameter
     if d is not None and (not isinstance(d, int | float) or not 1 <= d <= 10000):

@@ -50,6 +50,7 @@ class FinetuneConfig:
     minutes: float | None = None
     snapshots: bool = False
     object_diameter: float | None = None
+    boundary_width: int | None = None
     channel_mode: str | None = None
     seed: int = 0
     task: str | None = None
@@ -86,6 +87,7 @@ class FinetuneConfig:
             "contact_weight", "anchor", "warmup",
         ):  # fmt: skip
             _checks.number(getattr(self, name), name)
+        _checks.integer(self.boundary_width, "boundary_width", optional=True)
         for name in ("minutes", "object_diameter"):
             if getattr(self, name) is not None:
                 _checks.number(getattr(self, name), name)
@@ -110,6 +112,10 @@ class FinetuneConfig:
             (
                 self.object_diameter is None or 2 <= self.object_diameter <= 1000,
                 "object_diameter must be 2 to 1000 pixels",
+            ),
+            (
+                self.boundary_width is None or 1 <= self.boundary_width <= 8,
+                "boundary_width must be 1 to 8 pixels",
             ),
             (
                 self.channel_mode in (None, *CHANNEL_MODES),

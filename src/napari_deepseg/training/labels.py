@@ -62,10 +62,18 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     return labels
 
 
-def boundary_targets(objects: np.ndarray) -> np.ndarray:
-    """Instance labels (H, W) -> uint8 classes 0 background, 1 interior, 2 boundary (inner rim)."""
+def boundary_targets(objects: np.ndarray, width: int = 1) -> np.ndarray:
+    """Instance labels (H, W) -> uint8 classes 0 background, 1 interior, 2 boundary (the inner
+    rim, ``width`` pixels; narrower on objects that would otherwise lose all interior)."""
     target = (objects > 0).astype(np.uint8)
-    target[find_boundaries(objects, mode="inner") & (objects > 0)] = 2
+    inner = np.where(objects > 0, objects, 0)
+    for ring in range(width):
+        rim = find_boundaries(inner, mode="inner") & (inner > 0)
+        if ring:  # keep this ring off objects it would leave without interior
+            left = np.bincount(inner[~rim].ravel(), minlength=int(inner.max()) + 1)
+            rim &= left[inner] > 0
+        target[rim] = 2
+        inner = np.where(rim, 0, inner)
     return target
 
 
@@ -92,6 +100,7 @@ def make_target(
     reviewed: np.ndarray | None = None,
     num_classes: int | None = None,
     name: str = "labels",
+    boundary_width: int = 1,
 ) -> np.ndarray:
     """Convert a 2D label image (H, W) to an int16 target (H, W) with ``IGNORE`` = -1.
 
@@ -103,10 +112,11 @@ def make_target(
         reviewed: optional bool mask (H, W); False pixels are ignored.
         num_classes: for semantic targets, the model's K (classes >= K are an error).
         name: how error messages call this label image.
+        boundary_width: instance-boundary task: the rim's width in pixels (the model's).
     """
     labels = check_labels(labels, name)
     if task == INSTANCE_BOUNDARY:
-        target = _instance_target(labels, sparse, background_label)
+        target = _instance_target(labels, sparse, background_label, boundary_width)
     elif task == "semantic":
         target = _semantic_target(labels, sparse, background_label, num_classes, name)
     else:
@@ -122,11 +132,11 @@ def make_target(
     return target
 
 
-def _instance_target(labels: np.ndarray, sparse: bool, background_label: int) -> np.ndarray:
+def _instance_target(labels: np.ndarray, sparse: bool, background_label: int, width: int) -> np.ndarray:
     if not sparse:
-        return boundary_targets(labels).astype(np.int16)
+        return boundary_targets(labels, width).astype(np.int16)
     objects = np.where(labels == background_label, 0, labels)
-    target = boundary_targets(objects).astype(np.int16)
+    target = boundary_targets(objects, width).astype(np.int16)
     target[labels == 0] = IGNORE
     return target
 

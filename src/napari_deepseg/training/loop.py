@@ -75,6 +75,8 @@ def finetune_iter(
             fraction of patches centred on annotated pixels.
         seed: seeds sampling, augmentation and new weights (same seed, same device -> same run).
         device, precision: ``"auto"`` picks CUDA/MPS/CPU and bf16/fp16/fp32 (see setup.py).
+        boundary_width: new instance-boundary models: the boundary rim's width in pixels
+            (default 1); a starting model's own width makes its targets.
         task, class_names, channels, name: for new models (and names of added classes);
             ``channels`` picks image channels (the model's inputs), as ``segment(channels=...)``.
         axes: the images' axes (letters of TZCYX, e.g. ``"CYX"`` or ``"ZCYX"``), as
@@ -120,9 +122,10 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
     if model is not None and cfg.task and cfg.task != task:
         raise DeepsegError(f"the starting model's task is {task!r}, not {cfg.task!r}; start from scratch")
     diameter, estimate = _sizing(model, cfg)
+    width = _boundary_width(model, cfg)
     targets = make_targets(
         pairs, val_pairs, task=task, sparse=cfg.sparse, background_label=cfg.background_label,
-        axes=cfg.axes, diameter=diameter, estimate=estimate,
+        axes=cfg.axes, diameter=diameter, estimate=estimate, boundary_width=width,
     )  # fmt: skip
     k = needed_classes(task, targets, cfg.class_names)
     if model is None:
@@ -130,7 +133,7 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
         in_ch = len(cfg.channels) if cfg.channels else _scratch_channels(targets)
         model = scratch_model(
             in_channels=in_ch, num_classes=k, task=task, arch_options=cfg.arch_options, name=cfg.name,
-            channel_mode=cfg.channel_mode, object_diameter=cfg.object_diameter,
+            channel_mode=cfg.channel_mode, object_diameter=cfg.object_diameter, boundary_width=width,
         )  # fmt: skip
         if cfg.class_names and len(cfg.class_names) == k:
             model.deepseg_meta.class_names = list(cfg.class_names)
@@ -174,6 +177,20 @@ def _sizing(model: nn.Module | None, cfg: FinetuneConfig):
         return estimate_diameter(image, model, diameter, precision="fp32")
 
     return diameter, estimate
+
+
+def _boundary_width(model: nn.Module | None, cfg: FinetuneConfig) -> int:
+    """Rim width of the instance targets: the starting model's (what it learned to predict), or
+    ``boundary_width`` (default 1) for a new model."""
+    if model is None:
+        return cfg.boundary_width or 1
+    width = model_meta(model).boundary_width
+    if cfg.boundary_width is not None and cfg.boundary_width != width:
+        raise DeepsegError(
+            f"the starting model was trained with a {width}-pixel boundary; boundary_width="
+            f"{cfg.boundary_width} applies only to new models (leave it unset)"
+        )
+    return width
 
 
 def _scratch_channels(targets: Any) -> int:

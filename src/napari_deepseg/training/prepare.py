@@ -66,12 +66,13 @@ def make_targets(
     axes: str | None = None,
     diameter: float | None = None,
     estimate: Callable[[np.ndarray], float | None] | None = None,
+    boundary_width: int = 1,
 ) -> Targets:
     """Check pairs and turn their labels into targets (one-line DeepsegError on bad input).
 
     With ``diameter`` (the model's training object diameter) each pair is first resampled so
     its objects have that size, as inference will resample the user's images
-    (:func:`rescale_pairs`).
+    (:func:`rescale_pairs`). ``boundary_width``: the instance rim's width (the model's).
     """
     train = as_pairs(pairs, "pair", axes)
     val = as_pairs(val_pairs, "val pair", axes) if val_pairs is not None else []
@@ -81,9 +82,10 @@ def make_targets(
         train, s1 = rescale_pairs(train, diameter, dense, estimate)
         val, s2 = rescale_pairs(val, diameter, dense, estimate)
         scales = s1 + s2
-    out = Targets(train, [_target(p, task, sparse, background_label) for p in train], scales=scales)
+    kw = dict(task=task, sparse=sparse, background_label=background_label, width=boundary_width)
+    out = Targets(train, [_target(p, **kw) for p in train], scales=scales)
     out.val_pairs = val
-    out.val_targets = [_target(p, task, sparse, background_label) for p in val]
+    out.val_targets = [_target(p, **kw) for p in val]
     return out
 
 
@@ -118,7 +120,7 @@ def rescale_pairs(
     return out, scales
 
 
-def _target(pair: TrainingPair, task: str, sparse: bool, background_label: int) -> np.ndarray:
+def _target(pair: TrainingPair, *, task: str, sparse: bool, background_label: int, width: int) -> np.ndarray:
     return make_target(
         pair.labels,
         task=task,
@@ -126,6 +128,7 @@ def _target(pair: TrainingPair, task: str, sparse: bool, background_label: int) 
         background_label=background_label,
         reviewed=pair.reviewed,
         name=f"labels of {pair.name}",
+        boundary_width=width,
     )
 
 

@@ -42,6 +42,7 @@ def scratch_model(
     name: str,
     channel_mode: str | None = None,
     object_diameter: float | None = None,
+    boundary_width: int | None = None,
 ) -> nn.Module:
     """A new U-Net (``DEFAULT_ARCH`` unless ``arch_options``) with fresh metadata
     (``channel_mode`` default: gray for one input channel, else select)."""
@@ -53,6 +54,7 @@ def scratch_model(
         normalization=dict(DEFAULT_NORMALIZATION),
         channel_mode=channel_mode or ("gray" if in_channels == 1 else "select"),
         object_diameter=None if object_diameter is None else float(object_diameter),
+        boundary_width=int(boundary_width or 1),
     ).complete(num_classes)
     return model
 

@@ -286,6 +286,7 @@ class Trainer:
             "stopped_by_time_budget": self.out_of_time,
             "verdict": self._verdict(),
             "object_diameter": self.meta.object_diameter,
+            "boundary_width": self.meta.boundary_width,
             "rescaled_pairs": sum(1 for v in self.data.scales if v != 1.0),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "package_version": __version__,
