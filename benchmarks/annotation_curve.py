@@ -57,6 +57,16 @@ def histology_pool(root: Path, seed: int) -> list[tuple]:
     return [(*read_dsb(root, records[i]), records[i]["id"]) for i in order]
 
 
+def replay_pool(root: Path, seed: int, n: int) -> list[tuple]:
+    """``n`` fluorescence train images (not in the selection split; seeded) as (image, labels):
+    replay pairs of the kind every start was trained on."""
+    _, chosen = selection_split(dsb_records(root, "train"))
+    held = {r["id"] for r in chosen}
+    records = [r for r in dsb_records(root, "train", "fluorescence", min_nuclei=10) if r["id"] not in held]
+    order = np.random.default_rng(seed + 1).permutation(len(records))[:n]
+    return [read_dsb(root, records[i]) for i in order]
+
+
 def scored_split(root: Path, split: str, kind: str) -> list[tuple]:
     """(image, labels, id) of ``kind`` in ``val`` or the ``selection`` split."""
     if split == "val":
@@ -105,6 +115,7 @@ def run(args) -> dict:
     val_hist = scored_split(args.data, args.score, "histology")
     val_fluo = scored_split(args.data, args.score, "fluorescence")
     pool = histology_pool(args.data, args.seed)
+    replay = replay_pool(args.data, args.seed, args.replay) if args.replay else None
     kw = {"device": args.device, "seed": 0, **args.options}
     starts = {} if args.starts == "base" else {"bundled nuclei": "nuclei"}
     if args.starts in ("both", "base"):
@@ -120,11 +131,13 @@ def run(args) -> dict:
             pairs = [(i, m) for i, m, _ in pool[:n]]
             for minutes in args.minutes:
                 t0 = time.perf_counter()
-                result = finetune(pairs, start_model, minutes=minutes, epochs=1000, **kw)
+                result = finetune(
+                    pairs, start_model, minutes=minutes, epochs=1000, replay_pairs=replay, **kw
+                )  # fmt: skip
                 longest = minutes == max(args.minutes)
                 s = score(result.model, val_hist, val_fluo, args.device, fluorescence=longest)
                 rows.append({
-                    "start": start_name, "images": n, "minutes": minutes, **s,
+                    "start": start_name, "images": n, "minutes": minutes, "replay": args.replay, **s,
                     "seconds": round(time.perf_counter() - t0, 1), "verdict": result.verdict,
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
@@ -180,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--starts", choices=("both", "bundled", "base"), default="both")
     ap.add_argument("--set", dest="options", action="append", type=parse_set, default=[],
                     help="a fine-tuning option for every run, e.g. --set lr=3e-4 (repeatable)")  # fmt: skip
+    ap.add_argument(
+        "--replay", type=int, default=0,
+        help="mix this many fluorescence train images into each fine-tune (replay_pairs; 0 = none)",
+    )  # fmt: skip
     ap.add_argument("--width", type=int, default=16, help="U-Net base width of the pretrained base")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)

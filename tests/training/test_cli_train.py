@@ -93,3 +93,25 @@ def test_cli_train_save_as_writes_into_the_user_models_folder(tmp_path, user_mod
     bad = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab")]
     assert main([*bad, "--save-as", "sub/mine"]) == 1
     assert "--save-as 'sub/mine': give a plain name" in capsys.readouterr().err
+
+
+def test_cli_train_mixes_replay_pairs_and_guards_their_files(tmp_path, capsys):
+    _write_pairs(tmp_path)
+    old = tmp_path / "old"
+    old.mkdir()
+    _write_pairs(old, n=1)
+    out = tmp_path / "model.pt"
+    args = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "-o", str(out)]
+    args += ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32"]
+    args += ["--base-width", "4", "--precision", "fp32", "--replay", "0.4"]
+    replay = ["--replay-images", str(old / "img"), "--replay-labels", str(old / "lab")]
+    assert main([*args, *replay]) == 0
+    assert load_model(out).deepseg_meta.provenance["replay"] == {"regions": 1, "share": 0.4}
+    capsys.readouterr()
+    assert main([*args, "--replay-images", str(old / "img")]) == 1
+    assert "--replay-labels together" in capsys.readouterr().err
+    target = old / "lab" / "cell0_labels.tif"
+    before = target.read_bytes()
+    assert main([*args, *replay, "--checkpoint", str(target)]) == 1  # an input: refused up front
+    assert "is an input of this run" in capsys.readouterr().err
+    assert target.read_bytes() == before

@@ -308,3 +308,45 @@ def test_boundary_width_makes_a_new_models_targets_and_its_fine_tunes(tmp_path, 
         finetune(_pairs(), model, boundary_width=1, epochs=1)
     with pytest.raises(DeepsegError, match="boundary_width must be 1 to 8"):
         finetune(_pairs(), None, boundary_width=0, epochs=1)
+
+
+def test_replay_regions_get_their_share_of_patches_and_user_regions_keep_theirs():
+    from napari_deepseg.training.optim import default_steps
+    from napari_deepseg.training.prepare import TrainingData, mix_replay
+
+    user = [_region(0.0, "a", 3.0), _region(1.0, "b", 1.0)]
+    replay = [_region(2.0, "r1", None), _region(3.0, "r2", None)]
+    data = TrainingData(user, [], 16, 16, np.zeros(3), ["a", "b"], [])
+    assert default_steps(data, 2) == 16  # 2 x 64² annotated pixels / (2 x 16²)
+    mixed = mix_replay(data, replay, 0.4)
+    assert [r.weight for r in mixed.train] == pytest.approx([0.45, 0.15, 0.2, 0.2])
+    assert mixed.replayed == 2
+    assert default_steps(mixed, 2) == 27  # 16 / 0.6: the user's patches per epoch are kept
+    sampler = PatchSampler(mixed.train, 32, 32)
+    x, _ = sampler.sample(1000, np.random.default_rng(0), augment=False)
+    assert 0.35 < float((x[:, 0, 0, 0] >= 2.0).mean()) < 0.45
+
+
+def test_replay_pairs_are_trained_on_but_never_validated_on(tmp_path, monkeypatch):
+    from napari_deepseg.errors import DeepsegError
+    from napari_deepseg.training import loop
+
+    seen = []
+    mix = loop.mix_replay
+
+    def spy(data, replay, share):
+        out = mix(data, replay, share)
+        seen.append(([r.name for r in out.train], [r.name for r in out.val]))
+        return out
+
+    monkeypatch.setattr(loop, "mix_replay", spy)
+    replay = [(p["image"], p["labels"]) for p in _pairs(n=3)[2:]]
+    result = finetune(
+        _pairs(), None, replay_pairs=replay, replay=0.3, epochs=1, steps_per_epoch=2, val_fraction=0.2, **TINY
+    )
+    assert result.model.deepseg_meta.provenance["replay"] == {"regions": 1, "share": 0.3}
+    train, val = seen[0]
+    assert train == ["pair 0", "pair 1", "replay pair 0"]
+    assert val == ["pair 0", "pair 1"]  # held-out strips of the user's pairs only
+    with pytest.raises(DeepsegError, match="replay must be in"):
+        finetune(_pairs(), None, replay_pairs=replay, replay=0.95, epochs=1, **TINY)

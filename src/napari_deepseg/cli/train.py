@@ -33,6 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--images", required=True, help="folder, glob pattern or file of images")
     p.add_argument("--labels", required=True, help="folder, glob pattern or file of label images")
+    p.add_argument(
+        "--replay-images",
+        help="images of the kind the starting model knows (e.g. some of its training images), mixed in "
+        "so it does not forget them; needs --replay-labels",
+    )
+    p.add_argument("--replay-labels", help="label images of --replay-images (dense, matched by name)")
+    p.add_argument(
+        "--replay",
+        type=_opt.float_in(0, 0.9),
+        default=DEFAULTS.replay,
+        help=f"share of training patches drawn from the replay pairs (default {DEFAULTS.replay})",
+    )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--output", type=Path, help="model file to write (.pt)")
     where.add_argument(
@@ -130,14 +142,17 @@ def run(args: argparse.Namespace) -> int:
     if args.save_as is not None:
         args.output = _user_model_file(args.save_as)
     pairs, unpaired = pair_files(args.images, args.labels)
-    checkpoint = _check_outputs(args, pairs)
+    replay_files = _replay_files(args)
+    checkpoint = _check_outputs(args, pairs + replay_files)
     if unpaired and not args.quiet:
         names = ", ".join(str(p) for p in unpaired[:5]) + (" ..." if len(unpaired) > 5 else "")
         echo(f"skipping {len(unpaired)} file(s) without a partner: {names}", file=sys.stderr)
     data = [read_pair(img, lab) for img, lab in pairs]
+    replay = [read_pair(img, lab) for img, lab in replay_files] or None
     gen = finetune_iter(
         data,
         args.base,
+        replay_pairs=replay,
         config=_config(args),
         device=args.device,
         precision=args.precision,
@@ -158,6 +173,17 @@ def run(args: argparse.Namespace) -> int:
     if result.verdict:
         print(result.verdict[0].upper() + result.verdict[1:])
     return 0
+
+
+def _replay_files(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """The replay (image, labels) files, or []; both options or neither."""
+    from ..training.files import pair_files
+
+    if (args.replay_images is None) != (args.replay_labels is None):
+        raise DeepsegError("give --replay-images and --replay-labels together (or neither)")
+    if args.replay_images is None:
+        return []
+    return pair_files(args.replay_images, args.replay_labels)[0]
 
 
 def _user_model_file(name: str) -> Path:
@@ -185,6 +211,7 @@ def _config(args: argparse.Namespace) -> FinetuneConfig:
         schedule=args.schedule,
         minutes=args.minutes,
         zoom=args.zoom,
+        replay=args.replay,
         seed=args.seed,
         arch_options=None if args.base_width is None else {"base": args.base_width, "depth": 4},
     )

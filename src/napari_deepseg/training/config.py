@@ -47,6 +47,7 @@ class FinetuneConfig:
     correction_weight: float = 1.0
     contact_weight: float = 1.0
     anchor: float = 0.0
+    replay: float = 0.25
     minutes: float | None = None
     snapshots: bool = False
     object_diameter: float | None = None
@@ -84,7 +85,7 @@ class FinetuneConfig:
         _checks.integer(self.steps_per_epoch, "steps_per_epoch", optional=True)
         for name in (
             "lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction", "zoom", "correction_weight",
-            "contact_weight", "anchor", "warmup",
+            "contact_weight", "anchor", "warmup", "replay",
         ):  # fmt: skip
             _checks.number(getattr(self, name), name)
         _checks.integer(self.boundary_width, "boundary_width", optional=True)
@@ -107,6 +108,7 @@ class FinetuneConfig:
                 "contact_weight must be >= 1 (1 = pixels between objects count as others)",
             ),
             (self.anchor >= 0, "anchor must be >= 0 (0 = off)"),
+            (0 <= self.replay <= 0.9, "replay must be in [0, 0.9] (the share of patches from replay pairs)"),
             (0 <= self.warmup <= 0.5, "warmup must be in [0, 0.5] (a fraction of the steps)"),
             (self.minutes is None or self.minutes > 0, "minutes must be > 0"),
             (

@@ -33,7 +33,7 @@ from ..progress import ProgressGenerator, drain
 from .checkpoints import load_checkpoint
 from .config import FinetuneConfig, FinetuneResult
 from .data import image_channels
-from .prepare import build_regions, check_targets, make_targets, needed_classes
+from .prepare import build_regions, check_targets, make_targets, mix_replay, needed_classes
 from .setup import grow_head, scratch_model, start_model
 from .trainer import Trainer
 
@@ -44,6 +44,7 @@ def finetune_iter(
     *,
     config: FinetuneConfig | None = None,
     val_pairs: Iterable[Any] | None = None,
+    replay_pairs: Iterable[Any] | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
     output: str | os.PathLike | None = None,
@@ -65,6 +66,9 @@ def finetune_iter(
             (steps per epoch default: annotated pixels / (batch x patch²), clamped to 10..100).
         sparse: 0 = not annotated (ignored); ``background_label`` marks painted background.
         val_pairs: validation pairs; else the last ``val_fraction`` strip of each image.
+        replay_pairs: pairs of the kind the starting model already knows (e.g. some of its own
+            training images), mixed in so that it does not forget them: ``replay`` (default
+            0.25) of the training patches come from them. They are never validated on.
         schedule: ``"cosine"`` or ``"onecycle"`` learning-rate schedule for AdamW; ``warmup``
             (cosine): the fraction of the steps over which the rate rises linearly to ``lr``.
         freeze_norm: starting from a trained model, batch-norm layers keep their running
@@ -101,7 +105,7 @@ def finetune_iter(
         cfg = FinetuneConfig.from_options(config, **options)
         cfg.check()
         model, source = start_model(model_or_path)
-    model, data = _prepare(model, pairs, val_pairs, cfg, fresh=state is None)
+    model, data = _prepare(model, pairs, val_pairs, cfg, fresh=state is None, replay_pairs=replay_pairs)
     trainer = Trainer(
         model, cfg, data, device=device, precision=precision, output=output,
         checkpoint=checkpoint, source=source, state=state,
@@ -116,17 +120,46 @@ def finetune(
     return drain(finetune_iter(pairs, model_or_path, **kwargs))
 
 
-def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneConfig, fresh: bool):
+def _prepare(
+    model: nn.Module | None,
+    pairs: Any,
+    val_pairs: Any,
+    cfg: FinetuneConfig,
+    fresh: bool,
+    replay_pairs: Any = None,
+):
     """Check the data, build or adapt the model, and convert the data for it."""
     task = model_meta(model).task if model is not None else (cfg.task or INSTANCE_BOUNDARY)
     if model is not None and cfg.task and cfg.task != task:
         raise DeepsegError(f"the starting model's task is {task!r}, not {cfg.task!r}; start from scratch")
     diameter, estimate = _sizing(model, cfg)
     width = _boundary_width(model, cfg)
-    targets = make_targets(
-        pairs, val_pairs, task=task, sparse=cfg.sparse, background_label=cfg.background_label,
-        axes=cfg.axes, diameter=diameter, estimate=estimate, boundary_width=width,
+    kw = dict(
+        task=task, sparse=cfg.sparse, background_label=cfg.background_label, axes=cfg.axes,
+        diameter=diameter, estimate=estimate, boundary_width=width,
     )  # fmt: skip
+    targets = make_targets(pairs, val_pairs, **kw)
+    model = _fit_model(model, targets, cfg, task, width, fresh)
+    if fresh:
+        cfg.patch_size = _fit_patch_size(cfg.patch_size, targets)
+    counts = check_targets(targets, model_meta(model).class_names)
+    dense = task == INSTANCE_BOUNDARY and not cfg.sparse
+    regions = dict(
+        patch_size=cfg.patch_size, channels=cfg.channels, contacts=cfg.contact_weight != 1 and dense
+    )  # fmt: skip
+    data = build_regions(model, targets, val_fraction=cfg.val_fraction, instance_labels=dense, **regions)
+    data.counts = counts
+    data.scales = targets.scales
+    if replay_pairs is not None:  # the same conversion, never validated on
+        replay = make_targets(replay_pairs, None, prefix="replay pair", **kw)
+        data = mix_replay(data, build_regions(model, replay, val_fraction=0.0, **regions).train, cfg.replay)
+    return model, data
+
+
+def _fit_model(
+    model: nn.Module | None, targets: Any, cfg: FinetuneConfig, task: str, width: int, fresh: bool
+) -> nn.Module:
+    """A new model for the targets, or the starting one (its head grown for new classes)."""
     k = needed_classes(task, targets, cfg.class_names)
     if model is None:
         torch.manual_seed(cfg.seed)
@@ -142,17 +175,7 @@ def _prepare(model: nn.Module | None, pairs: Any, val_pairs: Any, cfg: FinetuneC
         model = grow_head(model, k, cfg.class_names)
     elif k > model.deepseg_arch.num_classes:
         raise DeepsegError("the labels have more classes than the checkpoint's model; start a new run")
-    if fresh:
-        cfg.patch_size = _fit_patch_size(cfg.patch_size, targets)
-    counts = check_targets(targets, model_meta(model).class_names)
-    data = build_regions(
-        model, targets, patch_size=cfg.patch_size, val_fraction=cfg.val_fraction, channels=cfg.channels,
-        instance_labels=task == INSTANCE_BOUNDARY and not cfg.sparse,
-        contacts=cfg.contact_weight != 1 and task == INSTANCE_BOUNDARY and not cfg.sparse,
-    )  # fmt: skip
-    data.counts = counts
-    data.scales = targets.scales
-    return model, data
+    return model
 
 
 def _sizing(model: nn.Module | None, cfg: FinetuneConfig):

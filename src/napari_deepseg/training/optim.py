@@ -16,8 +16,12 @@ from .prepare import TrainingData
 
 
 def default_steps(data: TrainingData, batch_size: int) -> int:
-    """Steps per epoch when not given: annotated pixels / (batch x output window²), 10..100."""
-    annotated = sum(len(r.centers) for r in data.train)
+    """Steps per epoch when not given: annotated pixels / (batch x output window²), 10..100.
+
+    Only the user's pairs count; with replay pairs the steps grow so the user's pairs still get
+    as many patches (a ``replay_share`` of them come from the replay pairs)."""
+    user = data.train[: len(data.train) - data.replayed]
+    annotated = sum(len(r.centers) for r in user) / (1.0 - data.replay_share)
     return int(np.clip(math.ceil(annotated / (batch_size * data.out_size**2)), 10, 100))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,8 @@ class TrainingData:
     sources: list[str]
     val_sources: list[str] | str
     scales: list[float] = field(default_factory=list)
+    replayed: int = 0
+    replay_share: float = 0.0
 
 
 def make_targets(
@@ -67,14 +69,16 @@ def make_targets(
     diameter: float | None = None,
     estimate: Callable[[np.ndarray], float | None] | None = None,
     boundary_width: int = 1,
+    prefix: str = "pair",
 ) -> Targets:
     """Check pairs and turn their labels into targets (one-line DeepsegError on bad input).
 
     With ``diameter`` (the model's training object diameter) each pair is first resampled so
     its objects have that size, as inference will resample the user's images
-    (:func:`rescale_pairs`). ``boundary_width``: the instance rim's width (the model's).
+    (:func:`rescale_pairs`). ``boundary_width``: the instance rim's width (the model's);
+    ``prefix``: how error messages name a pair (``"pair"`` -> "pair 3").
     """
-    train = as_pairs(pairs, "pair", axes)
+    train = as_pairs(pairs, prefix, axes)
     val = as_pairs(val_pairs, "val pair", axes) if val_pairs is not None else []
     scales: list[float] = []
     if diameter is not None:
@@ -130,6 +134,30 @@ def _target(pair: TrainingPair, *, task: str, sparse: bool, background_label: in
         name=f"labels of {pair.name}",
         boundary_width=width,
     )
+
+
+def mix_replay(data: TrainingData, replay: list[Region], share: float) -> TrainingData:
+    """Append ``replay`` regions to ``data.train`` so that they give ``share`` of the patches.
+
+    Within each group regions keep their relative shares (their ``weight``, or their annotated
+    pixels when no region of the group has one), as :class:`~.data.PatchSampler` would draw them.
+    """
+    replay = [r for r in replay if len(r.centers)]
+    if not replay or share <= 0:
+        return data
+    user = [r for r in data.train if len(r.centers)]
+    mixed = [*_shared(user, 1.0 - share), *_shared(replay, share)]
+    data.train, data.replayed, data.replay_share = mixed, len(replay), share
+    return data
+
+
+def _shared(regions: list[Region], total: float) -> list[Region]:
+    if any(r.weight is not None for r in regions):
+        w = np.array([1.0 if r.weight is None else r.weight for r in regions])
+    else:
+        w = np.array([len(r.centers) for r in regions], np.float64)
+    w = w / w.sum() * total
+    return [replace(r, weight=float(v)) for r, v in zip(regions, w)]
 
 
 def _emphasized(target: np.ndarray, emphasis: np.ndarray | None) -> np.ndarray:

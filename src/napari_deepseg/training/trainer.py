@@ -287,6 +287,7 @@ class Trainer:
             "verdict": self._verdict(),
             "object_diameter": self.meta.object_diameter,
             "boundary_width": self.meta.boundary_width,
+            "replay": {"regions": self.data.replayed, "share": self.data.replay_share},
             "rescaled_pairs": sum(1 for v in self.data.scales if v != 1.0),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "package_version": __version__,
