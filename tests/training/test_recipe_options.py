@@ -350,3 +350,22 @@ def test_replay_pairs_are_trained_on_but_never_validated_on(tmp_path, monkeypatc
     assert val == ["pair 0", "pair 1"]  # held-out strips of the user's pairs only
     with pytest.raises(DeepsegError, match="replay must be in"):
         finetune(_pairs(), None, replay_pairs=replay, replay=0.95, epochs=1, **TINY)
+
+
+def test_replay_labels_stay_dense_when_the_users_are_sparse(monkeypatch):
+    from napari_deepseg.training import loop
+
+    seen = []
+    mix = loop.mix_replay
+    monkeypatch.setattr(loop, "mix_replay", lambda d, rep, share: seen.append(rep) or mix(d, rep, share))
+    image, labels = synthetic_nuclei((96, 96), radius=(5, 6), seed=3)[:2]
+    scribbles = np.zeros_like(labels)
+    scribbles[labels == 1] = 2
+    scribbles[:6] = 1  # painted background
+    replay = [synthetic_nuclei((96, 96), radius=(5, 6), seed=4)[:2]]
+    finetune([(image, scribbles)], None, sparse=True, replay_pairs=replay, epochs=1, steps_per_epoch=1,
+             val_fraction=0.0, **TINY)  # fmt: skip
+    target = seen[0][0].target
+    inside = target[target >= 0]
+    assert inside.size == 96 * 96  # every replay pixel is annotated ...
+    assert set(np.unique(inside % 1000)) == {0, 1, 2}  # ... background included

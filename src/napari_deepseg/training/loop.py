@@ -66,9 +66,10 @@ def finetune_iter(
             (steps per epoch default: annotated pixels / (batch x patch²), clamped to 10..100).
         sparse: 0 = not annotated (ignored); ``background_label`` marks painted background.
         val_pairs: validation pairs; else the last ``val_fraction`` strip of each image.
-        replay_pairs: pairs of the kind the starting model already knows (e.g. some of its own
-            training images), mixed in so that it does not forget them: ``replay`` (default
-            0.25) of the training patches come from them. They are never validated on.
+        replay_pairs: pairs with dense labels, of the kind the starting model already knows
+            (e.g. some of its own training images), mixed in so that it does not forget them:
+            ``replay`` (default 0.25) of the training patches come from them. They are never
+            validated on, and their labels are dense even when ``sparse`` is set.
         schedule: ``"cosine"`` or ``"onecycle"`` learning-rate schedule for AdamW; ``warmup``
             (cosine): the fraction of the steps over which the rate rises linearly to ``lr``.
         freeze_norm: starting from a trained model, batch-norm layers keep their running
@@ -150,8 +151,9 @@ def _prepare(
     data = build_regions(model, targets, val_fraction=cfg.val_fraction, instance_labels=dense, **regions)
     data.counts = counts
     data.scales = targets.scales
-    if replay_pairs is not None:  # the same conversion, never validated on
-        replay = make_targets(replay_pairs, None, prefix="replay pair", **kw)
+    if replay_pairs is not None:  # dense labels, the same conversion, never validated on
+        replay = make_targets(replay_pairs, None, prefix="replay pair", **{**kw, "sparse": False})
+        regions["contacts"] = cfg.contact_weight != 1 and task == INSTANCE_BOUNDARY
         data = mix_replay(data, build_regions(model, replay, val_fraction=0.0, **regions).train, cfg.replay)
     return model, data
 
