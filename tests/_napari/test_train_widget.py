@@ -322,3 +322,34 @@ def test_corrected_pixels_of_a_result_reach_the_core_as_emphasis(viewer, qtbot, 
     (pair,) = plan.pairs
     np.testing.assert_array_equal(pair.emphasis, labels.data == 77)
     assert plan.options["config"].correction_weight == 3.0
+
+
+def test_replay_pairs_are_ticked_listed_and_reach_the_core(viewer, qtbot, model_file, tmp_path, shown):
+    from qtpy.QtCore import Qt
+
+    image, labels = synthetic_nuclei((80, 80), seed=5)
+    viewer.add_image(image, name="old")
+    viewer.add_labels(labels.astype(np.uint16), name="old truth")
+    widget = _widget(viewer, qtbot, model_file, tmp_path, epochs=1)
+    click = Qt.MouseButton.LeftButton
+    qtbot.mouseClick(widget.add_button.native, click)
+    qtbot.mouseClick(widget.pair_picker.replay_box.native, click)
+    assert widget.pair_picker.replay_box.value
+    widget.image.value, widget.labels.value = viewer.layers["old"], viewer.layers["old truth"]
+    qtbot.mouseClick(widget.add_button.native, click)
+    rows = [widget.pair_list.item(i).text() for i in range(widget.pair_list.count())]
+    assert rows[0].endswith("cells truth")
+    assert rows[1].endswith("old truth  (replay)")
+    assert [p.name for p in widget.plan().replay_pairs] == ["old / old truth"]
+    qtbot.mouseClick(widget.start_button.native, click)
+    _wait_idle(qtbot, widget)
+    assert shown["error"] == []
+    prov = load_model(tmp_path / "finetuned.pt").deepseg_meta.provenance
+    assert prov["sources"] == ["cells / cells truth"]
+    assert prov["replay"] == {"regions": 1, "share": 0.25}
+    widget.pair_list.setCurrentRow(1)
+    qtbot.mouseClick(widget.remove_button.native, click)
+    assert widget.pair_picker.replay == []
+    assert len(widget.pairs) == 1
+    viewer.layers.remove("cells truth")
+    assert widget.pairs == []

@@ -1,20 +1,23 @@
 """The Fine-tune widget's training pairs: pick an image and its labels, add, list, remove.
 
 Pairs whose layers leave the viewer drop out of the list; ``add`` checks the shapes first
-(:func:`.train_run.check_pair`) and says why a pair is refused.
+(:func:`.train_run.check_pair`) and says why a pair is refused. With "replay" ticked, Add pair
+adds a *replay* pair instead: an image of the kind the model already knows, with dense labels,
+mixed into training so the model does not forget it (the core's ``replay_pairs``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QListWidget
 
 from ..errors import DeepsegError
-from .train_run import check_pair
+from ..training import TrainingPair
+from .train_run import check_pair, snapshot_pair
 
 
 class PairList:
@@ -23,13 +26,17 @@ class PairList:
     def __init__(self, viewer: Any) -> None:
         self.viewer = viewer
         self.pairs: list[tuple[Image, Labels]] = []
+        self.replay: list[tuple[Image, Labels]] = []
+        self.replay_box = CheckBox(
+            text="replay (an image the model already knows, kept from being forgotten)", value=False
+        )
         self.image = ComboBox(label="image", choices=self._layers(Image))
         self.labels = ComboBox(label="labels", choices=self._layers(Labels))
         self.add_button = PushButton(text="Add pair")
         self.remove_button = PushButton(text="Remove selected")
         self.list = QListWidget()
         self.list.setMaximumHeight(80)
-        self.pickers = Container(widgets=[self.image, self.labels])
+        self.pickers = Container(widgets=[self.image, self.labels, self.replay_box])
         self.buttons = Container(
             layout="horizontal", labels=False, widgets=[self.add_button, self.remove_button]
         )
@@ -49,9 +56,12 @@ class PairList:
         self.image.reset_choices()
         self.labels.reset_choices()
         present = set(map(id, self.viewer.layers))
-        kept = [p for p in self.pairs if id(p[0]) in present and id(p[1]) in present]
-        if len(kept) != len(self.pairs):
-            self.pairs[:] = kept
+        changed = False
+        for pairs in (self.pairs, self.replay):
+            kept = [p for p in pairs if id(p[0]) in present and id(p[1]) in present]
+            changed |= len(kept) != len(pairs)
+            pairs[:] = kept
+        if changed:
             self._show()
 
     def add(self, _value: Any = None) -> bool:
@@ -60,7 +70,7 @@ class PairList:
         if image is None or labels is None:
             show_error("Pick an image layer and a labels layer to add a training pair")
             return False
-        if any(p[0] is image and p[1] is labels for p in self.pairs):
+        if any(p[0] is image and p[1] is labels for p in self.pairs + self.replay):
             show_info(f"{image.name} / {labels.name} is already in the list")
             return False
         try:
@@ -68,16 +78,29 @@ class PairList:
         except DeepsegError as err:
             show_error(str(err))
             return False
-        self.pairs.append((image, labels))
+        (self.replay if self.replay_box.value else self.pairs).append((image, labels))
         self._show()
         return True
+
+    def replay_pairs(self) -> tuple[TrainingPair, ...]:
+        """The replay pairs as the core takes them (checked again, labels copied)."""
+        out = []
+        for image, labels in self.replay:
+            name = f"{image.name} / {labels.name}"
+            check_pair(image.data, labels.data, name)  # the layers may have changed since 'Add pair'
+            out.append(snapshot_pair(image.data, labels.data, name))
+        return tuple(out)
 
     def remove_selected(self, _value: Any = None) -> None:
         """Remove the selected rows of the pair list."""
         for row in sorted((i.row() for i in self.list.selectedIndexes()), reverse=True):
-            del self.pairs[row]
+            if row < len(self.pairs):
+                del self.pairs[row]
+            else:
+                del self.replay[row - len(self.pairs)]
         self._show()
 
     def _show(self) -> None:
         self.list.clear()
-        self.list.addItems([f"{img.name}  \u2194  {lab.name}" for img, lab in self.pairs])
+        rows = [(p, "") for p in self.pairs] + [(p, "  (replay)") for p in self.replay]
+        self.list.addItems([f"{img.name}  \u2194  {lab.name}{tag}" for (img, lab), tag in rows])

@@ -59,12 +59,14 @@ class TrainPlan:
         start: the starting model (bundled name or file, see ModelChoice) or None = from scratch.
         output: the model file to write.
         options: keyword arguments for ``finetune_iter`` (epochs, lr, sparse, device, ...).
+        replay_pairs: pairs of the kind the starting model knows, mixed in against forgetting.
     """
 
     pairs: tuple[TrainingPair, ...]
     start: ModelChoice | None
     output: Path
     options: dict[str, Any] = field(default_factory=dict)
+    replay_pairs: tuple[TrainingPair, ...] = ()
 
 
 def snapshot_pair(
@@ -93,7 +95,8 @@ class TrainOutcome:
 def train_task(plan: TrainPlan, stop: threading.Event) -> Generator[Progress, None, TrainOutcome]:
     """Fine-tune per ``plan``, yielding the core's events; stop within one step when ``stop`` is set."""
     start = None if plan.start is None else plan.start.ref
-    gen = finetune_iter(list(plan.pairs), start, output=plan.output, **plan.options)
+    replay = list(plan.replay_pairs) or None
+    gen = finetune_iter(list(plan.pairs), start, output=plan.output, replay_pairs=replay, **plan.options)
     history: list[dict[str, Any]] = []
     try:
         while True:

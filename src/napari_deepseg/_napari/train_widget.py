@@ -243,6 +243,7 @@ class FineTuneWidget(QWidget):
         output = Path(self.output.value) if str(self.output.value) not in ("", ".") else None
         return TrainPlan(
             pairs=tuple(pairs),
+            replay_pairs=self.pair_picker.replay_pairs(),
             start=choice if isinstance(choice, ModelChoice) else None,
             output=output or default_output(self.pairs[0][0].name),
             options=self._options(choice == SCRATCH),
