@@ -8,6 +8,8 @@ those with at least 30 nuclei) and each time budget (``--minutes``), fine-tune w
 defaults and ``minutes=`` (the schedule fits the budget), then score on **all** histology *val*
 images: pooled AP@0.5, AP@0.75 and foreground IoU;
 the longest budget's model is also scored on the fluorescence val images (forgetting).
+``--replay N`` mixes N fluorescence train images into each fine-tune (the core's ``replay_pairs``,
+at its default share), against that forgetting.
 
 Targets (issue 14): 2 images, <= 5 minutes: histology AP@0.5 >= 0.65; 8 images: >= 0.75;
 fluorescence val AP@0.5 drops by at most 0.02. Nothing is chosen on val: the recipe (the core's
