@@ -207,6 +207,16 @@ def split_validation(target: np.ndarray, fraction: float) -> tuple[slice, slice]
 # --------------------------------------------------------------------------- sampling
 
 
+def draw_shares(regions: list[Region]) -> np.ndarray:
+    """How often each region is drawn (sums to 1): in proportion to its ``weight`` when any
+    region has one (regions without a weight then count 1), else to its annotated pixels."""
+    if any(r.weight is not None for r in regions):
+        counts = np.array([1.0 if r.weight is None else r.weight for r in regions])
+    else:
+        counts = np.array([len(r.centers) for r in regions], np.float64)
+    return counts / counts.sum()
+
+
 class PatchSampler:
     """Random training windows, centred on annotated pixels with probability ``fg_fraction``.
 
@@ -226,11 +236,7 @@ class PatchSampler:
         zoom: float = 1.0,
     ) -> None:
         self.regions = [r for r in regions if len(r.centers)]
-        if any(r.weight is not None for r in self.regions):
-            counts = np.array([1.0 if r.weight is None else r.weight for r in self.regions])
-        else:
-            counts = np.array([len(r.centers) for r in self.regions], np.float64)
-        self.weights = counts / counts.sum()
+        self.weights = draw_shares(self.regions)
         self.in_size, self.out_size, self.fg_fraction = in_size, out_size, fg_fraction
         self.zoom = float(zoom)
 

@@ -66,7 +66,7 @@ def boundary_targets(objects: np.ndarray, width: int = 1) -> np.ndarray:
     """Instance labels (H, W) -> uint8 classes 0 background, 1 interior, 2 boundary (the inner
     rim, ``width`` pixels; narrower on objects that would otherwise lose all interior)."""
     target = (objects > 0).astype(np.uint8)
-    inner = np.where(objects > 0, objects, 0)
+    inner = objects  # the objects left inside the rings so far (each ring makes a new array)
     for ring in range(width):
         rim = find_boundaries(inner, mode="inner") & (inner > 0)
         if ring:  # keep this ring off objects it would leave without interior

@@ -145,16 +145,18 @@ def _prepare(
         cfg.patch_size = _fit_patch_size(cfg.patch_size, targets)
     counts = check_targets(targets, model_meta(model).class_names)
     dense = task == INSTANCE_BOUNDARY and not cfg.sparse
-    regions = dict(
-        patch_size=cfg.patch_size, channels=cfg.channels, contacts=cfg.contact_weight != 1 and dense
+    contacts = cfg.contact_weight != 1 and task == INSTANCE_BOUNDARY  # on dense instance labels
+    sizes = dict(patch_size=cfg.patch_size, channels=cfg.channels)
+    data = build_regions(
+        model, targets, val_fraction=cfg.val_fraction, instance_labels=dense,
+        contacts=contacts and dense, **sizes,
     )  # fmt: skip
-    data = build_regions(model, targets, val_fraction=cfg.val_fraction, instance_labels=dense, **regions)
     data.counts = counts
     data.scales = targets.scales
     if replay_pairs is not None:  # dense labels, the same conversion, never validated on
         replay = make_targets(replay_pairs, None, prefix="replay pair", **{**kw, "sparse": False})
-        regions["contacts"] = cfg.contact_weight != 1 and task == INSTANCE_BOUNDARY
-        data = mix_replay(data, build_regions(model, replay, val_fraction=0.0, **regions).train, cfg.replay)
+        regions = build_regions(model, replay, val_fraction=0.0, contacts=contacts, **sizes).train
+        data = mix_replay(data, regions, cfg.replay)
     return model, data
 
 

@@ -15,7 +15,7 @@ from ..inference.inputs import normalize_plane, to_model_input
 from ..inference.scale import median_diameter, rescale_pair, resize_labels, scale_factor
 from ..models import contract_of, model_meta
 from ..models.modelfile import INSTANCE_BOUNDARY
-from .data import Region, TrainingPair, as_pairs, pad_region, split_validation
+from .data import Region, TrainingPair, as_pairs, draw_shares, pad_region, split_validation
 from .labels import (
     CONTACT,
     EMPHASIS,
@@ -139,25 +139,20 @@ def _target(pair: TrainingPair, *, task: str, sparse: bool, background_label: in
 def mix_replay(data: TrainingData, replay: list[Region], share: float) -> TrainingData:
     """Append ``replay`` regions to ``data.train`` so that they give ``share`` of the patches.
 
-    Within each group regions keep their relative shares (their ``weight``, or their annotated
-    pixels when no region of the group has one), as :class:`~.data.PatchSampler` would draw them.
+    Within each group regions keep their relative shares (:func:`~.data.draw_shares`, the rule
+    :class:`~.data.PatchSampler` draws by).
     """
     replay = [r for r in replay if len(r.centers)]
     if not replay or share <= 0:
         return data
     user = [r for r in data.train if len(r.centers)]
-    mixed = [*_shared(user, 1.0 - share), *_shared(replay, share)]
+    mixed = [
+        replace(r, weight=float(w * total))
+        for group, total in ((user, 1.0 - share), (replay, share))
+        for r, w in zip(group, draw_shares(group))
+    ]
     data.train, data.replayed, data.replay_share = mixed, len(replay), share
     return data
-
-
-def _shared(regions: list[Region], total: float) -> list[Region]:
-    if any(r.weight is not None for r in regions):
-        w = np.array([1.0 if r.weight is None else r.weight for r in regions])
-    else:
-        w = np.array([len(r.centers) for r in regions], np.float64)
-    w = w / w.sum() * total
-    return [replace(r, weight=float(v)) for r, v in zip(regions, w)]
 
 
 def _emphasized(target: np.ndarray, emphasis: np.ndarray | None) -> np.ndarray:
