@@ -27,8 +27,10 @@ class PairList:
         self.viewer = viewer
         self.pairs: list[tuple[Image, Labels]] = []
         self.replay: list[tuple[Image, Labels]] = []
-        self.replay_box = CheckBox(
-            text="replay (an image the model already knows, kept from being forgotten)", value=False
+        self.replay_box = CheckBox(text="replay pair (a kind the model knows)", value=False)
+        self.replay_box.tooltip = (
+            "Add pair adds a replay pair: an image the model already segments well, with complete "
+            "labels, mixed into training so the model does not forget it"
         )
         self.image = ComboBox(label="image", choices=self._layers(Image))
         self.labels = ComboBox(label="labels", choices=self._layers(Labels))
