@@ -3,6 +3,8 @@ snapshots, a training object diameter and the H&E channel mode (tiny models, sec
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -204,6 +206,30 @@ def test_a_time_budget_plans_the_schedule_to_fit_it(tmp_path):
     assert prov["epochs_planned"] < 1000  # the budget, not the 1000 epochs, set the schedule
     assert steps[-1].total == prov["epochs_planned"] * 5
     assert steps[-1].info["lr"] < 0.5 * TINY["lr"]  # the rate has decayed by the end
+
+
+def test_a_budget_is_replanned_when_the_first_steps_were_slow(tmp_path, monkeypatch):
+    """The plan made from a slow start (here the first steps sleep) would end the run seconds
+    into a 6-second budget; the epochs' own pace plans it again, and the run uses the budget."""
+    from napari_deepseg.training import trainer
+
+    fast_step = trainer.Trainer._train_step
+
+    def slow_start(self):
+        if self.step < trainer.FIT_AFTER_STEPS:
+            time.sleep(0.3)
+        return fast_step(self)
+
+    monkeypatch.setattr(trainer.Trainer, "_train_step", slow_start)
+    result = finetune(
+        _pairs(), None, output=tmp_path / "m.pt", epochs=1000, steps_per_epoch=5, minutes=0.1,
+        val_fraction=0.2, **TINY,
+    )  # fmt: skip
+    prov = load_model(result.path).deepseg_meta.provenance
+    first_plan = int(6 / 0.3) // 5  # what the slow steps alone would have planned
+    assert prov["epochs"] > first_plan + 2
+    assert prov["epochs_planned"] == prov["epochs"] or prov["stopped_by_time_budget"]
+    assert 0.6 * 6 < result.history[-1]["elapsed_s"] < 6 + 3
 
 
 def test_frozen_norm_statistics_stay_those_of_the_start():

@@ -34,7 +34,7 @@ from .data import PatchSampler
 from .losses import segmentation_loss
 from .optim import anchor_distance, default_steps, freeze_norm_statistics, make_scheduler, split_emphasis
 from .prepare import TrainingData
-from .validation import VAL_KEYS, Validator, verdict
+from .validation import VAL_KEYS, Validator, epoch_message, verdict
 
 #: with a time budget, the schedule is planned after this many steps have been timed
 FIT_AFTER_STEPS = 5
@@ -91,6 +91,7 @@ class Trainer:
         self.best_epoch: int | None = None
         self.elapsed, self._busy, self.out_of_time = 0.0, False, False
         self._fitted, self._val_seconds, self._run_start_step = False, 0.0, 0
+        self._planned_here, self._epoch_clock = False, None
         if state is not None:
             self._restore(state)
 
@@ -109,6 +110,7 @@ class Trainer:
             while True:
                 if self.step // self.spe > self.epochs_done:
                     yield self._end_epoch()
+                    self._replan_to_budget()
                     continue
                 if self.step >= self.total:
                     break
@@ -135,15 +137,32 @@ class Trainer:
         """With ``minutes``: plan the schedule to end when the budget does (from the time of the
         first steps and of one validation), so the learning rate finishes its decay in time;
         ``epochs`` becomes the number of epochs that fit."""
-        self._fitted = True
+        self._fitted = self._planned_here = True
         elapsed = self._clock() - self._val_seconds
         per_step = elapsed / max(1, self.step - self._run_start_step)
         per_step += self._val_seconds / self.spe  # each epoch ends with a validation
         epochs = max(1, int(60 * self.cfg.minutes / per_step) // self.spe)
-        if epochs * self.spe <= self.step:
-            epochs = self.step // self.spe + 1
+        self._set_schedule(max(epochs, self.step // self.spe + 1))
+
+    def _replan_to_budget(self) -> None:
+        """With ``minutes``, at each epoch end: plan the rest again from the last epoch's pace
+        (the first steps' pace can be far off, e.g. slowed by a busy machine), so the run
+        neither ends minutes early nor runs past its budget with the rate still high."""
+        if not self._planned_here:
+            return  # no budget, or a resumed run, which keeps its plan
+        now, last = self._clock(), self._epoch_clock
+        self._epoch_clock = now
+        if last is None:
+            return  # the first epoch was planned mid-way: its pace is not a whole epoch's
+        left = 60 * self.cfg.minutes - now
+        epochs = self.epochs_done + (int(left / (now - last)) if now > last else 0)
+        if epochs != self.cfg.epochs:
+            self._set_schedule(max(epochs, self.epochs_done))
+
+    def _set_schedule(self, epochs: int) -> None:
+        """Plan ``epochs`` epochs: a new schedule (from the configured rate) at the current step."""
         self.cfg.epochs, self.total = epochs, epochs * self.spe
-        for group in self.opt.param_groups:  # the new schedule starts from the configured rate
+        for group in self.opt.param_groups:
             group["lr"] = self.cfg.lr
             group.pop("initial_lr", None)
         self.sched = make_scheduler(self.opt, self.cfg, self.total)
@@ -222,7 +241,7 @@ class Trainer:
         if not initial:
             self._save_checkpoint()
             self._save_snapshot(epoch)
-        return Progress("epoch", epoch, self.cfg.epochs, _epoch_message(entry), dict(entry))
+        return Progress("epoch", epoch, self.cfg.epochs, epoch_message(entry), dict(entry))
 
     # ------------------------------------------------------------------ validation
 
@@ -379,16 +398,3 @@ def _instance_settings(model: nn.Module) -> dict[str, Any] | None:
 
     meta = model_meta(model)
     return postprocess_settings(model) if makes_instances(meta) else None
-
-
-def _epoch_message(entry: dict[str, Any]) -> str:
-    parts = [f"epoch {entry['epoch']}"]
-    if entry.get("train_loss") is not None:
-        parts.append(f"loss {entry['train_loss']:.4f}")
-    if entry.get("val_loss") is not None:
-        parts.append(f"val loss {entry['val_loss']:.4f}")
-    if entry.get("mean_iou") is not None:
-        parts.append(f"mean IoU {entry['mean_iou']:.3f}")
-    if entry.get("val_ap50") is not None:
-        parts.append(f"AP@0.5 {entry['val_ap50']:.3f}")
-    return " ".join(parts) + (" (best)" if entry.get("best") else "")

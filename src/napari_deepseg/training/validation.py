@@ -132,3 +132,17 @@ def verdict(history: list[dict[str, Any]], best_epoch: int | None) -> str | None
         f"better than the starting model on the held-out data: {name} {start[key]:.3f} -> "
         f"{best[key]:.3f} (epoch {best_epoch})"
     )
+
+
+def epoch_message(entry: dict[str, Any]) -> str:
+    """One line for an epoch's history entry: its losses, scores and whether it is the best."""
+    parts = [f"epoch {entry['epoch']}"]
+    if entry.get("train_loss") is not None:
+        parts.append(f"loss {entry['train_loss']:.4f}")
+    if entry.get("val_loss") is not None:
+        parts.append(f"val loss {entry['val_loss']:.4f}")
+    if entry.get("mean_iou") is not None:
+        parts.append(f"mean IoU {entry['mean_iou']:.3f}")
+    if entry.get("val_ap50") is not None:
+        parts.append(f"AP@0.5 {entry['val_ap50']:.3f}")
+    return " ".join(parts) + (" (best)" if entry.get("best") else "")
