@@ -9,7 +9,9 @@ defaults and ``minutes=`` (the schedule fits the budget), then score on **all** 
 images: pooled AP@0.5, AP@0.75 and foreground IoU;
 the longest budget's model is also scored on the fluorescence val images (forgetting).
 ``--replay N`` mixes N fluorescence train images into each fine-tune (the core's ``replay_pairs``,
-at its default share), against that forgetting.
+at its default share), against that forgetting. ``--blend 0.5,0.7`` also scores each fine-tune's
+weights interpolated towards the start's (WiSE-FT, Wortsman et al. 2022: start + a x (tuned -
+start)), a trial against forgetting that the core does not offer.
 
 Targets (issue 14): 2 images, <= 5 minutes: histology AP@0.5 >= 0.65; 8 images: >= 0.75;
 fluorescence val AP@0.5 drops by at most 0.02. Nothing is chosen on val: the recipe (the core's
@@ -31,12 +33,15 @@ training, plus scoring); ``--counts 2 --minutes 1`` is a quick check.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from napari_deepseg.models import load_model
 from napari_deepseg.training import finetune
@@ -104,6 +109,18 @@ def score(model, val_hist, val_fluo, device: str, fluorescence: bool) -> dict:
     return out
 
 
+def blended(start: nn.Module, tuned: nn.Module, alpha: float) -> nn.Module:
+    """A copy of ``tuned`` whose floating-point weights and buffers are start + alpha x (tuned -
+    start) (integer buffers, e.g. batch counts, are the tuned model's)."""
+    model = copy.deepcopy(tuned)
+    ref = start.state_dict()
+    weights = tuned.state_dict()
+    model.load_state_dict(
+        {k: torch.lerp(ref[k].to(v), v, alpha) if v.is_floating_point() else v for k, v in weights.items()}
+    )
+    return model
+
+
 def base_recipe() -> dict:
     """Options of the fluorescence-only base: the bundled model's recipe as its file records it
     (channel mode - H&E images enter as their hematoxylin density, bright nuclei on dark as in
@@ -143,6 +160,11 @@ def run(args) -> dict:
                     "seconds": round(time.perf_counter() - t0, 1), "verdict": result.verdict,
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
+                for alpha in args.blend if longest else ():
+                    mixed = blended(start_model, result.model, alpha)
+                    s = score(mixed, val_hist, val_fluo, args.device, fluorescence=True)
+                    rows.append({**rows[-1], **s, "start": f"{start_name}, blend {alpha:g}", "blend": alpha})
+                    print(json.dumps(rows[-1]), flush=True)
     return {"rows": rows, "ids": [p[2] for p in pool[: max(args.counts)]], "n_val": len(val_hist)}
 
 
@@ -198,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--replay", type=int, default=0,
         help="mix this many fluorescence train images into each fine-tune (replay_pairs; 0 = none)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--blend", type=lambda t: [float(v) for v in t.split(",")], default=[],
+        help="also score the longest budget's fine-tunes interpolated towards the start (WiSE-FT)",
     )  # fmt: skip
     ap.add_argument("--width", type=int, default=16, help="U-Net base width of the pretrained base")
     ap.add_argument("--device", default="auto")
