@@ -160,10 +160,11 @@ def run(args) -> dict:
                     "seconds": round(time.perf_counter() - t0, 1), "verdict": result.verdict,
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
+                tuned = rows[-1]  # each blend row is this fine-tune's row with its own scores
                 for alpha in args.blend if longest else ():
                     mixed = blended(start_model, result.model, alpha)
                     s = score(mixed, val_hist, val_fluo, args.device, fluorescence=True)
-                    rows.append({**rows[-1], **s, "start": f"{start_name}, blend {alpha:g}", "blend": alpha})
+                    rows.append({**tuned, **s, "start": f"{start_name}, blend {alpha:g}", "blend": alpha})
                     print(json.dumps(rows[-1]), flush=True)
     return {"rows": rows, "ids": [p[2] for p in pool[: max(args.counts)]], "n_val": len(val_hist)}
 
