@@ -80,11 +80,12 @@ def one_image(model, image, truth, trained: float) -> dict:
     """Each rule's estimate and matches (plus the true diameter's) on one (zoomed) image."""
     axes = "YXC" if image.ndim == 3 else "YX"
     plane = rescaled._centre_region(image, axes, round(rescaled.CROP / scale.SCALE_RANGE[0]))
-    seen = {s: rescaled.apparent_diameter(plane, model, s, device="cpu") for s in scale.FIRST_SCALES}
+    opts = {"device": "cpu", "segment": segment}
+    seen = {s: rescaled.apparent_diameter(plane, model, s, **opts) for s in scale.FIRST_SCALES}
     out = {}
     for name, rule in RULES.items():
         guess = rule(seen, trained)
-        estimate = None if guess is None else rescaled.refine(plane, model, trained, *guess, device="cpu")
+        estimate = None if guess is None else rescaled.refine(plane, model, trained, *guess, **opts)
         out[name] = estimate
     out["true diameter"] = scale.median_diameter(truth)
     results = {}

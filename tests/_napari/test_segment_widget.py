@@ -185,7 +185,7 @@ def test_rgb_channel_choice_and_probabilities(viewer_widget, qtbot, model_file, 
     monkeypatch.setattr(sw, "ResultPlacer", recording)
     _run(qtbot, widget)
     assert errors["error"] == []
-    assert plans[0].channels == (1,)
+    assert plans[0].options.channels == (1,)
     assert plans[0].snapshot.axes == "YXC"
     probs = [layer for layer in viewer.layers if "probability" in layer.name]
     assert [layer.name for layer in probs] == [f"rgb tiny probability {c}" for c in ("interior", "boundary")]
@@ -527,7 +527,7 @@ def test_postprocess_fields_preview_on_the_result_and_apply_to_runs(viewer_widge
     assert after <= before // 2 + 1
     assert not is_edited(layer)  # the preview is still the unedited result
     assert "preview:" in widget.post.note.value
-    assert widget.plan().postprocess == {"min_size": big}
+    assert widget.plan().options.postprocess == {"min_size": big}
     layer.paint((80, 80), layer.selected_label)  # the user edits the layer
     widget.post.min_size.value = 0
     qtbot.wait(300)

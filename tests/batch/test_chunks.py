@@ -86,9 +86,9 @@ def test_huge_plane_blocks_with_halo_equal_whole_plane(tmp_path, model_file, fak
         chunk_bytes=1024 * 1024,
         overlap=16,
     )
-    # 3 x 2 blocks of 1024 (clipped), each read with a 16-pixel halo
+    # 3 x 2 blocks of 1024 (clipped), each read with the halo rule's max(64, overlap) = 64 pixels
     assert sorted(fakes.CALLS) == sorted(
-        [(1040, 1040), (1040, 92), (1056, 1040), (1056, 92), (68, 1040), (68, 92)]
+        [(1088, 1088), (1088, 140), (1140, 1088), (1140, 140), (116, 1088), (116, 140)]
     )
     labels, axes = open_labels(out / "plane_labels.zarr")
     assert axes == "YX"

@@ -65,7 +65,7 @@ def test_given_and_bad_diameters(big_nuclei, sized_model_file, tmp_path, capsys)
     assert _entry(out)["object_diameter"] is None
     capsys.readouterr()
     assert main([*args, "--diameter", "huge"]) == 2
-    assert "not auto, off or a diameter" in capsys.readouterr().err
+    assert "'huge' is not valid; give 'auto', 'off' or a diameter in pixels from 2" in capsys.readouterr().err
 
 
 def test_chunks_of_a_large_image_share_one_estimate(big_nuclei, sized_model_file, tmp_path):

@@ -234,7 +234,7 @@ def test_rescaled_blockwise_matches_rescaled_whole_plane_on_the_image_grid(diame
     assert len(np.unique(blocks.instances)) - 1 > 20
 
 
-@pytest.mark.parametrize("max_memory", [None, "1k"])  # cache room, or none (tiles run again)
+@pytest.mark.parametrize("max_memory", [None, "1M"])  # cache room, or none (tiles run again)
 def test_blocks_keep_shared_tiles_so_each_runs_once(max_memory, monkeypatch):
     """Tiles straddling block borders are read by several blocks: with room they go through the
     network once (as in a whole-plane run); without, they run again. Same result either way."""
@@ -279,7 +279,7 @@ def test_outputs_over_the_default_limit_go_to_disk_or_warn_and_keep_useful_block
     with pytest.warns(RuntimeWarning, match="over the memory limit.*lacks the disk space.*DEEPSEG_SCRATCH"):
         res = segment(image, _Oracle(), outputs=("instances",), tile=128, **CPU)
     assert res.meta["outputs_stored"] == "memory"
-    given = segment(image, _Oracle(), max_memory="1k", outputs=("instances",), tile=128, **CPU)
+    given = segment(image, _Oracle(), max_memory="1M", outputs=("instances",), tile=128, **CPU)
     assert given.meta["block"] == memory.MIN_BLOCK
     expected = memory.block_size(memory.over_limit_room(), memory.block_bytes_per_pixel(3, True))
     assert expected > memory.MIN_BLOCK

@@ -100,7 +100,7 @@ def test_estimate_finds_the_size_of_synthetic_nuclei(zoom):
         image = resize_plane(image[None].astype(np.float32), shape)[0]
         truth = median_diameter(resize_labels(labels, shape))
     model = load_model("nuclei")
-    estimate = estimate_diameter(image, model, 16.0)
+    estimate = estimate_diameter(image, model, 16.0, segment)
     assert estimate == pytest.approx(truth, rel=0.15)
 
 
@@ -127,7 +127,7 @@ def test_first_guess_ignores_a_large_blob_at_a_coarse_scale_only():
 
 def test_estimate_without_objects_is_none():
     model = load_model("nuclei")
-    assert estimate_diameter(np.zeros((128, 128), np.uint8), model, 16.0) is None
+    assert estimate_diameter(np.zeros((128, 128), np.uint8), model, 16.0, segment) is None
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def test_segment_past_the_limit_returns_the_same_result_from_scratch_files(diame
     opts = {"outputs": ("classes", "instances"), "tile": 128, "block": 256, **CPU}
     opts["object_diameter"] = diameter
     in_memory = segment(image, model, **opts)
-    on_disk = segment(image, model, max_memory="1k", **opts)
+    on_disk = segment(image, model, max_memory="1M", **opts)
     assert in_memory.meta["outputs_stored"] == "memory"
     assert on_disk.meta["outputs_stored"] == "disk"
     assert type(on_disk.instances) is np.ndarray

@@ -388,9 +388,10 @@ def test_os_errors_are_one_line_in_plain_words(err, says):
 def test_api_keywords_become_cli_options():
     parser = _predict_parser()
     assert (
-        to_cli_words("batch_size must be >= 1; use device='cpu'", parser)
-        == "batch_size must be >= 1; use --device cpu"
+        to_cli_words("patch_size must be >= 1; use device='cpu'", parser)
+        == "patch_size must be >= 1; use --device cpu"
     )
+    assert to_cli_words("batch_size=0 is too small", parser) == "--batch-size 0 is too small"
     assert to_cli_words("channels=[1, 2] is out of range", parser) == "--channels 1,2 is out of range"
     assert to_cli_words("chunk_bytes=0 is too small", parser) == "--chunk-size 0 is too small"
 

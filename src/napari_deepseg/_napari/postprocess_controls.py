@@ -37,7 +37,9 @@ class PostprocessControls:
         self.foreground.tooltip = "P(interior) + P(boundary) above which a pixel belongs to an object"
         self.seed_threshold.tooltip = "threshold seeding: interior probability that starts an object"
         self.seed_sigma.tooltip = "maxima seeding: smoothing before the seeds; larger merges more"
-        self.min_size.tooltip = "objects with fewer pixels are dropped"
+        self.min_size.tooltip = (
+            "objects with fewer pixels (of the image, whatever scale it runs at) are dropped"
+        )
         self.note = Label(value="")
         self.fields = (self.foreground, self.seed_threshold, self.seed_sigma, self.min_size)
         self.container = Container(widgets=[*self.fields, self.note])
@@ -73,10 +75,11 @@ def postprocess_task(
     labels as napari draws them and their digest (worker thread)."""
     from ..inference.engine import postprocess_settings
     from ..inference.gridmap import GridMap
+    from ..inference.options import scaled_postprocess
     from ..inference.postprocess import consecutive, foreground_threshold, instances_from_probabilities
     from ..inference.scale import resize_plane, scaled_shape
 
-    settings = postprocess_settings(model, None, overrides)
+    settings = postprocess_settings(model, None, scaled_postprocess(overrides, scale))  # image pixels
     yield Progress("preview", 0, 1, "re-making the instances")
     prob = probabilities.astype(np.float32)
     shape = prob.shape[1:]

@@ -19,6 +19,7 @@ from napari.layers import Image, Labels
 from torch import nn
 
 from ..inference.device import available_devices as available_devices  # the core policy, for the widgets
+from ..inference.options import DEFAULTS, SegmentOptions
 from ..models import ModelMeta, model_meta
 from ..models.modelfile import makes_instances
 from ..progress import Progress
@@ -47,35 +48,21 @@ class RunPlan:
         snapshot: the source image (data, axes, transform, name) at launch.
         choice: the model picker's entry.
         outputs: requested outputs among ``classes``, ``instances``, ``probabilities``.
-        channels: channel indices to feed the model, or ``None`` for the model's default.
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        tile: tile size, or ``None`` for the engine's choice.
-        overlap: tile overlap, or ``None`` for the engine's choice.
-        tta: test-time augmentation (flips).
+        options: the segmentation options (:class:`~napari_deepseg.inference.SegmentOptions`:
+            channels, device, tile, overlap, tta, max_memory, object_diameter, post-processing
+            overrides, ...); the outputs the engine makes are derived from ``outputs``.
         replace: overwrite an edited earlier result layer of the same name.
-        max_memory: memory (bytes) the run aims to stay under, or ``None`` for the engine's
-            default; it sets the block size of planes segmented block by block.
-        object_diameter: object diameter in pixels, or ``None`` to estimate it (models that
-            record a training object diameter; see ``segment_iter``).
         uncertainty: also make the uncertainty map and the ranking of what to correct next
             (instance models; :mod:`napari_deepseg.inference.uncertainty`).
-        postprocess: overrides of the model's instance post-processing (``segment_iter``).
         keep_probabilities: also compute probabilities for the post-processing preview.
     """
 
     snapshot: SourceSnapshot
     choice: ModelChoice
     outputs: tuple[str, ...] = ("classes",)
-    channels: tuple[int, ...] | None = None
-    device: str = "auto"
-    tile: int | None = None
-    overlap: int | None = None
-    tta: bool = False
+    options: SegmentOptions = DEFAULTS
     replace: bool = False
-    max_memory: int | None = None
-    object_diameter: float | None = None
     uncertainty: bool = False
-    postprocess: dict[str, Any] | None = None
     keep_probabilities: bool = False
 
     def layer_name(self, output: str) -> str:
@@ -139,18 +126,7 @@ def segment_task(
     if plan.keep_probabilities and "instances" in outputs:
         outputs = tuple(dict.fromkeys((*outputs, "probabilities")))
     result = yield from _engine()(
-        plan.snapshot.data,
-        model,
-        axes=plan.snapshot.axes,
-        channels=list(plan.channels) if plan.channels is not None else None,
-        device=plan.device,
-        tile=plan.tile,
-        overlap=plan.overlap,
-        outputs=outputs,
-        tta=plan.tta,
-        max_memory=plan.max_memory,
-        object_diameter=plan.object_diameter,
-        postprocess=plan.postprocess or None,
+        plan.snapshot.data, model, axes=plan.snapshot.axes, options=plan.options.replace(outputs=outputs)
     )
     yield Progress("prepare", 0, 1, "preparing the layers")
     prepared: dict[str, Any] = dict(prepare_labels(result, plan.outputs))
@@ -166,7 +142,7 @@ def estimate_task(
 
     Returns ``(model, estimate in pixels or None, the model's training diameter or None)``.
     """
-    from ..inference.rescaled import estimate_diameter
+    from ..inference import object_size
 
     if model is None:
         yield Progress("model", 0, 1, f"loading {plan.choice.label}")
@@ -175,10 +151,9 @@ def estimate_task(
     yield Progress("estimate", 0, 1, "estimating the object diameter")
     if trained is None:
         return model, None, None
-    estimate = estimate_diameter(
-        plan.snapshot.data, model, trained, axes=plan.snapshot.axes,
-        channels=list(plan.channels) if plan.channels is not None else None, device=plan.device,
-    )  # fmt: skip
+    options = plan.options.replace(object_diameter=None)
+    decision = object_size(plan.snapshot.data, model, axes=plan.snapshot.axes, options=options)
+    estimate = decision["object_diameter"] if decision else None
     yield Progress("estimate", 1, 1, "estimated")
     return model, estimate, trained
 

@@ -26,6 +26,7 @@ from superqt import QCollapsible
 from torch import nn
 
 from ..errors import DeepsegError
+from ..inference.options import DIAMETER_RANGE, SegmentOptions
 from ..models import model_meta
 from . import guard_triton, workers
 from .compact import fit_combos, fit_labels
@@ -91,7 +92,9 @@ class SegmentWidget(QWidget):
             widgets=[self.out_classes, self.out_instances, self.out_probabilities],
         )
         outputs.margins = (0, 0, 0, 0)  # nested in the form row: its own margins clipped the boxes
-        self.diameter = FloatSpinBox(label="object diameter px (0 = auto)", min=0, max=10000, step=1, value=0)
+        self.diameter = FloatSpinBox(
+            label="object diameter px (0 = auto)", min=0, max=DIAMETER_RANGE[1], step=1, value=0
+        )
         self.diameter.tooltip = (
             "nucleus diameter in pixels, for models trained at one object size (nuclei): the image "
             "is rescaled to the model's size and the labels mapped back. 0 = estimate it each run; "
@@ -242,20 +245,23 @@ class SegmentWidget(QWidget):
             raise DeepsegError("no channel selected; select at least one channel")
         all_channels = selected is not None and len(selected) == len(self.channels.choices)
         snapshot = SourceSnapshot.from_layer(layer, self.channel_axis.value)
-        return RunPlan(
-            snapshot=snapshot,
-            choice=choice,
-            outputs=tuple(outputs),
+        options = SegmentOptions(
             channels=None if all_channels else selected,
             device=self.device.value,
             tile=self.tile.value or None,
             overlap=self.overlap.value or None,
             tta=self.tta.value,
-            replace=self.replace.value,
             max_memory=self.max_memory.value * 2**20 or None,
             object_diameter=self.diameter.value or None,
+            postprocess=self.post.overrides() or None,
+        )
+        return RunPlan(
+            snapshot=snapshot,
+            choice=choice,
+            outputs=tuple(outputs),
+            options=options,
+            replace=self.replace.value,
             uncertainty=self.out_uncertainty.value,
-            postprocess=self.post.overrides(),
             keep_probabilities=keeps_probabilities(tuple(snapshot.spatial_shape)),
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 
 from ..errors import DeepsegError
 from ..inference.memory import BatchSizes, batch_sizes
+from ..models import class_count
 from ..models.catalog import resolve_model_path
 from ..models.modelfile import makes_instances
 from .files import sha256_file
@@ -75,7 +75,7 @@ def policy_sizes(
     limit: int, pixel_bytes: int, model: Any, output: str, limit_given: bool = True
 ) -> BatchSizes:
     """The memory policy's sizes for inputs of ``pixel_bytes`` per Y/X pixel."""
-    k = int(model.deepseg_arch.num_classes)
+    k = class_count(model) or 3
     return batch_sizes(limit, pixel_bytes, k, output == "instances", limit_given=limit_given)
 
 
@@ -83,24 +83,3 @@ def check_uncertainty(uncertainty: bool, model: Any) -> bool:
     if uncertainty and not makes_instances(model):
         raise DeepsegError("--uncertainty ranks objects: it needs a model that predicts instances")
     return bool(uncertainty)
-
-
-def check_diameter(value: float | str | None) -> float | str | None:
-    """``object_diameter`` checked once before any work (a one-line error naming the fix)."""
-    if value is None or value in ("auto", "off"):
-        return value
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number <= 10000:
-        raise DeepsegError(
-            f"diameter {value!r} is not valid; give auto, off or a diameter in pixels (e.g. 24)"
-        )
-    return float(number)
-
-
-def as_channels(channels: Sequence[int] | None) -> tuple[int, ...] | None:
-    return None if channels is None else tuple(int(c) for c in channels)

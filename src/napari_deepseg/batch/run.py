@@ -13,7 +13,6 @@ import os
 import shutil
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,10 @@ from ..errors import DeepsegError
 from ..inference.device import resolve_device
 from ..inference.engine import check_tile
 from ..inference.memory import batch_sizes, memory_limit
+from ..inference.options import SegmentOptions, make_options
 from ..io import OmeZarrLabelsWriter, expand_inputs, is_complete, labels_beside, read_image
 from ..io.physical import physical_sizes
+from ..models import class_count
 from ..progress import Progress
 from . import dask as dask_backend
 from .files import (
@@ -37,8 +38,6 @@ from .files import (
 )
 from .options import (
     BatchSummary,
-    as_channels,
-    check_diameter,
     check_uncertainty,
     model_ref,
     policy_sizes,
@@ -67,20 +66,15 @@ def predict_iter(
     model: str | os.PathLike = "nuclei",
     output: str = "auto",
     axes: str | None = None,
-    channels: Sequence[int] | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    overlap: int | None = None,
+    options: SegmentOptions | None = None,
     zarr_threshold: int | str | None = None,
     chunk_bytes: int | str | None = None,
-    max_memory: int | str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     client: Any = None,
     overwrite: bool = False,
-    object_diameter: float | str | None = None,
     uncertainty: bool = False,
+    **changes: Any,
 ) -> Generator[Progress, None, BatchSummary]:
     """Segment every image of ``inputs`` into ``out_dir``, resumably.
 
@@ -91,21 +85,19 @@ def predict_iter(
         output: ``"instances"`` (instance-boundary models), ``"classes"``, ``"probabilities"``
             or ``"auto"`` (instances where the model predicts boundaries, else classes).
         axes: the inputs' axes (letters of TZCYX, e.g. ``"ZYX"``); default: each file's own.
-        channels, device, precision, tile, overlap: passed to the inference engine
-            (``precision="fp32"`` forces fp32 where ``"auto"`` would pick bf16).
+        options: the segmentation options (:class:`~napari_deepseg.inference.SegmentOptions`);
+            ``**changes`` set any of them by name (``tile=``, ``device=``, ``max_memory=``,
+            ``object_diameter=``, ...). ``max_memory`` is what each process aims to stay under;
+            it sets the defaults of ``zarr_threshold`` and ``chunk_bytes`` and the block size
+            (:mod:`napari_deepseg.inference.memory`), all recorded in the manifest.
+            ``object_diameter`` None estimates each image's (recorded per file in the manifest).
         zarr_threshold: inputs larger than this (bytes or ``"2G"``) are read lazily, segmented
             chunk by chunk and written as OME-Zarr (default: from the memory limit, per input).
         chunk_bytes: input bytes per chunk of a large image (default: from the memory limit).
-        max_memory: the memory each process aims to stay under (bytes or ``"2G"``; default half
-            the available memory, at most 2 GiB); it sets the defaults above and the block size
-            (:mod:`napari_deepseg.inference.memory`), all recorded in the manifest.
         workers: run on a new LocalCluster of this many processes (127.0.0.1).
         scheduler: run on an existing dask cluster (``tcp://HOST:PORT``).
         client: run on this existing ``distributed.Client``.
         overwrite: redo inputs whose outputs are complete.
-        object_diameter: for models that record a training object diameter: None/``"auto"``
-            estimates each image's (recorded per file in the manifest), a number gives it,
-            ``"off"`` runs images at their own scale (see ``segment_iter``).
         uncertainty: also write ``<stem>_uncertainty.csv`` beside each image's labels: its
             objects and possible misses ranked from the least certain
             (:mod:`napari_deepseg.inference.uncertainty`); instance models, images held in memory.
@@ -113,11 +105,12 @@ def predict_iter(
     Returns:
         A :class:`BatchSummary`. Failed inputs are recorded and skipped, never raised.
     """
+    seg = make_options(options, **changes)
     if output not in OUTPUTS:
         raise DeepsegError(f"output {output!r} unknown; choose one of {', '.join(OUTPUTS)}")
     t_start = time.perf_counter()
     out = check_writable_dir(out_dir, "output folder")
-    limit, limit_given = memory_limit(max_memory), max_memory is not None
+    limit, limit_given = memory_limit(seg.max_memory), seg.limit_given
     sizes = {
         "zarr_threshold": None if zarr_threshold is None else parse_size(zarr_threshold),
         "chunk_bytes": None if chunk_bytes is None else parse_size(chunk_bytes),
@@ -132,25 +125,16 @@ def predict_iter(
     check_unique_outputs(sources, out)
     check_outputs_not_inputs(sources, out)
     ref, mdl = model_ref(model)  # before anything is created: a failed load leaves no folder
-    opts = Options(
-        resolve_output(output, mdl),
-        axes and axes.upper(),
-        as_channels(channels),
-        device,
-        tile,
-        overlap,
-        precision,
-        limit,
-        policy_sizes(limit, 1, mdl, resolve_output(output, mdl), limit_given).block,
-        check_diameter(object_diameter),
-        check_uncertainty(uncertainty, mdl),
-    )
-    check_tile(mdl, tile, overlap)  # options checked once, before any work
-    resolve_device(device)
+    output = resolve_output(output, mdl)
+    block = seg.block or policy_sizes(limit, 1, mdl, output, limit_given).block
+    seg_run = seg.replace(block=block, max_memory=limit)  # units of work run under this limit
+    opts = Options(output, seg_run, axes and axes.upper(), check_uncertainty(uncertainty, mdl))
+    check_tile(mdl, seg.tile, seg.overlap)  # what depends on the model, checked before any work
+    resolve_device(seg.device)
     out.mkdir(parents=True, exist_ok=True)
     for stale in [manifest.path] + [output_path(s, out, "tiff") for s in sources]:
         remove_partials(stale)  # a killed run's hidden temporary files
-    record = {**asdict(opts), **sizes, "workers": workers, "scheduler": scheduler}
+    record = {**opts.record(), **sizes, "workers": workers, "scheduler": scheduler}
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
     ctx = RunContext(
         ref,
@@ -160,7 +144,7 @@ def predict_iter(
         sizes["chunk_bytes"],
         limit_given=limit_given,
     )
-    ctx.num_classes = int(mdl.deepseg_arch.num_classes)
+    ctx.num_classes = class_count(mdl) or 3
     ctx.zarr_threshold = sizes["zarr_threshold"]
     for path, reason in problems:
         ctx.record(path, None, "failed", reason)
@@ -190,7 +174,7 @@ def _sizes(ctx: RunContext, shape: tuple[int, ...], axes: str, dtype: np.dtype) 
     """(zarr threshold, chunk bytes) for an input: the options given, else the memory policy's."""
     channels = dict(zip(axes, shape)).get("C", 1)
     policy = batch_sizes(
-        ctx.opts.max_memory,
+        ctx.opts.segment.max_memory,
         dtype.itemsize * channels,
         ctx.num_classes,
         ctx.opts.output == "instances",
@@ -256,7 +240,7 @@ def _create_store(job: InputJob, ctx: RunContext) -> set[int]:
         dtype = np.uint64 if int(np.prod(shape)) >= 2**32 else np.uint32
     else:
         dtype = np.uint8 if k <= 256 else np.uint16
-    plan = {"options": asdict(ctx.opts), "chunk_bytes": job.chunk_bytes}
+    plan = {"options": ctx.opts.record(), "chunk_bytes": job.chunk_bytes}
     attrs = {"source": str(job.src), "model": ctx.ref.name, "model_sha256": ctx.ref.sha256, "output": output}
     if is_complete(job.dst):  # complete but redone (--overwrite, other model): replace it
         shutil.rmtree(job.dst)
@@ -276,7 +260,7 @@ def _create_store(job: InputJob, ctx: RunContext) -> set[int]:
 
 
 def _chunks(job: InputJob, ctx: RunContext):
-    halo = ctx.opts.overlap if ctx.opts.overlap is not None else 64
+    halo = ctx.opts.segment.halo  # the one halo rule (blocks use the same)
     return plan_chunks(job.shape, job.axes, job.dtype.itemsize, job.chunk_bytes, halo)
 
 

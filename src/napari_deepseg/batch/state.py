@@ -78,7 +78,7 @@ class RunContext:
                 "uncertainty_csv",
             )  # fmt: skip
             entry.update({k: v for k, v in job.info.items() if k in keys})
-            entry["block"] = self.opts.block
+            entry["block"] = self.opts.segment.block
         entry.update(extra or {})
         self.manifest.record(src, entry)
         if status == "done" and entry.get("object_diameter"):

@@ -15,13 +15,14 @@ import itertools
 import os
 import warnings
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..inference.engine import segment_iter
+from ..inference.engine import object_size, region_normalizers, segment_iter
+from ..inference.options import DEFAULTS, SegmentOptions
 from ..io import OmeZarrLabelsWriter, read_image, write_labels_tiff
 from ..progress import Progress, drain
 
@@ -45,12 +46,10 @@ class Options:
 
     Attributes:
         output: ``"classes"``, ``"instances"`` or ``"probabilities"``.
+        segment: the segmentation options (:class:`~napari_deepseg.inference.SegmentOptions`),
+            with the block side the memory policy chose; its ``object_diameter`` is None to
+            estimate per image (a large image's chunks all get the one estimate of its image).
         axes: the images' axes (letters of TZCYX) or ``None`` to use each file's own guess.
-        channels, device, tile, overlap, precision: passed to ``segment_iter``.
-        max_memory: the run's memory limit in bytes (from ``--max-memory`` or the machine).
-        block: block side for planes larger than a block (chosen by the memory policy).
-        object_diameter: ``segment_iter``'s (None = estimate per image where the model records
-            a training diameter; a large image's chunks all get the one estimate of its image).
         uncertainty: also write ``<stem>_uncertainty.csv`` beside the labels: the objects and
             possible misses ranked from the least certain (images held in memory only).
         normalizers: a large image's per-plane normalizers (by plane index over its T/Z axes),
@@ -58,17 +57,15 @@ class Options:
     """
 
     output: str
+    segment: SegmentOptions = DEFAULTS
     axes: str | None = None
-    channels: tuple[int, ...] | None = None
-    device: str = "auto"
-    tile: int | None = None
-    overlap: int | None = None
-    precision: str = "auto"
-    max_memory: int | None = None
-    block: int | None = None
-    object_diameter: float | str | None = None
     uncertainty: bool = False
     normalizers: dict[tuple[int, ...], Any] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The options as the manifest records them (plain JSON values)."""
+        return {"output": self.output, "axes": self.axes, "uncertainty": self.uncertainty,
+                **self.segment.record()}  # fmt: skip
 
 
 def get_model(ref: ModelRef) -> Any:
@@ -91,21 +88,8 @@ def model_loads() -> int:
 
 
 def _segment(image: Any, axes: str, ref: ModelRef, opts: Options, **region: Any):
-    return segment_iter(
-        image,
-        get_model(ref),
-        axes=axes,
-        channels=list(opts.channels) if opts.channels is not None else None,
-        device=opts.device,
-        precision=opts.precision,
-        tile=opts.tile,
-        overlap=opts.overlap,
-        outputs=(opts.output, "instances", "probabilities") if opts.uncertainty else (opts.output,),
-        max_memory=opts.max_memory,
-        block=opts.block,
-        object_diameter=opts.object_diameter,
-        **region,
-    )
+    outputs = (opts.output, "instances", "probabilities") if opts.uncertainty else (opts.output,)
+    return segment_iter(image, get_model(ref), axes=axes, options=opts.segment, outputs=outputs, **region)
 
 
 def pick_output(result: Any, output: str, axes: str) -> tuple[np.ndarray, str]:
@@ -168,43 +152,30 @@ def write_uncertainty(path: Path, result: Any) -> Path:
 
 
 def image_sizing(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options) -> tuple[Options, Any]:
-    """(options for every chunk of a large image, the object-size decision): one estimate for
-    the whole image, read from its centre only, so all chunks run at the same scale."""
-    from dataclasses import replace
-
-    from ..inference.rescaled import choose_scale
-    from ..models.modelfile import described
-
+    """(options for every chunk of a large image, the object-size decision): one decision for
+    the whole image (:func:`~napari_deepseg.inference.object_size`; an estimate reads its
+    centre only), so all chunks run at the same scale."""
     opts = replace(opts, uncertainty=False)  # the ranking is written for images held in memory
-    model = get_model(ref)
-    meta = described(model)
-    if meta is None or meta.object_diameter is None:
-        return opts, None
-    if opts.object_diameter not in (None, "auto"):  # given or off: no estimate, but recorded
-        return opts, choose_scale(model, meta.object_diameter, opts.object_diameter, {})
     image, _ = read_image(src, lazy=True)
-    estimate = {"image": image, "axes": axes, "channels": opts.channels, "device": opts.device}
-    sizing = choose_scale(model, meta.object_diameter, None, {**estimate, "precision": opts.precision})
-    diameter = sizing["object_diameter"] if sizing and sizing["object_diameter"] else "off"
-    return replace(opts, object_diameter=diameter), sizing
+    sizing = object_size(image, get_model(ref), axes=axes, options=opts.segment)
+    if sizing is None:
+        return opts, None
+    diameter = sizing["object_diameter"] or "off"
+    return replace(opts, segment=opts.segment.replace(object_diameter=diameter)), sizing
 
 
 def image_normalization(src: str | os.PathLike, axes: str, ref: ModelRef, opts: Options, chunks) -> Options:
     """``opts`` with the image's per-plane normalizers when one of ``chunks`` (those still to
     run) is a Y/X block of a plane (each block then normalizes as the whole plane would: read
     once here, in row bands)."""
-    from dataclasses import replace
-
-    from ..inference import region_normalizers
-
     image, _ = read_image(src, lazy=True)
     dims = dict(zip(axes, image.shape))
     if all(c.whole_planes(dims["Y"], dims["X"]) for c in chunks):
         return opts
-    found = region_normalizers(
-        image, get_model(ref), axes=axes, channels=list(opts.channels) if opts.channels else None,
-        object_diameter=opts.object_diameter if opts.object_diameter is not None else "off",
-    )  # fmt: skip
+    seg = opts.segment
+    if seg.object_diameter is None:
+        seg = seg.replace(object_diameter="off")
+    found = region_normalizers(image, get_model(ref), axes=axes, options=seg)
     return replace(opts, normalizers=found)
 
 

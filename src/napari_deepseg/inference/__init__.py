@@ -5,18 +5,21 @@
 """
 
 from .device import Precision, available_devices, cpu_has_native_bf16, resolve_device, resolve_precision
-from .engine import SegmentationResult, region_normalizers, segment, segment_iter
+from .engine import SegmentationResult, object_size, region_normalizers, segment, segment_iter
 from .inputs import Normalizer, percentile_normalizer
+from .options import SegmentOptions
 from .postprocess import class_map, instances_from_probabilities, stitch_to_previous
 
 __all__ = [
     "Normalizer",
     "Precision",
+    "SegmentOptions",
     "SegmentationResult",
     "available_devices",
     "class_map",
     "cpu_has_native_bf16",
     "instances_from_probabilities",
+    "object_size",
     "percentile_normalizer",
     "region_normalizers",
     "resolve_device",

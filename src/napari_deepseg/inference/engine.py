@@ -9,21 +9,19 @@ Option checking lives in :mod:`.settings`.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from .. import _checks
-from ..errors import DeepsegError
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress, drain
 from . import memory
 from .gridmap import GridMap
 from .inputs import AxesPlan
-from .job import DEFAULT_BATCH, OUTPUTS, Job, SegmentationResult
+from .job import DEFAULT_BATCH, Job, SegmentationResult
+from .options import OUTPUTS, SegmentOptions, make_options
 from .outputs import OutputStore
 from .rescaled import choose_scale, run_rescaled
 from .runner import TileRunner
@@ -33,19 +31,24 @@ from .settings import (
     POSTPROCESS_KEYS,
     as_array,
     as_model,
-    check_block,
     check_tile,
     postprocess_settings,
-    stitch_threshold,
 )
 
 
-def segment(image: Any, model: nn.Module | str | os.PathLike, **options: Any) -> SegmentationResult:
+def segment(
+    image: Any,
+    model: nn.Module | str | os.PathLike,
+    *,
+    axes: str | None = None,
+    options: SegmentOptions | None = None,
+    **changes: Any,
+) -> SegmentationResult:
     """Segment ``image`` with ``model`` (a module, model file or model name such as ``"nuclei"``).
 
-    The options are those of :func:`segment_iter`; they are checked before any work.
+    The arguments are those of :func:`segment_iter`; they are checked before any work.
     """
-    return drain(segment_iter(image, model, **options))
+    return drain(segment_iter(image, model, axes=axes, options=options, **changes))
 
 
 def segment_iter(
@@ -53,22 +56,10 @@ def segment_iter(
     model: nn.Module | str | os.PathLike,
     *,
     axes: str | None = None,
-    channels: Sequence[int] | None = None,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    outputs: Sequence[str] = ("classes",),
-    tta: bool = False,
-    min_size: int | None = None,
-    stitch_3d: bool | float = False,
-    max_memory: int | str | None = None,
-    block: int | None = None,
-    object_diameter: float | str | None = None,
-    postprocess: dict[str, Any] | None = None,
+    options: SegmentOptions | None = None,
     region: tuple[slice, slice] | None = None,
     plane_normalizers: dict[tuple[int, ...], Any] | None = None,
+    **changes: Any,
 ) -> Generator[Progress, None, SegmentationResult]:
     """Segment an image plane by plane, yielding progress; returns a :class:`SegmentationResult`.
 
@@ -77,40 +68,20 @@ def segment_iter(
         model: a 2D segmentation module mapping (N, C_in, h, w) to logits (N, K, h, w), or a
             model file or model name (loaded with ``napari_deepseg.models.load_model``).
         axes: the image's axes over Y, X, C, Z, T in any order ("YX", "YXC", "TCZYX", ...);
-            None guesses from the shape.
-        channels: image channel indices feeding the model (default: all, mapped by the model's
-            channel_mode: RGB -> gray for 1-channel models, gray replicated for 3-channel ones).
-        device: "auto" (CUDA, MPS, CPU), "cpu", "cuda", "cuda:N", "mps" or a torch.device.
-        precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`.device`; "auto" runs bf16 on
-            CPUs with native bf16 only for models whose file records bf16/fp32 agreement >= 99.9%).
-        tile: output tile size in pixels (default 512); overlap: pixels shared by neighbouring
-            tiles (default tile // 8); batch_size: tiles per forward pass (default 2 CPU, 4 GPU).
-        outputs: one or several of "classes", "instances", "probabilities" (classes are always made).
-        tta: average the 8 flips/rotations (8x slower).
-        min_size: instances with fewer pixels are dropped (default: the model file's
-            ``postprocess`` setting, else 16). The model file's other ``postprocess`` settings
-            (seed and foreground thresholds) also apply.
-        postprocess: overrides of the model file's instance post-processing, any of
-            ``foreground_threshold``, ``seed_method``, ``seed_threshold``, ``seed_sigma``,
-            ``seed_h``, ``min_size`` (see ``instances_from_probabilities``).
-        stitch_3d: join instances of consecutive Z planes by IoU (True = 0.5, or a threshold).
-        max_memory: memory the run aims to stay under (bytes or "2G"; default: half the available
-            memory, at most 2 GiB); it sets the block size (:mod:`.memory`). Outputs that would
-            take more than half of what the limit leaves are kept in scratch files mapped into
-            memory (:mod:`.outputs`; ``result.meta["outputs_stored"]`` says ``"disk"``); they
-            are ordinary numpy arrays to the caller.
-        block: block side in pixels, overriding the memory policy. A plane larger than a block
-            (plus its halo) is segmented block by block with halos and joined seams.
-        object_diameter: for a model whose file records the object diameter it was trained at
-            (``ModelMeta.object_diameter``): None or ``"auto"`` estimates the median diameter of
-            the image's objects (:func:`.rescaled.estimate_diameter`), a number gives it in
-            pixels, ``"off"`` runs the image at its own scale. The image is resampled so its
-            objects match the training size and the outputs are mapped back to the image's
-            grid (classes by nearest neighbour, probabilities bilinearly, instances with their
-            outlines from the resampled foreground probability: :mod:`.gridmap`);
-            ``result.meta["object_diameter"]`` reports the decision.
-            A rescaled run holds the resampled image (in memory or, past the memory limit, in
-            a scratch file like the outputs). Ignored for other models.
+            None guesses from the shape (the one axes rule, :func:`.axes.guess_axes`).
+        options: a :class:`~.options.SegmentOptions` (default: all defaults).
+        **changes: options given by name, applied over ``options`` (``tile=256``,
+            ``outputs=("classes", "instances")``, ``object_diameter=24``, ...): channels, device,
+            precision, tile, overlap, batch_size, outputs, tta, min_size, stitch_3d, max_memory,
+            block, object_diameter, postprocess. Their defaults, ranges and units are
+            :class:`~.options.SegmentOptions`'s; sizes are in pixels of ``image``.
+            ``object_diameter`` (models whose file records the object diameter they were
+            trained at): None or "auto" estimates it, a number gives it, "off" runs the image
+            at its own scale; the image is resampled so its objects match the training size
+            and the outputs are mapped back to its grid (:mod:`.gridmap`);
+            ``result.meta["object_diameter"]`` reports the decision. Outputs that would take
+            more than half of what ``max_memory`` leaves are kept in scratch files mapped
+            into memory (``result.meta["outputs_stored"] == "disk"``).
         region: ``(rows, cols)`` slices: segment only these rows and columns of every plane, as
             the whole-image run segments them (its tile grid, resampling and normalization;
             :mod:`.window`), reading only the part of the image they need; the outputs have the
@@ -127,50 +98,50 @@ def segment_iter(
         "instances": the plane's 2D outputs, filled up to this block})`` after each block.
         Closing the generator cancels within one tile batch.
     """
+    opts = make_options(options, **changes)
     model = as_model(model)
-    options = dict(
-        channels=channels, device=device, precision=precision, tile=tile, overlap=overlap,
-        batch_size=batch_size, outputs=outputs, tta=tta, min_size=min_size, stitch_3d=stitch_3d,
-        max_memory=max_memory, block=block, postprocess=postprocess,
-    )  # fmt: skip
-    sizing = _sizing(image, model, axes, object_diameter, options)
+    sizing = _sizing(image, model, axes, opts)
     if region is not None:
-        result = yield from _run_region(image, model, axes, region, sizing, plane_normalizers, options)
-        result.meta["object_diameter"] = sizing
-        return result
-    if sizing is not None and sizing["scale"] != 1.0:
+        result = yield from _run_region(image, model, axes, region, sizing, plane_normalizers, opts)
+    elif sizing is not None and sizing["scale"] != 1.0:
         plan = AxesPlan.parse(tuple(image.shape), axes)
-
-        store = OutputStore(memory.memory_limit(max_memory), max_memory is not None)
+        store = OutputStore(memory.memory_limit(opts.max_memory), opts.limit_given)
+        scaled_opts = opts.at_scale(sizing["scale"])
 
         def inner(scaled: np.ndarray, scaled_axes: str, out_grid: GridMap):
-            return _run(scaled, model, scaled_axes, out_grid=out_grid, store=store, **options)
+            return _job(scaled, model, scaled_axes, scaled_opts, out_grid=out_grid, store=store).run()
 
         result = yield from run_rescaled(image, plan, sizing["scale"], inner, store)
-        result.meta["object_diameter"] = sizing
-        return result
-    result = yield from _run(image, model, axes, **options)
+    else:
+        result = yield from _job(image, model, axes, opts).run()
     result.meta["object_diameter"] = sizing
     return result
 
 
-def _sizing(
-    image: Any, model: nn.Module, axes: str | None, object_diameter: Any, options: dict[str, Any]
+def object_size(
+    image: Any,
+    model: nn.Module | str | os.PathLike,
+    *,
+    axes: str | None = None,
+    options: SegmentOptions | None = None,
+    **changes: Any,
 ) -> dict[str, Any] | None:
-    """The object-size decision (:func:`.rescaled.choose_scale`) after checking the argument."""
-    if object_diameter not in (None, "auto", "off") and not (
-        isinstance(object_diameter, int | float) and not isinstance(object_diameter, bool)
-        and 0 <= object_diameter <= 10000
-    ):  # fmt: skip
-        raise DeepsegError(
-            f"object_diameter must be None, 'auto', 'off' or a diameter in pixels, not {object_diameter!r}"
-        )
+    """THE OBJECT-SIZE DECISION a run of ``image`` makes (``options.object_diameter``: estimate,
+    given or off): None for models without a training object diameter, else ``{"model_diameter",
+    "object_diameter" (pixels of ``image``, None when no objects were found), "source",
+    "scale"}`` (:func:`.rescaled.choose_scale`). A later run reuses it by passing
+    ``object_diameter=decision["object_diameter"]`` (or ``"off"`` when it is None)."""
+    return _sizing(image, as_model(model), axes, make_options(options, **changes))
+
+
+def _sizing(image: Any, model: nn.Module, axes: str | None, opts: SegmentOptions) -> dict[str, Any] | None:
+    """The object-size decision (:func:`.rescaled.choose_scale`), made once per run."""
     meta = described(model)
     if meta is None or not makes_instances(meta):
         return None
-    estimate = {"image": image, "axes": axes}
-    estimate.update({k: options[k] for k in ("channels", "device", "precision")})
-    return choose_scale(model, meta.object_diameter if meta else None, object_diameter, estimate)
+    estimate = {"image": image, "axes": axes, "channels": opts.channels, "device": opts.device}
+    estimate["precision"] = opts.precision
+    return choose_scale(model, meta.object_diameter, opts.object_diameter, estimate, segment)
 
 
 def region_normalizers(
@@ -178,26 +149,27 @@ def region_normalizers(
     model: nn.Module | str | os.PathLike,
     *,
     axes: str | None = None,
-    channels: Any = None,
-    object_diameter: float | str | None = None,
+    options: SegmentOptions | None = None,
+    sizing: dict[str, Any] | None = None,
+    **changes: Any,
 ) -> dict[tuple[int, ...], Any] | None:
-    """The per-plane normalizers a whole-image run of ``image`` uses (``object_diameter`` as
-    ``segment_iter``'s, a number or "off" for speed), for ``segment_iter(region=...,
-    plane_normalizers=...)``; None for models whose normalization needs no statistics."""
+    """The per-plane normalizers a whole-image run of ``image`` uses, for
+    ``segment_iter(region=..., plane_normalizers=...)``; None for models whose normalization
+    needs no statistics. ``sizing``: the run's object-size decision when already made
+    (``result.meta["object_diameter"]``), else made here from ``options``' object_diameter."""
     from .window import RunGrid, normalizers_for
 
+    opts = make_options(options, **changes).replace(device="cpu", outputs=("classes",))
     model = as_model(model)
-    sizing = _sizing(
-        image, model, axes, object_diameter, {"channels": channels, "device": "cpu", "precision": "auto"}
-    )
+    if sizing is None:
+        sizing = _sizing(image, model, axes, opts)
     image = as_array(image)
     plan = AxesPlan.parse(tuple(image.shape), axes)
-    job = Job.make(image, model, axes, channels, "cpu", "auto", None, None, None, ("classes",))
-    run = RunGrid.of(plan, sizing)
-    return normalizers_for(image, plan, job, run)
+    job = Job.make(image, model, axes, opts)
+    return normalizers_for(image, plan, job, RunGrid.of(plan, sizing))
 
 
-def _run_region(image, model, axes, region, sizing, normalizers, options) -> Generator:
+def _run_region(image, model, axes, region, sizing, normalizers, opts: SegmentOptions) -> Generator:
     """segment_iter over ``region`` of each plane (:func:`.window.run_window`)."""
     from .window import RunGrid, check_region, run_window
 
@@ -205,50 +177,26 @@ def _run_region(image, model, axes, region, sizing, normalizers, options) -> Gen
     plan = AxesPlan.parse(tuple(image.shape), axes)
     region = check_region(region, (plan.size("Y"), plan.size("X")))
     run = RunGrid.of(plan, sizing)
-    job = _job(image, model, axes, plane=run.size, **options)
+    scale = 1.0 if sizing is None else sizing["scale"]
+    job = _job(image, model, axes, opts.at_scale(scale), plane=run.size)
     return (yield from run_window(image, plan, region, run, job, normalizers))
-
-
-def _run(image: Any, model: nn.Module, axes: str | None, **options: Any) -> Generator:
-    """segment_iter at the image's own scale, or on a resampled image whose instances go on the
-    ``out_grid`` (:mod:`.gridmap`; classes and probabilities stay on the run's grid)."""
-    return (yield from _job(image, model, axes, **options).run())
 
 
 def _job(
     image: Any,
     model: nn.Module,
     axes: str | None,
+    opts: SegmentOptions,
     *,
-    channels: Sequence[int] | None,
-    device: str | torch.device,
-    precision: str,
-    tile: int | None,
-    overlap: int | None,
-    batch_size: int | None,
-    outputs: Sequence[str],
-    tta: bool,
-    min_size: int | None,
-    stitch_3d: bool | float,
-    max_memory: int | str | None,
-    block: int | None,
-    postprocess: dict[str, Any] | None,
     out_grid: GridMap | None = None,
     plane: tuple[int, int] | None = None,
     store: OutputStore | None = None,
 ) -> Job:
-    """A checked, configured :class:`.job.Job` (``plane``: the (H, W) its default tile fits;
-    ``store``: where its outputs live, shared with a rescaled run's own arrays)."""
-    tile = _checks.integer(tile, "tile", optional=True)
-    overlap = _checks.integer(overlap, "overlap", optional=True)
-    batch_size = _checks.integer(batch_size, "batch_size", minimum=1, optional=True)
-    outputs = _checks.names(outputs, "outputs", OUTPUTS)
-    min_size = _checks.integer(min_size, "min_size", minimum=0, optional=True)
-    job = Job.make(image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs, plane)
-    job.tta, job.stitch = bool(tta), stitch_threshold(stitch_3d)
-    job.postprocess = postprocess_settings(model, min_size, postprocess)
-    job.limit, job.block = memory.memory_limit(max_memory), check_block(block)
-    job.out_grid, job.limit_given, job.store = out_grid, max_memory is not None, store
+    """A configured :class:`.job.Job` (``plane``: the (H, W) its default tile fits; ``store``:
+    where its outputs live, shared with a rescaled run's own arrays)."""
+    job = Job.make(image, model, axes, opts, plane)
+    job.postprocess = postprocess_settings(model, opts.min_size, opts.postprocess)
+    job.out_grid, job.store = out_grid, store
     job.runner = TileRunner(model, job.device, job.precision, job.batch_size, job.tta)
     return job
 
@@ -259,8 +207,10 @@ __all__ = [
     "MIN_TILE",
     "OUTPUTS",
     "POSTPROCESS_KEYS",
+    "SegmentOptions",
     "SegmentationResult",
     "check_tile",
+    "object_size",
     "postprocess_settings",
     "region_normalizers",
     "segment",

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import DeepsegError
-from ..models.contract import contract_of
+from ..models.contract import class_count, contract_of
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress
 from . import memory
@@ -40,15 +40,15 @@ from .inputs import (
     model_plane,
     percentile_normalizer,
 )
+from .options import DEFAULT_TILE, MIN_TILE, SegmentOptions, halo_for
 from .outputs import OutputStore
 from .postprocess import StackIds, class_map, consecutive, foreground_threshold, instances_from_probabilities
 from .result import SegmentationResult, run_meta
 from .runner import TileRunner, TileTooLarge, model_in_channels
-from .settings import DEFAULT_TILE, MIN_TILE, as_array, check_tile
+from .settings import as_array, check_tile
 from .tiling import StripAccumulator, TileCache, TileGrid, fit_tile
 from .window import Window
 
-OUTPUTS = ("classes", "instances", "probabilities")
 DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
 
 
@@ -84,40 +84,36 @@ class Job:
 
     @classmethod
     def make(
-        cls, image, model, axes, channels, device, precision, tile, overlap, batch_size, outputs, plane=None
+        cls, image: Any, model: nn.Module, axes: str | None, opts: SegmentOptions, plane: tuple | None = None
     ) -> Job:
-        """Validate every argument before any work (one-line DeepsegError on bad input).
-        ``plane``: the (H, W) the default tile is fitted to (default: the image's planes)."""
+        """A job for ``image`` with checked ``opts``; what depends on the model and image is
+        checked here, before any work (one-line DeepsegError). ``plane``: the (H, W) the default
+        tile is fitted to (default: the image's planes)."""
         image = as_array(image)
         plan = AxesPlan.parse(tuple(image.shape), axes)
         meta = described(model)
         wanted = model_in_channels(model)
-        picked = check_channels(plan.channels, channels)
+        picked = check_channels(plan.channels, opts.channels)
         available = len(picked) if picked is not None else plan.channels
         mode = meta.channel_mode if meta is not None else "gray"
         mapping = channel_mapping(available, wanted, mode, picked is not None)
         norm = meta.normalization if meta is not None else {"method": "percentile"}
         norm_spec = check_normalization(norm, wanted)
-        dev = resolve_device(device)
+        dev = resolve_device(opts.device)
         agreement = meta.bf16_agreement if meta is not None else None
-        prec = resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement)
-        fit = tile is None  # the default tile is sized to the plane
-        tile, overlap = check_tile(model, tile, overlap)
-        if fit:
+        prec = resolve_precision(opts.precision, dev, mode="inference", bf16_agreement=agreement)
+        tile, overlap = check_tile(model, opts.tile, opts.overlap)
+        if opts.tile is None:  # the default tile is sized to the plane
             multiple = max(32, int(contract_of(model).size_multiple))
             tile = fit_tile(*(plane or (plan.size("Y"), plan.size("X"))), tile, overlap, multiple)
-        bs = int(DEFAULT_BATCH.get(dev.type, 2) if batch_size is None else batch_size)
-        if fit and batch_size is None:  # larger tiles, fewer per batch: the same pixels in memory
+        bs = opts.batch_size or DEFAULT_BATCH.get(dev.type, 2)
+        if opts.tile is None and opts.batch_size is None:  # larger tiles, fewer per batch
             bs = max(1, round(bs * (DEFAULT_TILE / tile) ** 2))
-        if bs < 1:
-            raise DeepsegError(f"batch_size must be at least 1, not {batch_size}")
-        outs = tuple(outputs)
-        unknown = set(outs) - set(OUTPUTS)
-        if unknown:
-            raise DeepsegError(f"unknown outputs {sorted(unknown)}; choose from {', '.join(OUTPUTS)}")
-        if not makes_instances(meta):
-            outs = tuple(o for o in outs if o != "instances")
-        return cls(image, plan, picked, mapping, norm_spec, dev, prec, tile, overlap, bs, outs, model)
+        outs = opts.outputs if makes_instances(meta) else tuple(o for o in opts.outputs if o != "instances")
+        job = cls(image, plan, picked, mapping, norm_spec, dev, prec, tile, overlap, bs, outs, model)
+        job.tta, job.stitch, job.block = opts.tta, opts.stitch_3d or None, opts.block
+        job.limit, job.limit_given = memory.memory_limit(opts.max_memory), opts.limit_given
+        return job
 
     def run(self) -> Generator[Progress, None, SegmentationResult]:
         start = time.perf_counter()
@@ -179,9 +175,8 @@ class Job:
         """The plane's block layout and the tile cache's budget (:func:`.memory.plan_blocks`):
         ``block=`` if given, else the memory policy's block."""
         h, w = self._out_size()
-        halo = max(memory.DEFAULT_HALO, self.overlap)
-        meta = described(self.model)
-        k = len(meta.class_names) if meta is not None and meta.class_names else 3
+        halo = halo_for(self.overlap)
+        k = class_count(self.model) or 3
         instances = "instances" in self.outputs
         per_pixel = 1 + 2 * k * ("probabilities" in self.outputs)
         # a rescaled run's instances are on the image's grid; its classes and probabilities are
@@ -217,8 +212,7 @@ class Job:
         Yields ``"blocks"`` events: one before the first block (outputs allocated when the model
         names its classes, so a viewer can show the plane at once) and one after each block.
         """
-        meta = described(self.model)
-        k = len(meta.class_names) if meta is not None else 0
+        k = class_count(self.model) or 0
         if k and self.result["classes"] is None:
             self._allocate(k, (0, 0))
         total = self.layout.count

@@ -43,7 +43,11 @@ from ..errors import DeepsegError
 
 DEFAULT_LIMIT = 2 * 1024**3
 MIN_BLOCK, MAX_BLOCK, BLOCK_STEP = 512, 2048, 256
+#: context pixels around a block or chunk: 1/8 of the default 512-pixel tile (the one halo rule
+#: is ``SegmentOptions.halo``: max(DEFAULT_HALO, tile overlap))
 DEFAULT_HALO = 64
+#: the smallest memory limit a run accepts (below it no run can keep to it: a byte, a kilobyte)
+MIN_MEMORY = 1024**2
 #: instance post-processing bytes per pixel of a block region, labels included (measured by
 #: tests/inference/test_postprocess_memory.py: at most 20 on top of the probabilities and labels)
 POSTPROCESS_BYTES_PER_PIXEL = 24
@@ -68,8 +72,10 @@ def memory_limit(max_memory: int | str | None = None) -> int:
     """The peak memory (bytes) a run aims for: ``max_memory``, else min(available / 2, 2 GiB)."""
     if max_memory is not None:
         limit = parse_size(max_memory)
-        if limit <= 0:
-            raise DeepsegError(f"max_memory must be positive, not {max_memory!r}; give e.g. 2G")
+        if limit < MIN_MEMORY:
+            raise DeepsegError(
+                f"max_memory={max_memory!r} is too small; use at least {MIN_MEMORY // 1024**2}M (e.g. 2G)"
+            )
         return limit
     return int(min(psutil.virtual_memory().available // 2, DEFAULT_LIMIT))
 

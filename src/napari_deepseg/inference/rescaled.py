@@ -17,7 +17,7 @@ definition) live in :mod:`.scale`.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ def estimate_diameter(
     image: Any,
     model: nn.Module,
     model_diameter: float,
+    segment: Callable[..., Any],
     *,
     axes: str | None = None,
     channels: Any = None,
@@ -55,9 +56,10 @@ def estimate_diameter(
     precision: str = "auto",
 ) -> float | None:
     """Median object diameter (pixels of ``image``) of the objects in ``image``, or None when
-    the model finds fewer than 3 objects. ``model_diameter``: the model's training diameter."""
+    the model finds fewer than 3 objects. ``model_diameter``: the model's training diameter;
+    ``segment``: the engine's ``segment`` function (given, so this module sits below the engine)."""
     plane = _centre_region(image, axes, round(CROP / SCALE_RANGE[0]))  # (C, <=2048, <=2048)
-    options = {"channels": channels, "device": device, "precision": precision}
+    options = {"channels": channels, "device": device, "precision": precision, "segment": segment}
     seen = {s: apparent_diameter(plane, model, s, **options) for s in FIRST_SCALES}
     guess = first_guess(seen, model_diameter)
     if guess is None:
@@ -113,12 +115,12 @@ def apparent_diameter(
     channels: Any = None,
     device: Any = "auto",
     precision: str = "auto",
+    segment: Callable[..., Any] | None = None,
 ) -> float | None:
     """Median diameter of the objects the model finds in the centre crop of a (C, H, W) plane
     resampled by ``scale`` (a crop of ``CROP`` pixels after resampling), in resampled pixels;
-    objects cut by the crop's border are left out where enough remain. None: under 3 objects."""
-    from .engine import segment
-
+    objects cut by the crop's border are left out where enough remain. None: under 3 objects.
+    ``segment``: the engine's ``segment`` function."""
     crop = _centre_crop(plane, round(CROP / scale))
     if scale != 1.0:
         crop = resize_plane(crop, scaled_shape(crop.shape[1:], scale))
@@ -149,14 +151,20 @@ def _centre_crop(plane: np.ndarray, side: int) -> np.ndarray:
 
 
 def choose_scale(
-    model: nn.Module, model_diameter: float | None, object_diameter: Any, estimate_options: dict[str, Any]
+    model: nn.Module,
+    model_diameter: float | None,
+    object_diameter: Any,
+    estimate_options: dict[str, Any],
+    segment: Callable[..., Any],
 ) -> dict[str, Any] | None:
     """The rescale decision for a run: None when the model records no diameter or the user
-    turned it off; else ``{"model_diameter", "object_diameter", "source", "scale"}``."""
+    turned it off; else ``{"model_diameter", "object_diameter", "source", "scale"}``.
+    ``segment``: the engine's ``segment`` function, for the estimate."""
     if model_diameter is None or object_diameter in ("off", 0):
         return None
     if object_diameter in (None, "auto"):
-        d = estimate_diameter(estimate_options.pop("image"), model, model_diameter, **estimate_options)
+        image = estimate_options.pop("image")
+        d = estimate_diameter(image, model, model_diameter, segment, **estimate_options)
         source = "estimated" if d is not None else "no objects found; image run at its own scale"
     else:
         d, source = float(object_diameter), "given"

@@ -1,5 +1,6 @@
-"""Checked arguments of a segmentation run: the image, tile, post-processing settings, stitching,
-block, model."""
+"""What a run's options become for one model and image: the model's post-processing settings
+with the options' overrides, the tile that fits the model, the image and model arguments.
+(The options themselves and their checks: :mod:`.options`.)"""
 
 from __future__ import annotations
 
@@ -13,20 +14,8 @@ from .. import _checks
 from ..errors import DeepsegError
 from ..models.contract import contract_of
 from ..models.modelfile import described
-from . import memory
+from .options import DEFAULT_TILE, MIN_TILE, POSTPROCESS_KEYS, checked_postprocess
 from .postprocess import DEFAULT_MIN_SIZE, SEED_METHODS
-
-DEFAULT_TILE = 512
-MIN_TILE = 8
-
-POSTPROCESS_KEYS = (
-    "seed_threshold",
-    "foreground_threshold",
-    "min_size",
-    "seed_method",
-    "seed_sigma",
-    "seed_h",
-)
 
 
 def postprocess_settings(
@@ -37,7 +26,7 @@ def postprocess_settings(
     out of range."""
     meta = described(model)
     settings = {k: v for k, v in (meta.postprocess if meta else {}).items() if k in POSTPROCESS_KEYS}
-    settings.update(checked_overrides(overrides or {}))
+    settings.update(checked_postprocess(overrides) or {})
     settings.setdefault("min_size", DEFAULT_MIN_SIZE)
     if settings.get("seed_method", SEED_METHODS[0]) not in SEED_METHODS:
         raise DeepsegError(
@@ -45,40 +34,8 @@ def postprocess_settings(
             f"(use one of {SEED_METHODS}); upgrade napari-deepseg or fix the model file"
         )
     if min_size is not None:
-        if int(min_size) < 0:
-            raise DeepsegError(f"min_size must be 0 or more, not {min_size}")
         settings["min_size"] = int(min_size)
     return settings
-
-
-def checked_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(overrides) - set(POSTPROCESS_KEYS))
-    if unknown:
-        raise DeepsegError(
-            f"unknown post-processing setting(s) {', '.join(unknown)}; use {', '.join(POSTPROCESS_KEYS)}"
-        )
-    for key in ("seed_threshold", "foreground_threshold"):
-        if key in overrides and not 0 < float(overrides[key]) < 1:
-            raise DeepsegError(f"{key} must be between 0 and 1, not {overrides[key]}")
-    for key in ("seed_sigma", "seed_h"):
-        if key in overrides and float(overrides[key]) < 0:
-            raise DeepsegError(f"{key} must be 0 or more, not {overrides[key]}")
-    return dict(overrides)
-
-
-def stitch_threshold(stitch_3d: bool | float) -> float | None:
-    if stitch_3d is False or stitch_3d is None:
-        return None
-    value = 0.5 if stitch_3d is True else float(stitch_3d)
-    if not 0 < value <= 1:
-        raise DeepsegError(f"stitch_3d IoU threshold must be in (0, 1], not {stitch_3d}")
-    return value
-
-
-def check_block(block: int | None) -> int | None:
-    if block is not None and int(block) < memory.BLOCK_STEP // 2:
-        raise DeepsegError(f"block must be at least {memory.BLOCK_STEP // 2} pixels, not {block}")
-    return None if block is None else int(block)
 
 
 def as_model(model: Any) -> nn.Module:
@@ -119,7 +76,7 @@ def check_tile(model: nn.Module, tile: int | None, overlap: int | None) -> tuple
     tile = DEFAULT_TILE if tile is None else int(tile)
     if tile < smallest:
         raise DeepsegError(f"tile={tile} is smaller than this model allows; use tile={smallest} or more")
-    overlap = tile // 8 if overlap is None else int(overlap)
+    overlap = tile // 8 if overlap is None else int(overlap)  # SegmentOptions.tile_overlap
     if not 0 <= overlap < tile:
         raise DeepsegError(
             f"overlap={overlap} must be 0 or more and less than tile={tile}; lower the overlap"

@@ -14,7 +14,7 @@ from .catalog import (
     model_list,
     user_models_dir,
 )
-from .contract import SegmentationNet, contract_of
+from .contract import SegmentationNet, class_count, contract_of
 from .macs import count_macs, model_macs
 from .modelfile import ModelMeta, model_meta, save_model
 from .registry import ArchSpec, build_model, pretrained_kinds, register_model, registered_models
@@ -73,6 +73,7 @@ __all__ = [
     "build_model",
     "bundled_description",
     "bundled_models",
+    "class_count",
     "contract_of",
     "count_macs",
     "export_bioimageio",

@@ -157,3 +157,14 @@ def contract_of(model: nn.Module | PlainContract) -> SegmentationNet | PlainCont
     """The model's contract: itself when it implements :class:`SegmentationNet` (or is already a
     contract), else a :class:`PlainContract`."""
     return model if isinstance(model, SegmentationNet | PlainContract) else PlainContract(model)
+
+
+def class_count(model: nn.Module) -> int | None:
+    """THE NUMBER OF CLASSES K a model outputs: its architecture's (``deepseg_arch``), else its
+    file's class names, else None (a plain module: known only from its output)."""
+    arch = getattr(model, "deepseg_arch", None)
+    if arch is not None:
+        return int(arch.num_classes)
+    meta = getattr(model, "deepseg_meta", None)
+    names = getattr(meta, "class_names", None)
+    return len(names) if names else None

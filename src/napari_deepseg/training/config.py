@@ -16,6 +16,7 @@ from torch import nn
 
 from .. import _checks
 from ..errors import DeepsegError
+from ..inference.options import DIAMETER_RANGE
 from ..models.modelfile import CHANNEL_MODES
 
 
@@ -112,8 +113,9 @@ class FinetuneConfig:
             (0 <= self.warmup <= 0.5, "warmup must be in [0, 0.5] (a fraction of the steps)"),
             (self.minutes is None or self.minutes > 0, "minutes must be > 0"),
             (
-                self.object_diameter is None or 2 <= self.object_diameter <= 1000,
-                "object_diameter must be 2 to 1000 pixels",
+                self.object_diameter is None
+                or DIAMETER_RANGE[0] <= self.object_diameter <= DIAMETER_RANGE[1],
+                f"object_diameter must be {DIAMETER_RANGE[0]:g} to {DIAMETER_RANGE[1]:g} pixels",
             ),
             (
                 self.boundary_width is None or 1 <= self.boundary_width <= 8,

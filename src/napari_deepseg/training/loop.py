@@ -198,10 +198,11 @@ def _sizing(model: nn.Module | None, cfg: FinetuneConfig):
         )
     if diameter is None:
         return None, None
-    from ..inference.rescaled import estimate_diameter
+    from ..inference.engine import object_size
 
     def estimate(image):
-        return estimate_diameter(image, model, diameter, precision="fp32")
+        decision = object_size(image, model, precision="fp32")
+        return decision["object_diameter"] if decision else None
 
     return diameter, estimate
 
