@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from napari.layers import Image, Labels
 
 from napari_deepseg._napari.layers import (
     SourceSnapshot,
     channel_axis_choices,
-    image_axes,
     is_edited,
     labels_kwargs,
     mark_result,
 )
 from napari_deepseg._napari.model_choices import FILE_ENTRY, ModelChoice, ModelChoices
-from napari_deepseg.errors import DeepsegError
 from napari_deepseg.models import ModelMeta, save_model
-
-
-@pytest.mark.parametrize(
-    ("ndim", "rgb", "channel_axis", "axes"),
-    [
-        (2, False, None, "YX"),
-        (3, False, None, "ZYX"),
-        (4, False, None, "TZYX"),
-        (3, True, None, "YXC"),
-        (4, True, None, "ZYXC"),
-        (3, False, 0, "CYX"),
-        (4, False, 1, "ZCYX"),
-    ],
-)
-def test_image_axes(ndim, rgb, channel_axis, axes):
-    assert image_axes(ndim, rgb=rgb, channel_axis=channel_axis) == axes
-
-
-@pytest.mark.parametrize(("ndim", "channel_axis"), [(1, None), (5, None), (3, 1), (3, 2)])
-def test_image_axes_rejects(ndim, channel_axis):
-    with pytest.raises(DeepsegError):
-        image_axes(ndim, channel_axis=channel_axis)
 
 
 def test_snapshot_drops_channel_axis_from_transform():

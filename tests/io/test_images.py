@@ -9,27 +9,8 @@ import zarr
 
 from napari_deepseg.errors import DeepsegError
 from napari_deepseg.io import images
-from napari_deepseg.io.images import guess_axes, image_stem, read_image, write_labels_tiff
+from napari_deepseg.io.images import image_stem, read_image, write_labels_tiff
 from napari_deepseg.io.zarr import OmeZarrLabelsWriter, is_complete, open_labels
-
-
-@pytest.mark.parametrize(
-    ("shape", "axes"),
-    [
-        ((8, 9), "YX"),
-        ((8, 9, 3), "YXC"),
-        ((5, 8, 9), "ZYX"),
-        ((2, 5, 8, 9), "TZYX"),
-        ((2, 3, 2, 8, 9), "TZCYX"),
-    ],
-)
-def test_guess_axes(shape, axes):
-    assert guess_axes(shape) == axes
-
-
-def test_guess_axes_rejects_1d():
-    with pytest.raises(DeepsegError, match="at least 2"):
-        guess_axes((5,))
 
 
 @pytest.mark.parametrize(

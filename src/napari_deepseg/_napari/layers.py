@@ -1,6 +1,6 @@
 """Layer <-> array helpers for the dock widgets.
 
-- :func:`image_axes` guesses an image layer's axis letters (``YX``, ``ZYX``, ``TZYX``, with
+- ``io.axes.axes_with_channel`` guesses an image layer's axis letters (``YX``, ``ZYX``, ``TZYX``, with
   ``C`` where the image has channels);
 - :class:`SourceSnapshot` freezes what a run needs from its source layer at launch (data,
   name, world transform), so renaming or deleting layers mid-run cannot misplace the result;
@@ -21,10 +21,9 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
-from ..errors import DeepsegError
+from ..io.axes import axes_with_channel
 
 META_KEY = "deepseg"
-_SPATIAL = {2: "YX", 3: "ZYX", 4: "TZYX"}
 
 
 def channel_axis_choices(layer: Image) -> list[int]:
@@ -59,31 +58,6 @@ def guess_channel_axis(layer: Image) -> tuple[int | None, str]:
     return None, "no channel axis found"
 
 
-def image_axes(ndim: int, *, rgb: bool = False, channel_axis: int | None = None) -> str:
-    """Axis letters of an image with ``ndim`` data axes, e.g. ``"ZYX"`` or ``"YXC"``.
-
-    Args:
-        ndim: number of axes of the data array (including the RGB or channel axis).
-        rgb: the last axis holds RGB(A) colour (napari's ``layer.rgb``).
-        channel_axis: which data axis holds channels (ignored when ``rgb``); ``None`` for none.
-
-    Non-channel axes read 2 -> ``YX``, 3 -> ``ZYX``, 4 -> ``TZYX``.
-    """
-    if rgb:
-        channel_axis = ndim - 1
-    n_space = ndim - (channel_axis is not None)
-    if n_space not in _SPATIAL:
-        raise DeepsegError(
-            f"cannot segment an image with {n_space} non-channel axes; use 2 (YX), 3 (ZYX) or 4 (TZYX)"
-        )
-    axes = list(_SPATIAL[n_space])
-    if channel_axis is not None:
-        if not 0 <= channel_axis < ndim or (channel_axis >= ndim - 2 and not rgb):
-            raise DeepsegError(f"channel axis {channel_axis} is Y, X or out of range for {ndim}-D data")
-        axes.insert(channel_axis, "C")
-    return "".join(axes)
-
-
 @dataclass
 class SourceSnapshot:
     """What a run takes from its source image layer at launch (independent of the layer list).
@@ -91,7 +65,7 @@ class SourceSnapshot:
     Attributes:
         name: the layer's name at launch.
         data: the layer's array (level 0 of a multiscale image).
-        axes: axis letters of ``data`` (see :func:`image_axes`).
+        axes: axis letters of ``data`` (see ``io.axes.axes_with_channel``).
         transform: ``scale``, ``translate``, ``affine`` (and ``units``, ``axis_labels``) for a
             layer over the non-channel axes, in data-axis order.
     """
@@ -108,9 +82,9 @@ class SourceSnapshot:
 
     @classmethod
     def from_layer(cls, layer: Image, channel_axis: int | None = None) -> SourceSnapshot:
-        """Snapshot ``layer``; ``channel_axis`` as in :func:`image_axes` (implied for RGB)."""
+        """Snapshot ``layer``; ``channel_axis`` as in ``io.axes.axes_with_channel`` (implied for RGB)."""
         data = layer.data[0] if layer.multiscale else layer.data
-        axes = image_axes(data.ndim, rgb=layer.rgb, channel_axis=channel_axis)
+        axes = axes_with_channel(data.ndim, channel_axis, colour_last=layer.rgb)
         return cls(layer.name, data, axes, layer_transform(layer, axes))
 
 

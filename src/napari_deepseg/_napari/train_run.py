@@ -20,11 +20,12 @@ import numpy as np
 
 from ..errors import DeepsegError
 from ..inference.inputs import to_channels_last
+from ..io.axes import paired_axes
 from ..models import user_models_dir
 from ..models.modelfile import INSTANCE_BOUNDARY
 from ..progress import Progress
 from ..training import TrainingPair, finetune_iter
-from ..training.data import as_pairs, layer_axes
+from ..training.data import as_pairs
 from ..training.validation import verdict
 from .model_choices import ModelChoice
 
@@ -46,7 +47,7 @@ def check_pair(image: Any, labels: Any, name: str) -> None:
     if np.dtype(labels.dtype).kind == "f":
         raise DeepsegError(f"{name}: the labels are floating point; use a Labels layer with integer values")
     image = layer_array(image)
-    axes = layer_axes(image.shape, labels.shape)
+    axes = paired_axes(image.shape, labels.shape)
     as_pairs([TrainingPair(image, labels, name=name)], axes=axes)  # shape checks only (views)
 
 
@@ -76,7 +77,7 @@ def snapshot_pair(
     rev = None if reviewed is None else np.array(reviewed, dtype=bool)
     emph = None if emphasis is None else np.array(emphasis, dtype=bool)
     image, labels = np.asarray(layer_array(image)), np.array(layer_array(labels))
-    axes = layer_axes(image.shape, labels.shape)  # a multichannel layer (C first) -> channels last
+    axes = paired_axes(image.shape, labels.shape)  # a multichannel layer (C first) -> channels last
     image = image if axes is None else to_channels_last(image, axes)
     return TrainingPair(image, labels, rev, name, emphasis=emph)
 

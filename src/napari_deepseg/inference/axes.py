@@ -14,18 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DeepsegError
-
-AXES = "TZCYX"
-
-
-def default_axes(shape: tuple[int, ...]) -> str:
-    """A guess for ``axes=None``: YX, YXC (last dim 3/4) or ZYX, ZYXC or TZYX, TCZYX."""
-    nd = len(shape)
-    rgb = nd >= 3 and shape[-1] in (3, 4)
-    guesses = {2: "YX", 3: "YXC" if rgb else "ZYX", 4: "ZYXC" if rgb else "TZYX", 5: "TCZYX"}
-    if nd not in guesses:
-        raise DeepsegError(f"cannot guess axes of a {nd}-D image {shape}; pass axes= (e.g. 'TCZYX')")
-    return guesses[nd]
+from ..io.axes import AXES, guess_axes
 
 
 @dataclass(frozen=True)
@@ -47,7 +36,7 @@ class AxesPlan:
     def parse(cls, shape: tuple[int, ...], axes: str | None) -> AxesPlan:
         """Validate ``axes`` against ``shape`` (one-line DeepsegError on mismatch)."""
         if axes is None:
-            axes = default_axes(shape)
+            axes = guess_axes(shape)
         if not isinstance(axes, str):
             raise DeepsegError(f"axes must be a string such as 'ZYX', not {type(axes).__name__}")
         ax = axes.upper()

@@ -3,7 +3,7 @@
 Everything that turns user data into what a network sees is reached through this module:
 
 - axes: :class:`AxesPlan` (an axes string such as ``"TZCYX"`` over a shape, planes read as
-  (C, H, W)), :func:`default_axes`, :func:`to_channels_last`;
+  (C, H, W)), :func:`guess_axes`, :func:`to_channels_last`;
 - channels: :func:`check_channels` (``channels=`` picking), :func:`channel_mapping` /
   :func:`map_channels` / :func:`model_channels` (the one channel rule: RGB averaged to gray, or
   hematoxylin for ``"gray-hed"`` models; gray replicated for RGB models; alpha dropped; any
@@ -29,7 +29,7 @@ from .axes import (
     AxesPlan,
     channel_mapping,
     check_channels,
-    default_axes,
+    guess_axes,
     hematoxylin_or_gray,
     map_channels,
     model_channels,
@@ -80,9 +80,9 @@ __all__ = [
     "channel_mapping",
     "check_channels",
     "check_normalization",
-    "default_axes",
     "finite_plane",
     "fixed_normalizer",
+    "guess_axes",
     "hematoxylin_or_gray",
     "map_channels",
     "model_channels",

@@ -160,7 +160,7 @@ def choose_scale(
     """The rescale decision for a run: None when the model records no diameter or the user
     turned it off; else ``{"model_diameter", "object_diameter", "source", "scale"}``.
     ``segment``: the engine's ``segment`` function, for the estimate."""
-    if model_diameter is None or object_diameter in ("off", 0):
+    if model_diameter is None or object_diameter == "off":
         return None
     if object_diameter in (None, "auto"):
         image = estimate_options.pop("image")

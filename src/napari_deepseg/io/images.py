@@ -18,6 +18,7 @@ import numpy as np
 
 from .._files import atomic_path
 from ..errors import DeepsegError
+from .axes import guess_axes
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -122,18 +123,6 @@ def files_by_key(files: list[Path], clash: str) -> dict[str, Path]:
             raise DeepsegError(clash.format(first=found[key], second=f, key=key))
         found[key] = f
     return found
-
-
-def guess_axes(shape: tuple[int, ...]) -> str:
-    """Axes for an array without metadata: a last dimension of 3 or 4 is colour (``C``)."""
-    nd = len(shape)
-    if nd < 2:
-        raise DeepsegError(f"array of shape {shape} is not an image; give at least 2 dimensions (YX)")
-    if nd > 5:
-        raise DeepsegError(f"array of shape {shape} has more than 5 dimensions; give at most TZCYX")
-    if nd >= 3 and shape[-1] in (3, 4) and shape[-2] > 4:
-        return {3: "YXC", 4: "ZYXC", 5: "TZYXC"}[nd]
-    return {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TZCYX"}[nd]
 
 
 def read_image(path: str | os.PathLike, lazy: bool | None = None) -> tuple[Any, str]:

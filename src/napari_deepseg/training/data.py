@@ -89,15 +89,6 @@ def _to_pair(item: Any, default_name: str) -> TrainingPair:
     )
 
 
-def layer_axes(image_shape: tuple[int, ...], labels_shape: tuple[int, ...], rgb: bool = False) -> str | None:
-    """The ``axes=`` of an image annotated by labels of ``labels_shape``, as napari holds them:
-    None (channels-last or no channels) for RGB and same-shape images, ``"CYX"`` / ``"CZYX"`` ...
-    for a multichannel image whose channel axis comes first (napari's ``channel_axis=0`` data)."""
-    if rgb or len(image_shape) != len(labels_shape) + 1 or tuple(image_shape[1:]) != tuple(labels_shape):
-        return None
-    return "C" + "TZYX"[-len(labels_shape) :]
-
-
 def image_channels(pairs: Sequence[TrainingPair]) -> int:
     """Channels of the (already channels-last) training images: 1 for (H, W), else the last axis."""
     counts = {1 if p.image.ndim == p.labels.ndim else int(p.image.shape[-1]) for p in pairs}
