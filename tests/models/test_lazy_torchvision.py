@@ -33,7 +33,7 @@ def test_the_bundled_model_loads_and_runs_without_torchvision():
         "from napari_deepseg import models\n"
         "from napari_deepseg.inference import segment\n"
         "model = models.load_model('nuclei')\n"
-        "segment(np.random.default_rng(0).random((64, 64), dtype=np.float32), model, object_diameter=\"off\")"
+        'segment(np.random.default_rng(0).random((64, 64), dtype=np.float32), model, object_diameter="off")'
     )
     assert "napari_deepseg" in loaded
     assert "torchvision" not in loaded
