@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from napari_deepseg.models import ModelMeta, build_model, export_bioimageio, save_model
+from napari_deepseg.models import ModelMeta, build_model, save_model
 from napari_deepseg.samples import synthetic_nuclei
+from napari_deepseg.sharing import export_bioimageio
 
 
 @pytest.fixture(autouse=True)

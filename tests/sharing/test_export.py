@@ -14,8 +14,9 @@ import yaml
 from napari_deepseg.cli import main
 from napari_deepseg.errors import DeepsegError
 from napari_deepseg.inference import segment
-from napari_deepseg.models import ModelMeta, build_model, export_bioimageio, load_model
+from napari_deepseg.models import ModelMeta, build_model, load_model
 from napari_deepseg.samples import synthetic_nuclei
+from napari_deepseg.sharing import export_bioimageio
 
 # bioimage.io packages need bioimageio.core (a base dependency; an older environment may lack it)
 pytest.importorskip("bioimageio.core", reason="bioimageio.core not installed: pip install -e '.[testing]'")

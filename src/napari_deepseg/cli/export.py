@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..io import read_image
-    from ..models import export_bioimageio, load_model
+    from ..models import load_model
+    from ..sharing import export_bioimageio
     from ..sharing.export import DEFAULT_AUTHORS
 
     model = load_model(args.model)

@@ -11,7 +11,8 @@ from .images import (
     read_image,
     write_labels_tiff,
 )
-from .zarr import NgffInfo, OmeZarrLabelsWriter, is_complete, labels_beside, open_labels, read_ngff
+from .ngff import NgffInfo, read_ngff
+from .zarr import OmeZarrLabelsWriter, is_complete, labels_beside, open_labels
 
 __all__ = [
     "IMAGE_SUFFIXES",

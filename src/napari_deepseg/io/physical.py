@@ -45,7 +45,7 @@ def physical_sizes(path: str | os.PathLike) -> Sizes:
 
     path = Path(path)
     if is_zarr_path(path):
-        from .zarr import read_ngff
+        from .ngff import read_ngff
 
         info = read_ngff(path)
         return (info.scale, info.units) if info else ({}, {})

@@ -25,13 +25,13 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import DeepsegError
+from .ngff import read_ngff
 
 MARKER = "deepseg_complete.json"
 CHUNKS_DIR = "deepseg_chunks"
@@ -50,56 +50,12 @@ def default_chunks(shape: Sequence[int], axes: str, plane_chunk: int = 1024) -> 
     return tuple(min(n, plane_chunk) if a in "YX" else 1 for n, a in zip(shape, axes))
 
 
-@dataclass
-class NgffInfo:
-    """What an OME-Zarr image says about its axes: letters, level-0 scale and units per axis."""
-
-    axes: str
-    scale: dict[str, float] = field(default_factory=dict)
-    units: dict[str, str] = field(default_factory=dict)
-    zarr_format: int = 2
-
-
-def read_ngff(path: str | os.PathLike) -> NgffInfo | None:
-    """Axes, scale and units of the OME-Zarr image at ``path`` (``None`` if it is not one)."""
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Multiscales, Reader
-
-    try:
-        location = parse_url(str(path), fmt=_fmt(_format(path)))
-        nodes = list(Reader(location)()) if location is not None else []
-    except Exception:  # not OME-Zarr (plain zarr, bad metadata): the caller reads it plainly
-        return None
-    node = next((n for n in nodes if n.load(Multiscales) is not None), None)
-    if node is None or "axes" not in node.metadata:
-        return None
-    names = [a["name"].upper() for a in node.metadata["axes"]]
-    units = {a["name"].upper(): a["unit"] for a in node.metadata["axes"] if a.get("unit")}
-    scale: dict[str, float] = {}
-    for transform in (node.metadata.get("coordinateTransformations") or [[]])[0] or []:
-        if transform.get("type") == "scale":
-            scale = {a: float(s) for a, s in zip(names, transform["scale"])}
-    return NgffInfo("".join(names), scale, units, location.fmt.zarr_format)
-
-
-def _format(path: str | os.PathLike) -> int:
-    import zarr
-
-    return int(zarr.open_group(str(path), mode="r").metadata.zarr_format)
-
-
 def labels_beside(src: str | os.PathLike, name: str = "deepseg") -> Path | None:
     """``<src>/labels/<name>`` when ``src`` is a writable OME-Zarr image, else ``None``."""
     src = Path(src)
     if not src.is_dir() or not os.access(src, os.W_OK) or read_ngff(src) is None:
         return None
     return src / "labels" / name
-
-
-def _fmt(zarr_format: int) -> Any:
-    from ome_zarr.format import FormatV04, FormatV05
-
-    return FormatV05() if zarr_format == 3 else FormatV04()
 
 
 class OmeZarrLabelsWriter:

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .ngff import read_ngff
+
 _AXIS_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 
 
@@ -90,6 +92,4 @@ def _attrs(group: Any, fmt: Any) -> dict[str, Any]:
 
 
 def _is_image(path: Path) -> bool:
-    from .zarr import read_ngff
-
     return read_ngff(path) is not None

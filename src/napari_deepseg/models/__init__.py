@@ -22,16 +22,6 @@ from .registry import ArchSpec, build_model, pretrained_kinds, register_model, r
 TABLE_SIZE, TABLE_IN_CHANNELS, TABLE_CLASSES = 512, 3, 21
 
 
-def export_bioimageio(model: Any, path: Any, **options: Any) -> Any:
-    """Write ``model`` as a bioimage.io model package (spec 0.5.x) and return its path.
-
-    See :func:`napari_deepseg.sharing.export_bioimageio` for the options and what the package holds.
-    """
-    from ..sharing import export_bioimageio as export
-
-    return export(model, path, **options)
-
-
 def list_models(variants: bool = False) -> list[dict[str, Any]]:
     """Registered architectures (see ``deepseg models``), one dict per row.
 
@@ -76,7 +66,6 @@ __all__ = [
     "class_count",
     "contract_of",
     "count_macs",
-    "export_bioimageio",
     "list_models",
     "load_model",
     "model_list",
