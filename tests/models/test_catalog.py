@@ -6,22 +6,22 @@ import pytest
 
 from napari_deepseg.cli import main
 from napari_deepseg.errors import ModelFileError
-from napari_deepseg.models import load_model, model_list, save_model, user_models_dir
+from napari_deepseg.models import load_model, model_catalog, save_model, user_models_dir
 from napari_deepseg.models.catalog import READY_MODELS, resolve_model_path, user_model_path
 
 
 def test_catalog_lists_bundled_ready_and_user_models(user_models, tiny_unet):
     assert user_models_dir() == user_models
-    before = model_list()
+    before = model_catalog()
     assert [e.kind for e in before if e.kind != "pretrained"] == ["bundled"]
     assert before[0].name == "nuclei"
     assert [e.name for e in before if e.kind == "pretrained"] == []  # empty hub cache: none listed
-    everything = model_list(include_absent=True)
+    everything = model_catalog(include_absent=True)
     assert [e.name for e in everything if e.kind == "pretrained"] == list(READY_MODELS)
     assert not any(e.weights_cached for e in everything if e.kind == "pretrained")
 
     path = save_model(user_model_path("mine"), tiny_unet)  # a model saved there by anyone
-    after = model_list()
+    after = model_catalog()
     assert after[: len(before)] == before
     assert [(e.kind, e.name) for e in after[len(before) :]] == [("user", "mine")]
     assert load_model("mine").deepseg_source == str(path)
@@ -38,7 +38,7 @@ def test_ready_weights_cached_follows_the_hub_cache(torch_home):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"x")
     assert ready_weights_cached(name) is True
-    listed = [e for e in model_list() if e.kind == "pretrained"]
+    listed = [e for e in model_catalog() if e.kind == "pretrained"]
     assert [(e.name, e.weights_cached) for e in listed] == [(name, True)]  # listed once present
 
 

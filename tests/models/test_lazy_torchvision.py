@@ -63,7 +63,7 @@ def test_weight_tables_name_torchvision_weights():
 
 def test_a_widget_session_lists_the_models_without_torchvision():
     """The model list (ready models: are their weights cached?) is what every widget shows."""
-    loaded = _modules_after("from napari_deepseg.models import model_list\nmodel_list()")
+    loaded = _modules_after("from napari_deepseg.models import model_catalog\nmodel_catalog()")
     assert "torchvision" not in loaded
 
 

@@ -1,6 +1,6 @@
 """The model picker's list: the core's one model list plus model files opened in this session.
 
-The entries come from :func:`napari_deepseg.models.model_list` (bundled models, ready pretrained
+The entries come from :func:`napari_deepseg.models.model_catalog` (bundled models, ready pretrained
 zoo models, the user models folder), read afresh each time. A :class:`ModelChoices` object is
 owned by each widget (no module-level state). Model files chosen with "model file..." or
 registered at runtime (e.g. by the Fine-tune widget, through :meth:`ModelChoices.add`) join the list.
@@ -73,7 +73,7 @@ class ModelChoice:
 
 
 class ModelChoices:
-    """The model picker's entries, in display order: :func:`napari_deepseg.models.model_list`
+    """The model picker's entries, in display order: :func:`napari_deepseg.models.model_catalog`
     (bundled models with ``nuclei`` first, ready pretrained models whose weights are here, the
     user models folder's files), then model files added at runtime."""
 
@@ -84,7 +84,7 @@ class ModelChoices:
 
     def entries(self) -> list[ModelChoice]:
         """All model entries (without the "model file..." action)."""
-        out = [_choice(entry) for entry in models.model_list()]
+        out = [_choice(entry) for entry in models.model_catalog()]
         return out + [c for c in self._files if c not in out]
 
     def choices(self, _widget: Any = None) -> list[tuple[str, ModelChoice | str]]:

@@ -1,4 +1,4 @@
-"""``deepseg models``: the architecture table, then the model list (:func:`napari_deepseg.models.model_list`):
+"""``deepseg models``: the architecture table, then the model catalogue (``models.model_catalog``):
 ready pretrained models, bundled model files and the user models folder."""
 
 from __future__ import annotations
@@ -38,14 +38,16 @@ def format_table(rows: list[dict]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import list_models, model_list, user_models_dir
+    from ..models import list_models, model_catalog, user_models_dir
 
     print("\n".join(format_table(list_models(variants=args.all))))
-    entries = model_list()
+    entries = model_catalog()
     ready = [e for e in entries if e.kind == "pretrained"]
     print("\nready pretrained models with their weights here (load_model(NAME) / --model NAME):")
     print("\n".join(f"  {e.name:<34}  {e.description}" for e in ready) or "  none")
-    absent = [e for e in model_list(include_absent=True) if e.kind == "pretrained" and not e.weights_cached]
+    absent = [
+        e for e in model_catalog(include_absent=True) if e.kind == "pretrained" and not e.weights_cached
+    ]
     if absent:
         print("more ready models, weights fetched into the torch hub cache on first use (--model NAME):")
         for e in absent:

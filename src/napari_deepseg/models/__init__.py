@@ -11,7 +11,7 @@ from .catalog import (
     bundled_description,
     bundled_models,
     load_model,
-    model_list,
+    model_catalog,
     user_models_dir,
 )
 from .contract import SegmentationNet, class_count, contract_of
@@ -68,7 +68,7 @@ __all__ = [
     "count_macs",
     "list_models",
     "load_model",
-    "model_list",
+    "model_catalog",
     "model_macs",
     "model_meta",
     "register_model",

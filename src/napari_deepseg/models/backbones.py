@@ -14,14 +14,17 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1, conv3x3
 
 from .blocks import SeparableConv2d
+from .encoders import BACKBONES as BACKBONES
+from .encoders import RESNET_NAMES
 
-RESNETS = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
-    "resnet101": (Bottleneck, (3, 4, 23, 3)),
-}
-BACKBONES = (*RESNETS, "vgg16", "xception")
+RESNETS = dict(
+    zip(
+        RESNET_NAMES,
+        ((BasicBlock, (2, 2, 2, 2)), (BasicBlock, (3, 4, 6, 3)), (Bottleneck, (3, 4, 6, 3)),
+         (Bottleneck, (3, 4, 23, 3))),
+        strict=True,
+    )
+)  # fmt: skip
 _DILATE = {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}
 
 

@@ -1,7 +1,7 @@
 """The one model list, and loading a model by name or path.
 
 Every picker (the Segment, Fine-tune and Batch widgets) and ``deepseg models`` list
-:func:`model_list`: the bundled model files (``nuclei`` first), the ready pretrained models (whole
+:func:`model_catalog`: the bundled model files (``nuclei`` first), the ready pretrained models (whole
 torchvision segmentation models; ``weights_cached`` says whether their weights are already in
 torch's hub cache, else they are fetched on first use), and the model files in the user models
 folder (:func:`user_models_dir`: where the Fine-tune widget saves by default and
@@ -134,7 +134,7 @@ def ready_weights_cached(name: str) -> bool:
     return coco_checkpoint_path(arch, _backbone(arch, options)).is_file()
 
 
-def model_list(*, include_absent: bool = False) -> list[CatalogEntry]:
+def model_catalog(*, include_absent: bool = False) -> list[CatalogEntry]:
     """The model list: bundled (``nuclei`` first), ready pretrained models whose weights are in
     torch's hub cache (all of them with ``include_absent``), then the user folder's files."""
     bundled = sorted(bundled_models(), key=lambda name: (name != DEFAULT_MODEL, name))
@@ -165,7 +165,7 @@ def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
 
 def load_model(path_or_name: str | os.PathLike) -> nn.Module:
     """Load a model file, a bioimage.io package (``*.zip``, see :mod:`.bioimageio`) or a model of
-    :func:`model_list` by name, in eval mode on the CPU.
+    :func:`model_catalog` by name, in eval mode on the CPU.
 
     The module carries ``model.deepseg_meta`` (:class:`ModelMeta`) and ``model.deepseg_arch``.
     Names of ready pretrained models (``"deeplabv3_resnet101_coco"``, see :data:`READY_MODELS`)

@@ -29,6 +29,7 @@ from torchvision.models.segmentation.fcn import FCNHead
 from .backbones import RESNETS, ResNet, make_backbone, scaled
 from .blocks import ConvBNReLU, SeparableConv2d
 from .contract import SegmentationNet
+from .encoders import DEEPLAB_BACKBONES, choices
 
 
 def default_rates(output_stride: int) -> tuple[int, int, int]:
@@ -98,10 +99,7 @@ def deeplabv3(
         body = IntermediateLayerGetter(net, {"layer4": "out", "layer3": "aux"} if aux else {"layer4": "out"})
         rates = rates or default_rates(output_stride)
     else:
-        raise ValueError(
-            f"deeplabv3 has no backbone {backbone!r}; choose resnet18, resnet34, resnet50, resnet101 "
-            "or mobilenet_v3_large"
-        )
+        raise ValueError(f"deeplabv3 has no backbone {backbone!r}; choose {choices(DEEPLAB_BACKBONES)}")
     head = DeepLabHead(out_ch, num_classes, rates, head_channels)
     model = DeepLabV3(body, head, FCNHead(aux_ch, num_classes) if aux else None)
     model.in_channels, model.size_multiple = in_channels, output_stride

@@ -24,16 +24,14 @@ import torch
 from torch import nn
 
 from ..errors import DeepsegError, ModelFileError
+from .encoders import RESNET_NAMES
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
 
 #: ImageNet backbone weights: backbone -> (torchvision weights enum, member)
 IMAGENET = {
-    "resnet18": ("ResNet18_Weights", "IMAGENET1K_V1"),
-    "resnet34": ("ResNet34_Weights", "IMAGENET1K_V1"),
-    "resnet50": ("ResNet50_Weights", "IMAGENET1K_V1"),
-    "resnet101": ("ResNet101_Weights", "IMAGENET1K_V1"),
+    **{name: (f"ResNet{name[len('resnet') :]}_Weights", "IMAGENET1K_V1") for name in RESNET_NAMES},
     "vgg16": ("VGG16_Weights", "IMAGENET1K_V1"),
     "mobilenet_v3_large": ("MobileNet_V3_Large_Weights", "IMAGENET1K_V1"),
 }

@@ -14,8 +14,7 @@ from torch import nn
 
 from .blocks import DoubleConv, center_crop, pad_to_multiple
 from .contract import SegmentationNet
-
-UNET_ENCODERS = ("resnet18", "resnet34", "resnet50")
+from .encoders import UNET_ENCODERS
 
 
 class UNetEncoder(nn.Module):

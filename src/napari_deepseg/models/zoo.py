@@ -28,10 +28,10 @@ _FCN_VARIANTS = ({"backbone": "resnet18"}, {"backbone": "resnet34"}, {"backbone"
 BUILTIN: list[tuple[str, Callable[..., nn.Module], str, tuple[str, ...], tuple[dict[str, Any], ...]]] = []
 
 
-def register_model(
+def builtin(
     name: str, description: str, pretrained: tuple[str, ...] = (), variants: tuple[dict[str, Any], ...] = ()
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Collect a built-in builder into :data:`BUILTIN` (the registry registers them on import)."""
+    """Collect a built-in builder into :data:`BUILTIN` (``registry.register_model`` registers each)."""
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         BUILTIN.append((name, fn, description, tuple(pretrained), tuple(variants)))
@@ -65,7 +65,7 @@ def _load_imagenet(encoder: nn.Module, backbone: str, fetched, fc: nn.Module | N
             pt.load_into(fc, conv_state, source)
 
 
-@register_model(
+@builtin(
     "unet",
     "Ronneberger U-Net: encoder/decoder with skip connections (or a ResNet encoder)",
     pretrained=("imagenet (encoder resnet18/34/50)",),
@@ -100,7 +100,7 @@ def _fcn(stride: int, in_channels: int, num_classes: int, backbone: str, width: 
 
 
 def _register_fcn(stride: int, text: str) -> None:
-    @register_model(
+    @builtin(
         f"fcn{stride}s",
         f"FCN-{stride}s: {text} (vgg16, resnet18/34/50)",
         pretrained=("imagenet (backbone)",),
@@ -121,7 +121,7 @@ _register_fcn(32, "1x1 scores at stride 32, one learnable x32 transposed conv")
 
 
 def _register_tv_fcn(resnet: str) -> None:
-    @register_model(
+    @builtin(
         f"fcn_{resnet}",
         f"torchvision FCN-{resnet.capitalize()}: dilated {resnet} (stride 8), 3x3 FCN head",
         pretrained=("coco (COCO_WITH_VOC_LABELS_V1, 21 classes)", "imagenet (backbone)"),
@@ -153,7 +153,7 @@ def _load_torchvision(model: nn.Module, backbone: str, kind: str | None, fetched
         _load_imagenet(model.backbone, backbone, fetched)
 
 
-@register_model(
+@builtin(
     "deeplabv3",
     "DeepLabv3: atrous backbone + ASPP (1x1, rates 6/12/18 at stride 16, image pooling)",
     pretrained=("coco (resnet50/101, mobilenet_v3_large; 21 classes)", "imagenet (backbone)"),
@@ -174,7 +174,7 @@ def deeplabv3_builder(*, in_channels: int = 3, num_classes: int = 21, backbone: 
     return model
 
 
-@register_model(
+@builtin(
     "deeplabv3plus",
     "DeepLabv3+: stride-16 encoder, separable ASPP, decoder with stride-4 features",
     pretrained=("imagenet (resnet backbones)",),
