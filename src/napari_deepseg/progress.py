@@ -63,11 +63,38 @@ def drain(
     """
     try:
         while True:
-            event = next(gen)
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return stop.value
             if callback is not None:
                 callback(event)
             if should_stop is not None and should_stop():
-                gen.close()
                 raise Cancelled("stopped on request")
-    except StopIteration as stop:
-        return stop.value
+    finally:
+        gen.close()  # a no-op for a finished generator; cancels one left early (its cleanup runs)
+
+
+def relay(
+    gen: Generator[Progress, Any, T],
+    transform: Callable[[Progress], Progress | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Generator[Progress, None, T]:
+    """Yield ``gen``'s events (through ``transform``; an event it maps to None is not passed
+    on) and return its result: ``result = yield from relay(inner, mapper)``. ``should_stop`` is
+    polled after each event is taken; when it returns True ``gen`` is closed (its cleanup runs)
+    and :class:`Cancelled` is raised. Closing the outer generator closes ``gen``. The one relay
+    loop (a plain ``yield from gen`` needs none)."""
+    try:
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            out = event if transform is None else transform(event)
+            if out is not None:
+                yield out
+            if should_stop is not None and should_stop():
+                raise Cancelled("stopped on request")
+    finally:
+        gen.close()

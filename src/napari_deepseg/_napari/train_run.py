@@ -23,7 +23,7 @@ from ..inference.inputs import to_channels_last
 from ..io.axes import paired_axes
 from ..models import user_models_dir
 from ..models.modelfile import INSTANCE_BOUNDARY
-from ..progress import Progress
+from ..progress import Cancelled, Progress, relay
 from ..training import TrainingPair, finetune_iter
 from ..training.data import as_pairs
 from ..training.validation import verdict
@@ -99,26 +99,21 @@ def train_task(plan: TrainPlan, stop: threading.Event) -> Generator[Progress, No
     replay = list(plan.replay_pairs) or None
     gen = finetune_iter(list(plan.pairs), start, output=plan.output, replay_pairs=replay, **plan.options)
     history: list[dict[str, Any]] = []
+
+    def note(event: Progress) -> Progress:
+        if event.stage == "epoch":
+            history.append(dict(event.info))
+        return event
+
     try:
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as done:
-                result = done.value
-                return TrainOutcome(
-                    Path(result.path or plan.output), False, result.history, result.best_epoch,
-                    result.verdict,
-                )  # fmt: skip
-            if event.stage == "epoch":
-                history.append(dict(event.info))
-            yield event
-            if stop.is_set():
-                gen.close()  # the core saves the best model so far to plan.output
-                best = [h["epoch"] for h in history if h.get("best")]
-                best_epoch = best[-1] if best else None
-                return TrainOutcome(plan.output, True, history, best_epoch, verdict(history, best_epoch))
-    finally:
-        gen.close()
+        result = yield from relay(gen, note, should_stop=stop.is_set)
+    except Cancelled:  # the core, closed, saved the best model so far to plan.output
+        best = [h["epoch"] for h in history if h.get("best")]
+        best_epoch = best[-1] if best else None
+        return TrainOutcome(plan.output, True, history, best_epoch, verdict(history, best_epoch))
+    return TrainOutcome(
+        Path(result.path or plan.output), False, result.history, result.best_epoch, result.verdict
+    )
 
 
 def default_output(name: str, folder: Path | None = None) -> Path:

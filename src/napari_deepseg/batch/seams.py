@@ -19,7 +19,7 @@ import numpy as np
 
 from ..inference.blocks import facing_pairs, join_roots
 from ..io import OmeZarrLabelsWriter
-from .work import Chunk, _selection
+from .work import Chunk, plane_selection
 
 
 def _lead_key(lead: tuple) -> tuple:
@@ -27,7 +27,7 @@ def _lead_key(lead: tuple) -> tuple:
 
 
 def _read(writer: OmeZarrLabelsWriter, lead: tuple, y, x) -> np.ndarray:
-    sel = _selection(writer.axes, lead, y, x, None)
+    sel = plane_selection(writer.axes, lead, y, x, None)
     return np.asarray(writer.array[tuple(sel[i] for i in writer.order)]).ravel()
 
 
@@ -62,7 +62,7 @@ def merge_block_seams(path: str | os.PathLike, chunks: Sequence[Chunk]) -> int:
     rows = writer.array.chunks[writer.file_axes.index("Y")]
     for c in chunks:
         for band in _row_bands(c.y, rows):
-            sel = _selection(writer.axes, c.lead, band, c.x, None)
+            sel = plane_selection(writer.axes, c.lead, band, c.x, None)
             file_sel = tuple(sel[i] for i in writer.order)
             block = np.asarray(writer.array[file_sel])
             idx = np.clip(np.searchsorted(keys, block), 0, len(keys) - 1)

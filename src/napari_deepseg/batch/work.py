@@ -210,7 +210,9 @@ class Chunk:
         return (self.read_y.stop - self.read_y.start, self.read_x.stop - self.read_x.start) == (height, width)
 
 
-def _selection(axes: str, lead: tuple[int | slice, ...], y: slice, x: slice, channel: Any) -> tuple:
+def plane_selection(axes: str, lead: tuple[int | slice, ...], y: slice, x: slice, channel: Any) -> tuple:
+    """The index into an array with ``axes`` of a chunk's ``lead`` (one entry per axis other than
+    C, Y, X, in order), rows ``y``, columns ``x`` and ``channel`` (None: the array has no C)."""
     it = iter(lead)
     sel = []
     for a in axes:
@@ -234,12 +236,12 @@ def segment_chunk_iter(
     """
     image, _ = read_image(src, lazy=True)
     dims = dict(zip(axes, image.shape))
-    sel = _selection(axes, chunk.lead, chunk.read_y, chunk.read_x, slice(None))
+    sel = plane_selection(axes, chunk.lead, chunk.read_y, chunk.read_x, slice(None))
     sub_axes = "".join(a for a, s in zip(axes, sel) if not isinstance(s, int))
     if chunk.whole_planes(dims["Y"], dims["X"]):  # whole planes: read and segmented as they are
         result = yield from _segment(np.asarray(image[sel]), sub_axes, ref, opts)
     else:  # a Y/X block of a plane: as the whole-plane run segments it (inference.window)
-        planes = _Planes(image, _selection(axes, chunk.lead, slice(None), slice(None), slice(None)))
+        planes = _Planes(image, plane_selection(axes, chunk.lead, slice(None), slice(None), slice(None)))
         norms = _chunk_normalizers(opts.normalizers, axes, chunk.lead)
         region = {"region": (chunk.read_y, chunk.read_x), "plane_normalizers": norms}
         result = yield from _segment(planes, sub_axes, ref, opts, **region)
@@ -253,7 +255,7 @@ def segment_chunk_iter(
         data, max_id = _offset_ids(data, out_axes, chunk.id_offsets)
     writer = OmeZarrLabelsWriter.reopen(dst)
     spatial = axes.replace("C", "")
-    out_sel = _selection(spatial, chunk.lead, chunk.y, chunk.x, None)
+    out_sel = plane_selection(spatial, chunk.lead, chunk.y, chunk.x, None)
     if opts.output == "probabilities":
         out_sel = (slice(None), *out_sel)
     writer.write(out_sel, data)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from ..progress import Progress
+from ..progress import Progress, drain
 
 T = TypeVar("T")
 
@@ -89,20 +89,18 @@ def run_with_progress(
         terminal = sys.stderr.isatty()
     lines = PlainLines() if not quiet and not terminal else None
     bars: dict[str, tqdm] = {}
+
+    def show(event: Progress) -> None:
+        if lines is not None:
+            lines(event)
+        elif not quiet:
+            _update_bar(bars, event)
+        if on_event is not None:
+            on_event(event)
+
     try:
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if lines is not None:
-                lines(event)
-            elif not quiet:
-                _update_bar(bars, event)
-            if on_event is not None:
-                on_event(event)
+        return drain(gen, show)
     finally:
-        gen.close()
         for bar in bars.values():
             bar.close()
 

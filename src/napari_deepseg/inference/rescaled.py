@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..progress import Progress
+from ..progress import Progress, relay
 from .gridmap import GridMap
 from .inputs import AxesPlan
 from .outputs import OutputStore
@@ -192,17 +192,9 @@ def run_rescaled(
         resize_into(plan.read_plane(image, index), scaled[index])
         store.release()
     mapper = _Mapper(lead, GridMap.between(small, full), store)
-    gen = inner(scaled, loop + "CYX", mapper.grid)
-    try:
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as stop:
-                del scaled
-                return mapper.result(stop.value, loop, plan.out_axes)
-            yield mapper.event(event)
-    finally:
-        gen.close()
+    value = yield from relay(inner(scaled, loop + "CYX", mapper.grid), mapper.event)
+    del scaled
+    return mapper.result(value, loop, plan.out_axes)
 
 
 class _Mapper:
