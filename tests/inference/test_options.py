@@ -7,14 +7,13 @@ import argparse
 import numpy as np
 import pytest
 
+from napari_deepseg.cli._segment_options import add_arguments, from_arguments
 from napari_deepseg.errors import DeepsegError
 from napari_deepseg.inference import SegmentOptions, object_size, segment
 from napari_deepseg.inference.options import (
     DIAMETER_RANGE,
     FIELDS,
     SPECS,
-    add_arguments,
-    from_arguments,
     halo_for,
     make_options,
 )

@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    Label,
-    PushButton,
-    Select,
-    SpinBox,
-)
+from magicgui.widgets import CheckBox
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
@@ -26,7 +17,7 @@ from superqt import QCollapsible
 from torch import nn
 
 from ..errors import DeepsegError
-from ..inference.options import DIAMETER_RANGE, SegmentOptions
+from ..inference.options import SegmentOptions
 from ..models import model_meta
 from . import guard_triton, workers
 from .compact import fit_combos, fit_labels
@@ -35,6 +26,7 @@ from .gui_steps import collect_once
 from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .postprocess_controls import PostprocessControls, Preview, keeps_probabilities
+from .segment_form import SegmentFields
 from .segment_run import (
     ResultPlacer,
     RunPlan,
@@ -72,81 +64,20 @@ class SegmentWidget(QWidget):
 
     # ----- form -----
     def _build_form(self) -> None:
-        self.image = ComboBox(label="image", choices=self._image_choices, nullable=False)
-        self.channel_axis = ComboBox(label="channel axis", choices=[("none", None)])
-        self.channel_note = Label(value="")
-        self.channels = Select(label="channels", choices=[])
-        self.model = ComboBox(label="model", choices=self.models.choices)
-        self.device = ComboBox(label="device", choices=list(available_devices()), value="auto")
-        self.out_classes = CheckBox(text="classes", value=True)
-        self.out_instances = CheckBox(text="instances", value=True)
-        self.out_probabilities = CheckBox(text="probabilities", value=False)
-        self.out_uncertainty = CheckBox(text="uncertainty: what to correct next", value=False)
-        self.out_uncertainty.tooltip = (
-            "an uncertainty image and a list of what to correct next (objects, least certain first)"
-        )
-        outputs = Container(
-            label="output",
-            layout="horizontal",
-            labels=False,
-            widgets=[self.out_classes, self.out_instances, self.out_probabilities],
-        )
-        outputs.margins = (0, 0, 0, 0)  # nested in the form row: its own margins clipped the boxes
-        self.diameter = FloatSpinBox(
-            label="object diameter px (0 = auto)", min=0, max=DIAMETER_RANGE[1], step=1, value=0
-        )
-        self.diameter.tooltip = (
-            "nucleus diameter in pixels, for models trained at one object size (nuclei): the image "
-            "is rescaled to the model's size and the labels mapped back. 0 = estimate it each run; "
-            "'estimate' measures it once and fills this field"
-        )
-        self.estimate_button = PushButton(text="estimate object diameter")
-        self.diameter_note = Label(value="")
-        self.replace = CheckBox(text="replace edited result layers", value=False)
-        self.tile = SpinBox(label="tile (0 = auto)", min=0, max=8192, step=32, value=0)
-        self.overlap = SpinBox(label="overlap (0 = auto)", min=0, max=1024, step=8, value=0)
-        self.tta = CheckBox(text="test-time augmentation (flips)", value=False)
-        self.max_memory = SpinBox(label="max memory MB (0 = auto)", min=0, max=10**7, step=256, value=0)
-        self.max_memory.tooltip = (
-            "memory the run aims to stay under; a plane larger than what fits is segmented "
-            "block by block (0: half the available memory, at most 2 GB)"
-        )
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel")
-        self.status = Label(value="ready")
-        self.form = Container(
-            widgets=[
-                self.image,
-                self.channel_axis,
-                self.channel_note,
-                self.channels,
-                self.model,
-                self.device,
-                outputs,
-                self.out_uncertainty,
-                self.diameter,
-                self.estimate_button,
-                self.diameter_note,
-            ]
-        )
-        self.form.append(self.replace)
+        """The fields (:mod:`.segment_form`), the post-processing controls and the layout."""
+        fields = SegmentFields.build(self._image_choices, self.models.choices, available_devices())
+        for name, field in vars(fields).items():
+            setattr(self, name, field)
         self.post = PostprocessControls()
         self.preview = Preview(self.post, workers.start_worker)
-        self.advanced_form = Container(widgets=[self.tile, self.overlap, self.tta, self.max_memory])
         self.advanced = QCollapsible("Advanced", self)
-        self.advanced.addWidget(self.advanced_form.native)
+        self.advanced.addWidget(fields.advanced_form.native)
         self.advanced.addWidget(self.post.container.native)  # its own form: not nested in a form row
-        buttons = Container(layout="horizontal", labels=False, widgets=[self.run_button, self.cancel_button])
         layout = QVBoxLayout(self)
         self.correct_next = CorrectNextList(self.viewer, self)
-        for widget in (
-            self.form.native,
-            self.advanced,
-            buttons.native,
-            self.status.native,
-            self.correct_next,
-        ):
+        for widget in (fields.form.native, self.advanced, fields.buttons.native, self.status.native):
             layout.addWidget(widget)
+        layout.addWidget(self.correct_next)
         layout.addStretch(1)
         self._disable_absent_devices()
         fit_labels(self.status, self.channel_note, self.diameter_note)

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from ..errors import DeepsegError
-from ..inference.options import add_arguments, from_arguments
 from . import _options as _opt
 from ._errors import to_cli_words
+from ._segment_options import add_arguments, from_arguments
 
 EPILOG = """examples:
   deepseg predict images/ -o labels/
