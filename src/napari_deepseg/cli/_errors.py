@@ -83,6 +83,11 @@ def option_names(parser: argparse.ArgumentParser) -> dict[str, str]:
 
 def to_cli_words(text: str, parser: argparse.ArgumentParser) -> str:
     """Rewrite ``keyword=value`` and ``snake_case`` keywords of ``text`` as the command's options."""
+    switches = {
+        a.dest: max(a.option_strings, key=len) for a in parser._actions if a.nargs == 0 and a.const is True
+    }
+    for dest, flag in switches.items():  # overwrite=True -> --overwrite
+        text = re.sub(rf"(?<![\w.-]){dest}=True\b", flag, text)
     for dest, flag in option_names(parser).items():
         text = re.sub(  # channels=[1, 2] -> --channels 1,2
             rf"(?<![\w.-]){dest}=\[([^\]]*)\]", lambda m, f=flag: f"{f} {m.group(1).replace(' ', '')}", text

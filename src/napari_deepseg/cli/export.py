@@ -32,14 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--author", action="append", default=None, help="author name (repeat for several)")
     p.add_argument("--license", default="BSD-3-Clause", help="SPDX licence id (default: BSD-3-Clause)")
     p.add_argument("--no-torchscript", action="store_true", help="state-dict weights only")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing package")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._files import guard_output
     from ..io import read_image
     from ..models import export_bioimageio, load_model
     from ..sharing.export import DEFAULT_AUTHORS
 
+    inputs = tuple(p for p in (Path(args.model), args.test_image) if p is not None and p.exists())
+    guard_output(args.out, what="-o package", suffixes=(".zip",), inputs=inputs, overwrite=args.overwrite)
     model = load_model(args.model)
     image = None
     if args.test_image is not None:
@@ -52,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         authors=tuple(args.author or DEFAULT_AUTHORS),
         license=args.license,
         torchscript=not args.no_torchscript,
+        overwrite=args.overwrite,
+        inputs=inputs,
     )
     print(f"wrote {path} (test it with: bioimageio test {shlex.quote(str(path))})", file=sys.stderr)
     return 0

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .._files import atomic_path
+from .._files import atomic_path, guard_output
 from ..errors import DeepsegError
 from ..models.bioimageio import CONFIG_KEY, INPUT_ID, OUTPUT_ID, valid_input_size
 from ..models.contract import contract_of
@@ -63,19 +63,22 @@ def export_bioimageio(
     license: str = "BSD-3-Clause",
     command: str | None = None,
     torchscript: bool = True,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> Path:
     """Write ``model`` as a bioimage.io model package (a ``.zip``), validated by ``bioimageio.spec``.
 
     Args:
         model: a module made by ``build_model`` or ``load_model`` (carries ``deepseg_arch`` and
             ``deepseg_meta``).
-        path: the ``*.zip`` to write (atomically; an existing file is replaced).
+        path: the ``*.zip`` to write (atomically; an existing file only with ``overwrite``).
         test_image: a 2D image, (H, W) or (H, W, C), for the test tensors and the cover; a
             central crop of at most 256x256 is used. Default: a synthetic nuclei image.
         authors: names written as the package's authors.
         license: an SPDX licence id for the weights.
         command: the command that made the model (README); default: the model's provenance.
         torchscript: also write TorchScript weights (runners without napari-deepseg need them).
+        overwrite: replace an existing ``path``; ``inputs``: files of this call ``path`` must not be.
 
     Returns:
         The package's path. Raises :class:`DeepsegError` with a one-line reason on failure.
@@ -83,9 +86,7 @@ def export_bioimageio(
     arch = getattr(model, "deepseg_arch", None)
     if arch is None or arch.name == "bioimageio":  # another tool's package is shared as it came
         raise DeepsegError("only models made by napari-deepseg can be exported; this one has no architecture")
-    path = Path(path)
-    if path.suffix.lower() != ".zip":
-        raise DeepsegError(f"{path.name}: a bioimage.io package is a .zip file; name it e.g. model.zip")
+    path = guard_output(path, what="package", suffixes=(".zip",), inputs=tuple(inputs), overwrite=overwrite)
     meta = model_meta(model).complete(arch.num_classes)
     net = _cpu_copy(model)
     raw = _test_input(test_image, arch.in_channels, net)
