@@ -70,6 +70,12 @@ def _plane(image, axes: str):
     from ..errors import DeepsegError
 
     data = np.asarray(image)
+    extra = {a: n for a, n in zip(axes, data.shape) if a not in "YXC" and n > 1}
+    if extra:
+        sizes = ", ".join(f"{a}={n}" for a, n in extra.items())
+        raise DeepsegError(
+            f"--test-image has more than one plane ({sizes}); give a single 2D image (H, W) or (H, W, C)"
+        )
     keep = [a for a in axes if a in "YXC"]
     index = tuple(slice(None) if a in "YXC" else 0 for a in axes)
     plane = data[index]

@@ -87,6 +87,7 @@ def export_bioimageio(
     if arch is None or arch.name == "bioimageio":  # another tool's package is shared as it came
         raise DeepsegError("only models made by napari-deepseg can be exported; this one has no architecture")
     path = guard_output(path, what="package", suffixes=(".zip",), inputs=tuple(inputs), overwrite=overwrite)
+    authors, license = check_package_fields(authors, license)
     meta = model_meta(model).complete(arch.num_classes)
     net = _cpu_copy(model)
     raw = _test_input(test_image, arch.in_channels, net)
@@ -123,6 +124,32 @@ def export_bioimageio_iter(
     return written
 
 
+def check_package_fields(authors: Any, license: Any) -> tuple[tuple[str, ...], str]:
+    """Authors (one name per entry: a single string is one author) and the SPDX licence id,
+    checked before anything is written; one-line DeepsegError naming the fix."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    names = (authors,) if isinstance(authors, str) else authors
+    if (
+        not isinstance(names, Sequence)
+        or not names
+        or not all(isinstance(a, str) and a.strip() for a in names)
+    ):
+        raise DeepsegError(f"authors={authors!r}: give a list of names, e.g. authors=['A. Researcher']")
+    if not isinstance(license, str):
+        raise DeepsegError(
+            f"license={license!r}: give an SPDX licence id such as BSD-3-Clause, MIT or CC-BY-4.0"
+        )
+    try:
+        bio.LicenseId(license)
+    except ValueError:  # pydantic's ValidationError lists every SPDX id: not for users
+        raise DeepsegError(
+            f"license={license!r} is not an SPDX licence id; use e.g. BSD-3-Clause, MIT, Apache-2.0 "
+            "or CC-BY-4.0 (the list: spdx.org/licenses)"
+        ) from None
+    return tuple(a.strip() for a in names), license
+
+
 def _cpu_copy(model: nn.Module) -> nn.Module:
     import copy
 
@@ -137,6 +164,16 @@ def _test_input(image: np.ndarray | None, in_channels: int, net: nn.Module) -> n
 
         image = synthetic_nuclei((TEST_SIZE, TEST_SIZE), seed=0)[0]
     image = np.asarray(image)
+    if image.dtype.kind not in "biuf":
+        raise DeepsegError(f"test image of type {image.dtype}: give a real-valued image (integers or floats)")
+    if image.size == 0:
+        raise DeepsegError(f"test image of shape {image.shape} is empty; give a 2D image with pixels")
+    bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+    if bad:
+        raise DeepsegError(
+            f"test image has {bad} NaN or infinite pixel(s) of {image.size}; give a finite image "
+            "(the package's test input must be one any tool reproduces)"
+        )
     if image.ndim == 2:
         image = image[None]
     elif image.ndim == 3 and image.shape[-1] in (1, 3, 4):
