@@ -58,8 +58,14 @@ def number(
 def path_like(value: Any, name: str, what: str) -> str | os.PathLike:
     """``value`` when it is a ``str`` or ``os.PathLike``; else an ArgumentTypeError naming ``what``."""
     if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value.strip()):
-        raise ArgumentTypeError(f"{name} must be {what} (a str or path), not {value!r}")
+        raise ArgumentTypeError(f"{name} must be {what} (a str or path), not {short_repr(value)}")
     return value
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` when short and on one line, else the type's name (a module's repr is pages)."""
+    text = repr(value)
+    return text if len(text) <= 80 and "\n" not in text else f"a {type(value).__name__} object"
 
 
 def names(value: Any, name: str, allowed: Sequence[str]) -> tuple[str, ...]:

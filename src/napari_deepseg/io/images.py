@@ -190,6 +190,8 @@ def read_image(path: str | os.PathLike, lazy: bool | None = None) -> tuple[Any, 
             return arr, guess_axes(arr.shape)
     except DeepsegError:
         raise
+    except PermissionError:
+        raise DeepsegError(f"cannot read {p} (permission denied); check the file's permissions") from None
     except Exception as err:  # any reader failure means an unreadable file; name it
         text = str(err).strip().splitlines()
         reason = text[0][:200] if text else type(err).__name__

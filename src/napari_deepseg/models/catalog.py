@@ -190,6 +190,12 @@ def model_list(*, include_absent: bool = False) -> list[CatalogEntry]:
 
 def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     """A model file path from a path, a bundled model's name or a user-folder model's name."""
+    if isinstance(path_or_name, nn.Module):
+        raise _checks.ArgumentTypeError(
+            "model must be a model file or name here, not a module in memory; save it first with "
+            "save_model('my_model.pt', model) and pass that file"
+        )
+    _checks.path_like(path_or_name, "model", "a model file or a model name such as 'nuclei'")
     if isinstance(path_or_name, str) and not Path(path_or_name).exists():
         for table in (bundled_models(), _user_files()):  # a damaged user file says why when loaded
             if path_or_name in table:

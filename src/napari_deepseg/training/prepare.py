@@ -99,8 +99,12 @@ def make_targets(
 def check_pair_labels(pair: TrainingPair) -> None:
     """One-line DeepsegError when a pair's labels are not labels: float, negative, intensity-like,
     or the image itself (the same file given as image and labels)."""
-    check_labels(pair.labels, f"labels of {pair.name}", pair.reviewed)
     image, labels = np.asarray(pair.image), np.asarray(pair.labels)
+    if image.size == 0 or labels.size == 0:
+        raise DeepsegError(
+            f"{pair.name} is empty (image {image.shape}, labels {labels.shape}); give images with pixels"
+        )
+    check_labels(pair.labels, f"labels of {pair.name}", pair.reviewed)
     varied = labels.size > 0 and labels.min() != labels.max()  # blank pairs fail later, with their reason
     if varied and image.shape == labels.shape and np.array_equal(image, labels):
         raise DeepsegError(
