@@ -126,8 +126,8 @@ def guard_output(
     Every writer (model files, checkpoints, packages, reports) asks this one function, which raises a
     one-line :class:`DeepsegError` naming the fix when ``path``
 
-    - does not end in one of ``suffixes`` (what is written decides its suffix, e.g. ``.pt``);
     - is one of ``inputs`` (the same file under any name, links included);
+    - does not end in one of ``suffixes`` (what is written decides its suffix, e.g. ``.pt``);
     - exists and ``overwrite`` is false, unless it is one of ``ours`` (files this run made, e.g.
       the model of the stopped run that ``resume`` continues);
     - is a folder, or lies where nothing can be written.
@@ -137,13 +137,13 @@ def guard_output(
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise DeepsegError(f"{what} must be a file path, not {path!r}; give a file name")
     path = Path(path)
+    for src in inputs:
+        if src is not None and same_file(path, src):
+            raise DeepsegError(f"{what} {path} is an input of this run; give another file name")
     if suffixes and path.suffix.lower() not in suffixes:
         given = f"ends in {path.suffix}" if path.suffix else "has no suffix"
         example = path.with_suffix(suffixes[0]).name
         raise DeepsegError(f"{what} {path} {given}, not {' or '.join(suffixes)}; give e.g. {example}")
-    for src in inputs:
-        if src is not None and same_file(path, src):
-            raise DeepsegError(f"{what} {path} is an input of this run; give another file name")
     if path.is_dir():
         raise DeepsegError(f"{what} {path} is a folder; give a file name inside it")
     exists = path.exists() or path.is_symlink()
