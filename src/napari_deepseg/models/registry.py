@@ -159,7 +159,7 @@ def _check_size(entry: ModelEntry, in_channels: int, num_classes: int, options: 
     shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
     raise DeepsegError(
         f"build_model({entry.name!r}{', ' if shown else ''}{shown}) would need {size} for its weights alone, "
-        f"more than this machine can spare ({spare / 1e9:.1f} GB); use smaller options (e.g. base or depth)"
+        f"more than this machine can spare ({spare / 1e9:.1f} GB); use smaller values of {', '.join(options)}"
     )
 
 

@@ -41,7 +41,7 @@ def pair_files(
     """
     image_files, label_files = list_images(images), list_images(labels)
     shared = set(image_files) & set(label_files)
-    if shared:  # one folder holding a.tif and a_labels.tif: the tagged files are the labels
+    if any(_labels_name(f) for f in shared):  # one folder holding a.tif and a_labels.tif: tagged = labels
         image_files = [f for f in image_files if not (f in shared and _labels_name(f))]
         label_files = [f for f in label_files if not (f in shared and not _labels_name(f))]
     by_key = {
