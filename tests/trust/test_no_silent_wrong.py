@@ -471,3 +471,43 @@ def test_rgb_float64_beyond_float32_is_not_called_non_finite(tiny_unet, data):
     image = np.stack([data["image"].astype(np.float64) * 1e300] * 3, -1)
     with pytest.raises(DeepsegError, match="float32 range"):
         segment(image, tiny_unet, tile=64, object_diameter="off")
+
+
+# ---------------------------------------------------------------- library text and --debug
+
+
+def test_library_warnings_are_hidden_unless_debug(ws: Workspace, capsys, monkeypatch):
+    import napari_deepseg.cli.evaluate as evaluate_cli
+
+    def noisy(*args, **kwargs):
+        np.array([1e300]).astype(np.float32)  # numpy: "overflow encountered in cast"
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+        raise DeepsegError("the real problem; fix it")
+
+    monkeypatch.setattr(evaluate_cli, "evaluate_folders", noisy)
+    argv = ["evaluate", "--pred", str(ws.labels), "--truth", str(ws.labels)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(argv) == 1
+        assert one_line(capsys.readouterr().err) == "deepseg: error: the real problem; fix it"
+        with pytest.raises(DeepsegError):
+            main(["--debug", *argv])
+    shown = capsys.readouterr().err
+    assert "overflow encountered in cast" in shown
+    assert "old API" in shown
+
+
+def test_an_unexpected_exception_is_one_line_with_the_debug_hint(ws: Workspace, capsys, monkeypatch):
+    import napari_deepseg.cli.evaluate as evaluate_cli
+
+    def broken(*args, **kwargs):
+        return [][1]
+
+    monkeypatch.setattr(evaluate_cli, "evaluate_folders", broken)
+    argv = ["evaluate", "--pred", str(ws.labels), "--truth", str(ws.labels)]
+    assert main(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "IndexError" in line
+    assert "--debug" in line
+    with pytest.raises(IndexError):
+        main(["--debug", *argv])

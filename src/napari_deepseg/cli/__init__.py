@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command = args._subparsers.choices[args.command]
     with warnings.catch_warnings(), _quiet_library_logs(args.debug):
-        warnings.showwarning = warning_printer(command)
+        warnings.showwarning = warning_printer(command, debug=args.debug)
         try:
             return int(args.func(args) or 0)
         except KeyboardInterrupt:
@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Cancelled:
             print("deepseg: cancelled", file=sys.stderr)
             return 130
-        except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as err:
+        except Exception as err:  # one line; an unexpected type says to rerun with --debug and report it
             if args.debug:
                 raise
             print(f"deepseg: error: {cli_message(err, command)}", file=sys.stderr)

@@ -98,11 +98,26 @@ def to_cli_words(text: str, parser: argparse.ArgumentParser) -> str:
     return text
 
 
-def warning_printer(parser: argparse.ArgumentParser | None = None):
-    """A ``warnings.showwarning`` for the CLI: one line in the command's words, no source location."""
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_LIBRARY_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ImportWarning)
+
+
+def library_warning(text: str, category: type, filename: str) -> bool:
+    """Whether a warning is a library's own note (numpy's "overflow encountered in cast", torch's
+    deprecations, anything raised outside napari-deepseg): the user sees it only with --debug."""
+    outside = not str(Path(filename).resolve()).startswith(_PACKAGE_DIR)
+    numpy_note = issubclass(category, RuntimeWarning) and "encountered in" in text
+    return outside or numpy_note or issubclass(category, _LIBRARY_CATEGORIES)
+
+
+def warning_printer(parser: argparse.ArgumentParser | None = None, debug: bool = False):
+    """A ``warnings.showwarning`` for the CLI: one line in the command's words, no source location;
+    libraries' own warnings only with ``--debug`` (:func:`library_warning`)."""
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         text = _first_line(Warning(str(message)))
+        if not debug and library_warning(text, category, filename):
+            return
         if parser is not None:
             text = to_cli_words(text, parser)
         print(f"deepseg: warning: {text}", file=file or sys.stderr)
