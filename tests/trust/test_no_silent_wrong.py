@@ -511,3 +511,39 @@ def test_an_unexpected_exception_is_one_line_with_the_debug_hint(ws: Workspace, 
     assert "--debug" in line
     with pytest.raises(IndexError):
         main(["--debug", *argv])
+
+
+def test_library_log_lines_are_hidden_unless_debug(ws: Workspace, capsys, monkeypatch):
+    import logging
+
+    import napari_deepseg.cli.evaluate as evaluate_cli
+
+    enabled = []
+
+    def logs(*args, **kwargs):
+        enabled.append(logging.getLogger("tifffile").isEnabledFor(logging.ERROR))
+        raise DeepsegError("a.tif is not a label image; give the label image")
+
+    monkeypatch.setattr(evaluate_cli, "evaluate_folders", logs)
+    argv = ["evaluate", "--pred", str(ws.labels), "--truth", str(ws.labels)]
+    assert main(argv) == 1
+    assert one_line(capsys.readouterr().err).startswith("deepseg: error: a.tif is not a label image")
+    with pytest.raises(DeepsegError):
+        main(["--debug", *argv])
+    assert enabled == [False, True]  # tifffile's notes reach the user only with --debug
+    assert logging.getLogger("tifffile").level == logging.NOTSET  # restored after the command
+
+
+def test_unreadable_image_says_permission_not_corrupt(ws: Workspace, monkeypatch):
+    import napari_deepseg.io.images as images
+
+    def denied(path, lazy):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(images, "_read_tiff", denied)
+    with pytest.raises(DeepsegError) as info:
+        images.read_image(ws.images / "a0.tif")
+    line = one_line(str(info.value))
+    assert "permission denied" in line
+    assert "corrupt" not in line
+    assert "[Errno" not in line
