@@ -52,8 +52,9 @@ RESUME_SETTINGS = (
 )  # fmt: skip
 
 
-def data_fingerprint(pairs: list[Any]) -> str:
-    """SHA-256 over the images and labels of training pairs (tuples, dicts or TrainingPair)."""
+def data_record(pairs: list[Any]) -> dict[str, Any]:
+    """``{"sha256", "pairs"}``: SHA-256 over the images and labels of training pairs (tuples,
+    dicts or TrainingPair) and their number; a checkpoint keeps it, a resume must match it."""
     import hashlib
 
     import numpy as np
@@ -70,13 +71,13 @@ def data_fingerprint(pairs: list[Any]) -> str:
             array = np.ascontiguousarray(np.asarray(part))
             digest.update(f"{array.dtype}{array.shape}".encode())
             digest.update(array.tobytes())
-    return digest.hexdigest()
+    return {"sha256": digest.hexdigest(), "pairs": len(pairs)}
 
 
-def check_resume(path: Any, state: dict[str, Any], fingerprint: str, given: dict[str, Any]) -> None:
+def check_resume(path: Any, state: dict[str, Any], data: dict[str, Any], given: dict[str, Any]) -> None:
     """Refuse to resume ``state`` with other training data, or with other settings in ``given``."""
     recorded = state.get("data")
-    if recorded is not None and recorded.get("sha256") != fingerprint:
+    if recorded is not None and recorded.get("sha256") != data["sha256"]:
         raise DeepsegError(
             f"resume={path} continues a run on other training data ({recorded.get('pairs')} pair(s)); "
             "give the same images and labels as that run, or start afresh without resume"

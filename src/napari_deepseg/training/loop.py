@@ -30,7 +30,7 @@ from ..errors import DeepsegError
 from ..models import build_model, model_meta
 from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
 from ..progress import ProgressGenerator, drain
-from .checkpoints import check_resume, data_fingerprint, load_checkpoint
+from .checkpoints import check_resume, data_record, load_checkpoint
 from .config import FinetuneConfig, FinetuneResult
 from .data import image_channels
 from .prepare import build_regions, check_targets, make_targets, mix_replay, needed_classes
@@ -103,26 +103,27 @@ def finetune_iter(
     pairs = list(pairs)
     state = None if resume is None else load_checkpoint(resume)
     _guard_outputs(output, checkpoint, model_or_path, resume, state, overwrite)
-    fingerprint = data_fingerprint(pairs)
-    if state is not None:
-        given = {**(vars(config) if config is not None else {}), **options}
-        check_resume(resume, state, fingerprint, given)
-        cfg = FinetuneConfig(**state["config"])
-        model, source = _model_from_checkpoint(state), str(state.get("source", "checkpoint"))
-    else:
-        cfg = FinetuneConfig.from_options(config, **options)
-        cfg.check()
-        model, source = start_model(model_or_path)
+    record = {"output": output and os.path.abspath(output), "data": data_record(pairs)}
+    cfg, model, source = _start(model_or_path, config, options, resume, state, record["data"])
     model, data = _prepare(model, pairs, val_pairs, cfg, fresh=state is None, replay_pairs=replay_pairs)
     trainer = Trainer(
         model, cfg, data, device=device, precision=precision, output=output,
         checkpoint=checkpoint, source=source, state=state,
     )  # fmt: skip
-    trainer.record = {
-        "output": None if output is None else str(os.path.abspath(output)),
-        "data": {"sha256": fingerprint, "pairs": len(pairs)},
-    }
+    trainer.record = record  # kept in checkpoints: what a resume must match
     return (yield from trainer.run())
+
+
+def _start(model_or_path: Any, config: Any, options: dict[str, Any], resume: Any, state: Any, data: Any):
+    """(settings, starting model, its source): the checkpoint's, when resuming the same data
+    with the same settings, else the call's."""
+    if state is not None:
+        check_resume(resume, state, data, {**(vars(config) if config is not None else {}), **options})
+        model = _model_from_checkpoint(state)
+        return FinetuneConfig(**state["config"]), model, str(state.get("source", "checkpoint"))
+    cfg = FinetuneConfig.from_options(config, **options)
+    cfg.check()
+    return (cfg, *start_model(model_or_path))
 
 
 def finetune(
