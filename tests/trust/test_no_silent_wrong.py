@@ -310,6 +310,17 @@ def test_cli_refuses_with_one_line(case: CliCase, ws: Workspace, capsys):
     assert not (ws.out / "p.zip").exists()
 
 
+def test_training_folder_with_a_dangling_link_is_refused(ws: Workspace, capsys):
+    (ws.labels / "a2_labels.tif").symlink_to(ws.labels / "gone_labels.tif")
+    before = ws.snapshot()
+    assert main(T(ws)) == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(ws.labels / "a2_labels.tif") in line
+    assert "does not exist; fix or remove the link" in line
+    ws.assert_untouched(before)
+    ws.assert_no_output()
+
+
 def test_folder_with_dangling_and_looping_links_reports_them_failed(ws: Workspace, capsys):
     folder = _links(ws)
     before = ws.snapshot()

@@ -21,7 +21,10 @@ from .data import TrainingPair
 
 def list_images(spec: str | os.PathLike) -> list[Path]:
     """Image files named by a folder, a glob pattern or a single file (see ``io.expand_inputs``)."""
-    found, _problems = expand_inputs([spec])
+    found, problems = expand_inputs([spec])
+    if found and problems:  # a dangling or looping link among the images: never skipped silently
+        path, reason = problems[0]
+        raise DeepsegError(f"{path}: {reason}")
     if not found:
         raise DeepsegError(f"no image files found for {str(spec)!r}; give a folder, a glob pattern or a file")
     return found
