@@ -97,7 +97,7 @@ def pretrain(args, kw: dict) -> tuple[Path, dict]:
     print(f"pretraining on {len(pairs)} fluorescence images: {steps} steps at ~{sps:.2f} s/step", flush=True)
     gen = finetune_iter(
         pairs, epochs=1, steps_per_epoch=steps, val_fraction=0, lr=3e-3, schedule="onecycle",
-        arch_options=arch, output=path, name="fluorescence-only", **kw,
+        arch_options=arch, output=path, overwrite=True, name="fluorescence-only", **kw,
     )  # fmt: skip
     _, done, secs = drive(gen, args.pretrain_minutes * 1.5)
     return path, {"images": len(pairs), "steps": done, "seconds": secs, "s_per_step": sps}
@@ -110,8 +110,14 @@ def finetune_histology(args, base: Path, kw: dict, sps: float) -> tuple[Path, di
     path = args.out / "histology_finetuned.pt"
     print(f"fine-tuning on {[h[2] for h in hist]}: {epochs} x 10 steps", flush=True)
     gen = finetune_iter(
-        [(i, m) for i, m, _ in hist], base, epochs=epochs, steps_per_epoch=10, output=path, **kw
-    )
+        [(i, m) for i, m, _ in hist],
+        base,
+        epochs=epochs,
+        steps_per_epoch=10,
+        output=path,
+        overwrite=True,
+        **kw,
+    )  # the benchmark's own files: a rerun replaces them
     result, done, secs = drive(gen, args.finetune_minutes)
     best = result.best_epoch if result is not None else load_model(path).deepseg_meta.provenance["best_epoch"]
     return path, {"ids": [h[2] for h in hist], "steps": done, "seconds": secs, "best_epoch": best}

@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
     )
-    save_model(args.out, model, meta, half=True)
+    save_model(
+        args.out, model, meta, half=True, overwrite=True
+    )  # --out (default: the bundled model) is replaced on purpose
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
     (args.run / "selection.json").write_text(
         json.dumps({"selected": path.name, "postprocess": settings, **results}, indent=2)

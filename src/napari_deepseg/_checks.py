@@ -9,6 +9,7 @@ them as its own options.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -42,19 +43,29 @@ def number(
         raise ArgumentTypeError(f"{name} must be a number, not {value!r}")
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
-    if value != value or too_low or (high is not None and value > high):
+    if not math.isfinite(value) or too_low or (high is not None and value > high):
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        bounds = f"{'(' if low_open else '['}{lo}, {hi}]"
-        raise DeepsegError(f"{name}={value:g} is out of range; use a value in {bounds}")
+        bounds = (
+            f"a value in {'(' if low_open else '['}{lo}, {hi}]" if low is not None or high is not None else ""
+        )
+        if not math.isfinite(value):
+            raise DeepsegError(f"{name}={value:g} is not a finite number; use {bounds or 'a finite value'}")
+        raise DeepsegError(f"{name}={value:g} is out of range; use {bounds}")
     return value
 
 
 def path_like(value: Any, name: str, what: str) -> str | os.PathLike:
     """``value`` when it is a ``str`` or ``os.PathLike``; else an ArgumentTypeError naming ``what``."""
     if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value.strip()):
-        raise ArgumentTypeError(f"{name} must be {what} (a str or path), not {value!r}")
+        raise ArgumentTypeError(f"{name} must be {what} (a str or path), not {short_repr(value)}")
     return value
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` when short and on one line, else the type's name (a module's repr is pages)."""
+    text = repr(value)
+    return text if len(text) <= 80 and "\n" not in text else f"a {type(value).__name__} object"
 
 
 def names(value: Any, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
@@ -70,3 +81,25 @@ def names(value: Any, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
         if item not in allowed:
             raise DeepsegError(f"{name} has unknown {item!r}; choose from {', '.join(allowed)}")
     return items
+
+
+def looks_like_intensity(labels: Any) -> bool:
+    """Whether an integer image is an intensity image rather than labels: THE LABEL-NESS RULE of
+    training, fine-tuning and evaluation alike.
+
+    In a label image each id is one or a few regions of many pixels; in an intensity image the
+    regions of one value are many times more numerous than its values (> 3x, >= 16 values) and
+    tiny on average (< 16 pixels).
+    """
+    import numpy as np
+    from skimage.measure import label
+
+    arr = np.asarray(labels)
+    nonzero = int(np.count_nonzero(arr))
+    if nonzero < 64 or arr.dtype.kind not in "biu":
+        return False
+    values = len(np.unique(arr[arr != 0]))
+    if values < 16:
+        return False
+    regions = int(label(arr, background=0, connectivity=1).max())
+    return regions > 3 * values and nonzero / max(regions, 1) < 16

@@ -110,3 +110,45 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     except OSError:
         pass
     return a.absolute().resolve() == b.absolute().resolve()
+
+
+def guard_output(
+    path: str | os.PathLike,
+    *,
+    what: str = "output file",
+    suffixes: tuple[str, ...] = (),
+    inputs: tuple[str | os.PathLike, ...] | list = (),
+    overwrite: bool = False,
+    ours: tuple[str | os.PathLike, ...] = (),
+) -> Path:
+    """THE OUTPUT GUARD: check a file a call is about to write, before any work; returns it absolute.
+
+    Every writer (model files, checkpoints, packages, reports) asks this one function, which raises a
+    one-line :class:`DeepsegError` naming the fix when ``path``
+
+    - is one of ``inputs`` (the same file under any name, links included);
+    - does not end in one of ``suffixes`` (what is written decides its suffix, e.g. ``.pt``);
+    - exists and ``overwrite`` is false, unless it is one of ``ours`` (files this run made, e.g.
+      the model of the stopped run that ``resume`` continues);
+    - is a folder, or lies where nothing can be written.
+
+    Nothing is written here; writers then write atomically (:func:`atomic_path`).
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise DeepsegError(f"{what} must be a file path, not {path!r}; give a file name")
+    path = Path(path)
+    for src in inputs:
+        if src is not None and same_file(path, src):
+            raise DeepsegError(f"{what} {path} is an input of this run; give another file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        given = f"ends in {path.suffix}" if path.suffix else "has no suffix"
+        example = path.with_suffix(suffixes[0]).name
+        raise DeepsegError(f"{what} {path} {given}, not {' or '.join(suffixes)}; give e.g. {example}")
+    if path.is_dir():
+        raise DeepsegError(f"{what} {path} is a folder; give a file name inside it")
+    exists = path.exists() or path.is_symlink()
+    if exists and not overwrite and not any(same_file(path, p) for p in ours):
+        raise DeepsegError(
+            f"{what} {path} exists; give another file name or pass overwrite=True to replace it"
+        )
+    return check_writable_file(path, what)

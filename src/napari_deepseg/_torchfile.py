@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import pickletools
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,9 @@ def load_torch_file(path: str | os.PathLike, what: str, fix: str) -> Any:
     if path.stat().st_size == 0:
         raise ModelFileError(f"{what} {path} is empty (0 bytes); {fix}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own notes (pickle protocol, ...) are not for users
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" in str(err) or "Unsupported global" in str(err) or pickle_calls_code(path):
             raise ModelFileError(
@@ -66,5 +69,5 @@ def load_torch_file(path: str | os.PathLike, what: str, fix: str) -> Any:
                 f"(it is not a plain {what}); {fix}"
             ) from None
         raise ModelFileError(f"{path} is damaged or not a {what}; {fix}") from None
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile):
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError, IndexError, zipfile.BadZipFile):
         raise ModelFileError(f"{path} is damaged or not a {what}; {fix}") from None

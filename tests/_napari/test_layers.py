@@ -79,7 +79,7 @@ def test_model_choices_list_and_add(tmp_path, tiny_unet):
     model = choice.load()
     assert model.deepseg_meta.task == "instance-boundary"
     key = choice.cache_key()
-    save_model(path, tiny_unet)  # re-saved (e.g. fine-tuned): new cache key
+    save_model(path, tiny_unet, overwrite=True)  # re-saved (e.g. fine-tuned): new cache key
     assert choice.cache_key() != key
 
 

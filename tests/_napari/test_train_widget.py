@@ -353,3 +353,30 @@ def test_replay_pairs_are_ticked_listed_and_reach_the_core(viewer, qtbot, model_
     assert len(widget.pairs) == 1
     viewer.layers.remove("cells truth")
     assert widget.pairs == []
+
+
+@pytest.mark.parametrize("answer", ["no", "yes"])
+def test_an_existing_model_file_is_replaced_only_when_the_user_says_so(
+    viewer, qtbot, model_file, tmp_path, shown, monkeypatch, answer
+):
+    out = tmp_path / "finetuned.pt"
+    out.write_bytes(b"the user's earlier model")
+    asked = []
+    yes, no = tw.QMessageBox.StandardButton.Yes, tw.QMessageBox.StandardButton.No
+    monkeypatch.setattr(
+        tw.QMessageBox,
+        "question",
+        lambda parent, title, text: asked.append(text) or (yes if answer == "yes" else no),
+    )
+    widget = _widget(viewer, qtbot, model_file, tmp_path, epochs=1)
+    assert widget.add_pair()
+    widget.start()
+    assert len(asked) == 1
+    assert str(out) in asked[0]
+    if answer == "no":
+        assert not widget.running
+        assert out.read_bytes() == b"the user's earlier model"
+        return
+    _wait_idle(qtbot, widget)
+    assert shown["error"] == []
+    assert load_model(out).deepseg_meta.provenance["epochs"] == 1

@@ -107,10 +107,15 @@ def test_save_labels_and_reviewed(tmp_path):
     assert written == [path, reviewed_path(path)]
     np.testing.assert_array_equal(tifffile.imread(path), labels)
     np.testing.assert_array_equal(load_reviewed(path)[0], mask)
-    save_labels_and_reviewed(path, labels, None)  # no mask now: a stale sidecar is removed
+    with pytest.raises(DeepsegError, match="exists; give another file name or pass overwrite=True"):
+        save_labels_and_reviewed(path, labels, None)  # the saved labels are not replaced unasked
+    assert reviewed_path(path).exists()
+    save_labels_and_reviewed(path, labels, None, overwrite=True)  # no mask now: a stale sidecar goes
     assert not reviewed_path(path).exists()
     with pytest.raises(DeepsegError, match="differs from labels shape"):
-        save_labels_and_reviewed(path, labels, mask[0])
+        save_labels_and_reviewed(path, labels, mask[0], overwrite=True)
+    with pytest.raises(DeepsegError, match=r"ends in \.png, not \.tif or \.tiff"):
+        save_labels_and_reviewed(tmp_path / "labels.png", labels, None)
 
 
 def test_finetuning_loss_ignores_unreviewed_pixels():

@@ -176,4 +176,15 @@ def test_predict_with_weights_file_offline(torch_home, tmp_path):
     assert tifffile.imread(out / "photo_labels.tif").shape == (48, 40)
     assert load_model(out / "deeplabv3_mobilenet_v3_large_coco.pt").deepseg_meta.class_names == VOC_CLASSES
     assert torch_home.calls == []  # nothing was downloaded
+    made = out / "deeplabv3_mobilenet_v3_large_coco.pt"
+    stamp = made.stat().st_mtime_ns
+    rerun = [*args, "--model", "deeplabv3_mobilenet_v3_large_coco", "--weights", str(weights)]
+    assert main(rerun) == 0  # a rerun with the same weights uses the model file it made
+    assert made.stat().st_mtime_ns == stamp
+    other = tmp_path / "other.pth"
+    random_checkpoint(_tv_mobilenet, other)
+    assert main([*rerun[:-1], str(other)]) == 1  # other weights: the file is kept without --overwrite
+    assert made.stat().st_mtime_ns == stamp
+    assert main([*rerun[:-1], str(other), "--overwrite"]) == 0
+    assert made.stat().st_mtime_ns != stamp
     assert main([*args, "--model", "nuclei", "--weights", str(weights)]) == 1

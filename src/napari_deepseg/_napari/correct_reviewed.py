@@ -75,8 +75,8 @@ class ReviewedActions:
             layer = self._layer()
             rects = layer.metadata.get(rv.RECTANGLES_KEY, [])
             written = save_labels_and_reviewed(
-                path, np.asarray(layer.data), rv.reviewed_mask_for(layer), rects
-            )
+                path, np.asarray(layer.data), rv.reviewed_mask_for(layer), rects, overwrite=True
+            )  # the save dialog asked before replacing a file
             self._info("saved " + " and ".join(p.name for p in written))
             return f"saved {written[0]}"
 

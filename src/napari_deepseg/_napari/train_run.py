@@ -11,8 +11,8 @@ and returns normally, so the widget gets the saved file either way.
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..training import TrainingPair, finetune_iter
 from ..training.data import as_pairs
 from ..training.validation import verdict
 from .model_choices import ModelChoice
+from .reviewed import reviewed_mask_for
 
 SCRATCH = "from scratch (U-Net)"
 TASKS = {"instances (objects)": INSTANCE_BOUNDARY, "classes (semantic)": "semantic"}
@@ -114,6 +115,29 @@ def train_task(plan: TrainPlan, stop: threading.Event) -> Generator[Progress, No
     return TrainOutcome(
         Path(result.path or plan.output), False, result.history, result.best_epoch, result.verdict
     )
+
+
+def reviewed_for(labels: Any, only_reviewed: bool) -> Any:
+    """The labels layer's reviewed mask when "use reviewed regions only" is ticked, else None."""
+    if not only_reviewed:
+        return None
+    mask = reviewed_mask_for(labels)
+    if mask is None:
+        raise DeepsegError(
+            f"{labels.name!r} has no reviewed regions; mark some with the Correct widget "
+            "or untick 'use reviewed regions only'"
+        )
+    return mask
+
+
+def confirm_output(plan: TrainPlan, ask: Callable[[Path], bool]) -> TrainPlan | None:
+    """The output guard's question in the GUI: a plan whose model file exists runs only when
+    ``ask(path)`` says yes (then it may replace it); None when the user keeps the file."""
+    if not plan.output.exists():
+        return plan
+    if not ask(plan.output):
+        return None
+    return replace(plan, options={**plan.options, "overwrite": True})
 
 
 def default_output(name: str, folder: Path | None = None) -> Path:

@@ -26,9 +26,9 @@ from magicgui.widgets import (
     RadioButtons,
     SpinBox,
 )
-from napari.layers import Image, Labels
+from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QMessageBox, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from ..errors import DeepsegError
@@ -40,7 +40,6 @@ from .compact import fit_combos, fit_labels
 from .corrected import corrected_mask_for
 from .curves import CurvesWidget
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
-from .reviewed import reviewed_mask_for
 from .segment_run import available_devices
 from .segment_widget import MODEL_FILE_FILTER, SegmentWidget
 from .train_pairs import PairList
@@ -50,7 +49,9 @@ from .train_run import (
     TrainOutcome,
     TrainPlan,
     check_pair,
+    confirm_output,
     default_output,
+    reviewed_for,
     snapshot_pair,
     train_task,
 )
@@ -239,7 +240,11 @@ class FineTuneWidget(QWidget):
             name = f"{image.name} / {labels.name}"
             check_pair(image.data, labels.data, name)  # the layers may have changed since 'Add pair'
             emphasis = corrected_mask_for(labels) if self.corrections.value > 1 else None
-            pairs.append(snapshot_pair(image.data, labels.data, name, self._reviewed(labels), emphasis))
+            pairs.append(
+                snapshot_pair(
+                    image.data, labels.data, name, reviewed_for(labels, self.reviewed.value), emphasis
+                )
+            )
         output = Path(self.output.value) if str(self.output.value) not in ("", ".") else None
         return TrainPlan(
             pairs=tuple(pairs),
@@ -248,18 +253,6 @@ class FineTuneWidget(QWidget):
             output=output or default_output(self.pairs[0][0].name),
             options=self._options(choice == SCRATCH),
         )
-
-    def _reviewed(self, labels: Labels) -> Any:
-        """The labels' reviewed mask when "use reviewed regions only" is ticked, else None."""
-        if not self.reviewed.value:
-            return None
-        mask = reviewed_mask_for(labels)
-        if mask is None:
-            raise DeepsegError(
-                f"{labels.name!r} has no reviewed regions; mark some with the Correct widget "
-                "or untick 'use reviewed regions only'"
-            )
-        return mask
 
     def _options(self, scratch: bool) -> dict[str, Any]:
         config = FinetuneConfig(
@@ -282,9 +275,11 @@ class FineTuneWidget(QWidget):
         if self._worker is not None:
             return
         try:
-            plan = self.plan()
+            plan = confirm_output(self.plan(), self._ask_replace)  # None: the user keeps the file
         except DeepsegError as err:
             show_error(str(err))
+            return
+        if plan is None:
             return
         self._stop = threading.Event()
         self._output = plan.output
@@ -305,6 +300,10 @@ class FineTuneWidget(QWidget):
             on_finished=self._on_finished,
             on_cancel=self.stop,  # the activity panel's Cancel keeps the best model, like Stop
         )
+
+    def _ask_replace(self, path: Path) -> bool:
+        answer = QMessageBox.question(self, "Replace model file?", f"{path} exists. Replace it?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def stop(self, _value: Any = None) -> None:
         """Stop after the current step and keep the best model so far (the Stop button)."""
@@ -401,6 +400,7 @@ class FineTuneWidget(QWidget):
             path,
             target,
             test_image=None if plane is None else np.asarray(plane),
+            overwrite=True,  # the save dialog asked before replacing a file
             title="Export",
             on_done=lambda written: show_info(f"bioimage.io package written to {written}"),
             on_error=lambda err: show_error(f"Export failed: {str(err).strip().splitlines()[0]}"),

@@ -107,7 +107,12 @@ class Manifest:
                 data = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise DeepsegError(f"{path} is not valid JSON ({err}); delete it to start afresh") from None
-            if data.get("format") != MANIFEST_FORMAT:
+            shaped = isinstance(data, dict) and isinstance(data.get("files", {}), dict)
+            if (
+                not shaped
+                or data.get("format") != MANIFEST_FORMAT
+                or not isinstance(data.get("runs", []), list)
+            ):
                 raise DeepsegError(f"{path} is not a napari-deepseg batch manifest; delete or move it")
         else:
             data = {

@@ -9,10 +9,12 @@ failures 1, an interrupt 130. ``--debug`` shows the traceback instead. Warnings 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .. import __version__
 from ..progress import Cancelled
@@ -20,6 +22,8 @@ from ._errors import cli_message, warning_printer
 
 # subcommand modules, in the order shown by --help
 COMMANDS = ["models", "evaluate", "predict", "demo", "train", "export"]
+#: libraries whose log lines are hidden unless --debug
+LIBRARY_LOGGERS = ("tifffile", "imageio", "bioimageio", "bioimageio.spec", "PIL", "zarr", "numcodecs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     command = args._subparsers.choices[args.command]
-    with warnings.catch_warnings():
-        warnings.showwarning = warning_printer(command)
+    with warnings.catch_warnings(), _quiet_library_logs(args.debug):
+        warnings.showwarning = warning_printer(command, debug=args.debug)
         try:
             return int(args.func(args) or 0)
         except KeyboardInterrupt:
@@ -70,11 +74,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Cancelled:
             print("deepseg: cancelled", file=sys.stderr)
             return 130
-        except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as err:
+        except Exception as err:  # one line; an unexpected type says to rerun with --debug and report it
             if args.debug:
                 raise
             print(f"deepseg: error: {cli_message(err, command)}", file=sys.stderr)
             return 1
+
+
+@contextlib.contextmanager
+def _quiet_library_logs(debug: bool) -> Iterator[None]:
+    """Libraries' own log lines (tifffile's notes on odd files) reach the user only with --debug;
+    the command's one-line message says what matters."""
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG if debug else logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 if __name__ == "__main__":  # pragma: no cover

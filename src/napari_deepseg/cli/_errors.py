@@ -83,6 +83,11 @@ def option_names(parser: argparse.ArgumentParser) -> dict[str, str]:
 
 def to_cli_words(text: str, parser: argparse.ArgumentParser) -> str:
     """Rewrite ``keyword=value`` and ``snake_case`` keywords of ``text`` as the command's options."""
+    switches = {
+        a.dest: max(a.option_strings, key=len) for a in parser._actions if a.nargs == 0 and a.const is True
+    }
+    for dest, flag in switches.items():  # overwrite=True -> --overwrite
+        text = re.sub(rf"(?<![\w.-]){dest}=True\b", flag, text)
     for dest, flag in option_names(parser).items():
         text = re.sub(  # channels=[1, 2] -> --channels 1,2
             rf"(?<![\w.-]){dest}=\[([^\]]*)\]", lambda m, f=flag: f"{f} {m.group(1).replace(' ', '')}", text
@@ -93,11 +98,26 @@ def to_cli_words(text: str, parser: argparse.ArgumentParser) -> str:
     return text
 
 
-def warning_printer(parser: argparse.ArgumentParser | None = None):
-    """A ``warnings.showwarning`` for the CLI: one line in the command's words, no source location."""
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_LIBRARY_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ImportWarning)
+
+
+def library_warning(text: str, category: type, filename: str) -> bool:
+    """Whether a warning is a library's own note (numpy's "overflow encountered in cast", torch's
+    deprecations, anything raised outside napari-deepseg): the user sees it only with --debug."""
+    outside = not str(Path(filename).resolve()).startswith(_PACKAGE_DIR)
+    numpy_note = issubclass(category, RuntimeWarning) and "encountered in" in text
+    return outside or numpy_note or issubclass(category, _LIBRARY_CATEGORIES)
+
+
+def warning_printer(parser: argparse.ArgumentParser | None = None, debug: bool = False):
+    """A ``warnings.showwarning`` for the CLI: one line in the command's words, no source location;
+    libraries' own warnings only with ``--debug`` (:func:`library_warning`)."""
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         text = _first_line(Warning(str(message)))
+        if not debug and library_warning(text, category, filename):
+            return
         if parser is not None:
             text = to_cli_words(text, parser)
         print(f"deepseg: warning: {text}", file=file or sys.stderr)

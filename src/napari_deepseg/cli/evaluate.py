@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score only the files present in both folders instead of stopping at the first unpaired one",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--quiet", action="store_true", help="print only the pooled row")
     p.set_defaults(func=run)
 
@@ -53,10 +54,24 @@ def format_table(report: dict, quiet: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._files import atomic_path, guard_output
+
+    if args.json is not None:  # checked before any scoring: never onto a label file, never a silent replace
+        inputs = _files_under(args.pred) + _files_under(args.truth)
+        guard_output(
+            args.json, what="--json file", suffixes=(".json",), inputs=inputs, overwrite=args.overwrite
+        )
     report = evaluate_folders(args.pred, args.truth, skip_missing=args.skip_missing)
     print(format_table(report, quiet=args.quiet))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(report, indent=1))
         print(f"scores written to {args.json}")
     return 0
+
+
+def _files_under(path: Path) -> tuple[Path, ...]:
+    """``path`` itself, or the files of the folder ``path`` (the inputs --json must not be)."""
+    if path.is_dir():
+        return tuple(p for p in path.iterdir() if p.is_file())
+    return (path,)

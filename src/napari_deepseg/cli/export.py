@@ -32,15 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--author", action="append", default=None, help="author name (repeat for several)")
     p.add_argument("--license", default="BSD-3-Clause", help="SPDX licence id (default: BSD-3-Clause)")
     p.add_argument("--no-torchscript", action="store_true", help="state-dict weights only")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing package")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._files import guard_output
     from ..io import read_image
     from ..models import load_model
     from ..sharing import export_bioimageio
     from ..sharing.export import DEFAULT_AUTHORS
 
+    inputs = tuple(p for p in (Path(args.model), args.test_image) if p is not None and p.exists())
+    guard_output(args.out, what="-o package", suffixes=(".zip",), inputs=inputs, overwrite=args.overwrite)
     model = load_model(args.model)
     image = None
     if args.test_image is not None:
@@ -53,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         authors=tuple(args.author or DEFAULT_AUTHORS),
         license=args.license,
         torchscript=not args.no_torchscript,
+        overwrite=args.overwrite,
+        inputs=inputs,
     )
     print(f"wrote {path} (test it with: bioimageio test {shlex.quote(str(path))})", file=sys.stderr)
     return 0
@@ -65,6 +71,12 @@ def _plane(image, axes: str):
     from ..errors import DeepsegError
 
     data = np.asarray(image)
+    extra = {a: n for a, n in zip(axes, data.shape) if a not in "YXC" and n > 1}
+    if extra:
+        sizes = ", ".join(f"{a}={n}" for a, n in extra.items())
+        raise DeepsegError(
+            f"--test-image has more than one plane ({sizes}); give a single 2D image (H, W) or (H, W, C)"
+        )
     keep = [a for a in axes if a in "YXC"]
     index = tuple(slice(None) if a in "YXC" else 0 for a in axes)
     plane = data[index]

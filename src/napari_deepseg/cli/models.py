@@ -4,6 +4,7 @@ ready pretrained models, bundled model files and the user models folder."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,7 @@ def format_table(rows: list[dict]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..models import list_models, model_catalog, user_models_dir
+    from ..models.catalog import user_model_problems
 
     print("\n".join(format_table(list_models(variants=args.all))))
     entries = model_catalog()
@@ -56,4 +58,6 @@ def run(args: argparse.Namespace) -> int:
     print("\nbundled model files: " + (", ".join(bundled) if bundled else "none"))
     user = [e for e in entries if e.kind == "user"]
     print(f"\nyour models ({user_models_dir()}): " + (", ".join(e.name for e in user) if user else "none"))
+    for problem in user_model_problems():
+        print(f"deepseg: warning: {problem}", file=sys.stderr)
     return 0

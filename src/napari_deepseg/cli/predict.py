@@ -89,13 +89,17 @@ def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or lines; print only the summary")
 
 
-def _model_with_weights(name: str, weights: Path, out_dir: Path) -> str:
+def _model_with_weights(name: str, weights: Path, out_dir: Path, overwrite: bool) -> str:
     """Build the ready model ``name`` from a local weights file; save it as ``OUT_DIR/<name>.pt``.
 
-    The weights are loaded (and so checked) before the output folder is created.
+    The weights are loaded (and so checked) before the output folder is created. A model file
+    that an earlier run made there from the same weights (its provenance records their SHA-256)
+    is used as it is, so a rerun resumes; any other file of that name is kept unless
+    ``overwrite`` (the output guard says so).
     """
     from .._files import check_writable_dir
-    from ..models import save_model
+    from ..batch.files import sha256_file
+    from ..models import load_model, save_model
     from ..models.catalog import READY_MODELS, load_ready_model
 
     if name not in READY_MODELS:
@@ -104,8 +108,16 @@ def _model_with_weights(name: str, weights: Path, out_dir: Path) -> str:
     if not Path(weights).is_file():
         raise DeepsegError(f"--weights {weights} not found; give the torchvision weights file (.pth)")
     out = check_writable_dir(out_dir, "output folder")
+    path, digest = out / f"{name}.pt", sha256_file(weights)
+    if path.is_file() and not overwrite:
+        try:
+            if load_model(path).deepseg_meta.provenance.get("weights_sha256") == digest:
+                return str(path)
+        except DeepsegError:
+            pass  # not a model this command made: the guard below refuses to replace it
     model = load_ready_model(name, weights_file=weights)
-    return str(save_model(out / f"{name}.pt", model))
+    model.deepseg_meta.provenance["weights_sha256"] = digest
+    return str(save_model(path, model, overwrite=overwrite))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(args.out, "output folder (-o)")
     options = from_arguments(args, SEGMENT_FLAGS)
     _opt.check_device(options.device)
-    model = args.model if args.weights is None else _model_with_weights(args.model, args.weights, args.out)
+    model = args.model if args.weights is None else _model_with_weights(args.model, args.weights, args.out, args.overwrite)
     gen = predict_iter(
         args.inputs,
         args.out,

@@ -101,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--checkpoint", type=Path, default=None, help="resumable state (default: OUTPUT.ckpt)")
     p.add_argument("--resume", type=Path, default=None, help="continue the run saved in this checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o model file or checkpoint")
     p.add_argument(
         "--base-width", type=_opt.int_at_least(1), default=None, help="new U-Net only: first-stage width (32)"
     )
@@ -111,23 +112,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_outputs(args: argparse.Namespace, pairs: list[tuple[Path, Path]]) -> Path:
-    """Check -o, --checkpoint and --resume before any data is read; returns the checkpoint path."""
-    from .._files import check_writable_file, remove_partials, same_file
+    """The output guard for -o and --checkpoint before any data is read; returns the checkpoint path.
 
-    if args.output.suffix.lower() != ".pt":
-        example = args.output.with_suffix(".pt").name
-        raise DeepsegError(f"-o {args.output}: a model file name ends in .pt; give e.g. -o {example}")
+    With ``--resume`` the files of the stopped run may be replaced (finetune checks them against
+    the checkpoint's record); otherwise an existing file needs ``--overwrite``.
+    """
+    from .._files import guard_output, remove_partials, same_file
+
+    guard_output(args.output, what="-o model file", suffixes=(".pt",), overwrite=True)  # suffix first
     checkpoint = args.checkpoint or args.output.with_name(args.output.name + ".ckpt")
     if same_file(checkpoint, args.output):
         raise DeepsegError(f"--checkpoint {checkpoint} is the -o model file; give another file name")
     inputs = [p for pair in pairs for p in pair] + [Path(b) for b in [args.base] if b and Path(b).exists()]
-    for option, path in (("-o", args.output), ("--checkpoint", checkpoint)):
-        for src in inputs:
-            if same_file(path, src):
-                raise DeepsegError(f"{option} {path} is an input of this run; give another file name")
-        check_writable_file(path, f"{option} file")
     if args.resume is not None and not Path(args.resume).is_file():
         raise DeepsegError(f"--resume {args.resume} not found; give the .ckpt file a stopped run wrote")
+    ckpt_inputs = tuple(p for p in inputs if args.resume is None or not same_file(p, args.resume))
+    for lenient in (True, args.overwrite or args.resume is not None):  # inputs first, then existing files
+        guard_output(args.output, what="-o model file", inputs=tuple(inputs), overwrite=lenient)
+        guard_output(checkpoint, what="--checkpoint file", inputs=ckpt_inputs, overwrite=lenient)
     for path in (args.output, checkpoint):
         remove_partials(path)  # a killed run's hidden temporary files
     return checkpoint
@@ -159,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         output=args.output,
         checkpoint=checkpoint,
         resume=args.resume,
+        overwrite=args.overwrite,
     )
     table = _EpochTable(quiet=args.quiet, intro=f"training on {len(data)} pair(s); checkpoint {checkpoint}")
     try:

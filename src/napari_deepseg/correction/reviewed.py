@@ -164,8 +164,12 @@ def save_labels_and_reviewed(
     mask: np.ndarray | None,
     rectangles: Sequence[Any] = (),
     axes: str | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write ``labels`` as a TIFF (``io.write_labels_tiff``) and, if given, the mask's sidecar.
+
+    The output guard checks ``path`` first: a ``.tif``/``.tiff`` name, replaced only with
+    ``overwrite`` (the Correct widget's save dialog asks before it passes it).
 
     Args:
         path: destination ``*.tif``.
@@ -176,8 +180,10 @@ def save_labels_and_reviewed(
     Returns:
         The paths written.
     """
+    from .._files import guard_output
     from ..io.images import write_labels_tiff
 
+    guard_output(path, what="labels file", suffixes=(".tif", ".tiff"), overwrite=overwrite)
     labels = np.asarray(labels)
     if mask is not None and np.shape(mask) != labels.shape:
         raise DeepsegError(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import looks_like_intensity
 from ..errors import DeepsegError
 from ..io.images import files_by_key, pairing_key
 
@@ -87,24 +88,12 @@ def check_label_image(arr: np.ndarray, path: Path) -> np.ndarray:
         return arr.astype(np.uint8)
     if arr.size and arr.min() < 0:
         raise DeepsegError(f"{path} holds negative values, not labels; give the integer label image")
-    if _looks_like_intensity(arr):
+    if looks_like_intensity(arr):
         raise DeepsegError(
             f"{path} looks like an intensity image, not labels (its values form thousands of tiny "
             "regions); give the label image, e.g. the *_labels.tif that deepseg predict wrote"
         )
     return arr
-
-
-def _looks_like_intensity(arr: np.ndarray) -> bool:
-    """Regions of one value number > 3x the distinct values and average < 16 pixels."""
-    from skimage.measure import label
-
-    nonzero = int(np.count_nonzero(arr))
-    if nonzero < 64:
-        return False
-    regions = int(label(arr, background=0, connectivity=1).max())
-    values = len(np.unique(arr[arr != 0]))
-    return regions > 3 * values and nonzero / max(regions, 1) < 16
 
 
 def _load_pair(pred_file: Path, truth_file: Path) -> tuple[np.ndarray, np.ndarray]:

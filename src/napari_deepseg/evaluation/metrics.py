@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .._checks import looks_like_intensity
 from ..errors import DeepsegError
 
 #: IoU thresholds of the DSB 2018 score: 0.5, 0.55, ..., 0.95.
@@ -47,6 +48,11 @@ def _check_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.nda
             raise DeepsegError(f"{name} has dtype {arr.dtype}; pass an integer label image (0 = background)")
         if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
             raise DeepsegError(f"{name} has negative labels; labels must be 0 (background) or positive")
+        if looks_like_intensity(arr):
+            raise DeepsegError(
+                f"{name} looks like an intensity image, not labels (its values form thousands of tiny "
+                "regions); pass the label image (0 = background, one id per object)"
+            )
     return pred, truth
 
 

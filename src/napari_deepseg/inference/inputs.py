@@ -37,6 +37,7 @@ from .axes import (
 )
 from .normalization import (
     Normalizer,
+    check_float32_range,
     check_normalization,
     finite_plane,
     fixed_normalizer,
@@ -46,7 +47,10 @@ from .normalization import (
 
 def model_plane(raw: np.ndarray, mapping: str, where: str, warn: bool = True) -> np.ndarray:
     """A raw (C, H, W) plane (channels already picked) -> the model's input channels by a
-    :func:`channel_mapping` result, NaN/inf replaced (:func:`finite_plane`)."""
+    :func:`channel_mapping` result, NaN/inf replaced (:func:`finite_plane`); float64 values
+    beyond float32 are refused before the mapping casts them."""
+    if mapping != "same":
+        check_float32_range(raw, where)
     return finite_plane(map_channels(raw, mapping), where, warn)
 
 

@@ -18,12 +18,14 @@ Special values, documented behaviour (never silent garbage):
 - NaN and infinite pixels: see :func:`finite_plane`, the one NaN/inf policy that
   segmentation, batch prediction and fine-tuning all apply to each raw plane before its
   statistics: NaN and -inf take the plane's finite minimum, +inf its finite maximum, with a
-  warning that counts them; a plane (channel) with no finite pixel is an error.
+  warning that counts them; a plane (channel) with no finite pixel is an error. Complex planes
+  and float64 values beyond the float32 range are errors too (never silently cast).
   (:class:`Normalizer` still maps any non-finite value it meets to 0, or 1 for +inf.)
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ import numpy as np
 from ..errors import DeepsegError
 
 MAX_EXACT_PIXELS = 1 << 22
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 _ROWS_PER_CHUNK = 256
 
 
@@ -76,9 +79,14 @@ def finite_plane(raw: np.ndarray, where: str = "image", warn: bool = True) -> np
         warn: emit the warning (off when the same plane is read twice, e.g. for statistics).
     """
     x = np.asarray(raw)
-    if x.dtype.kind not in "fc":
+    if x.dtype.kind == "c":
+        raise DeepsegError(
+            f"{where} is complex ({x.dtype}); give a real image, e.g. its magnitude np.abs(image)"
+        )
+    if x.dtype.kind != "f":
         return x
     finite = np.isfinite(x)
+    _check_float32_range(x, finite, where)
     if finite.all():
         return x
     out = np.array(x, copy=True)
@@ -107,6 +115,26 @@ def finite_plane(raw: np.ndarray, where: str = "image", warn: bool = True) -> np
             stacklevel=2,
         )
     return out
+
+
+def check_float32_range(x: np.ndarray, where: str) -> None:
+    """:func:`_check_float32_range` of a raw plane (before channel mapping casts it)."""
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:
+        _check_float32_range(x, np.isfinite(x), where)
+
+
+def _check_float32_range(x: np.ndarray, finite: np.ndarray, where: str) -> None:
+    """A one-line DeepsegError for float64 values beyond float32 (the network's precision): cast,
+    they would become infinite and the result garbage."""
+    if x.dtype.itemsize <= 4:
+        return
+    peak = float(np.max(np.abs(x), where=finite, initial=0.0))
+    if peak > FLOAT32_MAX:
+        factor = 10.0 ** math.ceil(math.log10(peak) - 30)
+        raise DeepsegError(
+            f"{where} has values up to {peak:.3g}, beyond the float32 range (3.4e38) the network computes "
+            f"in; scale the image down first (e.g. image / {factor:.0e})"
+        )
 
 
 def check_normalization(spec: dict[str, Any], channels: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from torch import nn
 from ..progress import Progress, relay
 from .gridmap import GridMap
 from .inputs import AxesPlan
+from .normalization import finite_plane
 from .outputs import OutputStore
 from .result import in_out_axes
 from .scale import (
@@ -59,6 +60,7 @@ def estimate_diameter(
     the model finds fewer than 3 objects. ``model_diameter``: the model's training diameter;
     ``segment``: the engine's ``segment`` function (given, so this module sits below the engine)."""
     plane = _centre_region(image, axes, round(CROP / SCALE_RANGE[0]))  # (C, <=2048, <=2048)
+    plane = finite_plane(plane, warn=False)  # NaN/inf replaced before resampling spreads them; the run warns
     options = {"channels": channels, "device": device, "precision": precision, "segment": segment}
     seen = {s: apparent_diameter(plane, model, s, **options) for s in FIRST_SCALES}
     guess = first_guess(seen, model_diameter)
@@ -189,7 +191,8 @@ def run_rescaled(
     store.reserve(math.prod(shape) * dtype.itemsize)
     scaled = store.zeros(shape, dtype)
     for index in plan.plane_indices():  # band by band: no float32 copy of the whole plane
-        resize_into(plan.read_plane(image, index), scaled[index])
+        where = "image" + "".join(f" ({a}={i})" for a, i in zip(loop, index))
+        resize_into(finite_plane(plan.read_plane(image, index), where), scaled[index])  # one true count
         store.release()
     mapper = _Mapper(lead, GridMap.between(small, full), store)
     value = yield from relay(inner(scaled, loop + "CYX", mapper.grid), mapper.event)

@@ -7,6 +7,7 @@ one letter per array dimension, in array order (e.g. ``"ZYX"``, ``"YXC"``, ``"TZ
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -58,6 +59,21 @@ def _is_image(path: Path) -> bool:
     return is_zarr_path(path) or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _broken_link(path: Path) -> str | None:
+    """Why an image-named link in a folder leads nowhere (None for anything else)."""
+    if not path.is_symlink() or path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "a link that loops back on itself; fix or remove the link"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a link that loops back on itself; fix or remove the link"
+        return f"a link to {os.readlink(path)}, which does not exist; fix or remove the link"
+    return None
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Expand files, folders (their images, not recursive) and glob patterns.
 
@@ -81,10 +97,13 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
         elif is_zarr_path(path) or path.is_file():
             found.append(path)
         else:
-            images = sorted(p for p in path.iterdir() if _is_image(p) and not p.name.startswith("."))
-            if not images:
+            entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+            images = [p for p in entries if _is_image(p)]
+            broken = [(p.absolute(), why) for p in entries if (why := _broken_link(p))]
+            if not images and not broken:
                 problems.append((path.absolute(), "folder holds no TIFF, PNG, JPEG, .npy or Zarr image"))
             found.extend(images)
+            problems.extend(broken)
     unique: dict[Path, None] = {}
     for p in found:
         unique.setdefault(p.absolute(), None)
@@ -160,6 +179,8 @@ def read_image(path: str | os.PathLike, lazy: bool | None = None) -> tuple[Any, 
             return arr, guess_axes(arr.shape)
     except DeepsegError:
         raise
+    except PermissionError:
+        raise DeepsegError(f"cannot read {p} (permission denied); check the file's permissions") from None
     except Exception as err:  # any reader failure means an unreadable file; name it
         text = str(err).strip().splitlines()
         reason = text[0][:200] if text else type(err).__name__

@@ -74,11 +74,24 @@ def read_description(path: str | os.PathLike) -> Any:
     from bioimageio.spec import InvalidDescr, load_description
     from bioimageio.spec.model import v0_5
 
-    descr = load_description(Path(path), format_version="latest")
+    name = Path(path).name
+    try:
+        descr = load_description(Path(path), format_version="latest")
+    except Exception as err:  # YAML syntax, missing members, zip damage: the library's text is not one line
+        reason = (
+            f"{type(err).__name__}: {_first_line(err)}"
+            if "yaml" in type(err).__module__
+            else _first_line(err)
+        )
+        raise ModelFileError(
+            f"{name} is not a readable bioimage.io package ({reason[:160]}); re-export or re-download it"
+        ) from None
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.errors if descr.validation_summary else []
-        first = f"{'.'.join(map(str, errors[0].loc))}: {errors[0].msg}" if errors else "invalid"
-        raise ModelFileError(f"{Path(path).name} is not a valid bioimage.io package ({first[:200]})")
+        first = _reason(errors[0]) if errors else "invalid"
+        raise ModelFileError(
+            f"{name} is not a valid bioimage.io package ({first[:200]}); re-export or re-download it"
+        )
     if not isinstance(descr, v0_5.ModelDescr):
         raise ModelFileError(f"{Path(path).name} describes a {descr.type}, not a model")
     return descr
@@ -115,6 +128,13 @@ def _load_own(path: Path, descr: Any, config: dict[str, Any]) -> nn.Module:
         ) from None
     model.deepseg_meta = meta
     return model
+
+
+def _reason(error: Any) -> str:
+    """A validation error in words ("not NoneType" is a file the description names but lacks)."""
+    if "not NoneType" in error.msg:
+        return "a file it names is missing from the package"
+    return f"{'.'.join(map(str, error.loc))}: {error.msg}"
 
 
 def _first_line(err: BaseException) -> str:

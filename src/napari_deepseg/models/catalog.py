@@ -95,10 +95,50 @@ def user_models_dir() -> Path:
     return root / "napari-deepseg" / "models"
 
 
-def user_models() -> dict[str, Path]:
-    """Model files (``*.pt``) in the user models folder, by name (file stem)."""
+def _user_files() -> dict[str, Path]:
+    """Every ``*.pt`` entry of the user models folder (loadable or not), by name (file stem)."""
     folder = user_models_dir()
     return {p.stem: p for p in sorted(folder.glob("*.pt"))} if folder.is_dir() else {}
+
+
+def user_models() -> dict[str, Path]:
+    """The loadable model files (``*.pt``) in the user models folder, by name (file stem); the
+    others are reported by :func:`user_model_problems`."""
+    return {name: p for name, p in _user_files().items() if _problem_of(p) is None}
+
+
+def user_model_problems() -> list[str]:
+    """One line per problem of the user models folder: a file where the folder should be, or a
+    ``.pt`` file that does not load (damaged, a link to nothing, code inside); [] when all is well."""
+    folder = user_models_dir()
+    if folder.exists() and not folder.is_dir():
+        return [
+            f"the models folder {folder} ({MODELS_DIR_ENV}) is a file; point {MODELS_DIR_ENV} at a folder"
+        ]
+    return [
+        f"{path} is not listed: {reason}" for path in _user_files().values() if (reason := _problem_of(path))
+    ]
+
+
+def _problem_of(path: Path) -> str | None:
+    """Why the model file ``path`` does not load (None when it does), read once per file version."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return "a link to a missing file or an unreadable entry"
+    return _problem(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _problem(path: str, _stamp: int, _size: int) -> str | None:
+    try:
+        read_model_file(Path(path))
+    except ModelFileError as err:
+        text = str(err).split("; ")[0]
+        return text.replace(f"{path} ", "", 1).replace(path, "it")
+    except (OSError, ValueError, TypeError, KeyError):
+        return "not a readable model file"
+    return None
 
 
 def bundled_description(name: str) -> str:
@@ -150,8 +190,14 @@ def model_catalog(*, include_absent: bool = False) -> list[CatalogEntry]:
 
 def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     """A model file path from a path, a bundled model's name or a user-folder model's name."""
+    if isinstance(path_or_name, nn.Module):
+        raise _checks.ArgumentTypeError(
+            "model must be a model file or name here, not a module in memory; save it first with "
+            "save_model('my_model.pt', model) and pass that file"
+        )
+    _checks.path_like(path_or_name, "model", "a model file or a model name such as 'nuclei'")
     if isinstance(path_or_name, str) and not Path(path_or_name).exists():
-        for table in (bundled_models(), user_models()):
+        for table in (bundled_models(), _user_files()):  # a damaged user file says why when loaded
             if path_or_name in table:
                 return table[path_or_name]
     path = Path(path_or_name)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .._files import atomic_path
+from .._files import atomic_path, guard_output
 from .._torchfile import load_torch_file
 from ..errors import ModelFileError
 from .registry import ArchSpec, build_model
@@ -171,16 +171,23 @@ def _arch_of(model: nn.Module) -> ArchSpec:
 
 
 def save_model(
-    path: str | os.PathLike, model: nn.Module, meta: ModelMeta | None = None, half: bool = False
+    path: str | os.PathLike,
+    model: nn.Module,
+    meta: ModelMeta | None = None,
+    half: bool = False,
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``model`` and its metadata to ``path`` atomically (temporary file, then rename).
 
     Args:
-        path: destination file (conventionally ``*.pt``).
+        path: destination file, ``*.pt`` (the output guard refuses other suffixes).
         model: a module made by :func:`build_model` or :func:`load_model`.
         meta: metadata; defaults to the model's own (``model.deepseg_meta``).
         half: store floating-point weights as float16 (half the size; loaded back as float32).
+        overwrite: replace an existing file (else refused, and nothing is written).
     """
+    guard_output(path, what="model file", suffixes=(".pt",), overwrite=overwrite)
     arch = _arch_of(model)
     meta = (meta or model_meta(model)).complete(arch.num_classes)
     meta.provenance.setdefault("package_version", __version__)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from .. import _checks
@@ -93,6 +94,9 @@ def pretrained_kinds(name: str, options: dict[str, Any]) -> list[str]:
     return [*kinds, "imagenet"] if backbone in IMAGENET else kinds
 
 
+MAX_PARAMETERS = 2**31  # 8 GB of float32 weights: no segmentation network needs more
+
+
 def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **options: Any) -> nn.Module:
     """Build a registered architecture.
 
@@ -123,12 +127,40 @@ def build_model(name: str, *, in_channels: int = 1, num_classes: int = 2, **opti
         )
     entry = _REGISTRY[name]
     _check_options(entry, options)
+    _check_size(entry, in_channels, num_classes, options)
     model = entry.builder(in_channels=in_channels, num_classes=num_classes, **options)
     recorded = {k: v for k, v in options.items() if k not in LOAD_ONLY_OPTIONS}
     if not isinstance(model, SegmentationNet):
         raise TypeError(f"builder of {name!r} must return a SegmentationNet (the model contract)")
     model.deepseg_arch = ArchSpec(name, in_channels, num_classes, recorded)
     return model
+
+
+def _check_size(entry: ModelEntry, in_channels: int, num_classes: int, options: dict[str, Any]) -> None:
+    """Refuse, before any memory is taken, a network whose weights alone would not fit in memory.
+
+    The network is first built on PyTorch's ``meta`` device (shapes only, no storage) and its
+    parameters counted; more than a quarter of the free memory (or 2^31 parameters) is refused.
+    """
+    import psutil
+
+    if options.get("pretrained") is not None:
+        return  # pretrained builders read weight files; their architectures are the published ones
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in entry.builder(in_channels=in_channels, num_classes=num_classes,
+                                                         **options).parameters())  # fmt: skip
+    except (RuntimeError, OverflowError, MemoryError):
+        count = None  # too large to describe even without storage
+    spare = psutil.virtual_memory().available // 4
+    if count is not None and count <= MAX_PARAMETERS and 4 * count <= spare:
+        return
+    size = "more than 2^63 bytes" if count is None else f"{4 * count / 1e9:.1f} GB ({count:,} parameters)"
+    shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    raise DeepsegError(
+        f"build_model({entry.name!r}{', ' if shown else ''}{shown}) would need {size} for its weights alone, "
+        f"more than this machine can spare ({spare / 1e9:.1f} GB); use smaller values of {', '.join(options)}"
+    )
 
 
 def _check_options(entry: ModelEntry, options: dict[str, Any]) -> None:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import _checks
+from ..errors import DeepsegError
 from .blocks import DoubleConv, center_crop, pad_to_multiple
 from .contract import SegmentationNet
 from .encoders import UNET_ENCODERS
+
+MAX_DEPTH = 10  # inputs in multiples of 1024 pixels; deeper nets fit no microscopy tile
 
 
 class UNetEncoder(nn.Module):
@@ -119,8 +123,12 @@ class UNet(SegmentationNet, nn.Module):
         super().__init__()
         if padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same' or 'valid', not {padding!r}")
-        if depth < 1 or base < 1:
-            raise ValueError("U-Net depth and base width must be positive")
+        base, depth = _checks.integer(base, "base", minimum=1), _checks.integer(depth, "depth", minimum=1)
+        if depth > MAX_DEPTH:
+            raise DeepsegError(
+                f"depth={depth}: a U-Net of depth {depth} takes only inputs that are multiples of 2^{depth} "
+                f"pixels; use depth=1..{MAX_DEPTH} (4 is usual)"
+            )
         pad = 1 if padding == "same" else 0
         self.padding, self.depth, self.in_channels = padding, depth, in_channels
         self.final: nn.Module = nn.Identity()

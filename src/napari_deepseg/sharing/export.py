@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .._files import atomic_path
+from .._files import atomic_path, guard_output
 from ..errors import DeepsegError
 from ..models.bioimageio import CONFIG_KEY, INPUT_ID, OUTPUT_ID, valid_input_size
 from ..models.contract import contract_of
@@ -63,19 +63,22 @@ def export_bioimageio(
     license: str = "BSD-3-Clause",
     command: str | None = None,
     torchscript: bool = True,
+    overwrite: bool = False,
+    inputs: Sequence[str | os.PathLike] = (),
 ) -> Path:
     """Write ``model`` as a bioimage.io model package (a ``.zip``), validated by ``bioimageio.spec``.
 
     Args:
         model: a module made by ``build_model`` or ``load_model`` (carries ``deepseg_arch`` and
             ``deepseg_meta``).
-        path: the ``*.zip`` to write (atomically; an existing file is replaced).
+        path: the ``*.zip`` to write (atomically; an existing file only with ``overwrite``).
         test_image: a 2D image, (H, W) or (H, W, C), for the test tensors and the cover; a
             central crop of at most 256x256 is used. Default: a synthetic nuclei image.
         authors: names written as the package's authors.
         license: an SPDX licence id for the weights.
         command: the command that made the model (README); default: the model's provenance.
         torchscript: also write TorchScript weights (runners without napari-deepseg need them).
+        overwrite: replace an existing ``path``; ``inputs``: files of this call ``path`` must not be.
 
     Returns:
         The package's path. Raises :class:`DeepsegError` with a one-line reason on failure.
@@ -83,9 +86,8 @@ def export_bioimageio(
     arch = getattr(model, "deepseg_arch", None)
     if arch is None or arch.name == "bioimageio":  # another tool's package is shared as it came
         raise DeepsegError("only models made by napari-deepseg can be exported; this one has no architecture")
-    path = Path(path)
-    if path.suffix.lower() != ".zip":
-        raise DeepsegError(f"{path.name}: a bioimage.io package is a .zip file; name it e.g. model.zip")
+    path = guard_output(path, what="package", suffixes=(".zip",), inputs=tuple(inputs), overwrite=overwrite)
+    authors, license = check_package_fields(authors, license)
     meta = model_meta(model).complete(arch.num_classes)
     net = _cpu_copy(model)
     raw = _test_input(test_image, arch.in_channels, net)
@@ -122,6 +124,32 @@ def export_bioimageio_iter(
     return written
 
 
+def check_package_fields(authors: Any, license: Any) -> tuple[tuple[str, ...], str]:
+    """Authors (one name per entry: a single string is one author) and the SPDX licence id,
+    checked before anything is written; one-line DeepsegError naming the fix."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    names = (authors,) if isinstance(authors, str) else authors
+    if (
+        not isinstance(names, Sequence)
+        or not names
+        or not all(isinstance(a, str) and a.strip() for a in names)
+    ):
+        raise DeepsegError(f"authors={authors!r}: give a list of names, e.g. authors=['A. Researcher']")
+    if not isinstance(license, str):
+        raise DeepsegError(
+            f"license={license!r}: give an SPDX licence id such as BSD-3-Clause, MIT or CC-BY-4.0"
+        )
+    try:
+        bio.LicenseId(license)
+    except ValueError:  # pydantic's ValidationError lists every SPDX id: not for users
+        raise DeepsegError(
+            f"license={license!r} is not an SPDX licence id; use e.g. BSD-3-Clause, MIT, Apache-2.0 "
+            "or CC-BY-4.0 (the list: spdx.org/licenses)"
+        ) from None
+    return tuple(a.strip() for a in names), license
+
+
 def _cpu_copy(model: nn.Module) -> nn.Module:
     import copy
 
@@ -136,6 +164,16 @@ def _test_input(image: np.ndarray | None, in_channels: int, net: nn.Module) -> n
 
         image = synthetic_nuclei((TEST_SIZE, TEST_SIZE), seed=0)[0]
     image = np.asarray(image)
+    if image.dtype.kind not in "biuf":
+        raise DeepsegError(f"test image of type {image.dtype}: give a real-valued image (integers or floats)")
+    if image.size == 0:
+        raise DeepsegError(f"test image of shape {image.shape} is empty; give a 2D image with pixels")
+    bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+    if bad:
+        raise DeepsegError(
+            f"test image has {bad} NaN or infinite pixel(s) of {image.size}; give a finite image "
+            "(the package's test input must be one any tool reproduces)"
+        )
     if image.ndim == 2:
         image = image[None]
     elif image.ndim == 3 and image.shape[-1] in (1, 3, 4):

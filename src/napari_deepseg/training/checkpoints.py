@@ -43,3 +43,53 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if int(state.get("version", 0)) > VERSION:
         raise DeepsegError(f"checkpoint {path} is from a newer napari-deepseg; upgrade to resume it")
     return state
+
+
+#: settings a resumed run must share with the checkpoint's (patch_size is clamped to the data)
+RESUME_SETTINGS = (
+    "epochs", "lr", "batch_size", "steps_per_epoch", "sparse", "background_label", "schedule", "seed",
+    "val_fraction", "zoom", "replay", "minutes", "task", "channels", "axes",
+)  # fmt: skip
+
+
+def data_record(pairs: list[Any]) -> dict[str, Any]:
+    """``{"sha256", "pairs"}``: SHA-256 over the images and labels of training pairs (tuples,
+    dicts or TrainingPair) and their number; a checkpoint keeps it, a resume must match it."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for pair in pairs:
+        if isinstance(pair, dict):
+            parts = [pair.get("image"), pair.get("labels")]
+        elif isinstance(pair, (tuple, list)):
+            parts = list(pair[:2])
+        else:
+            parts = [getattr(pair, "image", None), getattr(pair, "labels", None)]
+        for part in parts:
+            array = np.ascontiguousarray(np.asarray(part))
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return {"sha256": digest.hexdigest(), "pairs": len(pairs)}
+
+
+def check_resume(path: Any, state: dict[str, Any], data: dict[str, Any], given: dict[str, Any]) -> None:
+    """Refuse to resume ``state`` with other training data, or with other settings in ``given``."""
+    recorded = state.get("data")
+    if recorded is not None and recorded.get("sha256") != data["sha256"]:
+        raise DeepsegError(
+            f"resume={path} continues a run on other training data ({recorded.get('pairs')} pair(s)); "
+            "give the same images and labels as that run, or start afresh without resume"
+        )
+    saved = state.get("config", {})
+    changed = [
+        f"{name}={given[name]!r} (the run used {saved.get(name)!r})"
+        for name in RESUME_SETTINGS
+        if name in given and name in saved and given[name] != saved[name]
+    ]
+    if changed:
+        raise DeepsegError(
+            f"resume={path} continues a run with other settings: {', '.join(changed)}; "
+            "resume with the run's settings, or start afresh without resume"
+        )

@@ -8,19 +8,23 @@ So ``cell01.tif`` pairs with ``cell01_labels.tif`` or ``cell01_mask.png`` in ano
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DeepsegError
 from ..inference.inputs import to_channels_last
-from ..io import expand_inputs, files_by_key, read_image
+from ..io import expand_inputs, files_by_key, image_stem, read_image
 from .data import TrainingPair
 
 
 def list_images(spec: str | os.PathLike) -> list[Path]:
     """Image files named by a folder, a glob pattern or a single file (see ``io.expand_inputs``)."""
-    found, _problems = expand_inputs([spec])
+    found, problems = expand_inputs([spec])
+    if found and problems:  # a dangling or looping link among the images: never skipped silently
+        path, reason = problems[0]
+        raise DeepsegError(f"{path}: {reason}")
     if not found:
         raise DeepsegError(f"no image files found for {str(spec)!r}; give a folder, a glob pattern or a file")
     return found
@@ -39,6 +43,10 @@ def pair_files(
         DeepsegError: no pair at all, or two files of one side share a key.
     """
     image_files, label_files = list_images(images), list_images(labels)
+    shared = set(image_files) & set(label_files)
+    if any(_labels_name(f) for f in shared):  # one folder holding a.tif and a_labels.tif: tagged = labels
+        image_files = [f for f in image_files if not (f in shared and _labels_name(f))]
+        label_files = [f for f in label_files if not (f in shared and not _labels_name(f))]
     by_key = {
         side: files_by_key(files, side + " files {first} and {second} both pair as {key!r}; rename one")
         for side, files in (("image", image_files), ("label", label_files))
@@ -51,6 +59,17 @@ def pair_files(
             "(names may differ by a suffix like _labels or _mask)"
         )
     return [(by_key["image"][k], by_key["label"][k]) for k in common], unpaired
+
+
+_LABEL_TAG = re.compile(
+    r"[_\-.](labels?|masks?|gt|truth|ground_truth|groundtruth|annotations?|seg|segmentation|instances?|classes)$",
+    re.IGNORECASE,
+)
+
+
+def _labels_name(path: Path) -> bool:
+    """Whether a file's name marks it as labels (``a_labels.tif``, ``a_mask.png``, ``a_gt.tif``)."""
+    return bool(_LABEL_TAG.search(image_stem(path)))
 
 
 def read_pair(image_path: Path, labels_path: Path) -> TrainingPair:

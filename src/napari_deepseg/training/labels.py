@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.segmentation import find_boundaries
 
+from .._checks import looks_like_intensity
 from ..errors import DeepsegError
 from ..models.modelfile import INSTANCE_BOUNDARY
 
@@ -45,8 +46,9 @@ CONTACT_REACH = 2
 INSTANCE_CLASSES = ["background", "interior", "boundary"]
 
 
-def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
-    """Return ``labels`` as a non-negative integer array, or raise a one-line DeepsegError."""
+def check_labels(labels: np.ndarray, name: str = "labels", reviewed: np.ndarray | None = None) -> np.ndarray:
+    """Return ``labels`` as a non-negative integer array, or raise a one-line DeepsegError
+    (float, negative, or intensity-like within the ``reviewed`` pixels when given)."""
     labels = np.asarray(labels)
     if labels.dtype == bool:
         return labels.astype(np.uint8)
@@ -59,6 +61,13 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
         raise DeepsegError(f"{name} have dtype {labels.dtype}; pass an integer label image")
     if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
         raise DeepsegError(f"{name} contain negative values; labels must be 0 or positive integers")
+    if reviewed is not None:  # only reviewed pixels count (a mask of another shape is refused later)
+        labels_seen = np.where(reviewed, labels, 0) if np.shape(reviewed) == labels.shape else labels[:0]
+    if looks_like_intensity(labels if reviewed is None else labels_seen):
+        raise DeepsegError(
+            f"{name} look like an intensity image, not labels (their values form thousands of tiny regions); "
+            "give the label image (0 = background, one id per object or class)"
+        )
     return labels
 
 
@@ -114,7 +123,7 @@ def make_target(
         name: how error messages call this label image.
         boundary_width: instance-boundary task: the rim's width in pixels (the model's).
     """
-    labels = check_labels(labels, name)
+    labels = check_labels(labels, name, reviewed)
     if task == INSTANCE_BOUNDARY:
         target = _instance_target(labels, sparse, background_label, boundary_width)
     elif task == "semantic":

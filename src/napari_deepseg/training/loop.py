@@ -25,12 +25,12 @@ import torch
 from torch import nn
 
 from .. import _checks
-from .._files import check_writable_file, same_file
+from .._files import check_writable_file, guard_output, same_file
 from ..errors import DeepsegError
 from ..models import build_model, model_meta
 from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
 from ..progress import ProgressGenerator, drain
-from .checkpoints import load_checkpoint
+from .checkpoints import check_resume, data_record, load_checkpoint
 from .config import FinetuneConfig, FinetuneResult
 from .data import image_channels
 from .prepare import build_regions, check_targets, make_targets, mix_replay, needed_classes
@@ -50,6 +50,7 @@ def finetune_iter(
     output: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> ProgressGenerator[FinetuneResult]:
     """Fine-tune (or train from scratch) a segmentation model on annotated images.
@@ -89,6 +90,8 @@ def finetune_iter(
         output: model file written with the best weights (on each new best, at the end and on stop).
         checkpoint: file for resumable state (each epoch and on stop); ``resume``: such a file
             to continue from (its hyperparameters are used; pass the same pairs).
+        overwrite: replace an existing ``output`` or ``checkpoint`` (else refused before any
+            work; resuming may replace the files of the run it continues).
 
     Yields:
         :class:`~napari_deepseg.progress.Progress` events (see the module docstring).
@@ -97,21 +100,30 @@ def finetune_iter(
         :class:`FinetuneResult`.
     """
     _check_call(pairs, model_or_path, output, checkpoint, resume)
-    if resume is not None:
-        state = load_checkpoint(resume)
-        cfg = FinetuneConfig(**state["config"])
-        model, source = _model_from_checkpoint(state), str(state.get("source", "checkpoint"))
-    else:
-        state = None
-        cfg = FinetuneConfig.from_options(config, **options)
-        cfg.check()
-        model, source = start_model(model_or_path)
+    pairs = list(pairs)
+    state = None if resume is None else load_checkpoint(resume)
+    _guard_outputs(output, checkpoint, model_or_path, resume, state, overwrite)
+    record = {"output": output and os.path.abspath(output), "data": data_record(pairs)}
+    cfg, model, source = _start(model_or_path, config, options, resume, state, record["data"])
     model, data = _prepare(model, pairs, val_pairs, cfg, fresh=state is None, replay_pairs=replay_pairs)
     trainer = Trainer(
         model, cfg, data, device=device, precision=precision, output=output,
         checkpoint=checkpoint, source=source, state=state,
     )  # fmt: skip
+    trainer.record = record  # kept in checkpoints: what a resume must match
     return (yield from trainer.run())
+
+
+def _start(model_or_path: Any, config: Any, options: dict[str, Any], resume: Any, state: Any, data: Any):
+    """(settings, starting model, its source): the checkpoint's, when resuming the same data
+    with the same settings, else the call's."""
+    if state is not None:
+        check_resume(resume, state, data, {**(vars(config) if config is not None else {}), **options})
+        model = _model_from_checkpoint(state)
+        return FinetuneConfig(**state["config"]), model, str(state.get("source", "checkpoint"))
+    cfg = FinetuneConfig.from_options(config, **options)
+    cfg.check()
+    return (cfg, *start_model(model_or_path))
 
 
 def finetune(
@@ -249,6 +261,22 @@ def _check_call(pairs: Any, model_or_path: Any, output: Any, checkpoint: Any, re
     for name, value in (("output", output), ("checkpoint", checkpoint)):
         if value is not None:
             check_writable_file(value, f"{name} file")
+
+
+def _guard_outputs(
+    output: Any, checkpoint: Any, start: Any, resume: Any, state: Any, overwrite: bool
+) -> None:
+    """The output guard for ``output`` (.pt) and ``checkpoint``: never an input, never an existing
+    file without ``overwrite``, except the files of the run that ``resume`` continues."""
+    inputs = [p for p in (start, resume) if isinstance(p, (str, os.PathLike)) and os.path.exists(p)]
+    recorded = [] if state is None else [state.get("output"), resume]
+    ours = tuple(p for p in recorded if p)
+    if output is not None:
+        guard_output(output, what="output model file", suffixes=(".pt",), inputs=tuple(inputs),
+                     overwrite=overwrite, ours=ours)  # fmt: skip
+    if checkpoint is not None:
+        inputs_ckpt = tuple(p for p in inputs if not (resume is not None and same_file(p, resume)))
+        guard_output(checkpoint, what="checkpoint file", inputs=inputs_ckpt, overwrite=overwrite, ours=ours)
 
 
 def _fit_patch_size(patch_size: int, targets: Any) -> int:

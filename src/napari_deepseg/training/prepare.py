@@ -22,6 +22,7 @@ from .labels import (
     IGNORE,
     INSTANCE_CLASSES,
     check_annotations,
+    check_labels,
     class_counts,
     contact_mask,
     make_target,
@@ -80,6 +81,8 @@ def make_targets(
     """
     train = as_pairs(pairs, prefix, axes)
     val = as_pairs(val_pairs, "val pair", axes) if val_pairs is not None else []
+    for pair in [*train, *val]:  # label-ness first: before any resampling measures objects
+        check_pair_labels(pair)
     scales: list[float] = []
     if diameter is not None:
         dense = task == INSTANCE_BOUNDARY and not sparse
@@ -91,6 +94,22 @@ def make_targets(
     out.val_pairs = val
     out.val_targets = [_target(p, **kw) for p in val]
     return out
+
+
+def check_pair_labels(pair: TrainingPair) -> None:
+    """One-line DeepsegError when a pair's labels are not labels: float, negative, intensity-like,
+    or the image itself (the same file given as image and labels)."""
+    image, labels = np.asarray(pair.image), np.asarray(pair.labels)
+    if image.size == 0 or labels.size == 0:
+        raise DeepsegError(
+            f"{pair.name} is empty (image {image.shape}, labels {labels.shape}); give images with pixels"
+        )
+    check_labels(pair.labels, f"labels of {pair.name}", pair.reviewed)
+    varied = labels.size > 0 and labels.min() != labels.max()  # blank pairs fail later, with their reason
+    if varied and image.shape == labels.shape and np.array_equal(image, labels):
+        raise DeepsegError(
+            f"{pair.name}: the labels equal the image; give the label image (0 = background) as labels"
+        )
 
 
 def rescale_pairs(

@@ -56,7 +56,7 @@ class Trainer:
         source: str,
         state: dict[str, Any] | None = None,
     ) -> None:
-        self.cfg, self.data, self.source = cfg, data, source
+        self.cfg, self.data, self.source, self.record = cfg, data, source, {}  # record: kept in checkpoints
         self.meta = copy.deepcopy(model_meta(model))
         self.output = Path(output) if output is not None else None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -256,8 +256,7 @@ class Trainer:
     # ------------------------------------------------------------------ saving
 
     def _save_output(self, stopped: bool, path: Path | None = None) -> Path | None:
-        """Write the best (else current) weights with provenance to ``path`` (default:
-        ``output``); returns the path."""
+        """Write the best (else current) weights with provenance to ``path`` (default ``output``)."""
         weights = self.best_state or {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         self.export.load_state_dict(weights)
         self.export.to(memory_format=torch.contiguous_format)
@@ -268,7 +267,7 @@ class Trainer:
         path = path or self.output
         if path is None:
             return None
-        return save_model(path, self.export, meta)
+        return save_model(path, self.export, meta, overwrite=True)  # guarded at the start
 
     def _save_snapshot(self, epoch: int) -> None:
         """With ``snapshots``: this epoch's weights (not the best) to ``<output>.epochNNN.pt``."""
@@ -320,6 +319,7 @@ class Trainer:
             "meta": json.dumps(asdict(self.meta)),
             "config": asdict(self.cfg),
             "source": self.source,
+            **self.record,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "best": self.best_state,
             "best_score": self.best_score,
