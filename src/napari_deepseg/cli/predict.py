@@ -128,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(args.out, "output folder (-o)")
     options = from_arguments(args, SEGMENT_FLAGS)
     _opt.check_device(options.device)
-    model = args.model if args.weights is None else _model_with_weights(args.model, args.weights, args.out, args.overwrite)
+    model = (
+        args.model
+        if args.weights is None
+        else _model_with_weights(args.model, args.weights, args.out, args.overwrite)
+    )
     gen = predict_iter(
         args.inputs,
         args.out,
