@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import tifffile
 import torch
 
-from napari_deepseg.models import ModelMeta, build_model
+from napari_deepseg.models import ModelMeta, build_model, save_model
 from napari_deepseg.samples import synthetic_nuclei
 
 from ._display import missing_display
@@ -44,6 +45,23 @@ def user_models(tmp_path_factory, monkeypatch):
     return folder
 
 
+#: test folders whose tiny models train or export: one intra-op thread is faster there (tiny
+#: models are overhead-bound, and on a shared 2-core machine OpenMP's spinning threads make every
+#: step several times slower)
+ONE_THREAD_FOLDERS = ("training", "models", "sharing", "cli")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(request):
+    if request.node.path.parent.name not in ONE_THREAD_FOLDERS:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny_unet():
     """A 3-class instance-boundary U-Net of base width 4 (random weights, eval mode)."""
@@ -56,3 +74,20 @@ def tiny_unet():
 def nuclei_image():
     """A (128, 128) uint16 synthetic nuclei image and its uint16 instance labels."""
     return synthetic_nuclei((128, 128), seed=3)
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_unet):
+    """The 3-class instance-boundary tiny U-Net saved as a model file."""
+    return save_model(tmp_path / "models" / "tiny.pt", tiny_unet)
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    """``images/`` with three 64x64 uint16 synthetic nuclei TIFFs a.tif, b.tif, c.tif."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, name in enumerate("abc"):
+        image, _ = synthetic_nuclei((64, 64), seed=i)
+        tifffile.imwrite(folder / f"{name}.tif", image)
+    return folder

@@ -24,12 +24,3 @@ def torch_home(tmp_path, monkeypatch) -> SimpleNamespace:
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
     return SimpleNamespace(path=home, checkpoints=home / "hub" / "checkpoints", calls=calls)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models are overhead-bound: one intra-op thread is faster on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

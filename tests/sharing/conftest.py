@@ -15,14 +15,6 @@ from napari_deepseg.samples import synthetic_nuclei
 from napari_deepseg.sharing import export_bioimageio
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_model() -> nn.Module:
     """A 3-class instance-boundary U-Net (base 4, depth 2) with full metadata and random weights."""
     torch.manual_seed(0)

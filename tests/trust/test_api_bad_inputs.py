@@ -15,18 +15,11 @@ import pytest
 
 from napari_deepseg.errors import DeepsegError, ModelFileError
 from napari_deepseg.inference import segment
-from napari_deepseg.models import ModelMeta, build_model, load_model
+from napari_deepseg.models import build_model, load_model
 from napari_deepseg.samples import synthetic_nuclei
 from napari_deepseg.training import finetune
 
 from .conftest import Workspace, one_line
-
-
-@pytest.fixture
-def tiny():
-    model = build_model("unet", in_channels=1, num_classes=3, base=4, depth=2)
-    model.deepseg_meta = ModelMeta(name="tiny", task="instance-boundary").complete(3)
-    return model.eval()
 
 
 @pytest.fixture
@@ -113,19 +106,19 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_api_bad_argument(case: ApiCase, tiny, data, ws: Workspace):
+def test_api_bad_argument(case: ApiCase, tiny_unet, data, ws: Workspace):
     ws.model.with_name("bad.ckpt").write_bytes(np.random.default_rng(1).bytes(2048))
     before_files, before_arrays = ws.snapshot(), _digest(data.values())
-    before_weights = _digest(p.detach().numpy() for p in tiny.parameters())
+    before_weights = _digest(p.detach().numpy() for p in tiny_unet.parameters())
     with pytest.raises(case.error) as info:
-        case.call(tiny, data, ws)
+        case.call(tiny_unet, data, ws)
     message = one_line(str(info.value))
     for part in case.says:
         assert part in message, f"{part!r} not in {message!r}"
     assert "weights_only" not in message
     ws.assert_untouched(before_files)
     assert _digest(data.values()) == before_arrays, "an input array changed"
-    assert _digest(p.detach().numpy() for p in tiny.parameters()) == before_weights
+    assert _digest(p.detach().numpy() for p in tiny_unet.parameters()) == before_weights
     ws.assert_no_output()
 
 
@@ -136,20 +129,20 @@ def test_segment_accepts_a_model_name_and_one_output_name(data):
     assert result.probabilities is None
 
 
-def test_inf_patch_is_replaced_with_a_counting_warning(tiny, data):
+def test_inf_patch_is_replaced_with_a_counting_warning(tiny_unet, data):
     image = data["float"].copy()
     image[10:20, 10:20] = np.inf
     image[0, 0] = np.nan
     before = image.copy()
     with pytest.warns(RuntimeWarning, match="1 NaN and 100 infinite"):
-        result = segment(image, tiny, tile=48)
+        result = segment(image, tiny_unet, tile=48)
     np.testing.assert_array_equal(image, before)  # the caller's array is not changed
     clean = data["float"].copy()
     clean[10:20, 10:20] = clean.max()
     clean[0, 0] = clean.min()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        expected = segment(clean, tiny, tile=48)
+        expected = segment(clean, tiny_unet, tile=48)
     np.testing.assert_array_equal(result.classes, expected.classes)
 
 

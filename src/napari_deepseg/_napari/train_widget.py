@@ -16,15 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox,
     ComboBox,
     Container,
-    FileEdit,
-    FloatSpinBox,
     Label,
     PushButton,
-    RadioButtons,
-    SpinBox,
 )
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
@@ -42,6 +37,7 @@ from .curves import CurvesWidget
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .segment_run import available_devices
 from .segment_widget import MODEL_FILE_FILTER, SegmentWidget
+from .train_form import recipe_fields
 from .train_pairs import PairList
 from .train_run import (
     SCRATCH,
@@ -121,34 +117,8 @@ class FineTuneWidget(QWidget):
         self.model = ComboBox(label="start from", choices=self._model_choices)
         self.models.on_change(self.model.reset_choices)
         self.task = ComboBox(label="new model", choices=list(TASKS.items()))
-        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=DEFAULTS.epochs)
-        self.minutes = FloatSpinBox(label="train for at most (min, 0 = no limit)", min=0, max=10000, value=0)
-        self.minutes.tooltip = "a time budget: when it is spent the run ends, validated and saved"
-        self.lr = FloatSpinBox(label="learning rate", min=1e-6, max=1.0, step=1e-4, value=DEFAULTS.lr)
-        self.lr.native.setDecimals(6)
-        self.mode = RadioButtons(
-            label="labels are", choices=["dense", "sparse"], value="dense", orientation="horizontal"
-        )
-        self.mode.native.setToolTip("dense: every pixel counts (0 = background); sparse: 0 = not annotated")
-        self.background_label = SpinBox(
-            label="background label", min=1, max=65535, value=DEFAULTS.background_label
-        )
-        self.corrections = FloatSpinBox(
-            label="weight of corrected pixels", min=1.0, max=20.0, step=0.5, value=1.0
-        )
-        self.corrections.tooltip = (
-            "pixels you corrected in a Segment result (merged, split, deleted, drawn) count this "
-            "many times in the loss (1 = like the others)"
-        )
-        self.reviewed = CheckBox(text="use reviewed regions only", value=False)
-        self.reviewed.tooltip = "train only on regions marked as reviewed in the Correct widget"
-        self.output = FileEdit(label="save model as", mode="w", filter="*.pt")
-        self.batch_size = SpinBox(label="batch size", min=1, max=256, value=DEFAULTS.batch_size)
-        self.patch_size = SpinBox(label="patch size", min=32, max=2048, step=32, value=DEFAULTS.patch_size)
-        self.val_fraction = FloatSpinBox(
-            label="validation fraction", min=0.0, max=0.5, step=0.05, value=DEFAULTS.val_fraction
-        )
-        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=DEFAULTS.seed)
+        for name, field in recipe_fields(DEFAULTS).items():
+            setattr(self, name, field)
         self.device = ComboBox(label="device", choices=[d for d, ok in available_devices().items() if ok])
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")

@@ -110,40 +110,20 @@ def predict_iter(
         raise DeepsegError(f"output {output!r} unknown; choose one of {', '.join(OUTPUTS)}")
     t_start = time.perf_counter()
     out = check_writable_dir(out_dir, "output folder")
-    limit, limit_given = memory_limit(seg.max_memory), seg.limit_given
     sizes = {
         "zarr_threshold": None if zarr_threshold is None else parse_size(zarr_threshold),
         "chunk_bytes": None if chunk_bytes is None else parse_size(chunk_bytes),
     }
-    sources, problems = expand_inputs(inputs)
-    manifest = Manifest.load(out)
-    sources = _without_outputs(sources, manifest)
-    if not sources and problems:
-        raise DeepsegError(
-            f"no input images: {problems[0][0]}: {problems[0][1]}; give image files, folders or glob patterns"
-        )
-    check_unique_outputs(sources, out)
-    check_outputs_not_inputs(sources, out)
+    sources, problems, manifest = _inputs(inputs, out)
     ref, mdl = model_ref(model)  # before anything is created: a failed load leaves no folder
-    output = resolve_output(output, mdl)
-    block = seg.block or policy_sizes(limit, 1, mdl, output, limit_given).block
-    seg_run = seg.replace(block=block, max_memory=limit)  # units of work run under this limit
-    opts = Options(output, seg_run, axes and axes.upper(), check_uncertainty(uncertainty, mdl))
-    check_tile(mdl, seg.tile, seg.overlap)  # what depends on the model, checked before any work
-    resolve_device(seg.device)
+    opts = _run_options(seg, output, axes, uncertainty, mdl)
     out.mkdir(parents=True, exist_ok=True)
     for stale in [manifest.path] + [output_path(s, out, "tiff") for s in sources]:
         remove_partials(stale)  # a killed run's hidden temporary files
     record = {**opts.record(), **sizes, "workers": workers, "scheduler": scheduler}
     manifest.start_run({"name": ref.name, "path": ref.path, "sha256": ref.sha256}, record)
-    ctx = RunContext(
-        ref,
-        opts,
-        manifest,
-        BatchSummary(manifest=manifest.path),
-        sizes["chunk_bytes"],
-        limit_given=limit_given,
-    )
+    summary = BatchSummary(manifest=manifest.path)
+    ctx = RunContext(ref, opts, manifest, summary, sizes["chunk_bytes"], limit_given=seg.limit_given)
     ctx.num_classes = class_count(mdl) or 3
     ctx.zarr_threshold = sizes["zarr_threshold"]
     for path, reason in problems:
@@ -156,12 +136,40 @@ def predict_iter(
             yield from _run_distributed(new_client, jobs, ctx)
     else:
         yield from _run_in_process(jobs, ctx)
-    summary = ctx.summary
     summary.seconds = time.perf_counter() - t_start
     manifest.finish_run(
         {"done": len(summary.done), "skipped": len(summary.skipped), "failed": len(summary.failed)}
     )
     return summary
+
+
+def _inputs(inputs: Sequence[str | os.PathLike], out: Path) -> tuple[list[Path], list, Manifest]:
+    """The input images (less this folder's own outputs), the inputs that cannot be read and
+    why, and the output folder's manifest; refuses outputs that collide or land on inputs."""
+    sources, problems = expand_inputs(inputs)
+    manifest = Manifest.load(out)
+    sources = _without_outputs(sources, manifest)
+    if not sources and problems:
+        raise DeepsegError(
+            f"no input images: {problems[0][0]}: {problems[0][1]}; give image files, folders or glob patterns"
+        )
+    check_unique_outputs(sources, out)
+    check_outputs_not_inputs(sources, out)
+    return sources, problems, manifest
+
+
+def _run_options(
+    seg: SegmentOptions, output: str, axes: str | None, uncertainty: bool, model: Any
+) -> Options:
+    """The options every unit of work runs with: the memory limit and the block it gives made
+    explicit; what depends on the model (output, tile, uncertainty) checked before any work."""
+    limit = memory_limit(seg.max_memory)
+    output = resolve_output(output, model)
+    block = seg.block or policy_sizes(limit, 1, model, output, seg.limit_given).block
+    check_tile(model, seg.tile, seg.overlap)
+    resolve_device(seg.device)
+    seg_run = seg.replace(block=block, max_memory=limit)  # units of work run under this limit
+    return Options(output, seg_run, axes and axes.upper(), check_uncertainty(uncertainty, model))
 
 
 def _without_outputs(sources: list[Path], manifest: Manifest) -> list[Path]:

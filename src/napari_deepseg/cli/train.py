@@ -31,6 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
             "1 = painted background (--background-label), other values = objects or classes."
         ),
     )
+    _add_data_arguments(p)
+    _add_output_arguments(p)
+    _add_recipe_arguments(p)
+    _add_run_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, help="folder, glob pattern or file of images")
     p.add_argument("--labels", required=True, help="folder, glob pattern or file of label images")
     p.add_argument(
@@ -45,6 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULTS.replay,
         help=f"share of training patches drawn from the replay pairs (default {DEFAULTS.replay})",
     )
+    p.add_argument("--sparse", action="store_true", help="0 = not annotated (ignored by the loss)")
+    p.add_argument(
+        "--background-label",
+        type=_opt.int_at_least(0),
+        default=DEFAULTS.background_label,
+        help="sparse mode: value painted on background",
+    )
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--output", type=Path, help="model file to write (.pt)")
     where.add_argument(
@@ -52,15 +70,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="write NAME.pt into your models folder, where deepseg models and every model picker list it",
     )
+    p.add_argument("--checkpoint", type=Path, default=None, help="resumable state (default: OUTPUT.ckpt)")
+    p.add_argument("--resume", type=Path, default=None, help="continue the run saved in this checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing -o model file or checkpoint")
+
+
+def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--from", dest="base", default=None, help="starting model file or bundled name (default: new U-Net)"
     )
-    p.add_argument("--sparse", action="store_true", help="0 = not annotated (ignored by the loss)")
     p.add_argument(
-        "--background-label",
-        type=_opt.int_at_least(0),
-        default=DEFAULTS.background_label,
-        help="sparse mode: value painted on background",
+        "--base-width", type=_opt.int_at_least(1), default=None, help="new U-Net only: first-stage width (32)"
     )
     p.add_argument("--epochs", type=_opt.int_at_least(1), default=DEFAULTS.epochs)
     p.add_argument(
@@ -97,18 +117,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="scale augmentation: patches resampled by a random factor in [1/zoom, zoom] (1 = off)",
     )
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--checkpoint", type=Path, default=None, help="resumable state (default: OUTPUT.ckpt)")
-    p.add_argument("--resume", type=Path, default=None, help="continue the run saved in this checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing -o model file or checkpoint")
-    p.add_argument(
-        "--base-width", type=_opt.int_at_least(1), default=None, help="new U-Net only: first-stage width (32)"
-    )
     p.add_argument(
         "--quiet", action="store_true", help="no progress bar, lines or table; only the result line"
     )
-    p.set_defaults(func=run)
 
 
 def _check_outputs(args: argparse.Namespace, pairs: list[tuple[Path, Path]]) -> Path:

@@ -250,27 +250,7 @@ def _describe(folder, arch, meta: ModelMeta, net, authors, license, torchscript)
         data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
         postprocessing=[bio.SoftmaxDescr(kwargs=bio.SoftmaxKwargs(axis=bio.AxisId("channel")))],
     )
-    torch_version = bio.Version(torch.__version__.split("+")[0])
-    weights = bio.WeightsDescr(
-        pytorch_state_dict=bio.PytorchStateDictWeightsDescr(
-            source=folder / "weights.pt",
-            architecture=bio.ArchitectureFromLibraryDescr(
-                callable=bio.Identifier("build_network"),
-                import_from="napari_deepseg.models.bioimageio",
-                kwargs=_plain(arch.to_dict()),
-            ),
-            pytorch_version=torch_version,
-        ),
-        torchscript=(
-            bio.TorchscriptWeightsDescr(
-                source=folder / "weights.torchscript",
-                pytorch_version=torch_version,
-                parent="pytorch_state_dict",
-            )
-            if torchscript
-            else None
-        ),
-    )
+    weights = _weights(bio, folder, arch, torchscript)
     paper, doi = next((v for k, v in _PAPERS.items() if arch.name.startswith(k)), _PAPERS["unet"])
     cite = [bio.CiteEntry(text="napari-deepseg", url=bio.HttpUrl(PROJECT_URL))]
     cite.append(
@@ -294,6 +274,31 @@ def _describe(folder, arch, meta: ModelMeta, net, authors, license, torchscript)
         outputs=[outputs],
         weights=weights,
         config=bio.Config(**{CONFIG_KEY: _plain(_config(arch, meta))}),
+    )
+
+
+def _weights(bio, folder, arch, torchscript: bool):
+    """The package's weights: the state dict rebuilt by ``build_network`` (and TorchScript)."""
+    torch_version = bio.Version(torch.__version__.split("+")[0])
+    return bio.WeightsDescr(
+        pytorch_state_dict=bio.PytorchStateDictWeightsDescr(
+            source=folder / "weights.pt",
+            architecture=bio.ArchitectureFromLibraryDescr(
+                callable=bio.Identifier("build_network"),
+                import_from="napari_deepseg.models.bioimageio",
+                kwargs=_plain(arch.to_dict()),
+            ),
+            pytorch_version=torch_version,
+        ),
+        torchscript=(
+            bio.TorchscriptWeightsDescr(
+                source=folder / "weights.torchscript",
+                pytorch_version=torch_version,
+                parent="pytorch_state_dict",
+            )
+            if torchscript
+            else None
+        ),
     )
 
 
