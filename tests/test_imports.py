@@ -126,3 +126,11 @@ def test_the_checks_can_fail():
     assert "napari_deepseg.sharing.export" in graph["napari_deepseg.cli.export"]  # imported in a function
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert layer("napari_deepseg.models.unet") < layer("napari_deepseg.inference.engine")
+
+
+def test_inputs_is_the_one_input_path():
+    """Axes, channels and normalization are reached through ``inference.inputs`` only."""
+    behind = {"napari_deepseg.inference.axes", "napari_deepseg.inference.normalization"}
+    allowed = behind | {"napari_deepseg.inference.inputs"}
+    around = sorted(m for m, imported in import_graph().items() if imported & behind and m not in allowed)
+    assert around == []

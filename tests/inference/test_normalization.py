@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_deepseg.errors import DeepsegError
-from napari_deepseg.inference.normalization import (
+from napari_deepseg.inference.inputs import (
     check_normalization,
     fixed_normalizer,
     percentile_normalizer,

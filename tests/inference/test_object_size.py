@@ -8,7 +8,7 @@ import torch
 
 from napari_deepseg.errors import DeepsegError, ModelFileError
 from napari_deepseg.inference import segment, segment_iter
-from napari_deepseg.inference.axes import hematoxylin_or_gray
+from napari_deepseg.inference.inputs import hematoxylin_or_gray
 from napari_deepseg.inference.rescaled import estimate_diameter, first_guess
 from napari_deepseg.inference.scale import (
     median_diameter,

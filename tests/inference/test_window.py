@@ -11,7 +11,7 @@ from torch import nn
 
 from napari_deepseg.errors import DeepsegError
 from napari_deepseg.inference import percentile_normalizer, region_normalizers, segment
-from napari_deepseg.inference.normalization import banded_percentile_normalizer
+from napari_deepseg.inference.inputs import banded_percentile_normalizer
 from napari_deepseg.inference.scale import resize_into, resize_window
 from napari_deepseg.models import ModelMeta
 

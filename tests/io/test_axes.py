@@ -7,7 +7,7 @@ import pytest
 
 from napari_deepseg.errors import DeepsegError
 from napari_deepseg.inference import segment
-from napari_deepseg.inference.axes import AxesPlan
+from napari_deepseg.inference.inputs import AxesPlan
 from napari_deepseg.io import read_image
 from napari_deepseg.io.axes import axes_with_channel, guess_axes, paired_axes
 

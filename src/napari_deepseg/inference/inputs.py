@@ -37,6 +37,7 @@ from .axes import (
 )
 from .normalization import (
     Normalizer,
+    banded_percentile_normalizer,
     check_float32_range,
     check_normalization,
     finite_plane,
@@ -81,6 +82,7 @@ def normalize_plane(plane: np.ndarray, spec: dict[str, Any], where: str = "train
 __all__ = [
     "AxesPlan",
     "Normalizer",
+    "banded_percentile_normalizer",
     "channel_mapping",
     "check_channels",
     "check_normalization",

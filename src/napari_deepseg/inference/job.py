@@ -72,6 +72,7 @@ class Job:
     runner: TileRunner | None = None
     result: dict[str, np.ndarray | None] = field(default_factory=dict)
     limit: int = memory.DEFAULT_LIMIT
+    max_memory: int | None = None  # the caller's limit (None: the memory policy's default)
     limit_given: bool = False  # max_memory set by the caller (kept to the smallest blocks if need be)
     block: int | None = None
     layout: BlockLayout | None = None
@@ -112,7 +113,8 @@ class Job:
         outs = opts.outputs if makes_instances(meta) else tuple(o for o in opts.outputs if o != "instances")
         job = cls(image, plan, picked, mapping, norm_spec, dev, prec, tile, overlap, bs, outs, model)
         job.tta, job.stitch, job.block = opts.tta, opts.stitch_3d or None, opts.block
-        job.limit, job.limit_given = memory.memory_limit(opts.max_memory), opts.limit_given
+        job.max_memory = opts.max_memory
+        job.limit_given = opts.limit_given  # the limit itself: its store's, or decided at run()
         return job
 
     def run(self) -> Generator[Progress, None, SegmentationResult]:
@@ -123,7 +125,9 @@ class Job:
             spec = self.norm_spec
             planes = (self._plane(i, warn=False) for i in plan.plane_indices())
             fixed = percentile_normalizer(planes, spec["low"], spec["high"])
-        self.store = self.store or OutputStore(self.limit, self.limit_given)
+        if self.store is None:
+            self.store = OutputStore(memory.memory_limit(self.max_memory), self.limit_given)
+        self.limit = self.store.limit  # decided once per run (a rescaled run's store is shared)
         self.layout = self._plan_blocks()
         self.tiles_total, self.tiles_done = self._tiles_per_plane() * plan.n_planes, 0
         self.result = {"classes": None, "instances": None, "probabilities": None}

@@ -14,7 +14,13 @@ grid; ``min_size`` is converted to that grid (:meth:`SegmentOptions.run_min_size
 The halo rule (one for tiles, blocks and chunks): neighbouring tiles share ``overlap`` pixels
 (default ``tile // 8`` of the requested tile, 64 for the default tile); blocks of a large
 plane and chunks of a huge image both add ``halo = max(64, overlap)`` pixels of context on
-each side (:meth:`SegmentOptions.halo`).
+each side (:meth:`SegmentOptions.halo`). How each level splits its extent, and why they
+differ: tiles (``tiling.tile_starts``) overlap by ``overlap`` and are sized to the plane
+(``tiling.fit_tile``); blocks (``blocks.split_axis``) are equal pieces of a plane, none
+thinner than the rest, each read with ``halo`` more on each side; chunks of an image on disk
+(``batch.work.plan_chunks``) follow the 1024-pixel grid of the output store's chunks, so that
+no two workers ever write one store chunk, each read with the same ``halo``. A chunk is then
+segmented as a plane region by the same tiles and blocks (``inference.window``).
 
 Adding an option: a field here with its default, a :class:`Spec` in :data:`SPECS` (range,
 unit, help, CLI flag), and its use (see docs/development.md, "where to add X").

@@ -102,6 +102,7 @@ class OutputStore:
     """
 
     def __init__(self, limit: int, limit_given: bool, directory: Path | None = None) -> None:
+        self.limit = limit  # the run's limit, decided once (the run's job and blocks use it too)
         self.room = memory.run_room(limit, memory.in_use(), 0, limit_given) // 2
         self.directory = directory
         self.on_disk = False

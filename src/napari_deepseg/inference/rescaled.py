@@ -25,8 +25,7 @@ from torch import nn
 
 from ..progress import Progress, relay
 from .gridmap import GridMap
-from .inputs import AxesPlan
-from .normalization import finite_plane
+from .inputs import AxesPlan, finite_plane
 from .outputs import OutputStore
 from .result import in_out_axes
 from .scale import (

@@ -33,8 +33,7 @@ import numpy as np
 from ..errors import DeepsegError
 from ..progress import Progress
 from .gridmap import GridMap
-from .inputs import AxesPlan, model_plane
-from .normalization import banded_percentile_normalizer, fixed_normalizer
+from .inputs import AxesPlan, banded_percentile_normalizer, fixed_normalizer, model_plane
 from .result import in_out_axes
 from .scale import resize_window, scaled_shape
 from .tiling import TileGrid
