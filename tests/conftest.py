@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import tifffile
 import torch
@@ -10,6 +12,12 @@ from napari_deepseg.models import ModelMeta, build_model, save_model
 from napari_deepseg.samples import synthetic_nuclei
 
 from ._display import missing_display
+
+# The suite runs napari viewers (Mesa's OpenGL maps libLLVM) and training (a torch optimizer
+# imports torch._dynamo, which imports triton and its own LLVM) in one process: whichever LLVM
+# loads second crashes it. The GUI layer keeps triton out of napari (_napari.guard_triton); the
+# tests do the same for the whole session, whatever order the folders run in.
+sys.modules.setdefault("triton", None)
 
 
 def pytest_configure(config):

@@ -9,24 +9,21 @@ import sys
 
 
 def guard_triton() -> bool:
-    """Keep ``triton`` from loading beside Mesa's LLVM (returns True when it blocked it).
+    """Keep ``triton`` out of the napari process (returns True when this call blocked it).
 
-    Importing torchvision imports ``torch._dynamo``, which imports ``triton`` when installed
-    (CUDA builds of torch ship it). triton bundles its own LLVM; loaded into a process where
-    Mesa's OpenGL driver has already mapped ``libLLVM`` (napari's canvas on llvmpipe, radeonsi,
-    ...), it crashes the process with a segmentation fault. The GUI never uses torch.compile,
-    so triton is hidden (``import triton`` raises ImportError and torch runs without it).
+    Importing torchvision, or creating a torch optimizer, imports ``torch._dynamo``, which
+    imports ``triton`` when installed (CUDA builds of torch ship it). triton bundles its own
+    LLVM; in a process where Mesa's OpenGL driver maps ``libLLVM`` (napari's canvas on llvmpipe,
+    radeonsi, ...), whichever of the two loads second crashes the process with a segmentation
+    fault, at the import or later in a repaint. A canvas can be created after this runs (a
+    new viewer, a 3D view), so triton is hidden whether or not Mesa's LLVM is mapped yet: the GUI
+    never uses torch.compile, and torch runs without triton (``import triton`` raises
+    ImportError). Already imported (a process that compiled something first), it is left.
     """
     if "triton" in sys.modules or not sys.platform.startswith("linux"):
         return False
-    try:
-        with open("/proc/self/maps") as maps:
-            mesa_llvm = any("libLLVM" in line for line in maps)
-    except OSError:
-        return False
-    if mesa_llvm:
-        sys.modules["triton"] = None  # type: ignore[assignment]
-    return mesa_llvm
+    sys.modules["triton"] = None  # type: ignore[assignment]
+    return True
 
 
 guard_triton()  # napari loads plugins after its canvas exists; widgets call it again

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import check_writable_dir, remove_partials
+from .._files import check_writable_dir, guard_output, remove_partials
 from ..errors import DeepsegError
 from ..inference.device import resolve_device
 from ..inference.engine import check_tile
@@ -228,10 +228,28 @@ def _plan(sources, out, ctx: RunContext, overwrite: bool):
             ctx.record(src, job, "skipped", extra=kept)
         elif action == "refuse":
             ctx.record(src, job, "failed", f"{reason}; move it away or rerun with --overwrite to replace it")
+        elif (problem := _guard(job, sources)) is not None:
+            ctx.record(src, job, "failed", problem)
         else:
             jobs.append(job)
     ctx.files_total = len(jobs)
     return jobs
+
+
+def _guard(job: InputJob, sources: list[Path]) -> str | None:
+    """The output guard (:func:`~napari_deepseg._files.guard_output`) on a TIFF output the resume
+    rules let this run write (a new file, one this folder's manifest records, or --overwrite):
+    never onto an input, a ``.tif`` name, a writable place. None when it may be written, else
+    the one-line reason. (OME-Zarr stores resume chunk by chunk under the manifest's rules.)"""
+    if job.kind != "tiff":
+        return None
+    try:
+        guard_output(
+            job.dst, what="labels output", suffixes=(".tif", ".tiff"), inputs=sources, ours=(job.dst,)
+        )
+    except DeepsegError as err:
+        return str(err)
+    return None
 
 
 def _create_store(job: InputJob, ctx: RunContext) -> set[int]:
