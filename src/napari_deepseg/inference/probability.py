@@ -41,11 +41,12 @@ def to_float16(values: np.ndarray) -> np.ndarray:
     """``values.astype(np.float16)`` (the same bits) for float32 ``values``."""
     values = np.asarray(values, np.float32)
     small = np.less(values, _SUBNORMAL)
-    small &= values >= 0
+    small &= ~np.signbit(values)  # negative values and -0.0: numpy's cast
     if not small.any():
         return values.astype(np.float16)
     normal = np.where(small, np.float32(0), values).astype(np.float16).view(np.uint16)
-    tiny = np.rint(values * np.float32(2.0**24)).astype(np.uint16)  # 1024: the smallest normal
+    scaled = np.multiply(values, np.float32(2.0**24), out=np.zeros_like(values), where=small)
+    tiny = np.rint(scaled, out=scaled).astype(np.uint16)  # 1024: the smallest normal
     return np.where(small, tiny, normal).view(np.float16)
 
 
