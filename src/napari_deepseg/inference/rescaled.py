@@ -38,8 +38,10 @@ from .scale import (
     scaled_shape,
 )
 
-#: side of the crop (at the model's scale) the estimate segments
-CROP = 512
+#: side of the crop (at the model's scale) the estimate segments; 384 rather than 512 keeps the
+#: estimate under 10% of a 2048x2048 default run (issue 36) at the same accuracy on the
+#: selection split (estimates within 15% of the truth: 68.3% either way; median error 8.8% vs 8.7%)
+CROP = 384
 #: at most this many passes; the estimate stops when the scale changes by less than 5%
 ROUNDS = 3
 
