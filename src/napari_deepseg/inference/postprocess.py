@@ -25,7 +25,7 @@ from skimage.segmentation import watershed
 
 from .maxima import dynamic_maxima
 from .probability import as_float32
-from .sheets import boxes_of, sheet_of
+from .sheets import Sheet, boxes_of, sheet_of
 
 DEFAULT_MIN_SIZE = 16
 DEFAULT_FOREGROUND_THRESHOLD = 0.5
@@ -111,18 +111,33 @@ def instances_from_probabilities(
     keep = _sizes(groups, n_groups) >= max(1, min_size)  # smaller groups only hold small objects
     keep[0] = False
     boxes = boxes_of(ndi.find_objects(groups))
+    threshold = seed_threshold if seed_method == "threshold" else None
     next_id = 1
     for lo, hi in _bands(boxes[1:, 0], _BAND_ROWS):  # groups lo..hi (1-based) start in one band of rows
         sheet = sheet_of(groups, boxes, lo + np.flatnonzero(keep[lo : hi + 1]))
-        if sheet is None:
-            continue
-        part, sub = sheet.mask(), sheet.place(relief)
-        confident = sub > seed_threshold if seed_method == "threshold" else None
-        local = _remove_small(_group_instances(sub, part, confident, float(seed_h)), min_size)
-        ids, count = _in_raster_order(sheet.take(local), int(local.max()))
-        labels[sheet.rows].reshape(-1)[sheet.pixels] = ids + np.uint32(next_id - 1) * (ids > 0)
-        next_id += count
+        if sheet is not None:
+            next_id += _sheet_instances(sheet, relief, labels, next_id, threshold, float(seed_h), min_size)
     return labels
+
+
+def _sheet_instances(
+    sheet: Sheet,
+    relief: np.ndarray,
+    labels: np.ndarray,
+    first: int,
+    seed_threshold: float | None,
+    seed_h: float,
+    min_size: int,
+) -> int:
+    """Segment the groups of a sheet (seeds from ``relief > seed_threshold``, or h-maxima when
+    it is None) and write their objects, ``first`` onwards, into the (H, W) ``labels``;
+    returns the number of objects."""
+    part, sub = sheet.mask(), sheet.place(relief)
+    confident = None if seed_threshold is None else sub > seed_threshold
+    local = _remove_small(_group_instances(sub, part, confident, seed_h), min_size)
+    ids, count = _in_raster_order(sheet.take(local), int(local.max()))
+    labels[sheet.rows].reshape(-1)[sheet.pixels] = ids + np.uint32(first - 1) * (ids > 0)
+    return count
 
 
 def _planes(prob: np.ndarray, threshold: float, difference: bool) -> tuple[np.ndarray, np.ndarray]:
