@@ -217,8 +217,9 @@ def _resample_at(
     x: np.ndarray,
 ) -> np.ndarray:
     """(N,) float32 ``foreground_probability`` of (K, h, w) ``prob`` resampled at the output
-    pixels (``y``: rows of ``taps_y``, ``x``: columns of ``taps_x``), as :func:`_resample` makes
-    it there: rows first (dense, on the source columns the pixels need), then columns."""
+    pixels (``y``: rows of ``taps_y``, ``x``: columns of ``taps_x``), bit for bit what resampling
+    the whole region (``scale.apply_taps``) gives there: rows first (dense, on the source columns
+    the pixels need), then columns, summed in the same order."""
     (ry, wy), (rx, wx) = taps_y, taps_x
     if len(y) == 0:
         return np.zeros(0, np.float32)
