@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write_docs:
         write_section("Post-processing speed", docs_body(mosaic_run, len(val), args.repeats, text))
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
