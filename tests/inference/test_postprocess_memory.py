@@ -45,17 +45,35 @@ def _probs(shape=(512, 512), seed=5) -> np.ndarray:
     return np.stack([1 - interior - boundary, interior, boundary]).astype(np.float16)
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"min_size": 16},
-        {"min_size": 0, "seed_threshold": 0.8},
-        {"min_size": 32, "seed_method": "maxima", "seed_sigma": 2.5, "seed_h": 0.01},
-        {"min_size": 0, "seed_method": "maxima", "seed_sigma": 1.0, "seed_h": 0.05},
-    ],
-)
+def _tie_free(prob: np.ndarray) -> np.ndarray:
+    """float32 ``prob`` with its foreground classes nudged by distinct amounts under 1e-4, so
+    that no two pixels share a height (float16 probabilities hold many equal values)."""
+    rng = np.random.default_rng(0)
+    out = prob.astype(np.float32)
+    out[1:] += rng.uniform(0, 1e-4, out[1:].shape).astype(np.float32)
+    return out
+
+
+def _identical(ours: np.ndarray, ref: np.ndarray) -> float:
+    """The share of ``ref``'s objects that are exactly one object of ``ours`` (same pixels)."""
+    fg = (ours > 0) | (ref > 0)
+    pairs, counts = np.unique(np.stack([ref[fg], ours[fg]]), axis=1, return_counts=True)
+    area_ref, area_ours = np.bincount(ref.ravel()), np.bincount(ours.ravel())
+    same = (pairs[0] > 0) & (counts == area_ref[pairs[0]]) & (counts == area_ours[pairs[1]])
+    return same.sum() / ref.max()
+
+
+SETTINGS = [
+    {"min_size": 16},
+    {"min_size": 0, "seed_threshold": 0.8},
+    {"min_size": 32, "seed_method": "maxima", "seed_sigma": 2.5, "seed_h": 0.01},
+    {"min_size": 0, "seed_method": "maxima", "seed_sigma": 1.0, "seed_h": 0.05},
+]
+
+
+@pytest.mark.parametrize("kwargs", SETTINGS)
 def test_same_objects_as_one_whole_plane_watershed(kwargs):
-    prob = _probs()
+    prob = _tie_free(_probs())
     ours = instances_from_probabilities(prob, **kwargs)
     ref = _whole_plane(prob, **kwargs)
     assert ours.dtype == np.uint32
@@ -64,6 +82,21 @@ def test_same_objects_as_one_whole_plane_watershed(kwargs):
     pairs = np.unique(np.stack([ours[fg], ref[fg]]), axis=1)
     assert pairs.shape[1] == ours.max() == ref.max() > 100  # one-to-one: the same objects
     np.testing.assert_array_equal(np.unique(ours), np.arange(ours.max() + 1))
+
+
+@pytest.mark.parametrize("seed", [5, 6, 9])
+@pytest.mark.parametrize("kwargs", SETTINGS)
+def test_equal_heights_change_a_few_pixels_at_most(kwargs, seed):
+    """With float16 probabilities seed pixels of equal height are popped from scikit-image's
+    heap in an order that depends on everything else on it, so a pixel two seeds reach may go
+    either way: one whole-plane watershed and the band-by-band ones differ there (the banded
+    implementation before the sheets did too, on seeds 6 and 9 with ``seed_threshold=0.8``)."""
+    prob = _probs(seed=seed)
+    ours = instances_from_probabilities(prob, **kwargs)
+    ref = _whole_plane(prob, **kwargs)
+    np.testing.assert_array_equal(ours > 0, ref > 0)
+    assert ours.max() == ref.max()
+    assert _identical(ours, ref) >= 0.99
 
 
 @pytest.mark.parametrize("method", ["threshold", "maxima"])

@@ -22,11 +22,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .blocks import Block
 from .postprocess import foreground_probability
-from .scale import apply_taps, nearest_indices, row_taps
+from .scale import nearest_indices, row_taps
 
 _BAND_ROWS = 256
 
@@ -97,6 +96,7 @@ class GridMap:
         threshold: float = 0.5,
         origin: tuple[int, int] = (0, 0),
         window: tuple[slice, slice] | None = None,
+        seen: np.ndarray | None = None,
     ) -> np.ndarray:
         """(h, w) run-grid labels of a region starting at run-grid ``origin`` -> the image-grid
         ``window`` (rows, cols; default the whole plane) of them, in row bands.
@@ -105,7 +105,10 @@ class GridMap:
         class probabilities, outlines follow ``foreground_probability`` resampled bilinearly
         (see the module docstring); no id is made, and an object loses the pixels where the
         resampled probability is at most ``threshold`` (its run-grid pixels were above it, so
-        it keeps most of them; no object of the DSB2018 selection split lost all).
+        it keeps most of them; no object of the DSB2018 selection split lost all). The
+        probability is resampled only at the pixels within ``reach`` of an object (the others
+        stay background whatever it is), with the same arithmetic as a whole-plane resampling.
+        ``seen``: a bool array over the ids, set True for each id that the output holds.
         """
         ry, rx = window or (slice(0, self.full[0]), slice(0, self.full[1]))
         src_r = self.rows[ry] - origin[0]
@@ -113,20 +116,34 @@ class GridMap:
         out = np.empty((len(src_r), len(src_c)), labels.dtype)
         if prob is None:
             for r in range(0, len(src_r), _BAND_ROWS):
-                out[r : r + _BAND_ROWS] = labels[src_r[r : r + _BAND_ROWS, None], src_c[None, :]]
+                out[r : r + _BAND_ROWS] = labels.take(src_r[r : r + _BAND_ROWS], 0).take(src_c, 1)
+            if seen is not None:
+                seen[out.reshape(-1)] = True
             return out
         taps_y = _local(self.taps_y, ry, origin[0], labels.shape[0])
         taps_x = _local(self.taps_x, rx, origin[1], labels.shape[1])
         reach = self.reach
         for r in range(0, len(src_r), _BAND_ROWS):
             lo, hi = max(0, r - reach), min(len(src_r), r + _BAND_ROWS + reach)
-            near = labels[src_r[lo:hi, None], src_c[None, :]]
-            fg = _resample(prob, (taps_y[0][lo:hi], taps_y[1][lo:hi]), taps_x) > threshold
-            grown = ndi.grey_dilation(near, size=(2 * reach + 1, 2 * reach + 1))
-            near = np.where(near > 0, near, grown)
-            near[~fg] = 0
-            out[r : r + _BAND_ROWS] = near[r - lo : r - lo + _BAND_ROWS]
+            near = labels.take(src_r[lo:hi], 0).take(src_c, 1)
+            rows = slice(r - lo, min(hi, r + _BAND_ROWS) - lo)
+            band_taps = (taps_y[0][r : r + _BAND_ROWS], taps_y[1][r : r + _BAND_ROWS])
+            out[r : r + _BAND_ROWS] = _outlined(near, rows, reach, prob, band_taps, taps_x, threshold, seen)
         return out
+
+    def instances(
+        self, labels: np.ndarray, prob: np.ndarray | None = None, threshold: float = 0.5
+    ) -> np.ndarray:
+        """A whole plane's (h, w) run-grid instances 1..N -> (H, W) image-grid instances 1..M
+        (:meth:`labels`, then renumbered without gaps if an object lost all its pixels)."""
+        seen = np.zeros(int(labels.max(initial=0)) + 1, bool)
+        out = self.labels(labels, prob, threshold, seen=seen)
+        seen[0] = False
+        if seen[1:].all():
+            return out
+        lut = np.zeros(len(seen), out.dtype)
+        lut[seen] = np.arange(1, int(seen.sum()) + 1, dtype=out.dtype)
+        return lut[out]
 
     def fill(self, out: np.ndarray, src: np.ndarray) -> np.ndarray:
         """Write (..., h, w) run-grid labels into (..., H, W) ``out`` in row bands; returns ``out``."""
@@ -142,10 +159,78 @@ def _local(taps: tuple[np.ndarray, np.ndarray], span: slice, origin: int, size: 
     return np.clip(taps[0][span] - origin, 0, size - 1), taps[1][span]
 
 
-def _resample(prob: np.ndarray, taps_y: tuple, taps_x: tuple) -> np.ndarray:
-    """``foreground_probability`` of (K, h, w) ``prob`` at the given (rows, weights) taps: float32."""
+def _outlined(
+    near: np.ndarray,
+    rows: slice,
+    reach: int,
+    prob: np.ndarray,
+    taps_y: tuple[np.ndarray, np.ndarray],
+    taps_x: tuple[np.ndarray, np.ndarray],
+    threshold: float,
+    seen: np.ndarray | None,
+) -> np.ndarray:
+    """The ``rows`` of (n, W) nearest-neighbour ids ``near`` with outlines from ``prob``: a pixel
+    takes its own id or else the largest id within ``reach`` (``grey_dilation``), and keeps it
+    where the bilinearly resampled foreground probability (``taps_y`` of these rows) is above
+    ``threshold``. Only the pixels within ``reach`` of an id are looked at."""
+    spots = np.flatnonzero(_dilated(near > 0, reach)[rows])
+    width = near.shape[1]
+    y, x = np.divmod(spots, width)
+    y += rows.start
+    ids = near[y, x]
+    empty = np.flatnonzero(ids == 0)
+    if len(empty):  # the largest id within reach (max over the window, clipped at the edges)
+        ey, ex = y[empty], x[empty]
+        grown = ids[empty]
+        for dy in range(-reach, reach + 1):
+            yy = np.clip(ey + dy, 0, near.shape[0] - 1)
+            for dx in range(-reach, reach + 1):
+                np.maximum(grown, near[yy, np.clip(ex + dx, 0, width - 1)], out=grown)
+        ids[empty] = grown
+    fg = _resample_at(prob, taps_y, taps_x, y - rows.start, x) > threshold
+    out = np.zeros((rows.stop - rows.start, width), near.dtype)
+    out.reshape(-1)[spots[fg]] = ids[fg]
+    if seen is not None:
+        seen[ids[fg]] = True
+    return out
+
+
+def _dilated(on: np.ndarray, reach: int) -> np.ndarray:
+    """(n, W) bool ``on`` dilated by a (2 reach + 1) square (``grey_dilation`` of a mask; pixels
+    past the edges count as False, which gives a maximum what reflecting them does)."""
+    out = on.copy()
+    for d in range(1, reach + 1):
+        out[:, d:] |= on[:, :-d]
+        out[:, :-d] |= on[:, d:]
+    across = out.copy()
+    for d in range(1, reach + 1):
+        out[d:] |= across[:-d]
+        out[:-d] |= across[d:]
+    return out
+
+
+def _resample_at(
+    prob: np.ndarray,
+    taps_y: tuple[np.ndarray, np.ndarray],
+    taps_x: tuple[np.ndarray, np.ndarray],
+    y: np.ndarray,
+    x: np.ndarray,
+) -> np.ndarray:
+    """(N,) float32 ``foreground_probability`` of (K, h, w) ``prob`` resampled at the output
+    pixels (``y``: rows of ``taps_y``, ``x``: columns of ``taps_x``), bit for bit what resampling
+    the whole region (``scale.apply_taps``) gives there: rows first (dense, on the source columns
+    the pixels need), then columns, summed in the same order."""
     (ry, wy), (rx, wx) = taps_y, taps_x
+    if len(y) == 0:
+        return np.zeros(0, np.float32)
     lo, hi = int(ry.min()), int(ry.max()) + 1
-    x0, x1 = int(rx.min()), int(rx.max()) + 1
-    fg = foreground_probability(prob[:, lo:hi, x0:x1])
-    return apply_taps(fg, (ry - lo, wy), (rx - x0, wx))
+    needed = np.zeros(prob.shape[2], bool)
+    needed[rx[x]] = True
+    cols = np.flatnonzero(needed)
+    part = prob[:, lo:hi] if len(cols) > prob.shape[2] // 2 else prob[:, lo:hi][:, :, cols]
+    fg = foreground_probability(part)  # (hi - lo, all columns or ``cols``) float32
+    if part.shape[2] != len(cols):
+        fg = fg[:, cols]
+    rows = sum(wy[:, k, None] * fg[ry[:, k] - lo] for k in range(wy.shape[1]))  # (band, len(cols))
+    where = np.searchsorted(cols, rx)  # each output column's taps among ``cols``
+    return sum(wx[x, k] * rows[y, where[x, k]] for k in range(wx.shape[1]))

@@ -42,7 +42,8 @@ from .inputs import (
 )
 from .options import DEFAULT_TILE, MIN_TILE, SegmentOptions, halo_for
 from .outputs import OutputStore
-from .postprocess import StackIds, class_map, consecutive, foreground_threshold, instances_from_probabilities
+from .postprocess import StackIds, class_map, foreground_threshold, instances_from_probabilities
+from .probability import softmax, write_float16
 from .result import SegmentationResult, run_meta
 from .runner import TileRunner, TileTooLarge, model_in_channels
 from .settings import as_array, check_tile
@@ -140,8 +141,7 @@ class Job:
                 prob = yield from self._plane_with_retry(raw, norm, Target(index), self._shift())
                 labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
                 if labels is not None and self.out_grid is not None:
-                    fg = foreground_threshold(self.postprocess)
-                    labels = consecutive(self.out_grid.labels(labels, prob, fg))
+                    labels = self.out_grid.instances(labels, prob, foreground_threshold(self.postprocess))
                 del prob
             else:  # numbered with stack-unique ids as its blocks are joined
                 labels, count = yield from self._blockwise(raw, norm, index, ids.first_id(index))
@@ -369,7 +369,8 @@ class Job:
         return view.T if transposed else view
 
     def _finalize_rows(self, popped, target: Target, keep_prob: np.ndarray | None) -> None:
-        """Write finished rows: the core's classes/probabilities into the outputs, all into ``keep_prob``."""
+        """Write finished rows: the core's classes/probabilities into the outputs, all rows'
+        probabilities of classes 1.. (what instances read) into ``keep_prob``."""
         first, sums, wsum = popped
         lo, hi = max(first, target.core_y.start), min(first + sums.shape[1], target.core_y.stop)
         cx = target.core_x
@@ -380,15 +381,14 @@ class Job:
             self._view("classes", target.index)[out_rows, out_cols] = class_map(sums[:, rows, cx])
         if self.result["probabilities"] is None and keep_prob is None:
             return
-        logits = sums / wsum
-        logits -= logits.max(axis=0, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=0, keepdims=True)
+        prob = softmax(sums, wsum)  # in place: the popped rows are ours
         if self.result["probabilities"] is not None and hi > lo:
-            for k in range(len(logits)):
-                self._view("probabilities", target.index, k)[out_rows, out_cols] = logits[k, rows, cx]
-        if keep_prob is not None:
-            keep_prob[:, first : first + sums.shape[1]] = logits
+            for k in range(len(prob)):
+                write_float16(
+                    self._view("probabilities", target.index, k)[out_rows, out_cols], prob[k, rows, cx]
+                )
+        if keep_prob is not None:  # instances read classes 1.. only: the background stays 0
+            write_float16(keep_prob[1:, first : first + prob.shape[1]], prob[1:])
 
     def _finish(self, seconds: float) -> SegmentationResult:
         r = self.result

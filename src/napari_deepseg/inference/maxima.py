@@ -38,15 +38,19 @@ def dynamic_maxima(relief: np.ndarray, mask: np.ndarray, h: float) -> tuple[np.n
 
     Returns:
         ((H, W) int32 markers 0 or 1..N, one id per surviving maximum plateau, N).
+
+    Only the parts of ``mask`` that hold two maxima or more are flooded (on nuclei, about half
+    the foreground pixels).
     """
     if not mask.any():
         return np.zeros(mask.shape, np.int32), 0
     floor = np.float32(relief[mask].min()) - np.float32(1)
     r = np.where(mask, relief, floor).astype(np.float32, copy=False)
     markers, n = ndi.label(local_maxima(r, connectivity=2, allow_borders=True) & mask, structure=_STRUCT8)
-    if n <= 1:
+    shared = _shared(markers, n, mask)
+    if shared is None:  # no part holds two maxima: every maximum is its part's highest
         return markers.astype(np.int32, copy=False), n
-    basins = watershed(-r, markers, connectivity=2, mask=mask)
+    basins = watershed(-r, markers, connectivity=2, mask=shared)
     top = np.full(n + 1, -np.inf, np.float64)
     on = markers > 0  # a maximum is a plateau of one height: any of its pixels gives its top
     top[markers[on]] = r[on]
@@ -56,6 +60,20 @@ def dynamic_maxima(relief: np.ndarray, mask: np.ndarray, h: float) -> tuple[np.n
     lut = np.zeros(n + 1, np.int32)
     lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
     return lut[markers], int(keep.sum())
+
+
+def _shared(markers: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray | None:
+    """The pixels of the 8-connected parts of ``mask`` holding two maxima or more (bool), or None
+    when there are none. Basins, passes and dynamics never cross between parts, and a part's
+    single maximum keeps an infinite dynamic, so only these parts need flooding."""
+    if n <= 1:
+        return None
+    parts, n_parts = ndi.label(mask, structure=_STRUCT8)
+    on = markers > 0
+    part_of = np.zeros(n + 1, parts.dtype)
+    part_of[markers[on]] = parts[on]  # a maximum is a connected plateau: one part
+    several = np.bincount(part_of[1:], minlength=n_parts + 1) >= 2
+    return several[parts] if several.any() else None
 
 
 def _passes(basins: np.ndarray, r: np.ndarray, n: int) -> list[tuple[float, int, int]]:

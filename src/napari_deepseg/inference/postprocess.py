@@ -24,6 +24,8 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from .maxima import dynamic_maxima
+from .probability import as_float32
+from .sheets import Sheet, boxes_of, sheet_of
 
 DEFAULT_MIN_SIZE = 16
 DEFAULT_FOREGROUND_THRESHOLD = 0.5
@@ -31,13 +33,30 @@ SEED_METHODS = ("threshold", "maxima")
 _STRUCT = ndi.generate_binary_structure(2, 1)
 _STRUCT8 = ndi.generate_binary_structure(2, 2)
 _BAND_ROWS = 128
+_PLANE_ROWS = 64
 
 
 def class_map(prob_or_logits: np.ndarray) -> np.ndarray:
-    """Argmax over the first axis of a (K, ...) array -> uint8 (K <= 256) or uint16 class map."""
-    k = prob_or_logits.shape[0]
+    """Argmax over the first axis of a (K, ...) array -> uint8 (K <= 256) or uint16 class map.
+
+    The first class wins ties, as with ``np.argmax`` (whose reduction over a leading axis of a
+    few classes is about ten times slower than these K - 1 comparisons); NaN, if any, falls
+    back to ``np.argmax``.
+    """
+    values = np.asarray(prob_or_logits)
+    k = values.shape[0]
     dtype = np.uint8 if k <= 256 else np.uint16
-    return np.argmax(prob_or_logits, axis=0).astype(dtype, copy=False)
+    if k > 16 or values.dtype.kind != "f":
+        return np.argmax(values, axis=0).astype(dtype, copy=False)
+    out = np.zeros(values.shape[1:], dtype)
+    best = values[0].copy()
+    for c in range(1, k):
+        higher = np.greater(values[c], best)
+        np.copyto(out, dtype(c), where=higher)
+        np.maximum(best, values[c], out=best)
+    if np.isnan(best).any():  # np.maximum keeps NaN: here and only here a class is NaN
+        return np.argmax(values, axis=0).astype(dtype, copy=False)
+    return out
 
 
 def instances_from_probabilities(
@@ -63,15 +82,18 @@ def instances_from_probabilities(
         seed_h: ``"maxima"`` seeding: minimum dynamic (height above the saddle) of a seed.
 
     Returns:
-        (H, W) uint32 labels: 0 background, 1..N objects numbered consecutively (in the raster
-        order of their foreground groups).
+        (H, W) uint32 labels: 0 background, 1..N objects numbered consecutively: band by band
+        of the rows their foreground group starts in, and in a band in the raster order of
+        their first pixel.
 
     Memory: besides ``prob`` and the labels, a float32 relief and an int32 map of 8-connected
-    foreground groups (8 bytes per pixel; a bool mask and one float32 temporary while they are
-    made). Seeds and watersheds are made for the groups that start in one band of rows at a
-    time, inside those groups' bounding box: no whole-plane temporary of their own. Objects
-    never span two groups (seeds, basins and floods stay inside a group), so this gives the
-    same objects as one whole-plane watershed.
+    foreground groups (8 bytes per pixel; a bool mask while they are made). Seeds and
+    watersheds are made for the groups that start in one band of rows at a time, packed into
+    a sheet of their own bounding boxes (:mod:`.sheets`): no whole-plane temporary of their
+    own, and no work on the background between the groups. Objects never span two groups
+    (seeds, basins and floods stay inside a group), so this gives the same objects as one
+    whole-plane watershed, up to the order in which scikit-image's heap pops seed pixels of
+    equal height (the first wins a pixel both reach).
     """
     prob = np.asarray(prob)
     if prob.ndim != 3 or prob.shape[0] < 2:
@@ -79,29 +101,97 @@ def instances_from_probabilities(
     if seed_method not in SEED_METHODS:
         raise ValueError(f"seed_method must be one of {SEED_METHODS}, not {seed_method!r}")
     labels = np.zeros(prob.shape[1:], np.uint32)
-    mask = _foreground(prob, foreground_threshold)
+    mask, relief = _planes(prob, foreground_threshold, seed_method == "maxima")
     if not mask.any():
         return labels
-    relief = _relief(prob, seed_method, seed_sigma)
-    groups, _ = ndi.label(mask, structure=_STRUCT8)
+    if seed_method == "maxima":
+        _smooth(relief, seed_sigma)
+    groups, n_groups = ndi.label(mask, structure=_STRUCT8)
     del mask
-    keep = np.bincount(groups.ravel()) >= max(1, min_size)  # smaller groups only hold small objects
+    keep = _sizes(groups, n_groups) >= max(1, min_size)  # smaller groups only hold small objects
     keep[0] = False
-    boxes = ndi.find_objects(groups)
-    tops = np.array([b[0].start for b in boxes])
+    boxes = boxes_of(ndi.find_objects(groups))
+    threshold = seed_threshold if seed_method == "threshold" else None
     next_id = 1
-    for lo, hi in _bands(tops, _BAND_ROWS):  # groups lo..hi (1-based) start in one band of rows
-        box = _union_box(boxes[lo - 1 : hi])
-        sub = groups[box]
-        part = (sub >= lo) & (sub <= hi) & keep[sub]
-        if not part.any():
-            continue
-        confident = relief[box] > seed_threshold if seed_method == "threshold" else None
-        local = _remove_small(_group_instances(relief[box], part, confident, float(seed_h)), min_size)
-        found = local > 0
-        labels[box][found] = local[found] + np.uint32(next_id - 1)
-        next_id += int(local.max())
+    for lo, hi in _bands(boxes[1:, 0], _BAND_ROWS):  # groups lo..hi (1-based) start in one band of rows
+        sheet = sheet_of(groups, boxes, lo + np.flatnonzero(keep[lo : hi + 1]))
+        if sheet is not None:
+            next_id += _sheet_instances(sheet, relief, labels, next_id, threshold, float(seed_h), min_size)
     return labels
+
+
+def _sheet_instances(
+    sheet: Sheet,
+    relief: np.ndarray,
+    labels: np.ndarray,
+    first: int,
+    seed_threshold: float | None,
+    seed_h: float,
+    min_size: int,
+) -> int:
+    """Segment the groups of a sheet (seeds from ``relief > seed_threshold``, or h-maxima when
+    it is None) and write their objects, ``first`` onwards, into the (H, W) ``labels``;
+    returns the number of objects."""
+    part, sub = sheet.mask(), sheet.place(relief)
+    confident = None if seed_threshold is None else sub > seed_threshold
+    local = _remove_small(_group_instances(sub, part, confident, seed_h), min_size)
+    ids, count = _in_raster_order(sheet.take(local), int(local.max()))
+    labels[sheet.rows].reshape(-1)[sheet.pixels] = ids + np.uint32(first - 1) * (ids > 0)
+    return count
+
+
+def _planes(prob: np.ndarray, threshold: float, difference: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground mask ``P(interior) + P(boundary) > threshold`` (bool) and the float32
+    relief before smoothing (``P(interior) - P(boundary)`` if ``difference``, else
+    ``P(interior)``) of (K, H, W) probabilities, converted a band of rows at a time (float16
+    probabilities are read once, and no float32 copy of a whole channel is made)."""
+    h, w = prob.shape[1:]
+    mask, relief = np.empty((h, w), bool), np.empty((h, w), np.float32)
+    three = prob.shape[0] >= 3
+    total = np.empty((min(h, _PLANE_ROWS), w), np.float32)
+    for r in range(0, h, _PLANE_ROWS):
+        rows = slice(r, min(h, r + _PLANE_ROWS))
+        inner = as_float32(prob[1, rows])
+        if not three:
+            np.greater(inner, threshold, out=mask[rows])
+            relief[rows] = inner
+            continue
+        edge = as_float32(prob[2, rows])
+        np.greater(np.add(inner, edge, out=total[: rows.stop - r]), threshold, out=mask[rows])
+        if difference:
+            np.subtract(inner, edge, out=relief[rows])
+        else:
+            relief[rows] = inner
+    return mask, relief
+
+
+def _sizes(groups: np.ndarray, n: int) -> np.ndarray:
+    """Pixel counts of ids 0..n of an (H, W) label map, counted a band of rows at a time (no
+    whole-plane int64 copy)."""
+    sizes = np.zeros(n + 1, np.int64)
+    for r in range(0, groups.shape[0], _PLANE_ROWS):
+        sizes += np.bincount(groups[r : r + _PLANE_ROWS].reshape(-1), minlength=n + 1)
+    return sizes
+
+
+def _smooth(relief: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of the (H, W) float32 relief by ``sigma`` pixels, in place (no second
+    plane: the one-dimensional passes work through a line buffer)."""
+    if sigma > 0:
+        ndi.gaussian_filter(relief, float(sigma), output=relief)
+    return relief
+
+
+def _in_raster_order(ids: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Ids 1..n of pixels given in raster order (0: none) renumbered 1..m in the order of each
+    object's first pixel; returns (uint32 ids, m)."""
+    first = np.full(n + 1, len(ids), np.int64)
+    np.minimum.at(first, ids, np.arange(len(ids)))
+    first[0] = len(ids)
+    present = np.flatnonzero(first < len(ids))
+    lut = np.zeros(n + 1, np.uint32)
+    lut[present[np.argsort(first[present], kind="stable")]] = np.arange(1, len(present) + 1, dtype=np.uint32)
+    return lut[ids], len(present)
 
 
 def _bands(tops: np.ndarray, rows: int) -> list[tuple[int, int]]:
@@ -116,11 +206,6 @@ def _bands(tops: np.ndarray, rows: int) -> list[tuple[int, int]]:
     return [(int(a) + 1, int(b)) for a, b in zip(starts, stops)]
 
 
-def _union_box(boxes: list[tuple[slice, slice]]) -> tuple[slice, slice]:
-    ys = slice(min(b[0].start for b in boxes), max(b[0].stop for b in boxes))
-    return ys, slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes))
-
-
 def foreground_threshold(settings: dict) -> float:
     """The ``foreground_threshold`` of post-processing ``settings`` (keyword arguments of
     :func:`instances_from_probabilities`), or its default."""
@@ -130,29 +215,9 @@ def foreground_threshold(settings: dict) -> float:
 def foreground_probability(prob: np.ndarray) -> np.ndarray:
     """(K, ...) class probabilities -> float32 ``P(interior) + P(boundary)`` (``P(1)`` when K = 2)."""
     if prob.shape[0] < 3:
-        return prob[1].astype(np.float32, copy=False)
-    return np.add(prob[1], prob[2], dtype=np.float32)
-
-
-def _foreground(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """``P(interior) + P(boundary) > threshold`` as bool (one float32 temporary)."""
-    if prob.shape[0] < 3:
-        return prob[1] > threshold
-    total = foreground_probability(prob)
-    return np.greater(total, threshold, out=np.empty(total.shape, bool))
-
-
-def _relief(prob: np.ndarray, seed_method: str, seed_sigma: float) -> np.ndarray:
-    """The float32 relief the watershed floods: interior, or smoothed interior minus boundary."""
-    if seed_method == "threshold":
-        return prob[1].astype(np.float32, copy=False)
-    if prob.shape[0] >= 3:
-        diff = np.subtract(prob[1], prob[2], dtype=np.float32)
-    else:
-        diff = prob[1].astype(np.float32)
-    if seed_sigma <= 0:
-        return diff
-    return ndi.gaussian_filter(diff, float(seed_sigma), output=np.empty(diff.shape, np.float32))
+        return as_float32(prob[1])
+    total = as_float32(prob[1], copy=True)
+    return np.add(total, as_float32(prob[2]), out=total)
 
 
 def _group_instances(
@@ -169,15 +234,34 @@ def _group_instances(
     else:
         seeds, n_seeds = dynamic_maxima(relief, part, seed_h)
     pieces, n_pieces = ndi.label(part, structure=_STRUCT)
-    if n_seeds <= 1:
-        return pieces  # each 4-connected piece is one object (flooded from its seed, if any)
-    seeded = np.zeros(n_pieces + 1, bool)
-    seeded[np.unique(pieces[seeds > 0])] = True
-    orphan = ~seeded[pieces] & part
-    if orphan.any():
-        orphans, _ = ndi.label(orphan, structure=_STRUCT)
-        seeds = np.where(orphan, orphans + n_seeds, seeds)
-    return watershed(-relief, markers=seeds, mask=part)
+    return _flood(relief, seeds, n_seeds, pieces, n_pieces)
+
+
+def _flood(
+    relief: np.ndarray, seeds: np.ndarray, n_seeds: int, pieces: np.ndarray, n_pieces: int
+) -> np.ndarray:
+    """(H, W) int32 objects of 4-connected ``pieces`` (ids 1..n_pieces) flooded from ``seeds``
+    (ids 1..n_seeds) over ``-relief``, as one ``watershed(-relief, seeds, mask=pieces > 0)``
+    makes them, with seedless pieces as objects of their own (ids past ``n_seeds``).
+
+    The flood never leaves a piece (4-connected), so a piece that one seed reaches is that
+    seed's object whole: only the pieces holding two seeds or more are flooded.
+    """
+    on = seeds > 0
+    pairs = np.unique(pieces[on].astype(np.int64) * (n_seeds + 1) + seeds[on])
+    piece, seed = np.divmod(pairs, n_seeds + 1)
+    count = np.bincount(piece, minlength=n_pieces + 1)
+    lut = np.zeros(n_pieces + 1, np.int32)
+    single = count[piece] == 1
+    lut[piece[single]] = seed[single]
+    orphans = np.flatnonzero(count[1:] == 0) + 1
+    lut[orphans] = np.arange(n_seeds + 1, n_seeds + 1 + len(orphans), dtype=np.int32)
+    out = lut[pieces]
+    several = count >= 2
+    if several.any():
+        flooded = several[pieces]
+        out[flooded] = watershed(-relief, markers=seeds, mask=flooded)[flooded]
+    return out
 
 
 def _remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
