@@ -170,9 +170,10 @@ def test_segment_block_follows_max_memory():
 
 
 def test_large_plane_never_allocates_a_whole_plane_float_array():
-    """Under a memory cap that leaves one block's work, blocks and their tile cache stay under
-    one whole-plane float32 array; the whole-plane path needs more than two."""
-    image, _ = _plane((1024, 1024), seed=4)
+    """Under a memory cap that leaves one block's work (the block in flight in the pipeline
+    included), blocks and their tile cache stay under one whole-plane float32 array; the
+    whole-plane path needs more than two."""
+    image, _ = _plane((1536, 1536), seed=4)
     plane_float32 = image.size * 4
     held = image.size * (1 + 4)  # classes uint8 + instances uint32 (the outputs)
     model = _Oracle()

@@ -124,7 +124,7 @@ def test_stitch_keeps_ids_of_overlapping_objects():
 
 def test_model_file_postprocess_settings_reach_the_watershed(tiny_unet, tmp_path, monkeypatch):
     """``ModelMeta.postprocess`` survives the model file and reaches the watershed; ``min_size`` wins."""
-    from napari_deepseg.inference import job, segment
+    from napari_deepseg.inference import pipeline, segment
     from napari_deepseg.models import load_model, save_model
 
     seen = []
@@ -133,7 +133,7 @@ def test_model_file_postprocess_settings_reach_the_watershed(tiny_unet, tmp_path
         seen.append(kwargs)
         return instances_from_probabilities(prob, **kwargs)
 
-    monkeypatch.setattr(job, "instances_from_probabilities", spy)
+    monkeypatch.setattr(pipeline, "instances_from_probabilities", spy)
     settings = {
         "seed_threshold": 0.7,
         "foreground_threshold": 0.4,
@@ -162,7 +162,7 @@ def test_model_file_postprocess_settings_reach_the_watershed(tiny_unet, tmp_path
 
 def test_segment_postprocess_overrides_the_model_file(tiny_unet, monkeypatch):
     from napari_deepseg.errors import DeepsegError
-    from napari_deepseg.inference import job, segment
+    from napari_deepseg.inference import pipeline, segment
 
     seen = []
 
@@ -170,7 +170,7 @@ def test_segment_postprocess_overrides_the_model_file(tiny_unet, monkeypatch):
         seen.append(kwargs)
         return instances_from_probabilities(prob, **kwargs)
 
-    monkeypatch.setattr(job, "instances_from_probabilities", spy)
+    monkeypatch.setattr(pipeline, "instances_from_probabilities", spy)
     tiny_unet.deepseg_meta.postprocess = {"foreground_threshold": 0.4, "min_size": 5, "seed_threshold": 0.6}
     image = np.zeros((64, 64), np.uint8)
     segment(

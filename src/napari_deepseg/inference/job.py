@@ -11,11 +11,11 @@ that neighbouring blocks share are run once and kept for the next (:class:`.tili
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from ..errors import DeepsegError
-from ..models.contract import class_count, contract_of
+from ..models.contract import contract_of
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress
 from . import memory
-from .blocks import BlockLabels, BlockLayout, Target
+from .blocks import BlockLayout, Target
+from .blockwise import BlockwiseRuns
 from .device import Precision, resolve_device, resolve_precision
 from .gridmap import GridMap
 from .inputs import (
@@ -40,9 +41,10 @@ from .inputs import (
     model_plane,
     percentile_normalizer,
 )
-from .options import DEFAULT_TILE, MIN_TILE, SegmentOptions, halo_for
+from .options import DEFAULT_TILE, MIN_TILE, SegmentOptions
 from .outputs import OutputStore
-from .postprocess import StackIds, class_map, foreground_threshold, instances_from_probabilities
+from .pipeline import PostPipeline, plane_instances
+from .postprocess import StackIds, class_map
 from .probability import softmax, write_float16
 from .result import SegmentationResult, run_meta
 from .runner import TileRunner, TileTooLarge, model_in_channels
@@ -54,7 +56,7 @@ DEFAULT_BATCH = {"cpu": 2, "cuda": 4, "mps": 4}
 
 
 @dataclass
-class Job:
+class Job(BlockwiseRuns):
     image: Any
     plan: AxesPlan
     picked: list[int] | None
@@ -83,6 +85,7 @@ class Job:
     window: Window | None = None  # a run over a region of a larger plane (:mod:`.window`)
     normalizers: dict[tuple[int, ...], Normalizer] | None = None  # per plane, given (window runs)
     store: OutputStore | None = None  # where the outputs live (default: decided in run())
+    pipelined: bool = True  # post-processing beside the network (:mod:`.pipeline`)
 
     @classmethod
     def make(
@@ -133,26 +136,39 @@ class Job:
         self.tiles_total, self.tiles_done = self._tiles_per_plane() * plan.n_planes, 0
         self.result = {"classes": None, "instances": None, "probabilities": None}
         ids = StackIds(self.stitch, plan.loop_axes.index("Z") if "Z" in plan.loop_axes else None)
-        for n, index in enumerate(plan.plane_indices()):
-            raw = self._plane(index)
-            norm = self._normalizer(index, raw, fixed)
-            count = None
-            if self.layout.single:
+        post = PostPipeline(self.pipelined)
+        try:
+            for n, index in enumerate(plan.plane_indices()):
+                raw = self._plane(index)
+                norm = self._normalizer(index, raw, fixed)
+                if not self.layout.single:  # numbered with stack-unique ids as its blocks are joined
+                    yield from self._placed(post.collect(), ids)
+                    first = ids.first_id(index)
+                    out = yield from self._blockwise(raw, norm, index, first, PostPipeline(self.pipelined))
+                    yield from self._placed(((n, index), out), ids)
+                    continue
                 prob = yield from self._plane_with_retry(raw, norm, Target(index), self._shift())
-                labels = None if prob is None else instances_from_probabilities(prob, **self.postprocess)
-                if labels is not None and self.out_grid is not None:
-                    labels = self.out_grid.instances(labels, prob, foreground_threshold(self.postprocess))
+                work = (
+                    None if prob is None else partial(plane_instances, prob, self.postprocess, self.out_grid)
+                )
+                yield from self._placed(post.submit((n, index), work), ids)
                 del prob
-            else:  # numbered with stack-unique ids as its blocks are joined
-                labels, count = yield from self._blockwise(raw, norm, index, ids.first_id(index))
-            classes_2d = self._view("classes", index)
-            inst_2d = None
-            if labels is not None:
-                inst_2d = ids.place(labels, self._view("instances", index), index, count)
-            self.store.release()
-            info = {"index": tuple(index), "classes": classes_2d, "instances": inst_2d}
-            yield Progress("planes", n + 1, plan.n_planes, f"plane {n + 1}/{plan.n_planes}", info)
+            yield from self._placed(post.collect(), ids)
+        finally:
+            post.close()
         return self._finish(time.perf_counter() - start)
+
+    def _placed(self, done: tuple | None, ids: StackIds) -> Generator[Progress, None, None]:
+        """Place a finished plane's instances with stack-unique ids; its ``"planes"`` event."""
+        if done is None:
+            return
+        (n, index), labels = done
+        labels, count = labels if isinstance(labels, tuple) else (labels, None)
+        inst_2d = None if labels is None else ids.place(labels, self._view("instances", index), index, count)
+        self.store.release()
+        info = {"index": tuple(index), "classes": self._view("classes", index), "instances": inst_2d}
+        total = self.plan.n_planes
+        yield Progress("planes", n + 1, total, f"plane {n + 1}/{total}", info)
 
     def _normalizer(self, index: tuple[int, ...], raw: np.ndarray, fixed: Normalizer | None) -> Normalizer:
         """The plane's normalizer: fixed, given (a window run's, from its whole plane), or its own."""
@@ -174,85 +190,6 @@ class Job:
         if self.window is None:
             return TileGrid.plan(height, width, self.tile, self.overlap, self.model)
         return self.window.grid(self.tile, self.overlap, self.model, (height, width))
-
-    def _plan_blocks(self) -> BlockLayout:
-        """The plane's block layout and the tile cache's budget (:func:`.memory.plan_blocks`):
-        ``block=`` if given, else the memory policy's block."""
-        h, w = self._out_size()
-        halo = halo_for(self.overlap)
-        k = class_count(self.model) or 3
-        instances = "instances" in self.outputs
-        per_pixel = 1 + 2 * k * ("probabilities" in self.outputs)
-        # a rescaled run's instances are on the image's grid; its classes and probabilities are
-        # mapped there at the end
-        rescaled = self.out_grid is not None
-        image_pixels = math.prod(self.out_grid.full) if rescaled else h * w
-        per_image_pixel = 4 * instances + per_pixel * rescaled
-        outputs = self.plan.n_planes * (h * w * per_pixel + image_pixels * per_image_pixel)
-        held = 0 if self.store.reserve(outputs) else outputs  # outputs on disk hold no memory
-        per_block_pixel = memory.block_bytes_per_pixel(k, instances)
-        chosen = memory.plan_blocks(held, self.limit, self.limit_given, per_block_pixel, halo, self.block)
-        if chosen.over_limit:
-            warnings.warn(
-                f"this image's result alone needs {outputs / 2**30:.1f} GB, over the memory limit of "
-                f"{self.limit / 2**30:.1f} GB, and the scratch directory lacks the disk space to hold it "
-                f"({self.store.directory}); segmenting in blocks of {chosen.side} in memory anyway. Free "
-                "disk space or set DEEPSEG_SCRATCH to a larger disk, or raise max_memory",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        self.cache_budget = chosen.cache_budget
-        return BlockLayout.plan(h, w, chosen.side, halo)
-
-    def _tiles_per_plane(self) -> int:
-        """Tiles run per plane: the plane's tile grid, each block running the tiles over its region."""
-        grid = self._grid(self.plan.size("Y"), self.plan.size("X"))
-        return sum(len(grid.tiles_in(*self._shift(b.read_y, b.read_x))) for b in self.layout.blocks())
-
-    def _blockwise(self, raw: np.ndarray, norm: Normalizer, index: tuple[int, ...], first: int = 1):
-        """Run a plane block by block; returns its instance labels (``first .. first + N - 1``,
-        a view of the stored instances) and N, or (None, 0).
-
-        Yields ``"blocks"`` events: one before the first block (outputs allocated when the model
-        names its classes, so a viewer can show the plane at once) and one after each block.
-        """
-        k = class_count(self.model) or 0
-        if k and self.result["classes"] is None:
-            self._allocate(k, (0, 0))
-        total = self.layout.count
-        yield Progress("blocks", 0, total, "blocks", self._block_info(index, slice(0, 0), slice(0, 0)))
-        grid = self._grid(raw.shape[1], raw.shape[2])
-        regions = [self._shift(b.read_y, b.read_x) for b in self.layout.blocks()]
-        self.tiles = TileCache(grid, regions, self.cache_budget)
-        writer = None
-        for block in self.layout.blocks():
-            self.tiles.start(block.index)
-            window = self._shift(block.read_y, block.read_x)
-            prob = yield from self._plane_with_retry(raw, norm, Target.of_block(index, block), window)
-            if prob is not None:
-                labels = instances_from_probabilities(prob, **self.postprocess)
-                writer = writer or BlockLabels(self._view("instances", index))
-                if self.out_grid is None:
-                    writer.add(block, labels)
-                else:  # a rescaled run: joined on the image's grid (outlines from ``prob``)
-                    fg = foreground_threshold(self.postprocess)
-                    writer.add(*self.out_grid.block_labels(block, labels, prob, fg))
-                del labels, prob
-            self.store.release()
-            info = self._block_info(index, block.y, block.x)
-            yield Progress("blocks", block.index + 1, total, f"block {block.index + 1}/{total}", info)
-        self.tiles = None
-        if writer is None:
-            return None, 0
-        count = writer.finish(offset=first - 1, release=self.store.release)
-        return writer.out, count
-
-    def _block_info(self, index: tuple[int, ...], y: slice, x: slice) -> dict[str, Any]:
-        """A ``"blocks"`` event's payload: the block's core and the plane's 2D outputs so far."""
-        views = {
-            o: None if self.result[o] is None else self._view(o, index) for o in ("classes", "instances")
-        }
-        return {"index": tuple(index), "y": y, "x": x, **views}
 
     def _plane(self, index: tuple[int, ...], warn: bool = True) -> np.ndarray:
         """The raw (C_in, H, W) plane at ``index``: channels picked and mapped, NaN/inf policy applied."""

@@ -85,16 +85,18 @@ def in_use() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def block_bytes_per_pixel(num_classes: int, instances: bool) -> int:
+def block_bytes_per_pixel(num_classes: int, instances: bool, pipelined: bool = True) -> int:
     """Work bytes per pixel of a block region.
 
     The float16 probability buffer (2 K) when instances are made, the post-processing
     (:data:`POSTPROCESS_BYTES_PER_PIXEL`), the region's classes and probability rows (K + 1),
     and the tile accumulator's float32 rows (about 4 K, they span one tile of the region).
+    ``pipelined`` (the engine's way): the previous block's probabilities and post-processing are in flight
+    beside this block's network (:mod:`.pipeline`): 2 K + the post-processing once more.
     """
     per = 5 * num_classes + 1
     if instances:
-        per += 2 * num_classes + POSTPROCESS_BYTES_PER_PIXEL
+        per += (2 * num_classes + POSTPROCESS_BYTES_PER_PIXEL) * (2 if pipelined else 1)
     return per
 
 
