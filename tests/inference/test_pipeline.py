@@ -80,6 +80,7 @@ def test_cancel_waits_for_at_most_one_unit_and_stops_the_thread(tiny_unet, monke
         return post(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "instances_from_probabilities", slow_post)
+    before = {t.ident for t in threading.enumerate()}
     gen = segment_iter(_stack(6), tiny_unet, **OPTS)
     for event in gen:
         if event.stage == "planes":
@@ -88,7 +89,8 @@ def test_cancel_waits_for_at_most_one_unit_and_stops_the_thread(tiny_unet, monke
     gen.close()
     assert time.perf_counter() - t0 < 1.0
     time.sleep(0.05)
-    assert not [t for t in threading.enumerate() if t.name.startswith("deepseg-post")]
+    new = [t for t in threading.enumerate() if t.ident not in before]
+    assert not [t for t in new if t.name.startswith("deepseg-post")]
 
 
 def test_a_failure_in_post_processing_reaches_the_caller():

@@ -27,3 +27,12 @@ def guard_triton() -> bool:
 
 
 guard_triton()  # napari loads plugins after its canvas exists; widgets call it again
+
+
+def _guard_gl() -> None:
+    from .gl_guard import guard_scenegraph_flush
+
+    guard_scenegraph_flush()  # napari's GL flush after a layer removal (see gl_guard)
+
+
+_guard_gl()

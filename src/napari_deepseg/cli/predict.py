@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DeepsegError
+from ..inference.options import SPECS
 from . import _options as _opt
 from ._errors import to_cli_words
 from ._segment_options import add_arguments, from_arguments
@@ -19,11 +20,9 @@ EPILOG = """examples:
 A rerun skips finished outputs; the manifest out/deepseg_manifest.json records every file."""
 
 
-#: the segmentation options ``deepseg predict`` exposes (flags, help and defaults from SegmentOptions)
-SEGMENT_FLAGS = (
-    "channels", "object_diameter", "device", "precision", "tile", "overlap", "batch_size", "tta",
-    "min_size", "stitch_3d", "max_memory", "block",
-)  # fmt: skip
+#: the segmentation options ``deepseg predict`` exposes: every one whose spec names a flag
+#: (flags, help and true defaults from SegmentOptions' SPECS)
+SEGMENT_FLAGS = tuple(name for name, spec in SPECS.items() if spec.flag)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
