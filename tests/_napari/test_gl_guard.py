@@ -24,7 +24,7 @@ def test_the_guard_is_installed_once():
 
 @pytest.mark.slow
 def test_napari_alone_survives_removing_two_layers_and_adding_two_with_the_guard():
-    script = HERE / "scripts" / "two_layers_cycle.py"
+    script = ROOT / "docs" / "scripts" / "napari_two_layers_segfault.py"
     out = subprocess.run([sys.executable, str(script), "guard"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stdout.split()[-1] == "DONE"
