@@ -48,6 +48,11 @@ def child(args: argparse.Namespace) -> int:
 
     from napari_deepseg._napari.segment_widget import SegmentWidget
 
+    if args.without_guard:  # napari's own flush, as before the plugin's gl_guard
+        from napari._vispy.canvas import VispyCanvas
+
+        method = VispyCanvas._clean_and_update_scenegraph
+        VispyCanvas._clean_and_update_scenegraph = getattr(method, "__wrapped__", method)
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1366, 740)
     viewer.add_image(image_for(args.data, args.side), name="mosaic")
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cycles", type=int, default=20)
     ap.add_argument("--side", type=int, default=2048)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds one run may take")
+    ap.add_argument("--without-guard", action="store_true", help="napari's own GL flush (shows the crash)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd += ["--side", str(args.side), "--timeout", str(args.timeout)]
     if args.data is not None:
         cmd += ["--data", str(args.data)]
+    if args.without_guard:
+        cmd.append("--without-guard")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("cycle ")]
     print("\n".join(lines))
