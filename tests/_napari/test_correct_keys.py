@@ -60,6 +60,11 @@ def _errors() -> list[str]:
 
 @pytest.fixture
 def viewer(make_napari_viewer, qtbot):
+    return shown_viewer(make_napari_viewer, qtbot)
+
+
+def shown_viewer(make_napari_viewer, qtbot):
+    """A shown viewer with an image, a hidden ground truth and a result (active: the image)."""
     viewer = make_napari_viewer(show=True)
     viewer.add_image(np.zeros((40, 48), np.float32), name="image")
     truth = viewer.add_labels(_objects(), name="ground truth", visible=False)
@@ -169,8 +174,8 @@ def test_correct_follows_the_active_layer_and_the_newest_result(viewer, qtbot):
     qtbot.addWidget(widget)
     assert widget.labels.value is viewer.layers["result"]  # Segment's result, not the hidden truth
     newer = viewer.add_labels(_objects(), name="newer result")
-    mark_result(newer, output="instances")
-    assert widget.labels.value is newer  # a new layer is active: followed
+    mark_result(newer, output="instances")  # as Segment does, right after adding it
+    qtbot.waitUntil(lambda: widget.labels.value is newer, timeout=2000)  # a new result: followed
     viewer.layers.selection.active = viewer.layers["ground truth"]
     assert widget.labels.value is viewer.layers["ground truth"]
     viewer.layers.selection.active = viewer.layers["image"]
@@ -197,8 +202,10 @@ def test_correct_keeps_its_layer_when_layers_are_renamed(viewer, qtbot):
     widget = CorrectWidget(viewer)
     qtbot.addWidget(widget)
     first = viewer.add_labels(_objects(), name="classes (running)")
+    mark_result(first, output="classes", partial=True)  # as Segment's live layers are
     second = viewer.add_labels(_objects(), name="instances (running)")
-    assert widget.labels.value is second
+    mark_result(second, output="instances", partial=True)
+    qtbot.waitUntil(lambda: widget.labels.value is second, timeout=2000)
     first.name = "classes"
     second.name = "instances"
     assert widget.labels.value is second

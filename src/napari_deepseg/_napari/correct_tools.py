@@ -14,6 +14,7 @@ from napari.layers import Image, Labels, Points, Shapes
 
 from ..correction import rasterize_polyline
 from ..errors import DeepsegError
+from .correct_target import OWNER_KEY
 from .layers import META_KEY
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def new_seeds_layer(viewer: napari.Viewer, labels: Labels) -> Points:
         translate=labels.translate,
         face_color="yellow",
         size=max(3.0, min(labels.data.shape[-2:]) / 60),
+        metadata={OWNER_KEY: id(labels)},  # removed with the labels
     )
     layer.mode = "add"
     return layer
@@ -122,6 +124,7 @@ def new_lines_layer(viewer: napari.Viewer, labels: Labels) -> Shapes:
         translate=labels.translate,
         edge_color="red",
         edge_width=1,
+        metadata={OWNER_KEY: id(labels)},  # removed with the labels
     )
     layer.mode = "add_line"
     return layer
