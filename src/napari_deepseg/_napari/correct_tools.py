@@ -166,25 +166,33 @@ def _spatial_shape(layer: Image) -> tuple[int, ...]:
     return tuple(layer.data.shape[:-1] if layer.rgb else layer.data.shape)
 
 
-def split_guides(viewer: napari.Viewer, labels: Labels) -> dict[str, Any]:
-    """``image=`` and ``boundary=`` for :func:`~napari_deepseg.correction.split_label`, where found.
-
-    The image is the one the labels were segmented from (Segment's record), else the top-most
-    visible image of the labels' shape (RGB allowed); the boundary is that run's
-    ``... probability boundary`` layer when the probabilities were kept.
-    """
-    shape = tuple(labels.data.shape)
+def source_image(viewer: napari.Viewer, labels: Labels) -> Image | None:
+    """The image ``labels`` were segmented from (Segment's record), else the top-most visible
+    image of the labels' shape (RGB allowed), else any image of that shape; None without one."""
     images = [lyr for lyr in viewer.layers if isinstance(lyr, Image) and not lyr.multiscale]
-    fitting = [lyr for lyr in images if _spatial_shape(lyr) == shape]
+    fitting = [lyr for lyr in images if _spatial_shape(lyr) == tuple(labels.data.shape)]
     source = (labels.metadata.get(META_KEY) or {}).get("source")
     named = [lyr for lyr in fitting if lyr.name == source]
     plain = [lyr for lyr in fitting if not lyr.metadata.get("deepseg_probability")]
     visible = [lyr for lyr in plain if lyr.visible]
-    image = (named or visible[::-1] or plain[::-1] or [None])[0]
+    return (named or visible[::-1] or plain[::-1] or [None])[0]
+
+
+def split_guides(viewer: napari.Viewer, labels: Labels) -> dict[str, Any]:
+    """``image=`` and ``boundary=`` for :func:`~napari_deepseg.correction.split_label`, where found.
+
+    The image is :func:`source_image`; the boundary is that run's ``... probability boundary``
+    layer when the probabilities were kept.
+    """
+    image = source_image(viewer, labels)
+    source = (labels.metadata.get(META_KEY) or {}).get("source")
     boundary = [
         lyr
-        for lyr in fitting
-        if lyr.metadata.get("deepseg_probability")
+        for lyr in viewer.layers
+        if isinstance(lyr, Image)
+        and not lyr.multiscale
+        and lyr.metadata.get("deepseg_probability")
+        and _spatial_shape(lyr) == tuple(labels.data.shape)
         and lyr.name.endswith(" boundary")
         and (source is None or lyr.name.startswith(f"{source} "))
     ]

@@ -36,6 +36,7 @@ from . import correct_tools as tools
 from . import guard_triton
 from . import reviewed as rv
 from .compact import fit_combos, fit_labels
+from .correct_recovery import RecoveryActions
 from .correct_reviewed import ReviewedActions
 from .correct_target import TargetFollowing, header_text
 from .selection import SelectionHighlight, default_labels, is_helper_layer
@@ -62,7 +63,7 @@ def _tip(method: str, text: str) -> str:
     return f"{text} [{key}]" if key else text
 
 
-class CorrectWidget(ReviewedActions, TargetFollowing, QWidget):
+class CorrectWidget(ReviewedActions, TargetFollowing, RecoveryActions, QWidget):
     """Dock widget: labels layer, selection, merge/delete/split/cut, cleanup, reviewed regions.
 
     While docked, its shortcuts (:data:`SHORTCUTS`) are bound on the viewer's keymap and a
@@ -84,6 +85,7 @@ class CorrectWidget(ReviewedActions, TargetFollowing, QWidget):
             self.labels.value = start
         self._on_labels_changed()
         self.attach()
+        self.offer_copies()
 
     # ----- form -----
     def _button(self, text: str, method: str, tip: str) -> PushButton:
@@ -125,6 +127,7 @@ class CorrectWidget(ReviewedActions, TargetFollowing, QWidget):
         ]  # fmt: skip
         layout = QVBoxLayout(self)
         layout.addWidget(self.header.native)
+        layout.addWidget(self._build_recovery().native)  # shown when unsaved labels can be restored
         form = Container(widgets=[self.labels, self.selected])
         layout.addWidget(form.native)
         for i, row in enumerate(rows):
@@ -176,6 +179,7 @@ class CorrectWidget(ReviewedActions, TargetFollowing, QWidget):
         """Unbind the shortcuts and shift-click, remove the selection highlight."""
         self.shortcuts.release()
         self.watch_layer_list(False)
+        self.recovery.flush()  # edits waiting for their copy are written now
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
         self.highlight.remove()
@@ -203,6 +207,7 @@ class CorrectWidget(ReviewedActions, TargetFollowing, QWidget):
     def _on_labels_changed(self, _value: Any = None) -> None:
         """A new target: named in the header; the old one's status and selection go."""
         self.header.value = header_text(self.labels.value)
+        self.recovery.watch(self.labels.value)  # a recovery copy after each burst of edits
         self.status.value = "ready"
         self._set_selection([])
 
