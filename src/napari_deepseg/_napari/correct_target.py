@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +93,10 @@ class TargetFollowing:
 
     def watch_layer_list(self, on: bool) -> None:
         """Follow clicks on Labels layers in napari's layer list (also on the already active one)."""
-        view = getattr(getattr(self.viewer.window, "_qt_viewer", None), "layers", None)
+        with warnings.catch_warnings():  # napari's plugin proxy warns about private attributes
+            warnings.simplefilter("ignore", FutureWarning)
+            view = getattr(getattr(self.viewer.window, "_qt_viewer", None), "layers", None)
+        self._layer_list = view
         signal = getattr(view, "clicked", None)
         if signal is None:
             return
@@ -102,7 +106,7 @@ class TargetFollowing:
             signal.connect(self._on_list_click)
 
     def _on_list_click(self, index: Any) -> None:
-        model = self.viewer.window._qt_viewer.layers.model()
+        model = self._layer_list.model()
         if hasattr(model, "mapToSource"):  # napari shows the list top layer first through a proxy
             index, model = model.mapToSource(index), model.sourceModel()
         layer = model.getItem(index) if hasattr(model, "getItem") else None
