@@ -209,3 +209,30 @@ def test_correct_keeps_its_layer_when_layers_are_renamed(viewer, qtbot):
     first.name = "classes"
     second.name = "instances"
     assert widget.labels.value is second
+
+
+@pytest.mark.parametrize("helper", ["seeds", "cut lines"])
+def test_ctrl_z_right_after_a_split_undoes_it_with_the_helper_layer_active(viewer, qtbot, helper):
+    result = viewer.layers["result"]
+    widget = viewer.window.add_dock_widget(CorrectWidget(viewer), name="Correct").widget()
+    viewer.reset_view()
+    viewer.layers.selection.active = result
+    before = result.data.copy()
+    if helper == "seeds":
+        _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)  # makes the seeds layer
+        layer = widget.points.value
+        layer.data = np.array([[27, 28], [27, 42]])
+        _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    else:
+        _key(qtbot, viewer, Qt.Key.Key_C, Qt.KeyboardModifier.ShiftModifier)  # makes the cut-lines layer
+        layer = widget.shapes.value
+        layer.add_lines(np.array([[12, 12], [20, 12]]))
+        _key(qtbot, viewer, Qt.Key.Key_C, Qt.KeyboardModifier.ShiftModifier)
+    assert not np.array_equal(result.data, before)  # split
+    assert viewer.layers.selection.active is layer  # the helper layer is still the active one
+    split = result.data.copy()
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(result.data, before)
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(result.data, split)
+    assert _errors() == []

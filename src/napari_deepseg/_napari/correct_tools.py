@@ -7,6 +7,7 @@ translations still line up. Errors are one-line :class:`~napari_deepseg.errors.D
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,8 +82,27 @@ def new_seeds_layer(viewer: napari.Viewer, labels: Labels) -> Points:
         size=max(3.0, min(labels.data.shape[-2:]) / 60),
         metadata={OWNER_KEY: id(labels)},  # removed with the labels
     )
+    undo_keys_for(layer, labels)
     layer.mode = "add"
     return layer
+
+
+def undo_keys_for(helper: Points | Shapes, labels: Labels) -> None:
+    """Ctrl-Z / Ctrl-Shift-Z with the helper layer active undo / redo the labels' edits (a split
+    or cut is made with its seeds or lines layer active, and napari's undo acts on the active
+    layer only)."""
+    owner = weakref.ref(labels)
+
+    def undo(_layer: Any = None) -> None:
+        if owner() is not None:
+            owner().undo()
+
+    def redo(_layer: Any = None) -> None:
+        if owner() is not None:
+            owner().redo()
+
+    helper.bind_key("Control-Z", undo, overwrite=True)
+    helper.bind_key("Control-Shift-Z", redo, overwrite=True)
 
 
 def points_in_plane(
@@ -126,6 +146,7 @@ def new_lines_layer(viewer: napari.Viewer, labels: Labels) -> Shapes:
         edge_width=1,
         metadata={OWNER_KEY: id(labels)},  # removed with the labels
     )
+    undo_keys_for(layer, labels)
     layer.mode = "add_line"
     return layer
 
