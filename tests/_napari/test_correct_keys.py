@@ -236,3 +236,38 @@ def test_ctrl_z_right_after_a_split_undoes_it_with_the_helper_layer_active(viewe
     _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     np.testing.assert_array_equal(result.data, split)
     assert _errors() == []
+
+
+def test_split_pieces_take_colours_that_stand_out_from_the_image(make_napari_viewer, qtbot):
+    """On an H&E-like pink image, the new piece of a split (Shift-S, Qt keys) gets an id whose
+    colour is far from the image under it, not simply the next free id."""
+    from napari_deepseg._napari.correct_colors import CANDIDATES
+
+    viewer = make_napari_viewer(show=True)
+    pink = np.zeros((40, 48, 3), np.uint8)
+    pink[...] = (230, 140, 200)
+    viewer.add_image(pink, name="he", rgb=True)
+    result = viewer.add_labels(_objects(), name="result")
+    qtbot.waitUntil(lambda: _canvas(viewer).width() > 100, timeout=5000)
+    widget = viewer.window.add_dock_widget(CorrectWidget(viewer), name="Correct").widget()
+    viewer.reset_view()
+    viewer.layers.selection.active = result
+    _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    widget.points.value.data = np.array([[27, 28], [27, 42]])
+    _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    ids = sorted(int(i) for i in np.unique(result.data[22:32, 24:46]) if i)
+    assert len(ids) == 2
+    assert 6 in ids  # the first seed's piece keeps its id
+    (new,) = [i for i in ids if i != 6]
+    assert 6 < new <= 6 + CANDIDATES
+    background = np.array([230, 140, 200]) / 255
+
+    def distance(label_id):
+        return np.linalg.norm(np.asarray(result.get_color(label_id)[:3]) - background)
+
+    assert distance(new) > 0.5  # clearly another colour than the pink under it
+    assert distance(new) > distance(7)  # the next free id would have been closer to pink
+    kept = np.asarray(result.get_color(6)[:3])
+    assert np.linalg.norm(np.asarray(result.get_color(new)[:3]) - kept) > 0.3  # and unlike its neighbour
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # still one undo step
+    np.testing.assert_array_equal(result.data, _objects())

@@ -36,6 +36,7 @@ from . import correct_tools as tools
 from . import guard_triton
 from . import reviewed as rv
 from .compact import fit_combos, fit_labels
+from .correct_colors import recolour
 from .correct_recovery import RecoveryActions
 from .correct_reviewed import ReviewedActions
 from .correct_target import TargetFollowing, header_text
@@ -254,10 +255,13 @@ class CorrectWidget(ReviewedActions, TargetFollowing, RecoveryActions, QWidget):
             raise DeepsegError(f"{layer.name!r} is multiscale; correct a single-scale Labels layer")
         return layer
 
-    def _apply(self, func: Callable[..., Edit], *args: Any, whole: bool = False, **kwargs: Any) -> Edit:
+    def _apply(
+        self, func: Callable[..., Edit], *args: Any, whole: bool = False, post: Any = None, **kwargs: Any
+    ) -> Edit:
         layer = self._layer()
         plane = None if whole else tools.current_plane(self.viewer, layer)
         edit = func(layer.data, *args, plane=plane, apply=False, **kwargs)
+        edit = post(edit) if post is not None else edit  # e.g. piece colours that stand out
         if edit.changed:
             layer.data_setitem(edit.indices, edit.values)
         return edit
@@ -321,7 +325,9 @@ class CorrectWidget(ReviewedActions, TargetFollowing, RecoveryActions, QWidget):
             plane = tools.current_plane(self.viewer, layer)
             seeds, rows = tools.points_in_plane(points, layer, plane)
             label_id = tools.seeded_object(layer, seeds, plane)
-            edit = self._apply(split_label, label_id, seeds, **tools.split_guides(self.viewer, layer))
+            guides = tools.split_guides(self.viewer, layer)
+            pieces = recolour(layer, tools.source_image(self.viewer, layer))
+            edit = self._apply(split_label, label_id, seeds, post=pieces, **guides)
             tools.remove_points(points, rows)
             return f"split {label_id} into {list(edit.new_ids)}"
 
@@ -340,7 +346,8 @@ class CorrectWidget(ReviewedActions, TargetFollowing, RecoveryActions, QWidget):
                 raise DeepsegError("cut along a line in 2D view; switch the viewer to 2D")
             index, line = tools.last_line(shapes, layer, plane)
             label_id = tools.crossed_object(layer, line, plane, self.selection)
-            edit = self._apply(split_label_by_line, label_id, line)
+            pieces = recolour(layer, tools.source_image(self.viewer, layer))
+            edit = self._apply(split_label_by_line, label_id, line, post=pieces)
             tools.remove_shape(shapes, index)
             return f"cut {label_id} into {list(edit.new_ids)}"
 
