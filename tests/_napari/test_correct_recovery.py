@@ -120,3 +120,20 @@ def test_copies_are_bounded_in_age_and_size(recovery_dir, monkeypatch):
     assert not old.exists()
     monkeypatch.setattr(recovery, "MAX_BYTES", 100)
     assert write_copy(np.ones((64, 64), np.uint16), "k2", "a", "big", recovery_dir) is None
+
+
+def test_the_segment_dock_says_unsaved_labels_can_be_restored(make_napari_viewer, monkeypatch, recovery_dir):
+    shown: list[str] = []
+    monkeypatch.setattr(cr, "show_info", shown.append)
+    monkeypatch.setattr(cr, "_announced", set())
+    key = image_key(_image(), "cells")
+    write_copy(np.ones((64, 64), np.uint16), key, "cells", "cells labels", recovery_dir)
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_plugin_dock_widget("napari-deepseg", "Segment")  # Correct is not open
+    viewer.add_image(_image(), name="cells")
+    assert shown == [
+        "napari-deepseg: unsaved labels 'cells labels' of 'cells' can be restored: "
+        "open Plugins > DeepSeg > Correct"
+    ]
+    viewer.add_image(_image(), name="other")
+    assert len(shown) == 1  # once, and only for the image it belongs to

@@ -13,6 +13,7 @@ Discard) and with a notification; nothing blocks. Saving the labels removes the 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import napari
 
 DEBOUNCE_MS = 1500  # quiet time after the last edit before a copy is written
+_announced: set[str] = set()  # copies already announced in this napari session (one notification each)
 
 
 def _key_of(image: Image) -> str:
@@ -42,9 +44,10 @@ class RecoveryKeeper:
     def __init__(self, viewer: napari.Viewer, on_offer: Callable[[], None]) -> None:
         self.viewer = viewer
         self.on_offer = on_offer
-        self.watched: dict[int, Labels] = {}
+        self.watched: weakref.WeakValueDictionary[int, Labels] = weakref.WeakValueDictionary()
         self.dirty: dict[int, Labels] = {}
-        self.writing = False
+        self.writing: tuple[str, str] | None = None  # (image key, labels name) being written
+        self.saved_meanwhile = False
         self.written: list[str] = []  # paths written (newest last)
         self.timer = QTimer()
         self.timer.setSingleShot(True)
@@ -73,9 +76,9 @@ class RecoveryKeeper:
         image = source_image(self.viewer, layer) if layer in self.viewer.layers else None
         if image is None:  # no source image to key it by (or the layer is gone)
             return self.flush()
-        self.writing = True
+        self.writing, self.saved_meanwhile = (_key_of(image), layer.name), False
         start_worker(
-            write_copy_iter, layer.data, _key_of(image), image.name, layer.name,
+            write_copy_iter, layer.data, self.writing[0], image.name, layer.name,
             title="deepseg recovery copy", on_done=self._on_written, on_error=self._on_failed,
             on_finished=self._on_finished,
         )  # fmt: skip
@@ -89,7 +92,9 @@ class RecoveryKeeper:
         show_info(f"could not write a recovery copy of the labels: {err}")
 
     def _on_finished(self) -> None:
-        self.writing = False
+        if self.saved_meanwhile and self.writing is not None:
+            clear_copy(*self.writing)  # saved while this copy was being written: not needed
+        self.writing = None
         if self.dirty:
             self.timer.start()
 
@@ -99,6 +104,7 @@ class RecoveryKeeper:
         image = source_image(self.viewer, labels)
         if image is not None:
             clear_copy(_key_of(image), labels.name)
+            self.saved_meanwhile = self.writing == (_key_of(image), labels.name)
 
     def offers(self) -> list[tuple[Image, RecoveryCopy]]:
         """Copies of the images shown whose labels are not open under their name."""
@@ -162,7 +168,8 @@ class RecoveryActions:
         text = f"Unsaved labels {copy.labels!r} of {image.name!r} ({when}) can be restored"
         self.recovery_text.value = text
         self.recovery_row.visible = True
-        if copy.path not in known:
+        if copy.path not in known and str(copy.path) not in _announced:
+            _announced.add(str(copy.path))
             show_info(f"napari-deepseg: {self.recovery_text.value} (Correct: Restore)")
 
     def restore_copy(self) -> Labels | None:
@@ -182,3 +189,23 @@ class RecoveryActions:
         if self._offered:
             self._offered.pop(0)[1].path.unlink(missing_ok=True)
         self.offer_copies()
+
+
+class RecoveryNotice:
+    """For the other DeepSeg docks: a notification when an image with recovery copies is added
+    (restoring is Correct's: Plugins > DeepSeg > Correct)."""
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        viewer.layers.events.inserted.connect(self._on_inserted)  # a method: napari holds it weakly
+
+    def _on_inserted(self, event: Any) -> None:
+        image = event.value
+        if not isinstance(image, Image) or image.multiscale:
+            return
+        for copy in find_copies(_key_of(image)):
+            if str(copy.path) not in _announced:
+                _announced.add(str(copy.path))
+                show_info(
+                    f"napari-deepseg: unsaved labels {copy.labels!r} of {image.name!r} can be restored: "
+                    "open Plugins > DeepSeg > Correct"
+                )

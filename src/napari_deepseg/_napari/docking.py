@@ -17,6 +17,7 @@ from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import QApplication, QDockWidget, QMainWindow, QScrollArea, QWidget
 
 from .batch_widget import BatchWidget
+from .correct_recovery import RecoveryNotice
 from .correct_widget import CorrectWidget
 from .segment_widget import SegmentWidget
 from .train_widget import FineTuneWidget
@@ -116,6 +117,7 @@ class SegmentDock(SegmentWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
         super().__init__(napari_viewer, parent)
         _tab_when_docked(self)
+        self.recovery_notice = RecoveryNotice(napari_viewer)  # unsaved labels: say so
 
 
 class CorrectDock(CorrectWidget):
@@ -132,6 +134,7 @@ class FineTuneDock(FineTuneWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
         super().__init__(napari_viewer, parent)
         _tab_when_docked(self)
+        self.recovery_notice = RecoveryNotice(napari_viewer)  # unsaved labels: say so
 
 
 class BatchDock(BatchWidget):
@@ -140,3 +143,4 @@ class BatchDock(BatchWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
         super().__init__(napari_viewer, parent)
         _tab_when_docked(self)
+        self.recovery_notice = RecoveryNotice(napari_viewer)  # unsaved labels: say so
