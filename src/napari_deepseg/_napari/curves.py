@@ -79,7 +79,7 @@ class CurveData:
             Panel("loss", [self.loss, self.val_loss], None, "optimizer step", "loss (CE + Dice)"),
             Panel(
                 "scores", [self.mean_iou, self.fg_iou, self.ap50], (0.0, 1.0),
-                "epoch (0 = starting model)", "IoU, AP@0.5 (0-1)",
+                "epoch (0 = starting model)", "IoU, AP@0.5",
             ),
         ]  # fmt: skip
 
