@@ -22,6 +22,8 @@ from napari_deepseg._napari.correct_widget import CorrectWidget
 from napari_deepseg.correction.recovery import find_copies, image_key, prune, write_copy
 from napari_deepseg.samples import synthetic_nuclei
 
+from .test_correct_keys import _canvas, _pixel
+
 LEFT = Qt.MouseButton.LeftButton
 HERE = Path(__file__).parent
 
@@ -81,8 +83,13 @@ def test_a_burst_of_edits_is_written_once_in_a_worker(make_napari_viewer, qtbot,
     widget = _dock(viewer, qtbot)
     widget.labels.value = layer
     widget.recovery.timer.setInterval(300)
-    for x in range(5, 40, 5):  # a burst of brush dabs
-        layer.paint((20, x), 3)
+    viewer.reset_view()
+    viewer.layers.selection.active = layer
+    layer.mode, layer.selected_label, layer.brush_size = "paint", 3, 3
+    for x in range(5, 40, 5):  # a burst of brush dabs, clicked on the canvas
+        qtbot.mouseClick(_canvas(viewer), LEFT, pos=_pixel(viewer, (20, x)))
+    assert (layer.data == 3).sum() >= 7 * 5
+    assert len(layer._undo_history) == 7  # seven edits
     assert calls == []  # nothing written while the person paints
     qtbot.waitUntil(lambda: len(widget.recovery.written) == 1, timeout=10_000)
     qtbot.wait(600)
