@@ -53,6 +53,15 @@ def user_models(tmp_path_factory, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def recovery_dir(tmp_path_factory, monkeypatch):
+    """A private recovery-copies folder (``DEEPSEG_RECOVERY_DIR``) per test: Correct's copies
+    never reach the user cache."""
+    folder = tmp_path_factory.mktemp("recovery")
+    monkeypatch.setenv("DEEPSEG_RECOVERY_DIR", str(folder))
+    return folder
+
+
 #: test folders whose tiny models train or export: one intra-op thread is faster there (tiny
 #: models are overhead-bound, and on a shared 2-core machine OpenMP's spinning threads make every
 #: step several times slower)

@@ -60,6 +60,11 @@ def _errors() -> list[str]:
 
 @pytest.fixture
 def viewer(make_napari_viewer, qtbot):
+    return shown_viewer(make_napari_viewer, qtbot)
+
+
+def shown_viewer(make_napari_viewer, qtbot):
+    """A shown viewer with an image, a hidden ground truth and a result (active: the image)."""
     viewer = make_napari_viewer(show=True)
     viewer.add_image(np.zeros((40, 48), np.float32), name="image")
     truth = viewer.add_labels(_objects(), name="ground truth", visible=False)
@@ -169,8 +174,8 @@ def test_correct_follows_the_active_layer_and_the_newest_result(viewer, qtbot):
     qtbot.addWidget(widget)
     assert widget.labels.value is viewer.layers["result"]  # Segment's result, not the hidden truth
     newer = viewer.add_labels(_objects(), name="newer result")
-    mark_result(newer, output="instances")
-    assert widget.labels.value is newer  # a new layer is active: followed
+    mark_result(newer, output="instances")  # as Segment does, right after adding it
+    qtbot.waitUntil(lambda: widget.labels.value is newer, timeout=2000)  # a new result: followed
     viewer.layers.selection.active = viewer.layers["ground truth"]
     assert widget.labels.value is viewer.layers["ground truth"]
     viewer.layers.selection.active = viewer.layers["image"]
@@ -197,8 +202,72 @@ def test_correct_keeps_its_layer_when_layers_are_renamed(viewer, qtbot):
     widget = CorrectWidget(viewer)
     qtbot.addWidget(widget)
     first = viewer.add_labels(_objects(), name="classes (running)")
+    mark_result(first, output="classes", partial=True)  # as Segment's live layers are
     second = viewer.add_labels(_objects(), name="instances (running)")
-    assert widget.labels.value is second
+    mark_result(second, output="instances", partial=True)
+    qtbot.waitUntil(lambda: widget.labels.value is second, timeout=2000)
     first.name = "classes"
     second.name = "instances"
     assert widget.labels.value is second
+
+
+@pytest.mark.parametrize("helper", ["seeds", "cut lines"])
+def test_ctrl_z_right_after_a_split_undoes_it_with_the_helper_layer_active(viewer, qtbot, helper):
+    result = viewer.layers["result"]
+    widget = viewer.window.add_dock_widget(CorrectWidget(viewer), name="Correct").widget()
+    viewer.reset_view()
+    viewer.layers.selection.active = result
+    before = result.data.copy()
+    if helper == "seeds":
+        _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)  # makes the seeds layer
+        layer = widget.points.value
+        layer.data = np.array([[27, 28], [27, 42]])
+        _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    else:
+        _key(qtbot, viewer, Qt.Key.Key_C, Qt.KeyboardModifier.ShiftModifier)  # makes the cut-lines layer
+        layer = widget.shapes.value
+        layer.add_lines(np.array([[12, 12], [20, 12]]))
+        _key(qtbot, viewer, Qt.Key.Key_C, Qt.KeyboardModifier.ShiftModifier)
+    assert not np.array_equal(result.data, before)  # split
+    assert viewer.layers.selection.active is layer  # the helper layer is still the active one
+    split = result.data.copy()
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(result.data, before)
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(result.data, split)
+    assert _errors() == []
+
+
+def test_split_pieces_take_colours_that_stand_out_from_the_image(make_napari_viewer, qtbot):
+    """On an H&E-like pink image, the new piece of a split (Shift-S, Qt keys) gets an id whose
+    colour is far from the image under it, not simply the next free id."""
+    from napari_deepseg._napari.correct_colors import CANDIDATES
+
+    viewer = make_napari_viewer(show=True)
+    pink = np.zeros((40, 48, 3), np.uint8)
+    pink[...] = (230, 140, 200)
+    viewer.add_image(pink, name="he", rgb=True)
+    result = viewer.add_labels(_objects(), name="result")
+    qtbot.waitUntil(lambda: _canvas(viewer).width() > 100, timeout=5000)
+    widget = viewer.window.add_dock_widget(CorrectWidget(viewer), name="Correct").widget()
+    viewer.reset_view()
+    viewer.layers.selection.active = result
+    _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    widget.points.value.data = np.array([[27, 28], [27, 42]])
+    _key(qtbot, viewer, Qt.Key.Key_S, Qt.KeyboardModifier.ShiftModifier)
+    ids = sorted(int(i) for i in np.unique(result.data[22:32, 24:46]) if i)
+    assert len(ids) == 2
+    assert 6 in ids  # the first seed's piece keeps its id
+    (new,) = [i for i in ids if i != 6]
+    assert 6 < new <= 6 + CANDIDATES
+    background = np.array([230, 140, 200]) / 255
+
+    def distance(label_id):
+        return np.linalg.norm(np.asarray(result.get_color(label_id)[:3]) - background)
+
+    assert distance(new) > 0.5  # clearly another colour than the pink under it
+    assert distance(new) > distance(7)  # the next free id would have been closer to pink
+    kept = np.asarray(result.get_color(6)[:3])
+    assert np.linalg.norm(np.asarray(result.get_color(new)[:3]) - kept) > 0.3  # and unlike its neighbour
+    _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # still one undo step
+    np.testing.assert_array_equal(result.data, _objects())

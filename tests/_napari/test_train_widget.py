@@ -380,3 +380,23 @@ def test_an_existing_model_file_is_replaced_only_when_the_user_says_so(
     _wait_idle(qtbot, widget)
     assert shown["error"] == []
     assert load_model(out).deepseg_meta.provenance["epochs"] == 1
+
+
+def test_a_tie_says_not_better_and_keeps_the_start(viewer, qtbot, tmp_path, shown):
+    """Add pair and Start, clicked, on a model whose held-out score cannot move: the verdict
+    under the curves says 'not better' and the written model is the starting one."""
+    import torch
+    from qtpy.QtCore import Qt
+
+    from tests.training.test_validation import stuck_model
+
+    start = stuck_model(tmp_path / "stuck.pt")
+    widget = _widget(viewer, qtbot, start, tmp_path, lr=1e-6)
+    qtbot.mouseClick(widget.add_button.native, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget.start_button.native, Qt.MouseButton.LeftButton)
+    _wait_idle(qtbot, widget)
+    assert shown["error"] == []
+    assert widget.verdict.value.startswith("not better than the starting model")
+    assert "better means at least +0.005" in widget.verdict.value
+    kept, begun = load_model(tmp_path / "finetuned.pt").state_dict(), load_model(start).state_dict()
+    assert all(torch.equal(kept[k], begun[k]) for k in begun)

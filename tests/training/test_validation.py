@@ -8,7 +8,7 @@ from napari_deepseg.cli import main
 from napari_deepseg.models import load_model
 from napari_deepseg.samples import synthetic_nuclei
 from napari_deepseg.training import finetune
-from napari_deepseg.training.validation import verdict
+from napari_deepseg.training.validation import BETTER_MARGIN, is_new_best, verdict
 
 
 def _pairs(n=2, size=128):
@@ -51,8 +51,12 @@ def test_verdict_lines():
         {"epoch": 1, "val_ap50": 0.72, "mean_iou": 0.75},
     ]
     assert verdict(history, 1) == (
-        "better than the starting model on the held-out data: AP@0.5 0.600 -> 0.720 (epoch 1)"
+        "better than the starting model on the held-out data: AP@0.5 0.600 -> 0.720 "
+        "(epoch 1; better means at least +0.005)"
     )
+    tie = [{"epoch": 0, "val_ap50": 0.846}, {"epoch": 1, "val_ap50": 0.846}]
+    assert verdict(tie, 1).startswith("not better than the starting model")  # an older run's tie
+    assert verdict(tie, 0).startswith("not better than the starting model")
     sparse = [
         {"epoch": 0, "val_ap50": None, "mean_iou": 0.7},
         {"epoch": 1, "val_ap50": None, "mean_iou": 0.6},
@@ -98,3 +102,54 @@ def test_cli_minutes_is_a_time_budget(tmp_path):
     assert prov["config"]["minutes"] == 0.02
     assert prov["steps"] < 500 * 10  # the budget, not the 500 epochs, ended the run
     assert prov["epochs_planned"] < 500
+
+
+def test_the_best_epoch_rule_needs_the_margin_over_the_start():
+    assert BETTER_MARGIN == 0.005
+    assert is_new_best(0.2, None, None)  # the first score is the best
+    assert not is_new_best(0.846, 0.846, 0)  # a tie keeps the starting model
+    assert not is_new_best(0.8499, 0.846, 0)  # below the margin
+    assert is_new_best(0.851, 0.846, 0)
+    assert not is_new_best(0.851, 0.851, 2)  # a tie between fine-tuned epochs keeps the earlier
+    assert is_new_best(0.8511, 0.851, 2)
+
+
+def stuck_model(path):
+    """A tiny instance model that sees background everywhere and cannot learn in a few steps:
+    its held-out scores are 0 before and after fine-tuning (a tie)."""
+    import torch
+
+    from napari_deepseg.models import ModelMeta, build_model, save_model
+
+    model = build_model("unet", in_channels=1, num_classes=3, base=4, depth=2)
+    model.deepseg_meta = ModelMeta(name="stuck", task="instance-boundary").complete(3)
+    head = model.classifiers()[0]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([100.0, -100.0, -100.0]))
+    return save_model(path, model)
+
+
+def test_a_tie_is_not_better_and_keeps_the_start(tmp_path, capsys):
+    """deepseg train on a model whose held-out score cannot move: 'Not better', the start kept."""
+    import tifffile
+    import torch
+
+    start = stuck_model(tmp_path / "stuck.pt")
+    for i, (image, labels) in enumerate(_pairs()):
+        (tmp_path / "img").mkdir(exist_ok=True)
+        (tmp_path / "lab").mkdir(exist_ok=True)
+        tifffile.imwrite(tmp_path / "img" / f"p{i}.tif", image)
+        tifffile.imwrite(tmp_path / "lab" / f"p{i}.tif", labels.astype(np.uint16))
+    code = main([
+        "train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "--from", str(start),
+        "--epochs", "2", "--steps-per-epoch", "2", "--lr", "1e-6", "--patch-size", "48", "--batch-size", "2",
+        "--precision", "fp32", "-o", str(tmp_path / "m.pt"), "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "(best: epoch 0)" in out
+    assert "Not better than the starting model on the held-out data" in out
+    assert "Better than" not in out
+    kept, begun = load_model(tmp_path / "m.pt").state_dict(), load_model(start).state_dict()
+    assert all(torch.equal(kept[k], begun[k]) for k in begun)  # the starting weights, unchanged

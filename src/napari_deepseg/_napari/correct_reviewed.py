@@ -34,6 +34,7 @@ class ReviewedActions:
     _guarded: Callable[[Callable[[], str]], bool]
     _layer: Callable[[], Labels]
     _info: Callable[[str], None]
+    recovery: Any  # correct_recovery.RecoveryKeeper
 
     # ----- reviewed regions -----
     def draw_reviewed(self) -> bool:
@@ -77,6 +78,7 @@ class ReviewedActions:
             written = save_labels_and_reviewed(
                 path, np.asarray(layer.data), rv.reviewed_mask_for(layer), rects, overwrite=True
             )  # the save dialog asked before replacing a file
+            self.recovery.saved(layer)  # saved: its recovery copy is no longer needed
             self._info("saved " + " and ".join(p.name for p in written))
             return f"saved {written[0]}"
 

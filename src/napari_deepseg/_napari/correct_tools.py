@@ -7,6 +7,7 @@ translations still line up. Errors are one-line :class:`~napari_deepseg.errors.D
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from napari.layers import Image, Labels, Points, Shapes
 
 from ..correction import rasterize_polyline
 from ..errors import DeepsegError
+from .correct_target import OWNER_KEY
 from .layers import META_KEY
 
 if TYPE_CHECKING:
@@ -78,9 +80,29 @@ def new_seeds_layer(viewer: napari.Viewer, labels: Labels) -> Points:
         translate=labels.translate,
         face_color="yellow",
         size=max(3.0, min(labels.data.shape[-2:]) / 60),
+        metadata={OWNER_KEY: id(labels)},  # removed with the labels
     )
+    undo_keys_for(layer, labels)
     layer.mode = "add"
     return layer
+
+
+def undo_keys_for(helper: Points | Shapes, labels: Labels) -> None:
+    """Ctrl-Z / Ctrl-Shift-Z with the helper layer active undo / redo the labels' edits (a split
+    or cut is made with its seeds or lines layer active, and napari's undo acts on the active
+    layer only)."""
+    owner = weakref.ref(labels)
+
+    def undo(_layer: Any = None) -> None:
+        if owner() is not None:
+            owner().undo()
+
+    def redo(_layer: Any = None) -> None:
+        if owner() is not None:
+            owner().redo()
+
+    helper.bind_key("Control-Z", undo, overwrite=True)
+    helper.bind_key("Control-Shift-Z", redo, overwrite=True)
 
 
 def points_in_plane(
@@ -122,7 +144,9 @@ def new_lines_layer(viewer: napari.Viewer, labels: Labels) -> Shapes:
         translate=labels.translate,
         edge_color="red",
         edge_width=1,
+        metadata={OWNER_KEY: id(labels)},  # removed with the labels
     )
+    undo_keys_for(layer, labels)
     layer.mode = "add_line"
     return layer
 
@@ -163,25 +187,33 @@ def _spatial_shape(layer: Image) -> tuple[int, ...]:
     return tuple(layer.data.shape[:-1] if layer.rgb else layer.data.shape)
 
 
-def split_guides(viewer: napari.Viewer, labels: Labels) -> dict[str, Any]:
-    """``image=`` and ``boundary=`` for :func:`~napari_deepseg.correction.split_label`, where found.
-
-    The image is the one the labels were segmented from (Segment's record), else the top-most
-    visible image of the labels' shape (RGB allowed); the boundary is that run's
-    ``... probability boundary`` layer when the probabilities were kept.
-    """
-    shape = tuple(labels.data.shape)
+def source_image(viewer: napari.Viewer, labels: Labels) -> Image | None:
+    """The image ``labels`` were segmented from (Segment's record), else the top-most visible
+    image of the labels' shape (RGB allowed), else any image of that shape; None without one."""
     images = [lyr for lyr in viewer.layers if isinstance(lyr, Image) and not lyr.multiscale]
-    fitting = [lyr for lyr in images if _spatial_shape(lyr) == shape]
+    fitting = [lyr for lyr in images if _spatial_shape(lyr) == tuple(labels.data.shape)]
     source = (labels.metadata.get(META_KEY) or {}).get("source")
     named = [lyr for lyr in fitting if lyr.name == source]
     plain = [lyr for lyr in fitting if not lyr.metadata.get("deepseg_probability")]
     visible = [lyr for lyr in plain if lyr.visible]
-    image = (named or visible[::-1] or plain[::-1] or [None])[0]
+    return (named or visible[::-1] or plain[::-1] or [None])[0]
+
+
+def split_guides(viewer: napari.Viewer, labels: Labels) -> dict[str, Any]:
+    """``image=`` and ``boundary=`` for :func:`~napari_deepseg.correction.split_label`, where found.
+
+    The image is :func:`source_image`; the boundary is that run's ``... probability boundary``
+    layer when the probabilities were kept.
+    """
+    image = source_image(viewer, labels)
+    source = (labels.metadata.get(META_KEY) or {}).get("source")
     boundary = [
         lyr
-        for lyr in fitting
-        if lyr.metadata.get("deepseg_probability")
+        for lyr in viewer.layers
+        if isinstance(lyr, Image)
+        and not lyr.multiscale
+        and lyr.metadata.get("deepseg_probability")
+        and _spatial_shape(lyr) == tuple(labels.data.shape)
         and lyr.name.endswith(" boundary")
         and (source is None or lyr.name.startswith(f"{source} "))
     ]

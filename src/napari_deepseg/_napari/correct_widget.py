@@ -36,7 +36,10 @@ from . import correct_tools as tools
 from . import guard_triton
 from . import reviewed as rv
 from .compact import fit_combos, fit_labels
+from .correct_colors import recolour
+from .correct_recovery import RecoveryActions
 from .correct_reviewed import ReviewedActions
+from .correct_target import TargetFollowing, header_text
 from .selection import SelectionHighlight, default_labels, is_helper_layer
 from .shortcuts import Shortcuts
 
@@ -61,7 +64,7 @@ def _tip(method: str, text: str) -> str:
     return f"{text} [{key}]" if key else text
 
 
-class CorrectWidget(ReviewedActions, QWidget):
+class CorrectWidget(ReviewedActions, TargetFollowing, RecoveryActions, QWidget):
     """Dock widget: labels layer, selection, merge/delete/split/cut, cleanup, reviewed regions.
 
     While docked, its shortcuts (:data:`SHORTCUTS`) are bound on the viewer's keymap and a
@@ -81,7 +84,9 @@ class CorrectWidget(ReviewedActions, QWidget):
         start = default_labels(napari_viewer)
         if start is not None:
             self.labels.value = start
+        self._on_labels_changed()
         self.attach()
+        self.offer_copies()
 
     # ----- form -----
     def _button(self, text: str, method: str, tip: str) -> PushButton:
@@ -92,13 +97,14 @@ class CorrectWidget(ReviewedActions, QWidget):
     def _build_form(self) -> None:
         self.labels = ComboBox(label="labels", choices=partial(self._choices, Labels), nullable=False)
         self.labels.tooltip = "The Labels layer the tools edit (ctrl-z in napari undoes each edit)"
+        self.header = Label(value=header_text(None))  # always names the layer edited
         self.selected = Label(value="selected: none (shift-click objects)")
         self.selected.tooltip = "Shift-click an object in the labels layer to (de)select it"
         self.points = ComboBox(label="seeds", choices=partial(self._choices, Points))
         self.shapes = ComboBox(label="cut lines", choices=self._line_choices)
         self.min_size = SpinBox(label="min size (px)", min=1, max=10**7, value=30)
         self.status = Label(value="ready")
-        fit_labels(self.status, self.selected)
+        fit_labels(self.status, self.selected, self.header)
         fit_combos(self.labels, self.points, self.shapes)
         b = self._button
         rows = [
@@ -121,6 +127,8 @@ class CorrectWidget(ReviewedActions, QWidget):
                "write the labels TIFF and <file>.reviewed.npz next to it")],
         ]  # fmt: skip
         layout = QVBoxLayout(self)
+        layout.addWidget(self.header.native)
+        layout.addWidget(self._build_recovery().native)  # shown when unsaved labels can be restored
         form = Container(widgets=[self.labels, self.selected])
         layout.addWidget(form.native)
         for i, row in enumerate(rows):
@@ -151,9 +159,11 @@ class CorrectWidget(ReviewedActions, QWidget):
 
     def _connect(self) -> None:
         events = self.viewer.layers.events
+        events.removed.connect(self._on_removed)  # first: the pickers still hold the removed layer
         for emitter in (events.inserted, events.removed, events.moved):
             emitter.connect(self._reset_choices)
         events.inserted.connect(lambda e: e.value.events.name.connect(self._reset_choices))
+        events.inserted.connect(self._on_inserted)
         self.viewer.layers.selection.events.active.connect(self._follow_active)
         self.viewer.dims.events.current_step.connect(self._show_selection)
         self.labels.changed.connect(self._on_labels_changed)
@@ -162,12 +172,15 @@ class CorrectWidget(ReviewedActions, QWidget):
     def attach(self) -> None:
         """Bind the shortcuts and the shift-click selection on the viewer."""
         self.shortcuts.bind()
+        self.watch_layer_list(True)
         if self._on_click not in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.append(self._on_click)
 
     def release(self) -> None:
         """Unbind the shortcuts and shift-click, remove the selection highlight."""
         self.shortcuts.release()
+        self.watch_layer_list(False)
+        self.recovery.flush()  # edits waiting for their copy are written now
         if self._on_click in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_click)
         self.highlight.remove()
@@ -190,13 +203,13 @@ class CorrectWidget(ReviewedActions, QWidget):
             combo.reset_choices()
             if kept is not None and kept in combo.choices and combo.value is not kept:
                 combo.value = kept
-
-    def _follow_active(self, event: Any) -> None:
-        layer = event.value
-        if isinstance(layer, Labels) and not is_helper_layer(layer) and layer is not self.labels.value:
-            self.labels.value = layer
+        self.header.value = header_text(self.labels.value)
 
     def _on_labels_changed(self, _value: Any = None) -> None:
+        """A new target: named in the header; the old one's status and selection go."""
+        self.header.value = header_text(self.labels.value)
+        self.recovery.watch(self.labels.value)  # a recovery copy after each burst of edits
+        self.status.value = "ready"
         self._set_selection([])
 
     # ----- selection -----
@@ -242,10 +255,13 @@ class CorrectWidget(ReviewedActions, QWidget):
             raise DeepsegError(f"{layer.name!r} is multiscale; correct a single-scale Labels layer")
         return layer
 
-    def _apply(self, func: Callable[..., Edit], *args: Any, whole: bool = False, **kwargs: Any) -> Edit:
+    def _apply(
+        self, func: Callable[..., Edit], *args: Any, whole: bool = False, post: Any = None, **kwargs: Any
+    ) -> Edit:
         layer = self._layer()
         plane = None if whole else tools.current_plane(self.viewer, layer)
         edit = func(layer.data, *args, plane=plane, apply=False, **kwargs)
+        edit = post(edit) if post is not None else edit  # e.g. piece colours that stand out
         if edit.changed:
             layer.data_setitem(edit.indices, edit.values)
         return edit
@@ -309,7 +325,9 @@ class CorrectWidget(ReviewedActions, QWidget):
             plane = tools.current_plane(self.viewer, layer)
             seeds, rows = tools.points_in_plane(points, layer, plane)
             label_id = tools.seeded_object(layer, seeds, plane)
-            edit = self._apply(split_label, label_id, seeds, **tools.split_guides(self.viewer, layer))
+            guides = tools.split_guides(self.viewer, layer)
+            pieces = recolour(layer, tools.source_image(self.viewer, layer))
+            edit = self._apply(split_label, label_id, seeds, post=pieces, **guides)
             tools.remove_points(points, rows)
             return f"split {label_id} into {list(edit.new_ids)}"
 
@@ -328,7 +346,8 @@ class CorrectWidget(ReviewedActions, QWidget):
                 raise DeepsegError("cut along a line in 2D view; switch the viewer to 2D")
             index, line = tools.last_line(shapes, layer, plane)
             label_id = tools.crossed_object(layer, line, plane, self.selection)
-            edit = self._apply(split_label_by_line, label_id, line)
+            pieces = recolour(layer, tools.source_image(self.viewer, layer))
+            edit = self._apply(split_label_by_line, label_id, line, post=pieces)
             tools.remove_shape(shapes, index)
             return f"cut {label_id} into {list(edit.new_ids)}"
 

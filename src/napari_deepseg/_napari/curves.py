@@ -6,7 +6,10 @@ events arrive:
 
 - left: training loss per optimizer step (line) and validation loss per epoch (dots, placed at
   the epoch's last step; epoch 0 = the starting model);
-- right: validation IoU per epoch: mean over the foreground classes and foreground-vs-background.
+- right: validation scores per epoch: mean IoU over the foreground classes, foreground-vs-
+  background IoU and, for instance models, AP@0.5 (the figure the verdict uses).
+
+Each panel's axes are labelled with what they count and in which unit (:class:`Panel`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 from ..progress import Progress
 
 MIN_WIDTH = 300
-PANEL_HEIGHT = 130
+PANEL_HEIGHT = 150
 
 
 @dataclass
@@ -43,6 +46,17 @@ class Series:
         return True
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One panel: title, curves, fixed y range (or None: fitted), and the axes' labels with units."""
+
+    title: str
+    series: list[Series]
+    y_range: tuple[float, float] | None
+    x_label: str
+    y_label: str
+
+
 class CurveData:
     """Numbers for the two panels, fed one :class:`Progress` event at a time."""
 
@@ -55,15 +69,19 @@ class CurveData:
         self.loss = Series("train loss", "#1f77b4")
         self.val_loss = Series("val loss", "#ff7f0e", dots=True)
         self.mean_iou = Series("mean IoU", "#2ca02c", dots=True)
-        self.fg_iou = Series("foreground IoU", "#d62728", dots=True)
+        self.fg_iou = Series("fg IoU", "#d62728", dots=True)
+        self.ap50 = Series("AP@0.5", "#9467bd", dots=True)
 
     @property
-    def panels(self) -> list[tuple[str, list[Series], tuple[float, float] | None]]:
-        """``(title, series, fixed y range or None)`` per panel, left to right."""
+    def panels(self) -> list[Panel]:
+        """The panels, top to bottom."""
         return [
-            ("loss / step", [self.loss, self.val_loss], None),
-            ("val IoU / epoch", [self.mean_iou, self.fg_iou], (0.0, 1.0)),
-        ]
+            Panel("loss", [self.loss, self.val_loss], None, "optimizer step", "loss (CE + Dice)"),
+            Panel(
+                "scores", [self.mean_iou, self.fg_iou, self.ap50], (0.0, 1.0),
+                "epoch (0 = starting model)", "IoU, AP@0.5",
+            ),
+        ]  # fmt: skip
 
     def add(self, event: Progress) -> bool:
         """Take the numbers of a ``step`` or ``epoch`` event; True when a curve changed."""
@@ -77,12 +95,13 @@ class CurveData:
         changed = self.val_loss.append(epoch * (self.steps_per_epoch or 0), info.get("val_loss"))
         changed |= self.mean_iou.append(epoch, info.get("mean_iou"))
         changed |= self.fg_iou.append(epoch, info.get("foreground_iou"))
+        changed |= self.ap50.append(epoch, info.get("val_ap50"))
         return changed
 
     @property
     def empty(self) -> bool:
         """No point in any curve."""
-        return not any(s.x for _, series, _ in self.panels for s in series)
+        return not any(s.x for panel in self.panels for s in panel.series)
 
 
 class CurvesWidget(QWidget):
@@ -108,8 +127,8 @@ class CurvesWidget(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         height = self.height() / 2
-        for i, (title, series, y_range) in enumerate(self.data.panels):
-            _draw_panel(painter, QRectF(0, i * height, self.width(), height), title, series, y_range)
+        for i, panel in enumerate(self.data.panels):
+            _draw_panel(painter, QRectF(0, i * height, self.width(), height), panel)
         painter.end()
 
 
@@ -122,28 +141,22 @@ def _bounds(values: list[float], *, floor_zero: bool = False) -> tuple[float, fl
     return lo, hi
 
 
-def _draw_panel(
-    painter: QPainter, rect: QRectF, title: str, series: list[Series], y_range: tuple[float, float] | None
-) -> None:
-    """Title and legend in the top row, then the axes box, min/max labels and the curves."""
+def _draw_panel(painter: QPainter, rect: QRectF, panel: Panel) -> None:
+    """Title and legend in the top row, then the axes box, its labels (with units), the curves."""
     fg = QColor("#bbbbbb")
-    box = rect.adjusted(42, 18, -6, -16)
+    box = rect.adjusted(56, 18, -6, -30)
     painter.setPen(QPen(fg, 1))
     painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.drawRect(box)
-    painter.drawText(QRectF(box.left(), rect.top(), box.width(), 16), Qt.AlignmentFlag.AlignLeft, title)
+    painter.drawText(QRectF(box.left(), rect.top(), box.width(), 16), Qt.AlignmentFlag.AlignLeft, panel.title)
     metrics = painter.fontMetrics()
-    legend_x = box.left() + metrics.horizontalAdvance(title) + 12
+    legend_x = box.left() + metrics.horizontalAdvance(panel.title) + 12
+    series = panel.series
     xs = [x for s in series for x in s.x]
     ys = [y for s in series for y in s.y]
     x0, x1 = _bounds(xs, floor_zero=True)
-    y0, y1 = y_range or _bounds(ys, floor_zero=True)
-    left_label = QRectF(rect.left(), box.top() - 6, 40, 14)
-    painter.drawText(left_label, Qt.AlignmentFlag.AlignRight, f"{y1:.3g}")
-    painter.drawText(left_label.translated(0, box.height()), Qt.AlignmentFlag.AlignRight, f"{y0:.3g}")
-    painter.drawText(
-        QRectF(box.left(), box.bottom() + 1, box.width(), 14), Qt.AlignmentFlag.AlignRight, f"{x1:.0f}"
-    )
+    y0, y1 = panel.y_range or _bounds(ys, floor_zero=True)
+    _axis_labels(painter, rect, box, panel, (x0, x1, y0, y1))
 
     def to_px(x: float, y: float) -> QPointF:
         return QPointF(
@@ -163,3 +176,21 @@ def _draw_panel(
             painter.drawPolyline(QPolygonF(points))
         painter.drawText(QPointF(legend_x, rect.top() + 12), s.name)  # legend: the title row, off the data
         legend_x += metrics.horizontalAdvance(s.name) + 10
+
+
+def _axis_labels(painter: QPainter, rect: QRectF, box: QRectF, panel: Panel, bounds: tuple) -> None:
+    """The axes' end values, the x label under the box and the y label up its left side."""
+    x0, x1, y0, y1 = bounds
+    left = QRectF(rect.left() + 14, box.top() - 6, 40, 14)
+    painter.drawText(left, Qt.AlignmentFlag.AlignRight, f"{y1:.3g}")
+    painter.drawText(left.translated(0, box.height()), Qt.AlignmentFlag.AlignRight, f"{y0:.3g}")
+    under = QRectF(box.left(), box.bottom() + 1, box.width(), 14)
+    painter.drawText(under, Qt.AlignmentFlag.AlignLeft, f"{x0:.0f}")
+    painter.drawText(under, Qt.AlignmentFlag.AlignRight, f"{x1:.0f}")
+    painter.drawText(under.translated(0, 13), Qt.AlignmentFlag.AlignHCenter, panel.x_label)
+    painter.save()
+    painter.translate(rect.left() + 12, box.center().y())
+    painter.rotate(-90)
+    along = QRectF(-box.height() / 2, -12, box.height(), 14)
+    painter.drawText(along, Qt.AlignmentFlag.AlignHCenter, panel.y_label)
+    painter.restore()

@@ -139,11 +139,13 @@ class FinetuneResult:
         model: the best model (CPU, eval mode, ``deepseg_meta`` with provenance).
         path: the model file written (``output``), or None.
         history: one dict per epoch (epoch 0 = the starting model when validated).
-        best_epoch: the epoch whose weights ``model`` holds (0: the starting model was best).
+        best_epoch: the epoch whose weights ``model`` holds (0: the starting model was kept: no
+            epoch beat it by ``validation.BETTER_MARGIN``, 0.005).
         checkpoint: the checkpoint file, or None.
         verdict: one line saying whether the result beats the starting model on the held-out
-            data (AP@0.5 for instance models with dense labels, else mean IoU), with the likely
-            fix when it does not; None without a starting-model score.
+            data (AP@0.5 for instance models with dense labels, else mean IoU) by at least 0.005
+            ("better"; a tie or a smaller gain is "not better"), with the likely fix when it does
+            not; None without a starting-model score.
     """
 
     model: nn.Module

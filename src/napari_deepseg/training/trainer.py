@@ -34,7 +34,7 @@ from .data import PatchSampler
 from .losses import segmentation_loss
 from .optim import anchor_distance, default_steps, freeze_norm_statistics, make_scheduler, split_emphasis
 from .prepare import TrainingData
-from .validation import VAL_KEYS, Validator, epoch_message, verdict
+from .validation import VAL_KEYS, Validator, epoch_message, is_new_best, verdict
 
 #: with a time budget, the schedule is planned after this many steps have been timed
 FIT_AFTER_STEPS = 5
@@ -231,7 +231,7 @@ class Trainer:
         self.epoch_losses = []
         entry.update(self._validate() if self.data.val else dict.fromkeys(VAL_KEYS) | {"val_iou": {}})
         score = next((entry[k] for k in ("val_ap50", "mean_iou") if entry.get(k) is not None), float(epoch))
-        entry["best"] = self.best_score is None or score >= self.best_score
+        entry["best"] = is_new_best(score, self.best_score, self.best_epoch)
         if entry["best"]:
             self.best_score, self.best_epoch = score, epoch
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}

@@ -22,6 +22,20 @@ from .data import Region, tile_windows
 from .losses import segmentation_loss
 
 VAL_KEYS = ("val_loss", "val_iou", "mean_iou", "foreground_iou", "val_ap50")
+BETTER_MARGIN = 0.005
+"""How much a fine-tuned epoch's held-out score (AP@0.5, else mean IoU) must exceed the
+starting model's to count as better; a tie or a smaller gain keeps the starting model."""
+
+
+def is_new_best(score: float, best_score: float | None, best_epoch: int | None) -> bool:
+    """THE BEST-EPOCH RULE: the first score is the best; a later one replaces the starting model
+    (epoch 0) only when higher by at least :data:`BETTER_MARGIN`, and a fine-tuned best only when
+    strictly higher (a tie keeps the earlier epoch)."""
+    if best_score is None:
+        return True
+    if best_epoch == 0:
+        return score >= best_score + BETTER_MARGIN - 1e-12
+    return score > best_score
 
 
 @dataclass
@@ -121,16 +135,22 @@ def verdict(history: list[dict[str, Any]], best_epoch: int | None) -> str | None
     trained = [h[key] for h in history if h["epoch"] >= 1 and h.get(key) is not None]
     if not trained:
         return None
+    rule = f"better means at least +{BETTER_MARGIN}"
     if best_epoch == 0:
         return (
             f"not better than the starting model on the held-out data ({name} {start[key]:.3f}, "
-            f"best fine-tuned {max(trained):.3f}): the starting model was kept. Correct more "
+            f"best fine-tuned {max(trained):.3f}; {rule}): the starting model was kept. Correct more "
             "objects (or add images) and train longer (more epochs or minutes)"
         )
     best = next(h for h in history if h["epoch"] == best_epoch)
+    if best.get(key) is None or best[key] < start[key] + BETTER_MARGIN - 1e-12:  # e.g. an older run's tie
+        return (
+            f"not better than the starting model on the held-out data: {name} {start[key]:.3f} -> "
+            f"{best[key] if best.get(key) is not None else float('nan'):.3f} (epoch {best_epoch}; {rule})"
+        )
     return (
         f"better than the starting model on the held-out data: {name} {start[key]:.3f} -> "
-        f"{best[key]:.3f} (epoch {best_epoch})"
+        f"{best[key]:.3f} (epoch {best_epoch}; {rule})"
     )
 
 
