@@ -153,3 +153,11 @@ def test_a_tie_is_not_better_and_keeps_the_start(tmp_path, capsys):
     assert "Better than" not in out
     kept, begun = load_model(tmp_path / "m.pt").state_dict(), load_model(start).state_dict()
     assert all(torch.equal(kept[k], begun[k]) for k in begun)  # the starting weights, unchanged
+
+
+def test_a_run_from_scratch_keeps_its_first_trained_epoch_over_the_random_start():
+    from napari_deepseg.training.validation import is_new_best
+
+    assert is_new_best(0.0, 0.0, 0, from_scratch=True)  # trained weights replace a random init
+    assert not is_new_best(0.0, 0.0, 0)  # a fine-tune's tie keeps the starting model
+    assert not is_new_best(0.5, 0.5, 1, from_scratch=True)  # later ties keep the earlier epoch

@@ -231,7 +231,7 @@ class Trainer:
         self.epoch_losses = []
         entry.update(self._validate() if self.data.val else dict.fromkeys(VAL_KEYS) | {"val_iou": {}})
         score = next((entry[k] for k in ("val_ap50", "mean_iou") if entry.get(k) is not None), float(epoch))
-        entry["best"] = is_new_best(score, self.best_score, self.best_epoch)
+        entry["best"] = is_new_best(score, self.best_score, self.best_epoch, self.source == "scratch")
         if entry["best"]:
             self.best_score, self.best_epoch = score, epoch
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}

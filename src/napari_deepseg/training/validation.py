@@ -27,14 +27,17 @@ BETTER_MARGIN = 0.005
 starting model's to count as better; a tie or a smaller gain keeps the starting model."""
 
 
-def is_new_best(score: float, best_score: float | None, best_epoch: int | None) -> bool:
+def is_new_best(
+    score: float, best_score: float | None, best_epoch: int | None, from_scratch: bool = False
+) -> bool:
     """THE BEST-EPOCH RULE: the first score is the best; a later one replaces the starting model
     (epoch 0) only when higher by at least :data:`BETTER_MARGIN`, and a fine-tuned best only when
-    strictly higher (a tie keeps the earlier epoch)."""
+    strictly higher (a tie keeps the earlier epoch). ``from_scratch``: epoch 0 is a random
+    initialization, not a model to keep: the first trained epoch replaces it whatever it scores."""
     if best_score is None:
         return True
     if best_epoch == 0:
-        return score >= best_score + BETTER_MARGIN - 1e-12
+        return from_scratch or score >= best_score + BETTER_MARGIN - 1e-12
     return score > best_score
 
 
