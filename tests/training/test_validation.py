@@ -156,8 +156,6 @@ def test_a_tie_is_not_better_and_keeps_the_start(tmp_path, capsys):
 
 
 def test_a_run_from_scratch_keeps_its_first_trained_epoch_over_the_random_start():
-    from napari_deepseg.training.validation import is_new_best
-
     assert is_new_best(0.0, 0.0, 0, from_scratch=True)  # trained weights replace a random init
     assert not is_new_best(0.0, 0.0, 0)  # a fine-tune's tie keeps the starting model
     assert not is_new_best(0.5, 0.5, 1, from_scratch=True)  # later ties keep the earlier epoch
