@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_io_arguments(p)
-    add_arguments(p.add_argument_group("segmentation options (sizes in image pixels)"), SEGMENT_FLAGS)
+    add_arguments(p.add_argument_group("segmentation options"), SEGMENT_FLAGS)
     _add_batch_arguments(p)
     p.set_defaults(func=run)
 

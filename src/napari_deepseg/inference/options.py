@@ -7,9 +7,10 @@ its default, its valid range, its unit and one check (:data:`SPECS`). ``segment(
 and the CLI carry this one object. CLI flags and their help come from :data:`SPECS`
 (``cli/_segment_options.py``).
 
-Sizes (tile, overlap, block, min_size, object_diameter) are in pixels of the image as given.
-A run that resamples the image to the model's object size runs its tiles on the resampled
-grid; ``min_size`` is converted to that grid (:meth:`SegmentOptions.run_min_size`).
+Object sizes (``min_size``, ``object_diameter``) are in pixels of the image as given: a run that
+resamples the image to the model's object size converts ``min_size`` to its grid
+(:meth:`SegmentOptions.at_scale`). The network's own sizes (``tile``, ``overlap``, ``block``)
+are pixels of the grid the network runs on: the image's, or the resampled one.
 
 The halo rule (one for tiles, blocks and chunks): neighbouring tiles share ``overlap`` pixels
 (default ``tile // 8`` of the requested tile, 64 for the default tile); blocks of a large
@@ -73,9 +74,9 @@ SPECS: dict[str, Spec] = {
     "precision": Spec("", ", ".join(PRECISIONS),
                       "auto: bf16 on GPUs and on bf16 CPUs for models measured to agree; or force one",
                       "--precision", "auto"),
-    "tile": Spec("image pixels", f"{MIN_TILE}-{MAX_TILE}", "tile side", "--tile",
+    "tile": Spec("pixels the network runs on", f"{MIN_TILE}-{MAX_TILE}", "tile side", "--tile",
                  "512-768, fitted to the image"),
-    "overlap": Spec("image pixels", "0 to tile - 1",
+    "overlap": Spec("pixels the network runs on", "0 to tile - 1",
                     "pixels shared by neighbouring tiles; blocks and chunks add max(64, overlap) pixels "
                     "of context", "--overlap", "tile // 8 (64)"),
     "batch_size": Spec("tiles", "1-1024", "tiles per forward pass", "--batch-size",
@@ -89,8 +90,8 @@ SPECS: dict[str, Spec] = {
     "max_memory": Spec("bytes", f">= {MIN_MEMORY // 1024**2}M",
                        "memory the run aims to stay under (e.g. 512M, 2G); sets block and chunk sizes",
                        "--max-memory", "half the available memory, at most 2G"),
-    "block": Spec("image pixels", ">= 128", "block side of planes segmented block by block", "--block",
-                  "from the memory limit, 512-2048"),
+    "block": Spec("pixels the network runs on", ">= 128", "block side of planes segmented block by block",
+                  "--block", "from the memory limit, 512-2048"),
     "object_diameter": Spec("image pixels", f"auto, off or {DIAMETER_RANGE[0]:g}-{DIAMETER_RANGE[1]:g}",
                             "object (nucleus) diameter, for models trained at one object size: auto "
                             "estimates it and rescales the image to the model's size, off runs the "
