@@ -65,3 +65,13 @@ def test_curve_axes_are_labelled_with_units(qtbot):
         assert _ink(image, 0, 14, top + 40, top + half - 40) > 20  # the y label, up the left side
         assert _ink(image, 60, image.width() - 10, top + half - 15, top + half) > 20  # the x label
     assert np.isfinite(curves.data.loss.y).all()
+
+
+def test_the_classes_follow_the_previewed_objects():
+    import numpy as np
+
+    from napari_deepseg._napari.postprocess_controls import following_classes
+
+    classes = np.array([[0, 1, 2], [0, 0, 1]], np.uint8)
+    objects = np.array([[0, 3, 3], [4, 4, 0]], np.uint32)
+    np.testing.assert_array_equal(following_classes(classes, objects), [[0, 1, 2], [1, 1, 0]])

@@ -527,6 +527,11 @@ def test_postprocess_fields_preview_on_the_result_and_apply_to_runs(viewer_widge
     assert after <= before // 2 + 1
     assert not is_edited(layer)  # the preview is still the unedited result
     assert "preview:" in widget.post.note.value
+    classes = viewer.layers["cells nuclei classes"]
+    qtbot.waitUntil(lambda: "classes layer follows" in widget.post.note.value, timeout=WAIT_MS)
+    assert (classes.data[layer.data == 0] == 0).all()  # dropped objects left the classes too
+    assert (classes.data[layer.data > 0] > 0).all()
+    assert not is_edited(classes)
     assert widget.plan().options.postprocess == {"min_size": big}
     layer.paint((80, 80), layer.selected_label)  # the user edits the layer
     widget.post.min_size.value = 0

@@ -67,12 +67,24 @@ def keeps_probabilities(spatial_shape: tuple[int, ...]) -> bool:
     return len(spatial_shape) == 2 and int(np.prod(spatial_shape)) <= PREVIEW_PIXELS
 
 
+def following_classes(classes: np.ndarray, instances: np.ndarray) -> np.ndarray:
+    """The run's class map made to agree with (previewed) instances: background where there is
+    no object, the run's class inside objects (interior where the run said background)."""
+    inside = np.where(classes == 0, np.asarray(1, classes.dtype), classes)
+    return np.where(instances > 0, inside, np.asarray(0, classes.dtype))
+
+
 def postprocess_task(
-    probabilities: np.ndarray, model: Any, overrides: dict[str, Any], scale: float = 1.0
-) -> Generator[Progress, None, tuple[np.ndarray, str]]:
+    probabilities: np.ndarray,
+    model: Any,
+    overrides: dict[str, Any],
+    scale: float = 1.0,
+    classes: np.ndarray | None = None,
+) -> Generator[Progress, None, tuple[np.ndarray, str, np.ndarray | None]]:
     """Instances from kept (K, H, W) probabilities with the model's settings and ``overrides``,
     at the ``scale`` the run used (the object-size decision), as the run made them; returns the
-    labels as napari draws them and their digest (worker thread)."""
+    labels as napari draws them, their digest and, given the run's (H, W) ``classes``, the class
+    map that follows them (:func:`following_classes`; worker thread)."""
     from ..inference.engine import postprocess_settings
     from ..inference.gridmap import GridMap
     from ..inference.options import scaled_postprocess
@@ -90,7 +102,10 @@ def postprocess_task(
         grid = GridMap.between(labels.shape, shape)
         labels = consecutive(grid.labels(labels, prob, foreground_threshold(settings)))
     labels = display_labels(labels)
-    return labels, data_digest(labels)
+    followed = (
+        None if classes is None or classes.shape != labels.shape else following_classes(classes, labels)
+    )
+    return labels, data_digest(labels), followed
 
 
 class Preview:
@@ -100,12 +115,17 @@ class Preview:
         self.controls, self.start_worker = controls, start_worker
         self.source: tuple[np.ndarray, Any, float] | None = None
         self.layer: Any = None
+        self.classes_layer: Any = None  # the run's classes layer, kept in step with the preview
+        self.classes: np.ndarray | None = None  # its class map as the run made it
         self.worker: Any = None
         self.pending = False
 
-    def keep(self, result: Any, model: Any, layer: Any) -> None:
-        """Keep ``result``'s probabilities (or forget them) for previews on ``layer``."""
+    def keep(self, result: Any, model: Any, layer: Any, classes_layer: Any = None) -> None:
+        """Keep ``result``'s probabilities (or forget them) for previews on ``layer``; the run's
+        ``classes_layer`` then follows the previewed objects."""
         probs = getattr(result, "probabilities", None)
+        self.classes_layer = classes_layer
+        self.classes = None if classes_layer is None else np.array(classes_layer.data, copy=True)
         if probs is None or layer is None or probs.ndim != 3:
             self.source, self.layer = None, None
             return
@@ -127,7 +147,7 @@ class Preview:
             return
         probs, model, scale = self.source
         self.worker = self.start_worker(
-            postprocess_task, probs, model, self.controls.overrides(), scale,
+            postprocess_task, probs, model, self.controls.overrides(), scale, self.classes,
             title="Preview post-processing", on_done=self._show, on_error=self._failed,
             on_finished=self._finished,
         )  # fmt: skip
@@ -136,19 +156,23 @@ class Preview:
         lines = str(err).strip().splitlines()
         self.controls.note.value = f"preview failed: {lines[0] if lines else type(err).__name__}"
 
-    def _show(self, out: tuple[np.ndarray, str]) -> None:
-        from .corrected import keep_original
-        from .layers import is_edited, mark_result, result_layer_record
+    def _show(self, out: tuple[np.ndarray, str, np.ndarray | None]) -> None:
+        from .layers import is_edited
 
-        labels, digest = out
+        labels, digest, classes = out
         layer = self.layer
         if layer is None or is_edited(layer):
             return
-        record = {k: v for k, v in (result_layer_record(layer) or {}).items() if k not in KEPT}
-        layer.data = labels
-        mark_result(layer, digest, **record)
-        keep_original(layer)
-        self.controls.note.value = f"preview: {int(labels.max())} objects"
+        _replace_result(layer, labels, digest)
+        note = f"preview: {int(labels.max())} objects"
+        other = self.classes_layer
+        if classes is not None and other is not None:
+            if is_edited(other):
+                note += "; the classes layer was edited and keeps its content"
+            else:
+                _replace_result(other, classes, data_digest(classes))
+                note += "; the classes layer follows them"
+        self.controls.note.value = note
 
     def _finished(self) -> None:
         self.worker = None
@@ -159,3 +183,14 @@ class Preview:
 
 #: record fields mark_result writes itself
 KEPT = ("digest", "painted", "created")
+
+
+def _replace_result(layer: Any, data: np.ndarray, digest: str) -> None:
+    """Put ``data`` into an unedited result layer, which stays an unedited result."""
+    from .corrected import keep_original
+    from .layers import mark_result, result_layer_record
+
+    record = {k: v for k, v in (result_layer_record(layer) or {}).items() if k not in KEPT}
+    layer.data = data
+    mark_result(layer, digest, **record)
+    keep_original(layer)

@@ -295,7 +295,8 @@ class SegmentWidget(QWidget):
         if placing is not None and run is not None:
             result, model, uncertainty = run
             instances = next((lyr for lyr in placing.placed if lyr.name.endswith(" instances")), None)
-            self.preview.keep(result, model, instances)
+            classes = next((lyr for lyr in placing.placed if lyr.name.endswith(" classes")), None)
+            self.preview.keep(result, model, instances, classes)
             if uncertainty is not None:
                 self.correct_next.set_ranking(uncertainty.ranking, instances)
         if self._worker is None:
