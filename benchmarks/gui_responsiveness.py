@@ -101,7 +101,15 @@ def napari_phase(viewer, app, ticker: Ticker, size: int) -> float:
     napari's one-time Labels set-up is not in it."""
     from napari_deepseg.samples import synthetic_nuclei
 
-    _, truth = synthetic_nuclei((size, size), seed=2)
+    side = min(size, 2048)
+    tile = synthetic_nuclei((side, side), seed=2)[1].astype(np.uint32)
+    reps = -(-size // side)
+    offsets = (np.arange(reps * reps, dtype=np.uint32) * (int(tile.max()) + 1)).reshape(reps, reps)
+    truth = np.where(
+        np.tile(tile, (reps, reps)) > 0,
+        np.tile(tile, (reps, reps)) + np.kron(offsets, np.ones(tile.shape, np.uint32)),
+        0,
+    )[:size, :size]
     gaps = []
     for i in range(3):
         start = wait(app, 0.3)
@@ -117,7 +125,8 @@ def segment_phase(viewer, app, ticker: Ticker, size: int) -> dict[str, float]:
     from napari_deepseg._napari.segment_widget import SegmentWidget
     from napari_deepseg.samples import synthetic_nuclei
 
-    image, _ = synthetic_nuclei((size, size), seed=0)
+    side = min(size, 2048)  # larger images tile a 2048 one (its labels hold under 65536 nuclei)
+    image = np.tile(synthetic_nuclei((side, side), seed=0)[0], (-(-size // side),) * 2)[:size, :size]
     viewer.add_image(image, name="nuclei")
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
