@@ -271,3 +271,21 @@ def test_split_pieces_take_colours_that_stand_out_from_the_image(make_napari_vie
     assert np.linalg.norm(np.asarray(result.get_color(new)[:3]) - kept) > 0.3  # and unlike its neighbour
     _key(qtbot, viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # still one undo step
     np.testing.assert_array_equal(result.data, _objects())
+
+
+def test_shift_click_and_merge_in_the_dock_the_plugins_menu_opens(viewer, qtbot):
+    """Plugins > DeepSeg > Correct hands the widget napari's public-only proxy of the viewer;
+    its layers are proxies too, and an ``is`` between one and the picker's layer was False, so
+    shift-clicks selected nothing. The widget keeps the viewer itself (layers.plain_viewer)."""
+    result = viewer.layers["result"]
+    viewer.layers.selection.active = result
+    _, widget = viewer.window.add_plugin_dock_widget("napari-deepseg", "Correct")
+    assert type(widget.viewer).__name__ == "Viewer"  # not napari's PublicOnlyProxy
+    viewer.reset_view()
+    qtbot.wait(100)
+    _click(qtbot, viewer, (5, 5))
+    _click(qtbot, viewer, (5, 14))
+    assert widget.selection == [1, 2]
+    _key(qtbot, viewer, Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)
+    assert not (result.data == 2).any()
+    assert _errors() == []

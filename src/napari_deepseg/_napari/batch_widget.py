@@ -15,6 +15,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ..batch import predict_iter
 from . import workers
 from .compact import fit_combos, fit_labels
+from .layers import plain_viewer
 from .model_choices import ModelChoices
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class BatchWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = plain_viewer(napari_viewer)  # not napari's proxy (see plain_viewer)
         self._worker: Any = None
         self.input_dir = FileEdit(label="input folder", mode="d")
         self.output_dir = FileEdit(label="output folder", mode="d")

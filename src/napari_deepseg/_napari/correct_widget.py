@@ -40,6 +40,7 @@ from .correct_colors import recolour
 from .correct_recovery import RecoveryActions
 from .correct_reviewed import ReviewedActions
 from .correct_target import TargetFollowing, header_text
+from .layers import plain_viewer
 from .selection import SelectionHighlight, default_labels, is_helper_layer
 from .shortcuts import Shortcuts
 
@@ -75,7 +76,7 @@ class CorrectWidget(ReviewedActions, TargetFollowing, RecoveryActions, QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         guard_triton()  # a later torch import in this process must not load triton (see guard_triton)
-        self.viewer = napari_viewer
+        self.viewer = plain_viewer(napari_viewer)  # not napari's proxy (see plain_viewer)
         self.selection: list[int] = []
         self.shortcuts = Shortcuts(napari_viewer, self, SHORTCUTS)
         self.highlight = SelectionHighlight(napari_viewer)

@@ -117,7 +117,7 @@ class SegmentDock(SegmentWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
         super().__init__(napari_viewer, parent)
         _tab_when_docked(self)
-        self.recovery_notice = RecoveryNotice(napari_viewer)  # unsaved labels: say so
+        self.recovery_notice = RecoveryNotice(self.viewer)  # unsaved labels: say so
 
 
 class CorrectDock(CorrectWidget):
@@ -134,7 +134,7 @@ class FineTuneDock(FineTuneWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
         super().__init__(napari_viewer, parent)
         _tab_when_docked(self)
-        self.recovery_notice = RecoveryNotice(napari_viewer)  # unsaved labels: say so
+        self.recovery_notice = RecoveryNotice(self.viewer)  # unsaved labels: say so
 
 
 class BatchDock(BatchWidget):
@@ -143,4 +143,4 @@ class BatchDock(BatchWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
         super().__init__(napari_viewer, parent)
         _tab_when_docked(self)
-        self.recovery_notice = RecoveryNotice(napari_viewer)  # unsaved labels: say so
+        self.recovery_notice = RecoveryNotice(self.viewer)  # unsaved labels: say so

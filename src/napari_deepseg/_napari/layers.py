@@ -26,6 +26,14 @@ from ..io.axes import axes_with_channel
 META_KEY = "deepseg"
 
 
+def plain_viewer(viewer: Any) -> Any:
+    """The viewer itself when napari hands a plugin widget its public-only proxy (the Plugins
+    menu does). Layers taken from the proxy are proxies too, so ``is`` between one of them and
+    the layer a picker holds is False: Correct's shift-click matched no layer. The widgets keep
+    the viewer itself, and every layer they meet is the layer itself."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def channel_axis_choices(layer: Image) -> list[int]:
     """Data axes that can hold channels: the RGB(A) axis of an RGB layer, else any but Y and X."""
     if layer.rgb:

@@ -23,7 +23,7 @@ from . import guard_triton, workers
 from .compact import fit_combos, fit_labels
 from .correct_next import CorrectNextList
 from .gui_steps import collect_once
-from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis
+from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis, plain_viewer
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .postprocess_controls import PostprocessControls, Preview, keeps_probabilities
 from .segment_form import SegmentFields
@@ -49,7 +49,7 @@ class SegmentWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         guard_triton()  # before a torchvision architecture is imported (see guard_triton)
-        self.viewer = napari_viewer
+        self.viewer = plain_viewer(napari_viewer)  # not napari's proxy (see plain_viewer)
         self.models = ModelChoices()
         self._cache: dict[tuple, nn.Module] = {}
         self._worker: Any = None

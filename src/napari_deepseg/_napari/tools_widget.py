@@ -14,6 +14,7 @@ from qtpy.QtWidgets import QScrollArea, QTabWidget, QWidget
 
 from .batch_widget import BatchWidget
 from .correct_widget import CorrectWidget
+from .layers import plain_viewer
 from .segment_widget import SegmentWidget
 from .train_widget import FineTuneWidget
 
@@ -36,7 +37,7 @@ class ToolsWidget(QTabWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = plain_viewer(napari_viewer)  # not napari's proxy (see plain_viewer)
         self.segment = SegmentWidget(napari_viewer)
         self.correct = CorrectWidget(napari_viewer)
         self.finetune = FineTuneWidget(napari_viewer)

@@ -34,6 +34,7 @@ from .close_guard import CloseGuard, guard_window_of
 from .compact import fit_combos, fit_labels
 from .corrected import corrected_mask_for
 from .curves import CurvesWidget
+from .layers import plain_viewer
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .segment_run import available_devices
 from .segment_widget import MODEL_FILE_FILTER, SegmentWidget
@@ -75,7 +76,7 @@ class FineTuneWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         guard_triton()
-        self.viewer = napari_viewer
+        self.viewer = plain_viewer(napari_viewer)  # not napari's proxy (see plain_viewer)
         self._files: list[ModelChoice] = []  # model files opened here or trained here
         self.models = ModelChoices()  # the core's model list (bundled, ready, user models folder)
         self._worker: Any = None
