@@ -67,29 +67,3 @@ def check_device(value: str) -> str:
     except DeepsegError as err:
         raise DeepsegError(f"--device {value}: {err}") from None
     return value
-
-
-def diameter(text: str) -> str | float:
-    """``auto``, ``off`` or an object diameter in pixels (a positive number)."""
-    if text.strip().lower() in ("auto", "off"):
-        return text.strip().lower()
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 10000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not auto, off or a diameter in pixels (e.g. 24)")
-    return value
-
-
-def channels(text: str) -> list[int]:
-    """Comma-separated channel indices ``0`` or ``1,2,0``."""
-    try:
-        values = [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(
-            f"give comma-separated channel numbers, e.g. 0 or 1,2,0, not {text!r}"
-        )
-    return values

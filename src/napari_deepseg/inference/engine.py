@@ -150,19 +150,17 @@ def region_normalizers(
     *,
     axes: str | None = None,
     options: SegmentOptions | None = None,
-    sizing: dict[str, Any] | None = None,
     **changes: Any,
 ) -> dict[tuple[int, ...], Any] | None:
-    """The per-plane normalizers a whole-image run of ``image`` uses, for
+    """The per-plane normalizers a whole-image run of ``image`` uses (with ``options``' object
+    diameter: give the decided one, a number or "off", so no estimate runs here), for
     ``segment_iter(region=..., plane_normalizers=...)``; None for models whose normalization
-    needs no statistics. ``sizing``: the run's object-size decision when already made
-    (``result.meta["object_diameter"]``), else made here from ``options``' object_diameter."""
+    needs no statistics."""
     from .window import RunGrid, normalizers_for
 
     opts = make_options(options, **changes).replace(device="cpu", outputs=("classes",))
     model = as_model(model)
-    if sizing is None:
-        sizing = _sizing(image, model, axes, opts)
+    sizing = _sizing(image, model, axes, opts)
     image = as_array(image)
     plan = AxesPlan.parse(tuple(image.shape), axes)
     job = Job.make(image, model, axes, opts)

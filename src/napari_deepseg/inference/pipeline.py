@@ -38,10 +38,6 @@ class PostPipeline:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="deepseg-post") if overlap else None
         self._pending: tuple[Hashable, Future | Any] | None = None
 
-    @property
-    def overlapping(self) -> bool:
-        return self._pool is not None
-
     def submit(self, key: Hashable, work: Callable[[], Any] | None) -> tuple[Hashable, Any] | None:
         """Start ``work()`` (None: nothing to do, the unit's result is None) and return the unit
         submitted before it as ``(key, result)`` once that one is done, or None for the first."""
