@@ -40,3 +40,28 @@ def test_atomic_path_gives_the_mode_of_a_plain_write(tmp_path):
     with atomic_path(dest) as tmp:
         tmp.write_text("x")
     assert dest.stat().st_mode == plain.stat().st_mode
+
+
+@pytest.mark.parametrize(
+    ("platform", "kind", "expected"),
+    [
+        ("linux", "data", ".local/share/napari-deepseg/x"),
+        ("linux", "cache", ".cache/napari-deepseg/x"),
+        ("darwin", "data", "Library/Application Support/napari-deepseg/x"),
+        ("darwin", "cache", "Library/Caches/napari-deepseg/x"),
+        ("win32", "data", "AppData/Roaming/napari-deepseg/x"),
+        ("win32", "cache", "AppData/Local/napari-deepseg/x"),
+    ],
+)
+def test_user_dir_follows_the_platform_and_its_variable(platform, kind, expected, monkeypatch, tmp_path):
+    import sys
+
+    from napari_deepseg._files import user_dir
+
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("APPDATA", "LOCALAPPDATA", "XDG_DATA_HOME", "XDG_CACHE_HOME", "DEEPSEG_TEST_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    assert user_dir(kind, "DEEPSEG_TEST_DIR", "x") == tmp_path / expected
+    monkeypatch.setenv("DEEPSEG_TEST_DIR", str(tmp_path / "given"))
+    assert user_dir(kind, "DEEPSEG_TEST_DIR", "x") == tmp_path / "given"

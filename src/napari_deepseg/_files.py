@@ -7,12 +7,41 @@ in the same folder, which is renamed over the destination only once it is comple
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DeepsegError
+
+#: per kind of user folder: (Windows variable, its fallback under home), macOS folder under home,
+#: (XDG variable, its fallback under home)
+_USER_ROOTS = {
+    "data": (
+        ("APPDATA", "AppData/Roaming"),
+        "Library/Application Support",
+        ("XDG_DATA_HOME", ".local/share"),
+    ),
+    "cache": (("LOCALAPPDATA", "AppData/Local"), "Library/Caches", ("XDG_CACHE_HOME", ".cache")),
+}
+
+
+def user_dir(kind: str, env: str, name: str) -> Path:
+    """``$env`` when set, else ``<the platform's user data or cache folder>/napari-deepseg/<name>``
+    (``kind``: ``"data"`` or ``"cache"``; e.g. ``~/.cache/napari-deepseg/recovery`` on Linux).
+    Not created here."""
+    given = os.environ.get(env, "").strip()
+    if given:
+        return Path(given).expanduser()
+    windows, mac, xdg = _USER_ROOTS[kind]
+    if sys.platform == "win32":
+        root = Path(os.environ.get(windows[0]) or Path.home() / windows[1])
+    elif sys.platform == "darwin":
+        root = Path.home() / mac
+    else:
+        root = Path(os.environ.get(xdg[0]) or Path.home() / xdg[1])
+    return root / "napari-deepseg" / name
 
 
 def _umask_mode() -> int:

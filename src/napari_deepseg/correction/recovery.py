@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import sys
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import atomic_path
+from .._files import atomic_path, user_dir
 
 RECOVERY_ENV = "DEEPSEG_RECOVERY_DIR"
 MAX_BYTES = 1 << 30  # one copy: at most 1 GiB of labels (uncompressed)
@@ -36,16 +34,7 @@ SAMPLE_VALUES = 1 << 20  # values of the image sampled for its key
 
 def recovery_dir() -> Path:
     """``$DEEPSEG_RECOVERY_DIR``, else ``<user cache>/napari-deepseg/recovery`` (not created here)."""
-    env = os.environ.get(RECOVERY_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "win32":
-        root = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        root = Path.home() / "Library" / "Caches"
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "napari-deepseg" / "recovery"
+    return user_dir("cache", RECOVERY_ENV, "recovery")
 
 
 def image_key(data: Any, name: str) -> str:

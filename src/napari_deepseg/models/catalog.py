@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from typing import Any, Literal
 from torch import nn
 
 from .. import _checks
+from .._files import user_dir
 from ..errors import ModelFileError
 from .bioimageio import is_package, load_package
 from .modelfile import ModelMeta, load_model_file, read_model_file
@@ -83,16 +83,7 @@ def bundled_models() -> dict[str, Path]:
 def user_models_dir() -> Path:
     """The user models folder: ``$DEEPSEG_MODELS_DIR``, else the platform's user data folder
     (``~/.local/share/napari-deepseg/models`` on Linux). Not created here."""
-    env = os.environ.get(MODELS_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    if sys.platform == "win32":
-        root = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        root = Path.home() / "Library" / "Application Support"
-    else:
-        root = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return root / "napari-deepseg" / "models"
+    return user_dir("data", MODELS_DIR_ENV, "models")
 
 
 def _user_files() -> dict[str, Path]:
