@@ -111,36 +111,33 @@ def _tab_when_docked(widget: QWidget) -> None:
     QTimer.singleShot(0, run)
 
 
-class SegmentDock(SegmentWidget):
+class _TabbedDock:
+    """What every Plugins-menu entry adds to its widget: once docked it scrolls and becomes a
+    tab of the DeepSeg docks (:func:`_tab_when_docked`); ``notice``: it also says when unsaved
+    labels wait to be restored (Correct restores them itself)."""
+
+    notice = True
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
+        super().__init__(napari_viewer, parent)
+        _tab_when_docked(self)
+        if self.notice:
+            self.recovery_notice = RecoveryNotice(self.viewer)
+
+
+class SegmentDock(_TabbedDock, SegmentWidget):
     """Plugins > DeepSeg > Segment (a tab of the DeepSeg docks)."""
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
-        super().__init__(napari_viewer, parent)
-        _tab_when_docked(self)
-        self.recovery_notice = RecoveryNotice(self.viewer)  # unsaved labels: say so
 
-
-class CorrectDock(CorrectWidget):
+class CorrectDock(_TabbedDock, CorrectWidget):
     """Plugins > DeepSeg > Correct (a tab of the DeepSeg docks)."""
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
-        super().__init__(napari_viewer, parent)
-        _tab_when_docked(self)
+    notice = False
 
 
-class FineTuneDock(FineTuneWidget):
+class FineTuneDock(_TabbedDock, FineTuneWidget):
     """Plugins > DeepSeg > Fine-tune (a tab of the DeepSeg docks)."""
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
-        super().__init__(napari_viewer, parent)
-        _tab_when_docked(self)
-        self.recovery_notice = RecoveryNotice(self.viewer)  # unsaved labels: say so
 
-
-class BatchDock(BatchWidget):
+class BatchDock(_TabbedDock, BatchWidget):
     """Plugins > DeepSeg > Batch (a tab of the DeepSeg docks)."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: Any = None) -> None:
-        super().__init__(napari_viewer, parent)
-        _tab_when_docked(self)
-        self.recovery_notice = RecoveryNotice(self.viewer)  # unsaved labels: say so
