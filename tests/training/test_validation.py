@@ -65,14 +65,20 @@ def test_verdict_lines():
     assert verdict([{"epoch": 1, "val_ap50": 0.7}], 1) is None  # no starting-model score
 
 
-def test_cli_prints_the_verdict(tmp_path, capsys):
+def _pair_folders(tmp_path) -> None:
+    """``_pairs()`` written as ``img/p<i>.tif`` and ``lab/p<i>.tif`` for ``deepseg train``."""
     import tifffile
 
+    (tmp_path / "img").mkdir(exist_ok=True)
+    (tmp_path / "lab").mkdir(exist_ok=True)
     for i, (image, labels) in enumerate(_pairs()):
-        (tmp_path / "img").mkdir(exist_ok=True)
-        (tmp_path / "lab").mkdir(exist_ok=True)
         tifffile.imwrite(tmp_path / "img" / f"p{i}.tif", image)
         tifffile.imwrite(tmp_path / "lab" / f"p{i}.tif", labels.astype(np.uint16))
+
+
+def test_cli_prints_the_verdict(tmp_path, capsys):
+
+    _pair_folders(tmp_path)
     code = main([
         "train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "--from", "nuclei",
         "--epochs", "1", "--lr", "3", "--patch-size", "64", "--batch-size", "2", "--precision", "fp32",
@@ -132,15 +138,10 @@ def stuck_model(path):
 
 def test_a_tie_is_not_better_and_keeps_the_start(tmp_path, capsys):
     """deepseg train on a model whose held-out score cannot move: 'Not better', the start kept."""
-    import tifffile
     import torch
 
     start = stuck_model(tmp_path / "stuck.pt")
-    for i, (image, labels) in enumerate(_pairs()):
-        (tmp_path / "img").mkdir(exist_ok=True)
-        (tmp_path / "lab").mkdir(exist_ok=True)
-        tifffile.imwrite(tmp_path / "img" / f"p{i}.tif", image)
-        tifffile.imwrite(tmp_path / "lab" / f"p{i}.tif", labels.astype(np.uint16))
+    _pair_folders(tmp_path)
     code = main([
         "train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "--from", str(start),
         "--epochs", "2", "--steps-per-epoch", "2", "--lr", "1e-6", "--patch-size", "48", "--batch-size", "2",
