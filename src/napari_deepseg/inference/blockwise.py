@@ -45,11 +45,14 @@ class BlockwiseRuns:
         outputs = self.plan.n_planes * (h * w * per_pixel + image_pixels * per_image_pixel)
         held = 0 if self.store.reserve(outputs) else outputs  # outputs on disk hold no memory
         per_block_pixel = memory.block_bytes_per_pixel(k, instances, self.pipelined)
-        chosen = memory.plan_blocks(held, self.limit, self.limit_given, per_block_pixel, halo, self.block)
+        chosen = memory.plan_blocks(
+            held, self.store.limit, self.limit_given, per_block_pixel, halo, self.block
+        )
         if chosen.over_limit:
             warnings.warn(
                 f"this image's result alone needs {outputs / 2**30:.1f} GB, over the memory limit of "
-                f"{self.limit / 2**30:.1f} GB, and the scratch directory lacks the disk space to hold it "
+                f"{self.store.limit / 2**30:.1f} GB, and the scratch directory lacks the disk space to "
+                "hold it "
                 f"({self.store.directory}); segmenting in blocks of {chosen.side} in memory anyway. Free "
                 "disk space or set DEEPSEG_SCRATCH to a larger disk, or raise max_memory",
                 RuntimeWarning,

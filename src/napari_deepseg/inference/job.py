@@ -74,9 +74,7 @@ class Job(BlockwiseRuns):
     stitch: float | None = None
     runner: TileRunner | None = None
     result: dict[str, np.ndarray | None] = field(default_factory=dict)
-    limit: int = memory.DEFAULT_LIMIT
     max_memory: int | None = None  # the caller's limit (None: the memory policy's default)
-    limit_given: bool = False  # max_memory set by the caller (kept to the smallest blocks if need be)
     block: int | None = None
     layout: BlockLayout | None = None
     out_grid: GridMap | None = None  # a rescaled run: instances are stored on the image's grid
@@ -86,6 +84,11 @@ class Job(BlockwiseRuns):
     normalizers: dict[tuple[int, ...], Normalizer] | None = None  # per plane, given (window runs)
     store: OutputStore | None = None  # where the outputs live (default: decided in run())
     pipelined: bool = True  # post-processing beside the network (:mod:`.pipeline`)
+
+    @property
+    def limit_given(self) -> bool:
+        """The caller set the memory limit (kept to the smallest blocks if need be)."""
+        return self.max_memory is not None
 
     @classmethod
     def make(
@@ -118,7 +121,6 @@ class Job(BlockwiseRuns):
         job = cls(image, plan, picked, mapping, norm_spec, dev, prec, tile, overlap, bs, outs, model)
         job.tta, job.stitch, job.block = opts.tta, opts.stitch_3d or None, opts.block
         job.max_memory = opts.max_memory
-        job.limit_given = opts.limit_given  # the limit itself: its store's, or decided at run()
         return job
 
     def run(self) -> Generator[Progress, None, SegmentationResult]:
@@ -130,8 +132,9 @@ class Job(BlockwiseRuns):
             planes = (self._plane(i, warn=False) for i in plan.plane_indices())
             fixed = percentile_normalizer(planes, spec["low"], spec["high"])
         if self.store is None:
-            self.store = OutputStore(memory.memory_limit(self.max_memory), self.limit_given)
-        self.limit = self.store.limit  # decided once per run (a rescaled run's store is shared)
+            self.store = OutputStore(
+                memory.memory_limit(self.max_memory), self.limit_given
+            )  # the run's limit
         self.layout = self._plan_blocks()
         self.tiles_total, self.tiles_done = self._tiles_per_plane() * plan.n_planes, 0
         self.result = {"classes": None, "instances": None, "probabilities": None}
@@ -142,7 +145,6 @@ class Job(BlockwiseRuns):
                 raw = self._plane(index)
                 norm = self._normalizer(index, raw, fixed)
                 if not self.layout.single:  # numbered with stack-unique ids as its blocks are joined
-                    yield from self._placed(post.collect(), ids)
                     first = ids.first_id(index)
                     out = yield from self._blockwise(raw, norm, index, first, PostPipeline(self.pipelined))
                     yield from self._placed(((n, index), out), ids)
