@@ -204,7 +204,10 @@ def test_a_time_budget_plans_the_schedule_to_fit_it(tmp_path):
     steps = [e for e in events[:-1] if getattr(e, "stage", "") == "step"]
     prov = load_model(result.path).deepseg_meta.provenance
     assert prov["epochs_planned"] < 1000  # the budget, not the 1000 epochs, set the schedule
-    assert steps[-1].total == prov["epochs_planned"] * 5
+    # the progress total is the plan; the last epoch's end may replan by one epoch (its pace
+    # said the next would not fit), so the saved plan is within one epoch of the last total
+    assert steps[-1].total % 5 == 0 and steps[-1].total < 1000 * 5
+    assert abs(steps[-1].total // 5 - prov["epochs_planned"]) <= 1
     assert steps[-1].info["lr"] < 0.5 * TINY["lr"]  # the rate has decayed by the end
 
 
