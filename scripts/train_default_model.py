@@ -96,10 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         help="width in pixels of the boundary rim the model learns (the core's boundary_width)",
     )  # fmt: skip
     ap.add_argument(
+        "--distance", action="store_true",
+        help="a new model with a distance output (instances seeded from its maxima; the core's distance)",
+    )  # fmt: skip
+    ap.add_argument("--distance-weight", type=float, default=1.0, help="weight of the distance loss")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    ap.add_argument("--precision", default="auto", help="auto (the policy: bf16/fp16 autocast on GPUs), fp32, bf16, fp16")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    ap.add_argument(
         "--init", type=Path, default=None,
         help="continue training this model file (its architecture, channel mode and diameter)",
     )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if not (args.data / "index.json").exists():
         print(f"dataset not found at {args.data}; pass --data (skipping)", file=sys.stderr)
         return 0
@@ -117,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, lr=args.lr, batch_size=args.batch,
         patch_size=args.patch, schedule=args.schedule, warmup=args.warmup, zoom=args.zoom,
         minutes=args.minutes, snapshots=True, seed=args.seed, name="nuclei", val_fraction=0.0,
-        contact_weight=args.contact_weight,
+        contact_weight=args.contact_weight, distance_weight=args.distance_weight,
     )  # fmt: skip
     if args.init is None:  # a new model: these define it (a starting model brings its own)
         options.update(
             object_diameter=args.diameter, channel_mode="gray-hed", task="instance-boundary",
             arch_options={"base": args.base, "depth": args.depth}, boundary_width=args.boundary_width,
+            distance=args.distance,
         )  # fmt: skip
     gen = finetune_iter(
         pairs,
@@ -131,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         output=args.out / "nuclei.pt",
         checkpoint=checkpoint,
         resume=checkpoint if checkpoint.exists() else None,
+        device=args.device,
+        precision=args.precision,
         **({} if checkpoint.exists() else options),
     )
     start = time.time()

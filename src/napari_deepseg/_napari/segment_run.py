@@ -21,7 +21,7 @@ from torch import nn
 from ..inference.device import available_devices as available_devices  # the core policy, for the widgets
 from ..inference.options import DEFAULTS, SegmentOptions
 from ..models import ModelMeta, model_meta
-from ..models.modelfile import makes_instances
+from ..models.modelfile import makes_instances, map_names
 from ..progress import Progress
 from .correct_next import uncertainty_of
 from .corrected import keep_original
@@ -301,8 +301,9 @@ class ResultPlacer:
         return layer
 
     def _place_probability(self, probabilities: Any, k: int, meta: ModelMeta) -> Image:
-        """Class ``k``'s probability as a hidden additive image (reused when it exists)."""
-        name = f"{self.plan.layer_name('probability')} {meta.class_names[k]}"
+        """Class ``k``'s probability (or the distance map after the classes) as a hidden additive
+        image (reused when it exists)."""
+        name = f"{self.plan.layer_name('probability')} {map_names(meta)[k]}"
         old = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
         if isinstance(old, Image) and old.metadata.get("deepseg_probability"):
             old.data = probabilities[k]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models.contract import class_count
+from ..models.contract import class_count, map_count
 from ..progress import Progress
 from . import memory
 from .blocks import BlockLabels, BlockLayout, Target
@@ -34,7 +34,7 @@ class BlockwiseRuns:
         ``block=`` if given, else the memory policy's block."""
         h, w = self._out_size()
         halo = halo_for(self.overlap)
-        k = class_count(self.model) or 3
+        k = map_count(self.model) or 3
         instances = "instances" in self.outputs
         per_pixel = 1 + 2 * k * ("probabilities" in self.outputs)
         # a rescaled run's instances are on the image's grid; its classes and probabilities are
@@ -75,7 +75,7 @@ class BlockwiseRuns:
         Yields ``"blocks"`` events: one before the first block (outputs allocated when the model
         names its classes, so a viewer can show the plane at once) and one after each block.
         """
-        k = class_count(self.model) or 0
+        k = map_count(self.model) or 0
         if k and self.result["classes"] is None:
             self._allocate(k, (0, 0))
         total = self.layout.count

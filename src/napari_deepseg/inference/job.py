@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import DeepsegError
-from ..models.contract import contract_of
+from ..models.contract import class_count, contract_of
 from ..models.modelfile import described, makes_instances
 from ..progress import Progress
 from . import memory
@@ -316,11 +316,12 @@ class Job(BlockwiseRuns):
         rows = slice(lo - first, hi - first)
         out_rows = slice(target.oy + lo, target.oy + hi)
         out_cols = slice(target.ox + cx.start, target.ox + cx.stop)
+        classes = class_count(self.model) or len(sums)  # then a distance map, for such models
         if hi > lo:
-            self._view("classes", target.index)[out_rows, out_cols] = class_map(sums[:, rows, cx])
+            self._view("classes", target.index)[out_rows, out_cols] = class_map(sums[:classes, rows, cx])
         if self.result["probabilities"] is None and keep_prob is None:
             return
-        prob = softmax(sums, wsum)  # in place: the popped rows are ours
+        prob = softmax(sums, wsum, classes)  # in place: the popped rows are ours
         if self.result["probabilities"] is not None and hi > lo:
             for k in range(len(prob)):
                 write_float16(

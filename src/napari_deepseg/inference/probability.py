@@ -19,21 +19,32 @@ _WIDEN = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16).as
 _SUBNORMAL = np.float32(2.0**-14)
 
 
-def softmax(sums: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Class probabilities of blended logits: the softmax over K of ``sums / weights``.
+def softmax(sums: np.ndarray, weights: np.ndarray, classes: int | None = None) -> np.ndarray:
+    """Class probabilities of blended logits: the softmax over K of ``sums / weights``; with
+    ``classes`` (K) smaller than the maps, the maps after the K classes (a distance output) are
+    their logits' sigmoid.
 
     Args:
-        sums: (K, n, W) float32 weighted sums of logits; overwritten (with the result).
+        sums: (K [+ extra], n, W) float32 weighted sums of logits; overwritten (with the result).
         weights: (n, W) float32 sums of the blending weights (positive).
+        classes: K, the class maps (default: all of them).
 
     Returns:
-        ``sums``, holding the (K, n, W) float32 probabilities (the same arithmetic, in the same
-        order, as dividing, subtracting the maximum, ``exp`` and normalizing in new arrays).
+        ``sums``, holding the (K [+ extra], n, W) float32 probabilities (the same arithmetic, in
+        the same order, as dividing, subtracting the maximum, ``exp`` and normalizing in new
+        arrays).
     """
     np.divide(sums, weights, out=sums)
-    sums -= sums.max(axis=0, keepdims=True)
-    np.exp(sums, out=sums)
-    sums /= sums.sum(axis=0, keepdims=True)
+    k = len(sums) if classes is None else min(int(classes), len(sums))
+    probs, extra = sums[:k], sums[k:]
+    probs -= probs.max(axis=0, keepdims=True)
+    np.exp(probs, out=probs)
+    probs /= probs.sum(axis=0, keepdims=True)
+    if len(extra):  # 1 / (1 + exp(-x))
+        np.negative(extra, out=extra)
+        np.exp(extra, out=extra)
+        extra += 1
+        np.reciprocal(extra, out=extra)
     return sums
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from .. import _checks
 from ..errors import DeepsegError
 from ..models.contract import contract_of
-from ..models.modelfile import described
+from ..models.modelfile import described, has_distance
 from .options import DEFAULT_TILE, MIN_TILE, POSTPROCESS_KEYS, checked_postprocess
 from .postprocess import DEFAULT_MIN_SIZE, SEED_METHODS
 
@@ -32,6 +32,11 @@ def postprocess_settings(
         raise DeepsegError(
             f"the model file's post-processing seed_method {settings['seed_method']!r} is unknown "
             f"(use one of {SEED_METHODS}); upgrade napari-deepseg or fix the model file"
+        )
+    if settings.get("seed_method") == "distance" and not has_distance(meta):
+        raise DeepsegError(
+            "seed_method 'distance' needs a model with a distance output; this model has none, "
+            "use seed_method 'maxima' or 'threshold'"
         )
     if min_size is not None:
         settings["min_size"] = int(min_size)

@@ -38,6 +38,8 @@ class SegmentationNet:
     size_multiple: int = 1
     output_margin: int = 0
     classifier_names: tuple[str, ...] = ()
+    #: maps after the K class logits (a distance output: 1); the final classifier has K + this
+    extra_outputs: int = 0
 
     def valid_input_size(self, n: int) -> int:
         """Smallest input size >= ``n`` the network maps without rounding (``n`` unless valid-padding)."""
@@ -86,10 +88,11 @@ class SegmentationNet:
         PyTorch's default initialisation (bilinear kernels for class-to-class upsamplers).
         """
         self.classifiers()  # raises when none is declared
-        for name in self.classifier_names:
+        for i, name in enumerate(self.classifier_names):
             parent, attr = _parent(self, name)
-            if parent is not None:
-                parent._modules[attr] = _resized(parent._modules[attr], num_classes)
+            if parent is not None:  # the final classifier (first) also gives the extra maps
+                k = num_classes + (self.extra_outputs if i == 0 else 0)
+                parent._modules[attr] = _resized(parent._modules[attr], k, self.extra_outputs if i == 0 else 0)
 
 
 def _parent(root: object, dotted: str) -> tuple[nn.Module | None, str]:
@@ -105,8 +108,9 @@ def _parent(root: object, dotted: str) -> tuple[nn.Module | None, str]:
     return module, last
 
 
-def _resized(layer: nn.Module, k: int) -> nn.Module:
-    """A copy of a Conv2d (K outputs) or a K-to-K ConvTranspose2d with ``k`` classes."""
+def _resized(layer: nn.Module, k: int, extra: int = 0) -> nn.Module:
+    """A copy of a Conv2d (K outputs) or a K-to-K ConvTranspose2d with ``k`` outputs; the last
+    ``extra`` outputs of a Conv2d (maps after the classes) keep their weights, moved last."""
     w = layer.weight
     if isinstance(layer, nn.ConvTranspose2d):
         new = nn.ConvTranspose2d(k, k, layer.kernel_size, layer.stride, layer.padding,
@@ -122,10 +126,17 @@ def _resized(layer: nn.Module, k: int) -> nn.Module:
     else:
         raise DeepsegError(f"cannot change the classes of a {type(layer).__name__} classifier")
     new = new.to(device=w.device, dtype=w.dtype)
+    if extra:  # classes first (the kept ones), then the extra maps, which stay last
+        m = min(k, w.shape[0]) - extra
+        rows = (slice(0, m),)
     with torch.no_grad():
         new.weight[rows] = w[rows]
         if layer.bias is not None:
             new.bias[:m] = layer.bias[:m]
+        if extra:
+            new.weight[-extra:] = w[-extra:]
+            if layer.bias is not None:
+                new.bias[-extra:] = layer.bias[-extra:]
     return new
 
 
@@ -168,3 +179,10 @@ def class_count(model: nn.Module) -> int | None:
     meta = getattr(model, "deepseg_meta", None)
     names = getattr(meta, "class_names", None)
     return len(names) if names else None
+
+
+def map_count(model: nn.Module) -> int | None:
+    """The maps a model outputs: its K classes plus its extra maps (a distance output), or None
+    when its classes are unknown (see :func:`class_count`)."""
+    k = class_count(model)
+    return None if k is None else k + int(getattr(model, "extra_outputs", 0))

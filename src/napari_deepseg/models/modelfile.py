@@ -32,9 +32,14 @@ INSTANCE_BOUNDARY = "instance-boundary"
 TASKS = (SEMANTIC, INSTANCE_BOUNDARY)
 FORMAT = "napari-deepseg-model"
 #: the newest schema this code reads and writes. Schema 2 adds ``object_diameter`` and the
-#: ``"gray-hed"`` channel mode; a file that uses neither is still written as schema 1, so older
-#: napari-deepseg versions keep reading it (and refuse a schema-2 file with "upgrade").
-SCHEMA_VERSION = 2
+#: ``"gray-hed"`` channel mode; schema 3 adds ``outputs`` (a distance output). A file is written
+#: with the oldest schema that describes it, so older napari-deepseg versions keep reading the
+#: files they can use (and refuse a newer one with "upgrade").
+SCHEMA_VERSION = 3
+#: the maps a model may output, in this order: ``"classes"`` (K logits, always) and
+#: ``"distance"`` (one logit: sigmoid = each object pixel's distance to its object's edge,
+#: divided by the object's largest, 0 on background; instance-boundary models)
+OUTPUT_KINDS = ("classes", "distance")
 #: channel modes this code understands (see :class:`ModelMeta`)
 CHANNEL_MODES = ("gray", "rgb", "select", "gray-hed")
 
@@ -99,6 +104,9 @@ class ModelMeta:
             ``foreground_threshold`` and ``min_size`` (see
             ``napari_deepseg.inference.instances_from_probabilities``); tuned on validation data
             when the model is made, overridable per call.
+        outputs: the maps the network gives, in order (:data:`OUTPUT_KINDS`): ``["classes"]``
+            (K logits) or ``["classes", "distance"]`` (K logits, then a distance logit; the
+            architecture's ``extra_outputs`` is then 1).
         provenance: training data, epochs, metrics, date, package version.
     """
 
@@ -116,6 +124,7 @@ class ModelMeta:
     boundary_width: int = 1
     postprocess: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=lambda: ["classes"])
 
     def complete(self, num_classes: int) -> ModelMeta:
         """Fill class names and colours up to ``num_classes`` (returns self)."""
@@ -156,6 +165,17 @@ def makes_instances(model_or_meta: nn.Module | ModelMeta | None) -> bool:
     """
     meta = model_or_meta if isinstance(model_or_meta, ModelMeta | None) else described(model_or_meta)
     return meta is not None and meta.task == INSTANCE_BOUNDARY
+
+
+def has_distance(model_or_meta: nn.Module | ModelMeta | None) -> bool:
+    """Whether the model (or its :class:`ModelMeta`) has a distance output after its classes."""
+    meta = model_or_meta if isinstance(model_or_meta, ModelMeta | None) else described(model_or_meta)
+    return meta is not None and "distance" in meta.outputs
+
+
+def map_names(meta: ModelMeta) -> list[str]:
+    """Names of the maps of a result's ``probabilities``: the class names, then ``"distance"``."""
+    return [*meta.class_names, *meta.outputs[1:]]
 
 
 def described(model: nn.Module) -> ModelMeta | None:
@@ -210,7 +230,10 @@ def save_model(
 
 
 def schema_of(meta: ModelMeta) -> int:
-    """The oldest schema that can describe ``meta`` (2 when it uses a schema-2 field, else 1)."""
+    """The oldest schema that can describe ``meta`` (3 with a distance output, 2 when it uses a
+    schema-2 field, else 1)."""
+    if list(meta.outputs) != ["classes"]:
+        return 3
     return 2 if meta.object_diameter is not None or meta.channel_mode == "gray-hed" else 1
 
 
@@ -262,6 +285,11 @@ def load_model_file(path: Path) -> nn.Module:
     except (ValueError, TypeError) as err:
         raise ModelFileError(f"{path}: unreadable metadata ({_first_line(err)})") from None
     _check_meta(path, model.deepseg_meta)
+    if getattr(model, "extra_outputs", 0) != len(model.deepseg_meta.outputs) - 1:
+        raise ModelFileError(
+            f"{path}: its network gives {getattr(model, 'extra_outputs', 0)} map(s) after the classes but "
+            f"its outputs say {model.deepseg_meta.outputs}; fix or re-save the file"
+        )
     model.deepseg_source = str(path)
     return model.eval()
 
@@ -272,6 +300,12 @@ def _check_meta(path: Path, meta: ModelMeta) -> None:
         raise ModelFileError(
             f"{path}: channel mode {meta.channel_mode!r} is unknown to napari-deepseg {__version__} "
             f"(it knows {', '.join(CHANNEL_MODES)}); upgrade napari-deepseg"
+        )
+    outputs = list(meta.outputs) if isinstance(meta.outputs, list | tuple) else None
+    if not outputs or outputs[0] != "classes" or not set(outputs) <= set(OUTPUT_KINDS) or len(set(outputs)) != len(outputs):
+        raise ModelFileError(
+            f"{path}: outputs {meta.outputs!r} are not ones napari-deepseg {__version__} knows "
+            f"(\"classes\", then optionally \"distance\"); upgrade napari-deepseg or fix the file"
         )
     w = meta.boundary_width
     if not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 8:

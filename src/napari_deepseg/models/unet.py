@@ -107,6 +107,8 @@ class UNet(SegmentationNet, nn.Module):
             returns logits smaller by ``output_margin`` pixels on every side.
         encoder: ``None`` (the paper's contracting path) or ``resnet18``/``resnet34``/``resnet50``
             (``base`` is then the ResNet stem width, 64 for the published network; depth is 5).
+        extra_outputs: maps the head gives after the K class logits (1 for a model with a
+            distance output: logits (N, K + 1, H, W), the last one a distance logit).
     """
 
     classifier_names = ("head.0",)
@@ -119,8 +121,10 @@ class UNet(SegmentationNet, nn.Module):
         depth: int = 4,
         padding: str = "same",
         encoder: str | None = None,
+        extra_outputs: int = 0,
     ) -> None:
         super().__init__()
+        self.extra_outputs = _checks.integer(extra_outputs, "extra_outputs", minimum=0)
         if padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same' or 'valid', not {padding!r}")
         base, depth = _checks.integer(base, "base", minimum=1), _checks.integer(depth, "depth", minimum=1)
@@ -146,7 +150,7 @@ class UNet(SegmentationNet, nn.Module):
             half = max(out_ch // 2, 1)
             self.final = nn.Sequential(nn.ConvTranspose2d(out_ch, half, 2, stride=2), DoubleConv(half, half))
             out_ch = half
-        self.head = SegmentationHead(out_ch, num_classes)
+        self.head = SegmentationHead(out_ch, num_classes + self.extra_outputs)
         self.size_multiple = 2**self.depth
         self.output_margin = 0 if padding == "same" else self._valid_margin()
 

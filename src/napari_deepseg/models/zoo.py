@@ -73,14 +73,15 @@ def _load_imagenet(encoder: nn.Module, backbone: str, fetched, fc: nn.Module | N
 )
 def unet(*, in_channels: int = 1, num_classes: int = 2, base: int = 64, depth: int = 4, padding: str = "same",
          encoder: str | None = None, pretrained: str | None = None, weights_file: PathLike = None,
-         progress: bool = True) -> nn.Module:  # fmt: skip
+         progress: bool = True, extra_outputs: int = 0) -> nn.Module:  # fmt: skip
     """U-Net; see :class:`napari_deepseg.models.unet.UNet`."""
     if pretrained is not None and (encoder is None or pretrained != "imagenet"):
         raise DeepsegError(
             "U-Net pretrained weights exist only as pretrained='imagenet' with encoder='resnet*'"
         )
     fetched = _fetch(pretrained, "unet", encoder or "", weights_file, progress)
-    model = UNet(in_channels, num_classes, base=base, depth=depth, padding=padding, encoder=encoder)
+    model = UNet(in_channels, num_classes, base=base, depth=depth, padding=padding, encoder=encoder,
+                 extra_outputs=extra_outputs)
     if fetched:
         _load_imagenet(model.encoder.backbone, encoder, fetched)
     return model

@@ -48,7 +48,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 #: settings a resumed run must share with the checkpoint's (patch_size is clamped to the data)
 RESUME_SETTINGS = (
     "epochs", "lr", "batch_size", "steps_per_epoch", "sparse", "background_label", "schedule", "seed",
-    "val_fraction", "zoom", "replay", "minutes", "task", "channels", "axes",
+    "val_fraction", "zoom", "replay", "minutes", "task", "channels", "axes", "distance",
 )  # fmt: skip
 
 

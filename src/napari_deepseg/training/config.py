@@ -53,6 +53,8 @@ class FinetuneConfig:
     snapshots: bool = False
     object_diameter: float | None = None
     boundary_width: int | None = None
+    distance: bool | None = None
+    distance_weight: float = 1.0
     channel_mode: str | None = None
     seed: int = 0
     task: str | None = None
@@ -86,7 +88,7 @@ class FinetuneConfig:
         _checks.integer(self.steps_per_epoch, "steps_per_epoch", optional=True)
         for name in (
             "lr", "val_fraction", "weight_decay", "dice_weight", "fg_fraction", "zoom", "correction_weight",
-            "contact_weight", "anchor", "warmup", "replay",
+            "contact_weight", "anchor", "warmup", "replay", "distance_weight",
         ):  # fmt: skip
             _checks.number(getattr(self, name), name)
         _checks.integer(self.boundary_width, "boundary_width", optional=True)
@@ -109,6 +111,8 @@ class FinetuneConfig:
                 "contact_weight must be >= 1 (1 = pixels between objects count as others)",
             ),
             (self.anchor >= 0, "anchor must be >= 0 (0 = off)"),
+            (self.distance_weight >= 0, "distance_weight must be >= 0 (0 = the distance map is not trained)"),
+            (self.distance in (None, True, False), "distance must be True or False"),
             (0 <= self.replay <= 0.9, "replay must be in [0, 0.9] (the share of patches from replay pairs)"),
             (0 <= self.warmup <= 0.5, "warmup must be in [0, 0.5] (a fraction of the steps)"),
             (self.minutes is None or self.minutes > 0, "minutes must be > 0"),

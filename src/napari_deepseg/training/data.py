@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -154,6 +154,7 @@ class Region:
     centers: np.ndarray
     weight: float | None = None
     labels: np.ndarray | None = None  # instance labels of a validation region (unpadded)
+    distance: np.ndarray | None = None  # (Hp, Wp) float32 distance targets (distance models)
 
 
 def pad_region(
@@ -165,12 +166,14 @@ def pad_region(
     multiple: int = 1,
     weight: float | None = None,
     labels: np.ndarray | None = None,
+    distance: np.ndarray | None = None,
 ) -> Region:
     """Pad image (reflect) and target (``IGNORE``) by ``margin`` plus enough to reach ``min_size``.
 
     With ``multiple`` > 1 the padded target interior is a multiple of it (for exact tiling).
     ``labels``: the instance labels of a validation region, kept unpadded (the original image
-    starts at row and column ``margin`` of the padded arrays).
+    starts at row and column ``margin`` of the padded arrays). ``distance``: (H, W) distance
+    targets of a model with a distance output, padded with 0 (the padding is ignored anyway).
     """
     h, w = target.shape
     th = max(min_size, -(-h // multiple) * multiple)
@@ -180,7 +183,8 @@ def pad_region(
     img = np.pad(image, ((0, 0), *pads), mode=mode)
     tgt = np.pad(target, pads, constant_values=IGNORE)
     centers = np.flatnonzero(tgt >= 0)
-    return Region(img.astype(np.float32), tgt, name, centers, weight, labels)
+    dist = None if distance is None else np.pad(distance.astype(np.float32), pads)
+    return Region(img.astype(np.float32), tgt, name, centers, weight, labels, dist)
 
 
 def split_validation(target: np.ndarray, fraction: float) -> tuple[slice, slice] | None:
@@ -208,6 +212,15 @@ def draw_shares(regions: list[Region]) -> np.ndarray:
     return counts / counts.sum()
 
 
+class Batch(NamedTuple):
+    """Training inputs (B, C, in, in) float32, class targets (B, out, out) int64 and, for a
+    model with a distance output, distance targets (B, out, out) float32 (else None)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    distance: np.ndarray | None = None
+
+
 class PatchSampler:
     """Random training windows, centred on annotated pixels with probability ``fg_fraction``.
 
@@ -231,29 +244,36 @@ class PatchSampler:
         self.in_size, self.out_size, self.fg_fraction = in_size, out_size, fg_fraction
         self.zoom = float(zoom)
 
-    def sample(
-        self, batch: int, rng: np.random.Generator, augment: bool = True, elastic: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A batch: inputs (B, C, in, in) float32 and targets (B, out, out) int64."""
-        xs, ys = [], []
+    def sample(self, batch: int, rng: np.random.Generator, augment: bool = True, elastic: bool = False) -> Batch:
+        """A :class:`Batch` of ``batch`` windows (distance targets when the regions have them)."""
+        xs, ys, ds = [], [], []
+        maps = int(self.regions[0].distance is not None)
+        m = (self.in_size - self.out_size) // 2
+        crop = (slice(m, m + self.out_size), slice(m, m + self.out_size))
         for _ in range(batch):
             region = self.regions[rng.choice(len(self.regions), p=self.weights)]
             x, y = self._window(region, rng)
             if augment:
-                x, y = augment_patch(x, y, rng, elastic=elastic)
-            m = (self.in_size - self.out_size) // 2
-            xs.append(x)
-            ys.append(y[m : m + self.out_size, m : m + self.out_size])
-        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int64)
+                x, y = augment_patch(x, y, rng, elastic=elastic, maps=maps)
+            xs.append(x[: len(x) - maps])
+            ys.append(y[crop])
+            if maps:
+                ds.append(x[-1][crop])
+        x, y = np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int64)
+        return Batch(x, y, np.stack(ds).astype(np.float32) if maps else None)
 
     def _window(self, region: Region, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """An input window (C [+ 1 distance map], n, n) and its target (n, n), zoomed to ``in_size``."""
         hp, wp = region.target.shape
         n = self.in_size
         if self.zoom > 1:
             factor = float(np.exp(rng.uniform(-np.log(self.zoom), np.log(self.zoom))))
             n = int(min(hp, wp, max(8, round(self.in_size / factor))))
         y0, x0 = self._corner(region, n, rng)
-        x, y = region.image[:, y0 : y0 + n, x0 : x0 + n], region.target[y0 : y0 + n, x0 : x0 + n]
+        rows, cols = slice(y0, y0 + n), slice(x0, x0 + n)
+        x, y = region.image[:, rows, cols], region.target[rows, cols]
+        if region.distance is not None:  # moved with the image (bilinear when zoomed)
+            x = np.concatenate([x, region.distance[None, rows, cols]])
         if n != self.in_size:
             x, y = zoom_window(x, y, self.in_size)
         return x, y
@@ -277,19 +297,26 @@ def zoom_window(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np
 
 
 def augment_patch(
-    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, elastic: bool = False
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, elastic: bool = False, maps: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random rot90, flip, gamma, intensity scale and shift (and elastic) of x (C, n, n), y (n, n)."""
+    """Random rot90, flip, gamma, intensity scale and shift (and elastic) of x (C, n, n), y (n, n).
+
+    The last ``maps`` channels of x are target maps (a distance target): moved with the image,
+    never re-toned.
+    """
     k = int(rng.integers(4))
     x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
     if rng.random() < 0.5:
         x, y = x[:, :, ::-1], y[:, ::-1]
     if elastic and rng.random() < 0.5:
         x, y = elastic_deform(x, y, rng)
+    x, targets = x[: len(x) - maps], x[len(x) - maps :]
     lo, hi = float(x.min()), float(x.max())
     if hi > lo:
         x = lo + (hi - lo) * ((x - lo) / (hi - lo)) ** rng.uniform(0.7, 1.4)
     x = x * rng.uniform(0.8, 1.25) + rng.uniform(-0.1, 0.1)
+    if maps:
+        x = np.concatenate([x, targets])
     return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
 
 

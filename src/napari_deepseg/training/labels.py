@@ -86,6 +86,26 @@ def boundary_targets(objects: np.ndarray, width: int = 1) -> np.ndarray:
     return target
 
 
+def distance_target(objects: np.ndarray) -> np.ndarray:
+    """(H, W) instance labels -> float32 (H, W) distance targets: each object pixel's Euclidean
+    distance to the nearest pixel outside its object (another object, background or the image's
+    edge), divided by the object's largest, so 1 at its centre and near 0 at its rim, whatever
+    its size; 0 on background. Touching objects meet in a valley of low values.
+    """
+    from scipy import ndimage as ndi
+
+    out = np.zeros(objects.shape, np.float32)
+    for i, box in enumerate(ndi.find_objects(objects), start=1):
+        if box is None:
+            continue
+        inside = objects[box] == i
+        d = ndi.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
+        top = float(d.max())
+        if top > 0:
+            out[box][inside] = d[inside] / top
+    return out
+
+
 def contact_mask(objects: np.ndarray, reach: int = CONTACT_REACH) -> np.ndarray:
     """(H, W) instance labels -> bool mask of the pixels (object or background) that have two
     different objects within ``reach`` pixels (a square window): where objects touch or nearly

@@ -28,7 +28,7 @@ from .. import _checks
 from .._files import check_writable_file, guard_output, same_file
 from ..errors import DeepsegError
 from ..models import build_model, model_meta
-from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
+from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta, has_distance
 from ..progress import ProgressGenerator, drain
 from .checkpoints import check_resume, data_record, load_checkpoint
 from .config import FinetuneConfig, FinetuneResult
@@ -83,6 +83,11 @@ def finetune_iter(
         device, precision: ``"auto"`` picks CUDA/MPS/CPU and bf16/fp16/fp32 (see setup.py).
         boundary_width: new instance-boundary models: the boundary rim's width in pixels
             (default 1); a starting model's own width makes its targets.
+        distance: new instance-boundary models: add a distance output (each object pixel's
+            distance to its object's edge, divided by the object's largest; instances are then
+            seeded from its maxima). A starting model keeps the outputs it has, and its distance
+            targets are made from the labels the same way. ``distance_weight`` (default 1)
+            scales the distance loss (binary cross-entropy on the map) against the class loss.
         task, class_names, channels, name: for new models (and names of added classes);
             ``channels`` picks image channels (the model's inputs), as ``segment(channels=...)``.
         axes: the images' axes (letters of TZCYX, e.g. ``"CYX"`` or ``"ZCYX"``), as
@@ -147,6 +152,7 @@ def _prepare(
         raise DeepsegError(f"the starting model's task is {task!r}, not {cfg.task!r}; start from scratch")
     diameter, estimate = _sizing(model, cfg)
     width = _boundary_width(model, cfg)
+    _check_distance(model, cfg, task)
     kw = dict(
         task=task, sparse=cfg.sparse, background_label=cfg.background_label, axes=cfg.axes,
         diameter=diameter, estimate=estimate, boundary_width=width,
@@ -159,6 +165,7 @@ def _prepare(
     dense = task == INSTANCE_BOUNDARY and not cfg.sparse
     contacts = cfg.contact_weight != 1 and task == INSTANCE_BOUNDARY  # on dense instance labels
     sizes = dict(patch_size=cfg.patch_size, channels=cfg.channels)
+    sizes["distance"] = has_distance(model)
     data = build_regions(
         model, targets, val_fraction=cfg.val_fraction, instance_labels=dense,
         contacts=contacts and dense, **sizes,
@@ -183,6 +190,7 @@ def _fit_model(
         model = scratch_model(
             in_channels=in_ch, num_classes=k, task=task, arch_options=cfg.arch_options, name=cfg.name,
             channel_mode=cfg.channel_mode, object_diameter=cfg.object_diameter, boundary_width=width,
+            distance=bool(cfg.distance),
         )  # fmt: skip
         if cfg.class_names and len(cfg.class_names) == k:
             model.deepseg_meta.class_names = list(cfg.class_names)
@@ -217,6 +225,18 @@ def _sizing(model: nn.Module | None, cfg: FinetuneConfig):
         return decision["object_diameter"] if decision else None
 
     return diameter, estimate
+
+
+def _check_distance(model: nn.Module | None, cfg: FinetuneConfig, task: str) -> None:
+    """One-line DeepsegError for ``distance`` that cannot apply: a semantic model, or a starting
+    model whose outputs differ (its own outputs make its targets)."""
+    if cfg.distance and task != INSTANCE_BOUNDARY:
+        raise DeepsegError("distance=True applies to instance-boundary models only; leave it unset")
+    if model is not None and cfg.distance is not None and cfg.distance != has_distance(model):
+        have = "has" if has_distance(model) else "has no"
+        raise DeepsegError(
+            f"the starting model {have} a distance output; distance= applies only to new models (leave it unset)"
+        )
 
 
 def _boundary_width(model: nn.Module | None, cfg: FinetuneConfig) -> int:

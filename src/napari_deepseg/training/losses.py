@@ -61,3 +61,39 @@ def segmentation_loss(
     if dice_weight == 0:
         return ce
     return ce + dice_weight * soft_dice_loss(logits, target)
+
+
+def distance_loss(
+    logit: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, pixel_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary cross-entropy between the distance map ``sigmoid(logit)`` and the (N, H, W)
+    distance targets in [0, 1], over the ``valid`` (annotated) pixels, a weighted mean with
+    ``pixel_weights`` (N, H, W) when given; zero (with a graph) when no pixel is valid."""
+    logit = logit.float()
+    w = valid.to(logit.dtype) if pixel_weights is None else pixel_weights.float() * valid
+    total = w.sum()
+    if not bool(total > 0):
+        return logit.sum() * 0.0
+    per_pixel = F.binary_cross_entropy_with_logits(logit, target.float(), reduction="none")
+    return (per_pixel * w).sum() / total
+
+
+def training_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    classes: int,
+    class_weights: torch.Tensor | None = None,
+    dice_weight: float = 1.0,
+    pixel_weights: torch.Tensor | None = None,
+    distance: torch.Tensor | None = None,
+    distance_weight: float = 1.0,
+) -> torch.Tensor:
+    """The loss of one batch: :func:`segmentation_loss` on the first ``classes`` maps of the
+    (N, K [+ 1], H, W) ``logits``, plus ``distance_weight`` x :func:`distance_loss` of the map
+    after them against the (N, H, W) ``distance`` targets (models with a distance output)."""
+    loss = segmentation_loss(logits[:, :classes], target, class_weights, dice_weight, pixel_weights)
+    if distance is None or logits.shape[1] <= classes or distance_weight == 0:
+        return loss
+    valid = target != IGNORE
+    return loss + distance_weight * distance_loss(logits[:, classes], distance, valid, pixel_weights)

@@ -25,6 +25,7 @@ from .labels import (
     check_labels,
     class_counts,
     contact_mask,
+    distance_target,
     make_target,
 )
 
@@ -197,6 +198,12 @@ def _marked(target: np.ndarray, mask: np.ndarray, mark: int) -> np.ndarray:
     return out
 
 
+def _distance(labels: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Distance targets of the objects the (unmarked) ``target`` annotates (interior or boundary
+    pixels of ``labels``; in sparse mode the painted background is not an object)."""
+    return distance_target(np.where(target >= 1, np.asarray(labels), 0))
+
+
 def _val_labels(labels: np.ndarray, target: np.ndarray, instance_labels: bool) -> np.ndarray | None:
     """The region's instance labels when AP@0.5 can be scored on it (dense instances, every pixel
     annotated and reviewed), else None."""
@@ -234,13 +241,16 @@ def build_regions(
     channels: Sequence[int] | None = None,
     instance_labels: bool = False,
     contacts: bool = False,
+    distance: bool = False,
 ) -> TrainingData:
     """Normalized model inputs and targets, padded for sampling; validation strips held out.
 
     ``instance_labels``: the labels are dense instances, so validation regions keep them (to
     score AP@0.5, see :mod:`.validation`) wherever every pixel of the region is annotated.
     ``contacts``: mark the training pixels between two objects (``CONTACT``, for
-    ``contact_weight``; dense instance labels).
+    ``contact_weight``; dense instance labels). ``distance``: give every region its distance
+    targets (:func:`~.labels.distance_target` of the annotated objects), for a model with a
+    distance output.
     """
     meta = model_meta(model)
     in_size, out_size = window_sizes(model, patch_size)
@@ -255,19 +265,20 @@ def build_regions(
             f"training image {pair.name}",
         )
         target = target.copy()
+        dist = _distance(pair.labels, target) if distance else None
         strip = split_validation(target, val_fraction) if hold_out else None
         if strip is not None:
             labels = _val_labels(pair.labels[strip], target[strip], instance_labels)
             region = pad_region(
                 x[:, strip[0], strip[1]], target[strip].copy(), pair.name, margin, out_size, out_size,
-                labels=labels,
+                labels=labels, distance=None if dist is None else dist[strip],
             )  # fmt: skip
             val.append(region)
             target[strip] = IGNORE
         target = _emphasized(target, pair.emphasis)
         if contacts:
             target = _with_contacts(target, pair.labels)
-        train.append(pad_region(x, target, pair.name, margin, out_size, weight=pair.weight))
+        train.append(pad_region(x, target, pair.name, margin, out_size, weight=pair.weight, distance=dist))
     for pair, target in zip(targets.val_pairs, targets.val_targets):
         x = normalize_plane(
             to_model_input(pair.image, in_ch, meta.channel_mode, channels),
@@ -275,7 +286,8 @@ def build_regions(
             f"training image {pair.name}",
         )
         labels = _val_labels(pair.labels, target, instance_labels)
-        val.append(pad_region(x, target, pair.name, margin, out_size, out_size, labels=labels))
+        dist = _distance(pair.labels, target) if distance else None
+        val.append(pad_region(x, target, pair.name, margin, out_size, out_size, labels=labels, distance=dist))
     if not any(len(r.centers) for r in train):
         raise DeepsegError(
             "no annotated pixels left for training after holding out validation; lower val_fraction"

@@ -17,6 +17,8 @@ from ..models import ModelMeta, SegmentationNet, build_model, load_model, model_
 from ..models.modelfile import PALETTE
 
 DEFAULT_ARCH = {"base": 32, "depth": 4}
+#: a new distance model's instance post-processing (tuned per model when it is made)
+DISTANCE_POSTPROCESS = {"seed_method": "distance", "seed_sigma": 1.0, "seed_h": 0.2, "foreground_threshold": 0.5}
 DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
 
 
@@ -43,10 +45,14 @@ def scratch_model(
     channel_mode: str | None = None,
     object_diameter: float | None = None,
     boundary_width: int | None = None,
+    distance: bool = False,
 ) -> nn.Module:
     """A new U-Net (``DEFAULT_ARCH`` unless ``arch_options``) with fresh metadata
-    (``channel_mode`` default: gray for one input channel, else select)."""
+    (``channel_mode`` default: gray for one input channel, else select); ``distance``: with a
+    distance output after the classes (and :data:`DISTANCE_POSTPROCESS`)."""
     options = dict(DEFAULT_ARCH if arch_options is None else arch_options)
+    if distance:
+        options["extra_outputs"] = 1
     model = build_model("unet", in_channels=in_channels, num_classes=num_classes, **options)
     model.deepseg_meta = ModelMeta(
         name=name or "finetuned",
@@ -55,6 +61,8 @@ def scratch_model(
         channel_mode=channel_mode or ("gray" if in_channels == 1 else "select"),
         object_diameter=None if object_diameter is None else float(object_diameter),
         boundary_width=int(boundary_width or 1),
+        outputs=["classes", "distance"] if distance else ["classes"],
+        postprocess=dict(DISTANCE_POSTPROCESS) if distance else {},
     ).complete(num_classes)
     return model
 

@@ -31,10 +31,10 @@ from ..progress import Progress
 from .checkpoints import save_checkpoint
 from .config import FinetuneConfig, FinetuneResult
 from .data import PatchSampler
-from .losses import segmentation_loss
+from .losses import training_loss
 from .optim import anchor_distance, default_steps, freeze_norm_statistics, make_scheduler, split_emphasis
 from .prepare import TrainingData
-from .validation import VAL_KEYS, Validator, epoch_message, is_new_best, verdict
+from .validation import VAL_KEYS, Validator, epoch_message, instance_settings, is_new_best, verdict
 
 #: with a time budget, the schedule is planned after this many steps have been timed
 FIT_AFTER_STEPS = 5
@@ -82,7 +82,7 @@ class Trainer:
         )
         self.validator = Validator(
             data.val, data.in_size, data.out_size, cfg.batch_size, self.meta.class_names,
-            self.class_weights, cfg.dice_weight, _instance_settings(model),
+            self.class_weights, cfg.dice_weight, instance_settings(model),
         )  # fmt: skip
         self.rng = np.random.default_rng(cfg.seed)
         self.step, self.history, self.epoch_losses = 0, [], []
@@ -183,17 +183,19 @@ class Trainer:
 
     def _train_step(self) -> float:
         self._busy = True  # a KeyboardInterrupt before the end leaves a half-done step
-        x, y = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
+        x, y, dist = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
         y, pixel_weights = split_emphasis(y, self.cfg.correction_weight, self.cfg.contact_weight)
         x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
-        if pixel_weights is not None:
-            pixel_weights = torch.from_numpy(pixel_weights).to(self.device)
+        pixel_weights, dist = (None if a is None else torch.from_numpy(a).to(self.device) for a in (pixel_weights, dist))
         self.model.train()
         if self.cfg.freeze_norm and self.source != "scratch":
             freeze_norm_statistics(self.model)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.model(x)
-        loss = segmentation_loss(logits, y, self.class_weights, self.cfg.dice_weight, pixel_weights)
+        loss = training_loss(
+            logits, y, classes=self.model_classes, class_weights=self.class_weights, dice_weight=self.cfg.dice_weight,
+            pixel_weights=pixel_weights, distance=dist, distance_weight=self.cfg.distance_weight,
+        )  # fmt: skip
         if self.anchor_state is not None:
             loss = loss + self.cfg.anchor * anchor_distance(self.model, self.anchor_state)
         self.opt.zero_grad(set_to_none=True)
@@ -390,11 +392,3 @@ class Trainer:
             )
         return torch.tensor(weights, dtype=torch.float32, device=self.device)
 
-
-def _instance_settings(model: nn.Module) -> dict[str, Any] | None:
-    """``segment()``'s instance post-processing for the model, or None when it makes none."""
-    from ..inference.engine import postprocess_settings
-    from ..models.modelfile import makes_instances
-
-    meta = model_meta(model)
-    return postprocess_settings(model) if makes_instances(meta) else None

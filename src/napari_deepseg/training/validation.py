@@ -63,11 +63,12 @@ class Validator:
         loss_sum, n_valid, matches = 0.0, 0, []
         model.eval()
         for region in self.regions:
-            canvas = self._canvas(region, k)
+            canvas = self._canvas(region, k + self._extra(model))
             for chunk, x, y in self._batches(region, to_device):
                 y_t = torch.from_numpy(y).to(x.device)
                 with autocast():
-                    logits = model(x)
+                    maps = model(x)
+                logits = maps[:, :k]  # the classes (a distance map may follow)
                 valid = y_t >= 0
                 nv = int(valid.sum())
                 if nv:
@@ -76,13 +77,19 @@ class Validator:
                     pred = logits.argmax(1)
                     cm += torch.bincount((y_t[valid] * k + pred[valid]).cpu(), minlength=k * k)
                 if canvas is not None:
-                    probs = logits.float().softmax(1).cpu().numpy()
+                    maps = maps.float()
+                    probs = torch.cat([maps[:, :k].softmax(1), maps[:, k:].sigmoid()], 1).cpu().numpy()
                     for (wy, wx), p in zip(chunk, probs):
                         canvas[:, wy : wy + self.out_size, wx : wx + self.out_size] = p
             if canvas is not None:
                 matches.append(self._match(region, canvas))
         model.train()
         return _scores(cm.reshape(k, k).double(), loss_sum, n_valid, self.class_names, matches)
+
+    @staticmethod
+    def _extra(model: nn.Module) -> int:
+        """The maps the network gives after its classes (1 for a distance output)."""
+        return int(getattr(model, "extra_outputs", 0))
 
     def _batches(self, region: Region, to_device):
         n, out = self.in_size, self.out_size
@@ -169,3 +176,11 @@ def epoch_message(entry: dict[str, Any]) -> str:
     if entry.get("val_ap50") is not None:
         parts.append(f"AP@0.5 {entry['val_ap50']:.3f}")
     return " ".join(parts) + (" (best)" if entry.get("best") else "")
+
+
+def instance_settings(model: nn.Module) -> dict[str, Any] | None:
+    """``segment()``'s instance post-processing for the model, or None when it makes none."""
+    from ..inference.engine import postprocess_settings
+    from ..models.modelfile import makes_instances
+
+    return postprocess_settings(model) if makes_instances(model) else None
