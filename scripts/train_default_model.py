@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument("--distance-weight", type=float, default=1.0, help="weight of the distance loss")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    ap.add_argument("--precision", default="auto", help="auto (the policy: bf16/fp16 autocast on GPUs), fp32, bf16, fp16")
+    ap.add_argument(
+        "--precision", default="auto", help="auto (the policy: bf16/fp16 autocast on GPUs), fp32, bf16, fp16"
+    )
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     ap.add_argument(
         "--init", type=Path, default=None,

@@ -35,7 +35,7 @@ def test_sampler_prefers_annotated_pixels_and_aligns_augmented_targets():
     region = pad_region(image, target, "a", margin=0, min_size=32)
     sampler = PatchSampler([region], 32, 32, fg_fraction=1.0)
     rng = np.random.default_rng(0)
-    x, y = sampler.sample(16, rng, augment=True, elastic=True)
+    x, y, _ = sampler.sample(16, rng, augment=True, elastic=True)
     assert x.shape == (16, 1, 32, 32)
     assert y.shape == (16, 32, 32)
     assert (y >= 0).any(axis=(1, 2)).all()  # every patch sees the annotation

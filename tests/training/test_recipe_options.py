@@ -27,7 +27,7 @@ def _region(value: float, name: str, weight: float | None) -> Region:
 def test_sampling_follows_pair_weights():
     regions = [_region(0.0, "a", 0.9), _region(1.0, "b", 0.1)]
     sampler = PatchSampler(regions, 32, 32)
-    x, _ = sampler.sample(400, np.random.default_rng(0), augment=False)
+    x, _, _ = sampler.sample(400, np.random.default_rng(0), augment=False)
     share_b = float((x[:, 0, 0, 0] == 1.0).mean())
     assert 0.05 < share_b < 0.16
     unweighted = PatchSampler([_region(0.0, "a", None), _region(1.0, "b", None)], 32, 32)
@@ -42,7 +42,7 @@ def test_zoom_windows_keep_their_size_and_vary_the_scale():
     rng = np.random.default_rng(1)
     fractions = []
     for _ in range(40):
-        x, y = sampler.sample(1, rng, augment=False)
+        x, y, _ = sampler.sample(1, rng, augment=False)
         assert x.shape == (1, 1, 48, 48)
         assert y.shape == (1, 48, 48)
         fractions.append(y.mean())
@@ -159,7 +159,7 @@ def test_corrections_are_marked_through_sampling_and_augmentation():
     marked = region.target >= EMPHASIS
     assert marked.sum() >= emphasis.sum()  # the object and its rim
     sampler = PatchSampler(data.train, data.in_size, data.out_size, zoom=1.5)
-    _, y = sampler.sample(64, np.random.default_rng(0), augment=True, elastic=True)
+    _, y, _ = sampler.sample(64, np.random.default_rng(0), augment=True, elastic=True)
     assert (y >= EMPHASIS).any()
     plain, weights = split_emphasis(y, 4.0)
     assert plain.max() < EMPHASIS
@@ -352,7 +352,7 @@ def test_replay_regions_get_their_share_of_patches_and_user_regions_keep_theirs(
     assert mixed.replayed == 2
     assert default_steps(mixed, 2) == 27  # 16 / 0.6: the user's patches per epoch are kept
     sampler = PatchSampler(mixed.train, 32, 32)
-    x, _ = sampler.sample(1000, np.random.default_rng(0), augment=False)
+    x, _, _ = sampler.sample(1000, np.random.default_rng(0), augment=False)
     assert 0.35 < float((x[:, 0, 0, 0] >= 2.0).mean()) < 0.45
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models.contract import class_count, map_count
+from ..models.contract import map_count
 from ..progress import Progress
 from . import memory
 from .blocks import BlockLabels, BlockLayout, Target

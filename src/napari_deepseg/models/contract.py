@@ -91,8 +91,8 @@ class SegmentationNet:
         for i, name in enumerate(self.classifier_names):
             parent, attr = _parent(self, name)
             if parent is not None:  # the final classifier (first) also gives the extra maps
-                k = num_classes + (self.extra_outputs if i == 0 else 0)
-                parent._modules[attr] = _resized(parent._modules[attr], k, self.extra_outputs if i == 0 else 0)
+                extra = self.extra_outputs if i == 0 else 0
+                parent._modules[attr] = _resized(parent._modules[attr], num_classes + extra, extra)
 
 
 def _parent(root: object, dotted: str) -> tuple[nn.Module | None, str]:

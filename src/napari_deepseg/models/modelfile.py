@@ -302,10 +302,15 @@ def _check_meta(path: Path, meta: ModelMeta) -> None:
             f"(it knows {', '.join(CHANNEL_MODES)}); upgrade napari-deepseg"
         )
     outputs = list(meta.outputs) if isinstance(meta.outputs, list | tuple) else None
-    if not outputs or outputs[0] != "classes" or not set(outputs) <= set(OUTPUT_KINDS) or len(set(outputs)) != len(outputs):
+    if (
+        not outputs
+        or outputs[0] != "classes"
+        or not set(outputs) <= set(OUTPUT_KINDS)
+        or len(set(outputs)) != len(outputs)
+    ):
         raise ModelFileError(
             f"{path}: outputs {meta.outputs!r} are not ones napari-deepseg {__version__} knows "
-            f"(\"classes\", then optionally \"distance\"); upgrade napari-deepseg or fix the file"
+            f'("classes", then optionally "distance"); upgrade napari-deepseg or fix the file'
         )
     w = meta.boundary_width
     if not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 8:

@@ -80,8 +80,15 @@ def unet(*, in_channels: int = 1, num_classes: int = 2, base: int = 64, depth: i
             "U-Net pretrained weights exist only as pretrained='imagenet' with encoder='resnet*'"
         )
     fetched = _fetch(pretrained, "unet", encoder or "", weights_file, progress)
-    model = UNet(in_channels, num_classes, base=base, depth=depth, padding=padding, encoder=encoder,
-                 extra_outputs=extra_outputs)
+    model = UNet(
+        in_channels,
+        num_classes,
+        base=base,
+        depth=depth,
+        padding=padding,
+        encoder=encoder,
+        extra_outputs=extra_outputs,
+    )
     if fetched:
         _load_imagenet(model.encoder.backbone, encoder, fetched)
     return model

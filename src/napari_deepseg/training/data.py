@@ -244,7 +244,9 @@ class PatchSampler:
         self.in_size, self.out_size, self.fg_fraction = in_size, out_size, fg_fraction
         self.zoom = float(zoom)
 
-    def sample(self, batch: int, rng: np.random.Generator, augment: bool = True, elastic: bool = False) -> Batch:
+    def sample(
+        self, batch: int, rng: np.random.Generator, augment: bool = True, elastic: bool = False
+    ) -> Batch:
         """A :class:`Batch` of ``batch`` windows (distance targets when the regions have them)."""
         xs, ys, ds = [], [], []
         maps = int(self.regions[0].distance is not None)

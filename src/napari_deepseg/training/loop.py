@@ -235,7 +235,8 @@ def _check_distance(model: nn.Module | None, cfg: FinetuneConfig, task: str) -> 
     if model is not None and cfg.distance is not None and cfg.distance != has_distance(model):
         have = "has" if has_distance(model) else "has no"
         raise DeepsegError(
-            f"the starting model {have} a distance output; distance= applies only to new models (leave it unset)"
+            f"the starting model {have} a distance output; distance= applies only to new models "
+            "(leave it unset)"
         )
 
 

@@ -18,7 +18,12 @@ from ..models.modelfile import PALETTE
 
 DEFAULT_ARCH = {"base": 32, "depth": 4}
 #: a new distance model's instance post-processing (tuned per model when it is made)
-DISTANCE_POSTPROCESS = {"seed_method": "distance", "seed_sigma": 1.0, "seed_h": 0.2, "foreground_threshold": 0.5}
+DISTANCE_POSTPROCESS = {
+    "seed_method": "distance",
+    "seed_sigma": 1.0,
+    "seed_h": 0.2,
+    "foreground_threshold": 0.5,
+}
 DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8, "scope": "plane"}
 
 

@@ -186,15 +186,16 @@ class Trainer:
         x, y, dist = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
         y, pixel_weights = split_emphasis(y, self.cfg.correction_weight, self.cfg.contact_weight)
         x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
-        pixel_weights, dist = (None if a is None else torch.from_numpy(a).to(self.device) for a in (pixel_weights, dist))
+        pixel_weights, dist = (self._tensor(a) for a in (pixel_weights, dist))
         self.model.train()
         if self.cfg.freeze_norm and self.source != "scratch":
             freeze_norm_statistics(self.model)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             logits = self.model(x)
         loss = training_loss(
-            logits, y, classes=self.model_classes, class_weights=self.class_weights, dice_weight=self.cfg.dice_weight,
-            pixel_weights=pixel_weights, distance=dist, distance_weight=self.cfg.distance_weight,
+            logits, y, classes=self.model_classes, class_weights=self.class_weights,
+            dice_weight=self.cfg.dice_weight, pixel_weights=pixel_weights, distance=dist,
+            distance_weight=self.cfg.distance_weight,
         )  # fmt: skip
         if self.anchor_state is not None:
             loss = loss + self.cfg.anchor * anchor_distance(self.model, self.anchor_state)
@@ -376,6 +377,9 @@ class Trainer:
     def model_classes(self) -> int:
         return int(self.model.deepseg_arch.num_classes)
 
+    def _tensor(self, a: np.ndarray | None) -> torch.Tensor | None:
+        return None if a is None else torch.from_numpy(a).to(self.device)
+
     def _to_device(self, x: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(x).to(self.device)
         return t.to(memory_format=torch.channels_last) if self.channels_last else t
@@ -391,4 +395,3 @@ class Trainer:
                 f"{len(weights)} class weights for {self.model_classes} classes; give one per class"
             )
         return torch.tensor(weights, dtype=torch.float32, device=self.device)
-
