@@ -35,7 +35,15 @@ from .._files import atomic_path, guard_output
 from ..errors import DeepsegError
 from ..models.bioimageio import CONFIG_KEY, INPUT_ID, OUTPUT_ID, valid_input_size
 from ..models.contract import contract_of
-from ..models.modelfile import FORMAT, INSTANCE_BOUNDARY, SCHEMA_VERSION, ModelMeta, model_meta
+from ..models.modelfile import (
+    FORMAT,
+    INSTANCE_BOUNDARY,
+    SCHEMA_VERSION,
+    ModelMeta,
+    has_distance,
+    map_names,
+    model_meta,
+)
 from ..progress import Progress
 from .cover import write_cover
 from .readme import readme_text
@@ -203,7 +211,9 @@ def _write_tensors(folder: Path, net: nn.Module, meta: ModelMeta, raw: np.ndarra
     norm = fixed_normalizer(spec, raw.shape[1]) or percentile_normalizer([raw[0]], spec["low"], spec["high"])
     with torch.no_grad():
         logits = net(torch.from_numpy(norm(raw[0])[None]))
-    probs = torch.softmax(logits.float(), dim=1).numpy().astype(np.float32)
+    # a distance model's package gives its raw maps (no softmax over classes and distance alike)
+    probs = (logits.float() if has_distance(meta) else torch.softmax(logits.float(), dim=1)).numpy()
+    probs = probs.astype(np.float32)
     np.save(folder / "test_input.npy", raw)
     np.save(folder / "test_output.npy", probs)
     return probs
@@ -242,14 +252,7 @@ def _describe(folder, arch, meta: ModelMeta, net, authors, license, torchscript)
         data=bio.IntervalOrRatioDataDescr(type="float32"),
         preprocessing=_preprocessing(meta, arch.in_channels),
     )
-    outputs = bio.OutputTensorDescr(
-        id=bio.TensorId(OUTPUT_ID),
-        description="class probabilities (softmax over the channel axis); channel i = class i",
-        axes=[bio.BatchAxis(), bio.ChannelAxis(channel_names=list(meta.class_names)), *space_out],
-        test_tensor=bio.FileDescr(source=folder / "test_output.npy"),
-        data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
-        postprocessing=[bio.SoftmaxDescr(kwargs=bio.SoftmaxKwargs(axis=bio.AxisId("channel")))],
-    )
+    outputs = _output_descr(bio, folder, meta, space_out)
     weights = _weights(bio, folder, arch, torchscript)
     paper, doi = next((v for k, v in _PAPERS.items() if arch.name.startswith(k)), _PAPERS["unet"])
     cite = [bio.CiteEntry(text="napari-deepseg", url=bio.HttpUrl(PROJECT_URL))]
@@ -274,6 +277,32 @@ def _describe(folder, arch, meta: ModelMeta, net, authors, license, torchscript)
         outputs=[outputs],
         weights=weights,
         config=bio.Config(**{CONFIG_KEY: _plain(_config(arch, meta))}),
+    )
+
+
+def _output_descr(bio, folder: Path, meta: ModelMeta, space_out: list[Any]):
+    """The output tensor: class probabilities (a softmax as postprocessing), or for a model with
+    a distance output its raw maps (K class logits, then the distance logit), since one softmax
+    over the channel axis cannot describe both."""
+    common = dict(
+        id=bio.TensorId(OUTPUT_ID),
+        axes=[bio.BatchAxis(), bio.ChannelAxis(channel_names=map_names(meta)), *space_out],
+        test_tensor=bio.FileDescr(source=folder / "test_output.npy"),
+    )
+    if has_distance(meta):
+        return bio.OutputTensorDescr(
+            description=(
+                f"logits: channels 0-{len(meta.class_names) - 1} classes (softmax over them), the last "
+                "the distance map (sigmoid); see the README"
+            ),
+            data=bio.IntervalOrRatioDataDescr(type="float32"),
+            **common,
+        )
+    return bio.OutputTensorDescr(
+        description="class probabilities (softmax over the channel axis); channel i = class i",
+        data=bio.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+        postprocessing=[bio.SoftmaxDescr(kwargs=bio.SoftmaxKwargs(axis=bio.AxisId("channel")))],
+        **common,
     )
 
 

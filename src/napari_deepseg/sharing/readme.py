@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .. import __version__
-from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta
+from ..models.modelfile import INSTANCE_BOUNDARY, ModelMeta, has_distance
 from ..models.registry import ArchSpec
 
 _TRAINING_KEYS = ("data", "train_data", "images", "epochs", "steps", "date", "base_model", "weights")
@@ -86,16 +86,35 @@ def readme_text(arch: ArchSpec, meta: ModelMeta, command: str | None, license: s
         "- napari-deepseg: `deepseg predict IMAGES -o OUT --model THIS.zip`, or `load_model('THIS.zip')`;",
         "  the network, normalization and instance post-processing are rebuilt exactly.",
         "- any bioimage.io runner (bioimageio.core, deepImageJ, ilastik, QuPath...): input `raw`",
-        "  (batch, channel, y, x), output `probabilities` (batch, class, y, x) after a softmax.",
+        "  (batch, channel, y, x), output `probabilities` (batch, class, y, x) after a softmax"
+        + (" (for this distance model: the raw maps, see Instances)." if has_distance(meta) else "."),
     ]
     if meta.task == INSTANCE_BOUNDARY:
-        params = json.dumps(meta.postprocess) if meta.postprocess else "the defaults"
-        lines += [
-            "",
-            "## Instances",
-            "Classes are background, interior and boundary. Instances are a seeded watershed of",
-            "the interior and boundary probabilities, with the parameters stored in",
-            f"`config.napari_deepseg.instance_postprocessing` ({params}):",
-            "`napari_deepseg.inference.instances_from_probabilities(probabilities[0], **parameters)`.",
-        ]
+        lines += _instances_section(meta)
     return "\n".join(lines) + "\n"
+
+
+def _instances_section(meta: ModelMeta) -> list[str]:
+    """How instances are rebuilt from the package's output (and, for a distance model, what
+    that output holds)."""
+    params = json.dumps(meta.postprocess) if meta.postprocess else "the defaults"
+    lines = ["", "## Instances"]
+    if has_distance(meta):
+        return lines + [
+            "Classes are background, interior and boundary; a fourth output channel is the",
+            "distance map. This package's output holds the network's raw maps: a softmax over",
+            "channels 0-2 gives the class probabilities, the sigmoid of channel 3 the distance of",
+            "each pixel to its nucleus' edge (divided by the nucleus' largest). Instances are a",
+            "watershed of the distance map from its maxima inside the foreground",
+            "(P(interior) + P(boundary) above the threshold), with the parameters stored in",
+            f"`config.napari_deepseg.instance_postprocessing` ({params}):",
+            "`napari_deepseg.inference.instances_from_probabilities(maps, **parameters)`, where",
+            "`maps` stacks the 3 class probabilities and the distance map (napari-deepseg does",
+            "this itself when it loads the package).",
+        ]
+    return lines + [
+        "Classes are background, interior and boundary. Instances are a seeded watershed of",
+        "the interior and boundary probabilities, with the parameters stored in",
+        f"`config.napari_deepseg.instance_postprocessing` ({params}):",
+        "`napari_deepseg.inference.instances_from_probabilities(probabilities[0], **parameters)`.",
+    ]

@@ -233,9 +233,9 @@ def _check_distance(model: nn.Module | None, cfg: FinetuneConfig, task: str) -> 
     if cfg.distance and task != INSTANCE_BOUNDARY:
         raise DeepsegError("distance=True applies to instance-boundary models only; leave it unset")
     if model is not None and cfg.distance is not None and cfg.distance != has_distance(model):
-        have = "has" if has_distance(model) else "has no"
+        have = "has a" if has_distance(model) else "has no"
         raise DeepsegError(
-            f"the starting model {have} a distance output; distance= applies only to new models "
+            f"the starting model {have} distance output; distance= applies only to new models "
             "(leave it unset)"
         )
 
