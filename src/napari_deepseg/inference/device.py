@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
+import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,3 +234,12 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -
 def clear_model_cache() -> None:
     """Forget all cached device copies (frees their memory)."""
     _CACHE.clear()
+
+
+def loader_workers(device: torch.device) -> int:
+    """Processes that make training batches ahead of the steps (:mod:`napari_deepseg.training.feeder`):
+    none on the CPU (they would take the cores the step runs on), else up to 8, leaving two
+    cores to the main process."""
+    if device.type == "cpu":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 2))

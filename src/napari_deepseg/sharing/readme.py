@@ -98,9 +98,10 @@ def _instances_section(meta: ModelMeta) -> list[str]:
     """How instances are rebuilt from the package's output (and, for a distance model, what
     that output holds)."""
     params = json.dumps(meta.postprocess) if meta.postprocess else "the defaults"
-    lines = ["", "## Instances"]
     if has_distance(meta):
-        return lines + [
+        return [
+            "",
+            "## Instances",
             "Classes are background, interior and boundary; a fourth output channel is the",
             "distance map. This package's output holds the network's raw maps: a softmax over",
             "channels 0-2 gives the class probabilities, the sigmoid of channel 3 the distance of",
@@ -112,7 +113,9 @@ def _instances_section(meta: ModelMeta) -> list[str]:
             "`maps` stacks the 3 class probabilities and the distance map (napari-deepseg does",
             "this itself when it loads the package).",
         ]
-    return lines + [
+    return [
+        "",
+        "## Instances",
         "Classes are background, interior and boundary. Instances are a seeded watershed of",
         "the interior and boundary probabilities, with the parameters stored in",
         f"`config.napari_deepseg.instance_postprocessing` ({params}):",

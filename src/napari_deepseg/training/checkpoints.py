@@ -12,14 +12,18 @@ A checkpoint is a ``torch.save`` of plain types and tensors::
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import __version__
 from .._files import atomic_path
 from .._torchfile import load_torch_file
 from ..errors import DeepsegError
+from .validation import VAL_KEYS
 
 FORMAT = "napari-deepseg-checkpoint"
 VERSION = 1
@@ -93,3 +97,35 @@ def check_resume(path: Any, state: dict[str, Any], data: dict[str, Any], given: 
             f"resume={path} continues a run with other settings: {', '.join(changed)}; "
             "resume with the run's settings, or start afresh without resume"
         )
+
+
+def run_provenance(trainer: Any, stopped: bool) -> dict[str, Any]:
+    """The provenance a trainer's model file records (data, schedule, scores, settings)."""
+    best = next((h for h in trainer.history if h["epoch"] == trainer.best_epoch), None)
+    return {
+        "training": "napari-deepseg finetune",
+        "base_model": trainer.source,
+        "base_model_date": trainer.meta.provenance.get("date"),
+        "sources": trainer.data.sources,
+        "validation": trainer.data.val_sources,
+        "annotated_pixels": dict(zip(trainer.meta.class_names, map(int, trainer.data.counts))),
+        "sparse": trainer.cfg.sparse,
+        "epochs": trainer.epochs_done,
+        "epochs_planned": trainer.cfg.epochs,
+        "patch_size": trainer.data.in_size,
+        "steps": trainer.step,
+        "best_epoch": trainer.best_epoch,
+        "val_metrics": None if best is None else {k: best.get(k) for k in VAL_KEYS},
+        "config": asdict(trainer.cfg),
+        "device": trainer.device.type,
+        "precision": trainer.precision,
+        "stopped_early": stopped,
+        "stopped_by_time_budget": trainer.out_of_time,
+        "verdict": trainer.verdict_text(),
+        "object_diameter": trainer.meta.object_diameter,
+        "boundary_width": trainer.meta.boundary_width,
+        "replay": {"regions": trainer.data.replayed, "share": trainer.data.replay_share},
+        "rescaled_pairs": sum(1 for v in trainer.data.scales if v != 1.0),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "package_version": __version__,
+    }

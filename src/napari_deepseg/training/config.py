@@ -55,6 +55,7 @@ class FinetuneConfig:
     boundary_width: int | None = None
     distance: bool | None = None
     distance_weight: float = 1.0
+    loader_workers: int | None = None
     channel_mode: str | None = None
     seed: int = 0
     task: str | None = None
@@ -92,6 +93,7 @@ class FinetuneConfig:
         ):  # fmt: skip
             _checks.number(getattr(self, name), name)
         _checks.integer(self.boundary_width, "boundary_width", optional=True)
+        _checks.integer(self.loader_workers, "loader_workers", minimum=0, optional=True)
         for name in ("minutes", "object_diameter"):
             if getattr(self, name) is not None:
                 _checks.number(getattr(self, name), name)

@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import Generator
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
 from ..errors import DeepsegError
-from ..inference.device import resolve_device, resolve_precision
+from ..inference.device import loader_workers, resolve_device, resolve_precision
 from ..models import model_meta, save_model
 from ..models.modelfile import INSTANCE_BOUNDARY
 from ..progress import Progress
-from .checkpoints import save_checkpoint
+from .checkpoints import run_provenance, save_checkpoint
 from .config import FinetuneConfig, FinetuneResult
-from .data import PatchSampler
+from .data import Batch, PatchSampler
+from .feeder import step_batches
 from .losses import training_loss
 from .optim import anchor_distance, default_steps, freeze_norm_statistics, make_scheduler, split_emphasis
 from .prepare import TrainingData
@@ -92,6 +91,8 @@ class Trainer:
         self.elapsed, self._busy, self.out_of_time = 0.0, False, False
         self._fitted, self._val_seconds, self._run_start_step = False, 0.0, 0
         self._planned_here, self._epoch_clock = False, None
+        self.workers = loader_workers(self.device) if cfg.loader_workers is None else cfg.loader_workers
+        self._feed = None
         if state is not None:
             self._restore(state)
 
@@ -130,7 +131,7 @@ class Trainer:
             self._release()
         path = self._save_output(stopped=False)
         result = FinetuneResult(self.export, path, list(self.history), self.best_epoch, self.checkpoint)
-        result.verdict = self._verdict()
+        result.verdict = self.verdict_text()
         return result
 
     def _fit_schedule_to_budget(self) -> None:
@@ -169,7 +170,7 @@ class Trainer:
         for _ in range(self.step):
             self.sched.step()
 
-    def _verdict(self) -> str | None:
+    def verdict_text(self) -> str | None:
         """:func:`.validation.verdict` for a run that started from a trained model."""
         return None if self.source == "scratch" else verdict(self.history, self.best_epoch)
 
@@ -183,7 +184,7 @@ class Trainer:
 
     def _train_step(self) -> float:
         self._busy = True  # a KeyboardInterrupt before the end leaves a half-done step
-        x, y, dist = self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
+        x, y, dist = self._batch()
         y, pixel_weights = split_emphasis(y, self.cfg.correction_weight, self.cfg.contact_weight)
         x, y = self._to_device(x), torch.from_numpy(y).to(self.device)
         pixel_weights, dist = (self._tensor(a) for a in (pixel_weights, dist))
@@ -265,7 +266,7 @@ class Trainer:
         self.export.to(memory_format=torch.contiguous_format)
         meta = copy.deepcopy(self.meta)
         meta.name = self.cfg.name or (self.output.stem if self.output else f"{meta.name}-finetuned")
-        meta.provenance = self._provenance(stopped)
+        meta.provenance = run_provenance(self, stopped)
         self.export.deepseg_meta = meta
         path = path or self.output
         if path is None:
@@ -283,36 +284,6 @@ class Trainer:
         finally:
             self.best_state = best
         self.history[-1]["snapshot_path"] = str(path)
-
-    def _provenance(self, stopped: bool) -> dict[str, Any]:
-        best = next((h for h in self.history if h["epoch"] == self.best_epoch), None)
-        return {
-            "training": "napari-deepseg finetune",
-            "base_model": self.source,
-            "base_model_date": self.meta.provenance.get("date"),
-            "sources": self.data.sources,
-            "validation": self.data.val_sources,
-            "annotated_pixels": dict(zip(self.meta.class_names, map(int, self.data.counts))),
-            "sparse": self.cfg.sparse,
-            "epochs": self.epochs_done,
-            "epochs_planned": self.cfg.epochs,
-            "patch_size": self.data.in_size,
-            "steps": self.step,
-            "best_epoch": self.best_epoch,
-            "val_metrics": None if best is None else {k: best.get(k) for k in VAL_KEYS},
-            "config": asdict(self.cfg),
-            "device": self.device.type,
-            "precision": self.precision,
-            "stopped_early": stopped,
-            "stopped_by_time_budget": self.out_of_time,
-            "verdict": self._verdict(),
-            "object_diameter": self.meta.object_diameter,
-            "boundary_width": self.meta.boundary_width,
-            "replay": {"regions": self.data.replayed, "share": self.data.replay_share},
-            "rescaled_pairs": sum(1 for v in self.data.scales if v != 1.0),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "package_version": __version__,
-        }
 
     def _save_checkpoint(self) -> None:
         if self.checkpoint is None:
@@ -364,6 +335,9 @@ class Trainer:
 
     def _release(self) -> None:
         """Free device memory: move the model to the CPU, drop optimizer state, empty caches."""
+        if self._feed is not None:  # stops the workers
+            self._feed.close()
+            self._feed = None
         self.model.to("cpu")
         self.opt.state.clear()
         if self.device.type == "cuda":
@@ -376,6 +350,18 @@ class Trainer:
     @property
     def model_classes(self) -> int:
         return int(self.model.deepseg_arch.num_classes)
+
+    def _batch(self) -> Batch:
+        """The next step's batch: drawn here, or made ahead by workers (:mod:`.feeder`)."""
+        if not self.workers:
+            return self.sampler.sample(self.cfg.batch_size, self.rng, self.cfg.augment, self.cfg.elastic)
+        if self._feed is None:
+            cfg = self.cfg
+            self._feed = step_batches(
+                self.sampler, seed=cfg.seed, batch_size=cfg.batch_size, augment=cfg.augment,
+                elastic=cfg.elastic, first_step=self.step, workers=self.workers,
+            )  # fmt: skip
+        return next(self._feed)
 
     def _tensor(self, a: np.ndarray | None) -> torch.Tensor | None:
         return None if a is None else torch.from_numpy(a).to(self.device)
