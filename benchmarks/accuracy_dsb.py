@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_deepseg.evaluation import foreground_scores, match_instances, pool_foreground, pool_scores
+from napari_deepseg.evaluation.errors import error_counts
+from napari_deepseg.evaluation.errors import pooled as pooled_errors
 from napari_deepseg.inference import segment
 from napari_deepseg.inference.scale import rescale_pair
 from napari_deepseg.models import load_model
@@ -80,20 +82,22 @@ def score_model(
         sizing = result.meta.get("object_diameter")
         if sizing and sizing.get("object_diameter"):
             diameters.append(sizing["object_diameter"])
-        bucket = per_kind.setdefault(rec["kind"], {"inst": [], "fg": []})
+        bucket = per_kind.setdefault(rec["kind"], {"inst": [], "fg": [], "errors": []})
         bucket["inst"].append(match_instances(result.instances, truth, name=rec["id"]))
         bucket["fg"].append(foreground_scores(result.instances > 0, truth > 0))
-    kinds = {kind: _summary(b["inst"], b["fg"]) for kind, b in sorted(per_kind.items())}
+        bucket["errors"].append(error_counts(result.instances, truth))
+    kinds = {kind: _summary(**b) for kind, b in sorted(per_kind.items())}
     kinds["all"] = _summary(
-        [s for b in per_kind.values() for s in b["inst"]], [f for b in per_kind.values() for f in b["fg"]]
+        **{key: [v for b in per_kind.values() for v in b[key]] for key in ("inst", "fg", "errors")}
     )
     speed = pixels / 1e6 / max(seconds, 1e-9)
     return {"kinds": kinds, "mpix_per_s": speed, "zoom": zoom, "diameters": diameters}
 
 
-def _summary(matches: list, fg: list) -> dict:
-    pooled = pool_scores(matches)
+def _summary(inst: list, fg: list, errors: list) -> dict:
+    matches, pooled = inst, pool_scores(inst)
     return {
+        "errors": pooled_errors(errors),
         "images": len(matches),
         "ap": {f"{t:g}": pooled.at(t) for t in THRESHOLDS},
         "mean_ap": pooled.mean_ap,

@@ -42,6 +42,7 @@ from napari_deepseg.inference.gridmap import GridMap  # noqa: E402
 from napari_deepseg.inference.postprocess import foreground_threshold  # noqa: E402
 from napari_deepseg.inference.scale import rescale_pair  # noqa: E402
 from napari_deepseg.models import load_model, save_model  # noqa: E402
+from napari_deepseg.models.modelfile import has_distance  # noqa: E402
 
 BUNDLED = ROOT / "src" / "napari_deepseg" / "bundled" / "nuclei.pt"
 GRID_THRESHOLD = {
@@ -57,15 +58,24 @@ GRID_MAXIMA = {
     "foreground_threshold": (0.5, 0.6),
     "min_size": (16, 32),
 }
+GRID_DISTANCE = {
+    "seed_method": ("distance",),
+    "seed_sigma": (0.0, 1.0, 2.0),
+    "seed_h": (0.05, 0.1, 0.2, 0.3),
+    "foreground_threshold": (0.5, 0.6),
+    "min_size": (16, 32),
+}
 
 
-def grid() -> list[dict]:
+def grids(distance: bool) -> tuple[dict, ...]:
+    """The settings grids a model's post-processing is tuned over (distance seeding too for a
+    model with a distance output)."""
+    return (GRID_THRESHOLD, GRID_MAXIMA, GRID_DISTANCE) if distance else (GRID_THRESHOLD, GRID_MAXIMA)
+
+
+def grid(distance: bool = False) -> list[dict]:
     """Every post-processing setting the selection tries."""
-    return [
-        dict(zip(g, values))
-        for g in (GRID_THRESHOLD, GRID_MAXIMA)
-        for values in itertools.product(*g.values())
-    ]
+    return [dict(zip(g, values)) for g in grids(distance) for values in itertools.product(*g.values())]
 
 
 def selection_records(run: Path, data: Path) -> list[dict]:
@@ -98,14 +108,16 @@ def _labels(prob: np.ndarray, truth: np.ndarray, settings: dict) -> np.ndarray:
     return GridMap.between(labels.shape, truth.shape).labels(labels, prob, foreground_threshold(settings))
 
 
-def tune_postprocess(pairs: list[tuple[np.ndarray, np.ndarray, str]]) -> tuple[dict, float, dict]:
+def tune_postprocess(
+    pairs: list[tuple[np.ndarray, np.ndarray, str]], distance: bool = False
+) -> tuple[dict, float, dict]:
     """The grid setting with the best pooled AP@0.5 over the pairs, that AP, and two-fold APs.
 
     The two-fold check tunes on the even-numbered images and scores the odd ones, then the other
     way round, and pools the held-out matches (per kind and over all): an estimate free of
     selection on the scored images.
     """
-    settings = grid()
+    settings = grid(distance)
     matches = [
         [match_instances(_labels(p, t, s), t, thresholds=(0.5,)) for p, t, _ in pairs] for s in settings
     ]
@@ -135,7 +147,9 @@ def settle_postprocess(model, data: Path, records: list[dict], rounds: int = 3) 
     x0.86 to x1.91): settings tuned at the old scales would be scored at others.
     """
     for _ in range(rounds):
-        settings, tuned_ap, two_fold = tune_postprocess(probabilities(model, data, records))
+        settings, tuned_ap, two_fold = tune_postprocess(
+            probabilities(model, data, records), has_distance(model)
+        )
         if settings == model.deepseg_meta.postprocess:
             break
         print(f"tuned {settings} (selection AP@0.5 {tuned_ap:.3f}); again at its scales", flush=True)
@@ -202,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(["scripts/select_default_model.py", *(argv or sys.argv[1:])]),
             "selected_snapshot": path.name,
             "selection": "best fluorescence + histology pooled AP@0.5 on the selection split carved "
-            f"from train, then post-processing tuned on the same split over {GRID_THRESHOLD} and "
-            f"{GRID_MAXIMA}; the val split was not used",
+            f"from train, then post-processing tuned on the same split over "
+            f"{' and '.join(map(str, grids(has_distance(model))))}; the val split was not used",
             "postprocess_two_fold_ap50": twofold_ap,
             "selection_metrics": {
                 k: {key: v[key] for key in ("ap", "mean_ap", "mean_acc", "fg_iou", "images")}
