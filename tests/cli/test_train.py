@@ -62,6 +62,23 @@ def test_cli_train_end_to_end(tmp_path, capsys):
     assert main([*args, "--resume", str(tmp_path / "model.pt.ckpt")]) == 0
 
 
+def test_cli_train_makes_a_distance_model_and_predict_uses_its_seeds(tmp_path, capsys):
+    _write_pairs(tmp_path)
+    out = tmp_path / "dist.pt"
+    args = ["train", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"), "-o", str(out)]
+    args += ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "32"]
+    args += ["--base-width", "4", "--distance", "--distance-weight", "2", "--precision", "fp32"]
+    assert main(args) == 0
+    model = load_model(out)
+    assert model.deepseg_meta.outputs == ["classes", "distance"]
+    assert model.deepseg_meta.provenance["config"]["distance_weight"] == 2
+    assert main(["predict", str(tmp_path / "img"), "-o", str(tmp_path / "pred"), "--model", str(out)]) == 0
+    assert len(list((tmp_path / "pred").glob("*.tif"))) == 2
+    capsys.readouterr()
+    assert main([*args[:-4], "--distance-weight", "-1"]) == 2  # the option's range, one line
+    assert "--distance-weight: give a number in [0, 100]" in capsys.readouterr().err
+
+
 def test_cli_train_bad_input_is_one_line(tmp_path, capsys):
     _write_pairs(tmp_path, n=1)
     tifffile.imwrite(tmp_path / "lab" / "cell0_labels.tif", np.zeros((48, 48), np.float32))

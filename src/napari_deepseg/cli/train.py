@@ -117,6 +117,17 @@ def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
         help="scale augmentation: patches resampled by a random factor in [1/zoom, zoom] (1 = off)",
     )
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument(
+        "--distance",
+        action="store_true",
+        help="new U-Net only: add a distance output (instances seeded from its maxima)",
+    )
+    p.add_argument(
+        "--distance-weight",
+        type=_opt.float_in(0, 100),
+        default=DEFAULTS.distance_weight,
+        help="weight of the distance loss (models with a distance output)",
+    )
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -232,6 +243,8 @@ def _config(args: argparse.Namespace) -> FinetuneConfig:
         zoom=args.zoom,
         replay=args.replay,
         seed=args.seed,
+        distance=True if args.distance else None,
+        distance_weight=args.distance_weight,
         arch_options=None if args.base_width is None else {"base": args.base_width, "depth": 4},
     )
 
