@@ -1,8 +1,8 @@
 """Instance post-processing in the Segment widget: the fields, and a live preview.
 
 The fields override the model file's settings (0 = the model's own): foreground threshold,
-seed threshold (``"threshold"`` seeding), seed smoothing sigma (``"maxima"`` seeding) and
-minimum object size. Runs pass them to ``segment_iter(postprocess=...)``.
+seed threshold (``"threshold"`` seeding), seed smoothing sigma and seed dynamic (``"maxima"``
+and ``"distance"`` seeding) and minimum object size. Runs pass them to ``segment_iter(postprocess=...)``.
 
 Live preview: after a run on a 2D image (up to ``PREVIEW_PIXELS``) the widget keeps the
 probabilities; changing a field re-makes the instances from them in a worker
@@ -33,15 +33,22 @@ class PostprocessControls:
         self.foreground = FloatSpinBox(label="foreground threshold (0 = model's)", min=0, max=0.99, step=0.05)
         self.seed_threshold = FloatSpinBox(label="seed threshold (0 = model's)", min=0, max=0.99, step=0.05)
         self.seed_sigma = FloatSpinBox(label="seed smoothing px (0 = model's)", min=0, max=20, step=0.5)
+        self.seed_h = FloatSpinBox(label="seed dynamic (0 = model's)", min=0, max=1, step=0.01)
         self.min_size = SpinBox(label="min object size px (0 = model's)", min=0, max=10**6, step=8)
         self.foreground.tooltip = "P(interior) + P(boundary) above which a pixel belongs to an object"
         self.seed_threshold.tooltip = "threshold seeding: interior probability that starts an object"
-        self.seed_sigma.tooltip = "maxima seeding: smoothing before the seeds; larger merges more"
+        self.seed_sigma.tooltip = (
+            "maxima and distance seeding: smoothing before the seeds; larger merges more"
+        )
+        self.seed_h.tooltip = (
+            "maxima and distance seeding: how far a peak must rise above the saddle to its neighbour "
+            "to start an object of its own; larger merges more"
+        )
         self.min_size.tooltip = (
             "objects with fewer pixels (of the image, whatever scale it runs at) are dropped"
         )
         self.note = Label(value="")
-        self.fields = (self.foreground, self.seed_threshold, self.seed_sigma, self.min_size)
+        self.fields = (self.foreground, self.seed_threshold, self.seed_sigma, self.seed_h, self.min_size)
         self.container = Container(widgets=[*self.fields, self.note])
 
     def overrides(self) -> dict[str, Any]:
@@ -53,6 +60,8 @@ class PostprocessControls:
             out["seed_threshold"] = float(self.seed_threshold.value)
         if self.seed_sigma.value:
             out["seed_sigma"] = float(self.seed_sigma.value)
+        if self.seed_h.value:
+            out["seed_h"] = float(self.seed_h.value)
         if self.min_size.value:
             out["min_size"] = int(self.min_size.value)
         return out
