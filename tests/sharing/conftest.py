@@ -15,14 +15,16 @@ from napari_deepseg.samples import synthetic_nuclei
 from napari_deepseg.sharing import export_bioimageio
 
 
-def tiny_model() -> nn.Module:
-    """A 3-class instance-boundary U-Net (base 4, depth 2) with full metadata and random weights."""
+def tiny_model(distance: bool = False) -> nn.Module:
+    """A 3-class instance-boundary U-Net (base 4, depth 2) with full metadata and random weights
+    (and a distance output after the classes with ``distance``)."""
     torch.manual_seed(0)
-    model = build_model("unet", in_channels=1, num_classes=3, base=4, depth=2)
+    model = build_model("unet", in_channels=1, num_classes=3, base=4, depth=2, extra_outputs=int(distance))
     model.deepseg_meta = ModelMeta(
         name="tiny nuclei",
         task="instance-boundary",
-        postprocess={"seed_method": "maxima", "seed_sigma": 2.0, "min_size": 8},
+        outputs=["classes", "distance"] if distance else ["classes"],
+        postprocess={"seed_method": "distance" if distance else "maxima", "seed_sigma": 2.0, "min_size": 8},
         provenance={
             "data": "synthetic nuclei, 4 images",
             "steps": 10,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 
@@ -113,6 +114,32 @@ def test_torchscript_weights_match_the_network(exported):
     x = torch.rand(1, 1, 72, 88)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), model(x))
+
+
+@pytest.mark.slow
+def test_a_distance_model_exports_its_raw_maps_and_says_how_to_rebuild_instances(tmp_path):
+    from bioimageio.core import test_model
+
+    model = tiny_model(distance=True)
+    path = export_bioimageio(model, tmp_path / "dist.zip")
+    assert test_model(path).status == "passed"
+    with zipfile.ZipFile(path) as archive:
+        rdf = yaml.safe_load(archive.read("rdf.yaml"))
+        readme = archive.read("README.md").decode()
+        expected = np.load(io.BytesIO(archive.read("test_output.npy")))
+    output = rdf["outputs"][0]
+    assert output["axes"][1]["channel_names"] == ["background", "interior", "boundary", "distance"]
+    assert not output.get("postprocessing")  # no softmax over classes and distance alike
+    assert expected.shape[1] == 4
+    assert expected.min() < 0  # logits, as the description says
+    assert "sigmoid of channel 3" in readme
+    back = load_model(path)
+    assert back.deepseg_meta.outputs == ["classes", "distance"]
+    image = synthetic_nuclei((96, 96), seed=2)[0]
+    ours = segment(image, model, tile=64, outputs=("instances", "probabilities"))
+    theirs = segment(image, back, tile=64, outputs=("instances", "probabilities"))
+    assert np.array_equal(ours.instances, theirs.instances)
+    assert np.array_equal(ours.probabilities, theirs.probabilities)
 
 
 def test_meanstd_rgb_model_maps_to_fixed_mean_std(tmp_path):
