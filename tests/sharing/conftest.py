@@ -19,7 +19,8 @@ def tiny_model(distance: bool = False) -> nn.Module:
     """A 3-class instance-boundary U-Net (base 4, depth 2) with full metadata and random weights
     (and a distance output after the classes with ``distance``)."""
     torch.manual_seed(0)
-    model = build_model("unet", in_channels=1, num_classes=3, base=4, depth=2, extra_outputs=int(distance))
+    options = {"extra_outputs": 1} if distance else {}
+    model = build_model("unet", in_channels=1, num_classes=3, base=4, depth=2, **options)
     model.deepseg_meta = ModelMeta(
         name="tiny nuclei",
         task="instance-boundary",
