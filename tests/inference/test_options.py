@@ -108,6 +108,16 @@ def test_sizes_a_person_gives_are_converted_to_the_run_grid():
     assert half.min_size == 75
     assert half.postprocess == {"min_size": 25, "seed_h": 0.1}
     assert opts.at_scale(1.0) is opts
+    lengths = SegmentOptions(tile=512, overlap=96, block=1024)  # image pixels too
+    assert (lengths.at_scale(0.5).tile, lengths.at_scale(0.5).overlap, lengths.at_scale(0.5).block) == (
+        256,
+        48,
+        512,
+    )
+    assert lengths.at_scale(2.0).tile == 1024
+    tiny = SegmentOptions(tile=32, overlap=31, block=200).at_scale(0.1)  # kept within their ranges
+    assert (tiny.tile, tiny.overlap, tiny.block) == (8, 3, 128)
+    assert SegmentOptions().at_scale(0.5).tile is None  # defaults are chosen on the run's grid
 
 
 def test_finetune_config_has_the_same_diameter_range():

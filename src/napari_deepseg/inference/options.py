@@ -7,10 +7,12 @@ its default, its valid range, its unit and one check (:data:`SPECS`). ``segment(
 and the CLI carry this one object. CLI flags and their help come from :data:`SPECS`
 (``cli/_segment_options.py``).
 
-Object sizes (``min_size``, ``object_diameter``) are in pixels of the image as given: a run that
-resamples the image to the model's object size converts ``min_size`` to its grid
-(:meth:`SegmentOptions.at_scale`). The network's own sizes (``tile``, ``overlap``, ``block``)
-are pixels of the grid the network runs on: the image's, or the resampled one.
+Every size a person gives is in pixels of the image as given: object sizes (``min_size``,
+``object_diameter``) and the network's sizes (``tile``, ``overlap``, ``block``) alike. A run that
+resamples the image to the model's object size converts them to its grid
+(:meth:`SegmentOptions.at_scale`): ``tile=512`` on an image shrunk by half runs tiles of 256
+of the grid the network sees, the same 512 image pixels. The defaults (``None``) are chosen on
+that grid.
 
 The halo rule (one for tiles, blocks and chunks): neighbouring tiles share ``overlap`` pixels
 (default ``tile // 8`` of the requested tile, 64 for the default tile); blocks of a large
@@ -74,9 +76,9 @@ SPECS: dict[str, Spec] = {
     "precision": Spec("", ", ".join(PRECISIONS),
                       "auto: bf16 on GPUs and on bf16 CPUs for models measured to agree; or force one",
                       "--precision", "auto"),
-    "tile": Spec("pixels the network runs on", f"{MIN_TILE}-{MAX_TILE}", "tile side", "--tile",
+    "tile": Spec("image pixels", f"{MIN_TILE}-{MAX_TILE}", "tile side", "--tile",
                  "512-768, fitted to the image"),
-    "overlap": Spec("pixels the network runs on", "0 to tile - 1",
+    "overlap": Spec("image pixels", "0 to tile - 1",
                     "pixels shared by neighbouring tiles; blocks and chunks add max(64, overlap) pixels "
                     "of context", "--overlap", "tile // 8 (64)"),
     "batch_size": Spec("tiles", "1-1024", "tiles per forward pass", "--batch-size",
@@ -90,7 +92,7 @@ SPECS: dict[str, Spec] = {
     "max_memory": Spec("bytes", f">= {MIN_MEMORY // 1024**2}M",
                        "memory the run aims to stay under (e.g. 512M, 2G); sets block and chunk sizes",
                        "--max-memory", "half the available memory, at most 2G"),
-    "block": Spec("pixels the network runs on", ">= 128", "block side of planes segmented block by block",
+    "block": Spec("image pixels", ">= 128", "block side of planes segmented block by block",
                   "--block", "from the memory limit, 512-2048"),
     "object_diameter": Spec("image pixels", f"auto, off or {DIAMETER_RANGE[0]:g}-{DIAMETER_RANGE[1]:g}",
                             "object (nucleus) diameter, for models trained at one object size: auto "
@@ -164,12 +166,20 @@ class SegmentOptions:
         return self.max_memory is not None
 
     def at_scale(self, scale: float) -> SegmentOptions:
-        """The options of a run resampled by ``scale``: the object sizes a person gives in image
-        pixels (``min_size``, ``postprocess["min_size"]``) converted to the run's grid."""
+        """The options of a run resampled by ``scale``: the sizes a person gives in image pixels
+        (``min_size``, ``postprocess["min_size"]``, ``tile``, ``overlap``, ``block``) converted
+        to the run's grid (lengths kept within their ranges)."""
         if scale == 1.0:
             return self
         post = scaled_postprocess(self.postprocess, scale)
-        return self.replace(min_size=area_at_scale(self.min_size, scale), postprocess=post)
+        tile = length_at_scale(self.tile, scale, MIN_TILE, MAX_TILE)
+        overlap = length_at_scale(self.overlap, scale, 0, MAX_TILE)
+        if overlap is not None and tile is not None:
+            overlap = min(overlap, tile - 1)
+        return self.replace(
+            min_size=area_at_scale(self.min_size, scale), postprocess=post, tile=tile, overlap=overlap,
+            block=length_at_scale(self.block, scale, 128, 1 << 20),
+        )  # fmt: skip
 
     def record(self) -> dict[str, Any]:
         """The options as plain JSON values (manifests, result metadata)."""
@@ -181,6 +191,11 @@ class SegmentOptions:
 def area_at_scale(pixels: int | None, scale: float) -> int | None:
     """An object size in image pixels as pixels of the image resampled by ``scale``."""
     return None if pixels is None else max(0, round(pixels * scale * scale))
+
+
+def length_at_scale(pixels: int | None, scale: float, low: int, high: int) -> int | None:
+    """A length in image pixels as pixels of the image resampled by ``scale``, within [low, high]."""
+    return None if pixels is None else int(min(high, max(low, round(pixels * scale))))
 
 
 def scaled_postprocess(overrides: Mapping[str, Any] | None, scale: float) -> dict[str, Any] | None:
