@@ -524,7 +524,9 @@ def test_postprocess_fields_preview_on_the_result_and_apply_to_runs(viewer_widge
     widget.post.min_size.value = big  # preview: objects under the median size disappear
     qtbot.waitUntil(lambda: len(np.unique(layer.data)) - 1 < before, timeout=WAIT_MS)
     after = len(np.unique(layer.data)) - 1
-    assert after <= before // 2 + 1
+    # about the larger half stays: sizes counted on the run's grid and mapped back to the image
+    # move a few objects across the median
+    assert before // 3 <= after <= round(0.6 * before) + 1
     assert not is_edited(layer)  # the preview is still the unedited result
     assert "preview:" in widget.post.note.value
     classes = viewer.layers["cells nuclei classes"]
