@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..evaluation import match_instances, pool_scores
+from ..models.contract import map_count
 from .data import Region, tile_windows
 from .losses import segmentation_loss
 
@@ -63,7 +64,7 @@ class Validator:
         loss_sum, n_valid, matches = 0.0, 0, []
         model.eval()
         for region in self.regions:
-            canvas = self._canvas(region, k + self._extra(model))
+            canvas = self._canvas(region, map_count(model) or k)  # the classes, then a distance map
             for chunk, x, y in self._batches(region, to_device):
                 y_t = torch.from_numpy(y).to(x.device)
                 with autocast():
@@ -85,11 +86,6 @@ class Validator:
                 matches.append(self._match(region, canvas))
         model.train()
         return _scores(cm.reshape(k, k).double(), loss_sum, n_valid, self.class_names, matches)
-
-    @staticmethod
-    def _extra(model: nn.Module) -> int:
-        """The maps the network gives after its classes (1 for a distance output)."""
-        return int(getattr(model, "extra_outputs", 0))
 
     def _batches(self, region: Region, to_device):
         n, out = self.in_size, self.out_size
