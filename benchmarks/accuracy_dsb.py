@@ -95,13 +95,15 @@ def score_model(
 
 
 def _summary(inst: list, fg: list, errors: list) -> dict:
-    matches, pooled = inst, pool_scores(inst)
+    """Pooled scores of one kind: ``inst`` instance matches, ``fg`` foreground scores and
+    ``errors`` error counts, one of each per image."""
+    pooled = pool_scores(inst)
     return {
         "errors": pooled_errors(errors),
-        "images": len(matches),
+        "images": len(inst),
         "ap": {f"{t:g}": pooled.at(t) for t in THRESHOLDS},
         "mean_ap": pooled.mean_ap,
-        "mean_acc": float(np.mean([m.mean_ap for m in matches])),
+        "mean_acc": float(np.mean([m.mean_ap for m in inst])),
         "fg_iou": pool_foreground(fg)["iou"],
     }
 
