@@ -235,3 +235,53 @@ def test_unsupported_new_fields_are_one_line_errors(tmp_path):
     torch.save(payload, path)
     with pytest.raises(ModelFileError, match="object_diameter"):
         load_model(path)
+
+
+def _count_runs(monkeypatch) -> list[tuple[int, ...]]:
+    """The shapes of the planes every Job runs (the estimate's passes and the run itself)."""
+    from napari_deepseg.inference.job import Job
+
+    seen: list[tuple[int, ...]] = []
+    run = Job.run
+
+    def counted(self):
+        seen.append(tuple(self.image.shape))
+        return (yield from run(self))
+
+    monkeypatch.setattr(Job, "run", counted)
+    return seen
+
+
+def test_a_small_image_at_its_own_scale_reuses_the_estimates_run(sized_model, monkeypatch):
+    """Issue 36: the estimate's pass at scale 1 segments a small plane whole with the run's
+    options; a run decided at scale 1 returns that run instead of segmenting again, and its
+    outputs equal a run at the image's own scale."""
+    image = synthetic_nuclei((300, 260), radius=(7, 9), seed=4)[0]
+    off = segment(image, sized_model, outputs=("classes", "instances", "probabilities"), object_diameter="off")
+    seen = _count_runs(monkeypatch)
+    result = segment(image, sized_model, outputs=("classes", "instances", "probabilities"))
+    assert result.meta["object_diameter"]["scale"] == 1.0
+    assert [s for s in seen if s[-2:] == (300, 260)] == [(300, 260)]  # the whole plane ran once, reused
+    np.testing.assert_array_equal(result.classes, off.classes)
+    np.testing.assert_array_equal(result.instances, off.instances)
+    np.testing.assert_array_equal(result.probabilities, off.probabilities)
+    only_classes = segment(image, sized_model)  # instances made for the estimate, not returned
+    assert only_classes.instances is None and only_classes.probabilities is None
+    np.testing.assert_array_equal(only_classes.classes, off.classes)
+
+
+def test_rescaled_images_and_stacks_are_run_after_the_estimate(sized_model, monkeypatch):
+    """Nothing is reused where the run is not the estimate's pass at scale 1: an enlarged image
+    is segmented resampled after the estimate, a stack plane by plane after crops of one plane."""
+    image, _labels = synthetic_nuclei((256, 256), radius=(7, 9), seed=5)[:2]
+    big = resize_plane(image[None].astype(np.float32), (512, 512))[0]  # objects 2x: run at ~0.5
+    seen = _count_runs(monkeypatch)
+    result = segment(big, sized_model, outputs=("instances",))
+    assert result.meta["object_diameter"]["scale"] < 0.9
+    assert seen[-1][-2:] == scaled_shape((512, 512), result.meta["object_diameter"]["scale"])
+    assert len(seen) >= 3  # two first-pass crops at least, then the run
+    seen.clear()
+    stack = np.stack([image, image])
+    segment(stack, sized_model, axes="ZYX", outputs=("instances",))
+    assert seen[-1] == (2, 256, 256)
+    assert all(len(s) == 3 and s[0] == 1 for s in seen[:-1])  # the estimate's (C, h, w) crops

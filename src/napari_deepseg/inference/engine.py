@@ -23,7 +23,7 @@ from .inputs import AxesPlan
 from .job import DEFAULT_BATCH, Job, SegmentationResult
 from .options import OUTPUTS, SegmentOptions, make_options
 from .outputs import OutputStore
-from .rescaled import choose_scale, run_rescaled
+from .rescaled import WHOLE_PLANE, WholePlane, choose_scale, run_rescaled
 from .runner import TileRunner
 from .settings import (
     DEFAULT_TILE,
@@ -100,9 +100,12 @@ def segment_iter(
     """
     opts = make_options(options, **changes)
     model = as_model(model)
-    sizing = _sizing(image, model, axes, opts)
+    whole = None if region is not None else _whole_plane(image, model, axes, opts)
+    sizing = _sizing(image, model, axes, opts, whole)
     if region is not None:
         result = yield from _run_region(image, model, axes, region, sizing, plane_normalizers, opts)
+    elif whole is not None and whole.result is not None and sizing is not None and sizing["scale"] == 1.0:
+        result = _reused(whole.result, opts.outputs)
     elif sizing is not None and sizing["scale"] != 1.0:
         plan = AxesPlan.parse(tuple(image.shape), axes)
         store = OutputStore(memory.memory_limit(opts.max_memory), opts.limit_given)
@@ -134,14 +137,42 @@ def object_size(
     return _sizing(image, as_model(model), axes, make_options(options, **changes))
 
 
-def _sizing(image: Any, model: nn.Module, axes: str | None, opts: SegmentOptions) -> dict[str, Any] | None:
-    """The object-size decision (:func:`.rescaled.choose_scale`), made once per run."""
+def _sizing(
+    image: Any, model: nn.Module, axes: str | None, opts: SegmentOptions, whole: WholePlane | None = None
+) -> dict[str, Any] | None:
+    """The object-size decision (:func:`.rescaled.choose_scale`), made once per run; ``whole``:
+    the run at scale 1 the estimate may make and measure (:func:`_whole_plane`)."""
     meta = described(model)
     if meta is None or not makes_instances(meta):
         return None
     estimate = {"image": image, "axes": axes, "channels": opts.channels, "device": opts.device}
-    estimate["precision"] = opts.precision
+    estimate.update(precision=opts.precision, whole=whole)
     return choose_scale(model, meta.object_diameter, opts.object_diameter, estimate, segment)
+
+
+def _whole_plane(image: Any, model: nn.Module, axes: str | None, opts: SegmentOptions) -> WholePlane | None:
+    """For an estimated object size on one small plane (at most :data:`.rescaled.WHOLE_PLANE`
+    pixels), the run at scale 1 with ``opts`` (instances added) that the estimate measures and a
+    run decided at scale 1 reuses; else None."""
+    meta = described(model)
+    if meta is None or not makes_instances(meta) or meta.object_diameter is None:
+        return None
+    if opts.object_diameter not in (None, "auto"):
+        return None
+    plan = AxesPlan.parse(tuple(image.shape), axes)
+    if plan.loop_axes or plan.size("Y") * plan.size("X") > WHOLE_PLANE:
+        return None
+    outputs = tuple(dict.fromkeys((*opts.outputs, "instances")))
+    return WholePlane(
+        lambda: segment(image, model, axes=axes, options=opts.replace(object_diameter="off", outputs=outputs))
+    )
+
+
+def _reused(result: SegmentationResult, outputs: tuple[str, ...]) -> SegmentationResult:
+    """The estimate's run at scale 1 as this run's result, with only the ``outputs`` asked for."""
+    if "instances" not in outputs:
+        result.instances = None
+    return result
 
 
 def region_normalizers(

@@ -44,6 +44,29 @@ from .scale import (
 CROP = 384
 #: at most this many passes; the estimate stops when the scale changes by less than 5%
 ROUNDS = 3
+#: a single-plane image of at most this many pixels is segmented whole, with the run's own
+#: options, by the estimate's pass at scale 1 (:class:`WholePlane`), so a run decided at scale 1
+#: reuses that pass instead of segmenting the image again (issue 36: folders of small images)
+WHOLE_PLANE = 576 * 576
+
+
+class WholePlane:
+    """The run of a small single-plane image at its own scale, made at most once.
+
+    The estimate's pass at scale 1 measures the objects of this run (the whole plane instead of
+    a centre crop); a run decided at scale 1 then returns it (``result``) rather than segmenting
+    the image again. ``run``: segments the image with the run's options at its own scale,
+    instances included, and returns the :class:`~.result.SegmentationResult`."""
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self._run = run
+        self.result: Any = None
+
+    def instances(self) -> np.ndarray:
+        """(H, W) instance labels of the whole plane (the run is made on the first call)."""
+        if self.result is None:
+            self.result = self._run()
+        return self.result.instances
 
 
 def estimate_diameter(
@@ -56,13 +79,16 @@ def estimate_diameter(
     channels: Any = None,
     device: Any = "auto",
     precision: str = "auto",
+    whole: WholePlane | None = None,
 ) -> float | None:
     """Median object diameter (pixels of ``image``) of the objects in ``image``, or None when
     the model finds fewer than 3 objects. ``model_diameter``: the model's training diameter;
-    ``segment``: the engine's ``segment`` function (given, so this module sits below the engine)."""
+    ``segment``: the engine's ``segment`` function (given, so this module sits below the engine);
+    ``whole``: the run at scale 1 of a small single-plane image, measured there whole."""
     plane = _centre_region(image, axes, round(CROP / SCALE_RANGE[0]))  # (C, <=2048, <=2048)
     plane = finite_plane(plane, warn=False)  # NaN/inf replaced before resampling spreads them; the run warns
     options = {"channels": channels, "device": device, "precision": precision, "segment": segment}
+    options["whole"] = whole
     seen = first_pass(lambda s: apparent_diameter(plane, model, s, **options), model_diameter)
     guess = first_guess(seen, model_diameter)
     if guess is None:
@@ -141,11 +167,16 @@ def apparent_diameter(
     device: Any = "auto",
     precision: str = "auto",
     segment: Callable[..., Any] | None = None,
+    whole: WholePlane | None = None,
 ) -> float | None:
     """Median diameter of the objects the model finds in the centre crop of a (C, H, W) plane
     resampled by ``scale`` (a crop of ``CROP`` pixels after resampling), in resampled pixels;
     objects cut by the crop's border are left out where enough remain. None: under 3 objects.
-    ``segment``: the engine's ``segment`` function."""
+    ``segment``: the engine's ``segment`` function; ``whole``: at scale 1, the objects of this
+    run of the whole plane are measured instead of a crop's."""
+    if whole is not None and scale == 1.0:
+        labels = whole.instances()
+        return median_diameter(labels, exclude_border=True) or median_diameter(labels)
     crop = _centre_crop(plane, round(CROP / scale))
     if scale != 1.0:
         crop = resize_plane(crop, scaled_shape(crop.shape[1:], scale))
@@ -251,7 +282,8 @@ class _Mapper:
 
     def result(self, result: Any, loop: str, out_axes: str) -> Any:
         """The inner result with classes (mapped plane by plane as the plane events came) and
-        probabilities (row bands) on the original grid."""
+        probabilities (row bands) on the original grid; the run's own probabilities are kept as
+        ``run_probabilities`` (what its instances were made from, for a faithful re-make)."""
         if self.classes is None:  # every plane event maps its plane's classes: none were seen
             empty = self.store.zeros((*self.lead, *self.grid.full), result.classes.dtype)
             self.classes = self.grid.fill(empty, result.classes)
@@ -260,5 +292,5 @@ class _Mapper:
             p = result.probabilities
             back = self.store.zeros((*p.shape[:-2], *self.grid.full), p.dtype)
             resize_into(p.reshape(-1, *p.shape[-2:]), back.reshape(-1, *self.grid.full))
-            result.probabilities = back
+            result.probabilities, result.run_probabilities = back, p
         return in_out_axes(result, loop, out_axes)
