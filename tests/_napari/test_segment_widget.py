@@ -540,3 +540,27 @@ def test_postprocess_fields_preview_on_the_result_and_apply_to_runs(viewer_widge
     qtbot.wait(300)
     assert len(np.unique(layer.data)) - 1 <= after + 1  # edits are never replaced
     assert "edited" in widget.post.note.value
+
+
+def test_the_preview_with_the_models_own_settings_remakes_the_rescaled_run(viewer_widget, qtbot, errors):
+    """Issue 33: on an image run at another scale, a preview with the model's own settings gives
+    the run's objects exactly (it re-makes them from the probabilities on the run's grid)."""
+    from napari_deepseg.inference.scale import resize_plane
+
+    viewer, widget = viewer_widget
+    small = synthetic_nuclei((160, 160), radius=(7, 9), seed=6)[0]
+    image = resize_plane(small[None].astype(np.float32), (330, 330))[0]  # objects about 2x: run at ~0.5
+    viewer.add_image(image, name="cells")
+    widget.model.value = next(c for c in widget.models.entries() if c.ref == "nuclei")
+    _run(qtbot, widget)
+    layer = viewer.layers["cells nuclei instances"]
+    run = np.array(layer.data, copy=True)
+    assert widget.preview.source[2] < 0.9  # the run was rescaled
+    own = load_model("nuclei").deepseg_meta.postprocess["foreground_threshold"]
+    widget.post.foreground.native.setValue(own)  # the model's own value, typed in
+    qtbot.waitUntil(lambda: "preview:" in widget.post.note.value, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: widget.preview.worker is None, timeout=WAIT_MS)
+    pairs = np.unique(np.stack([run.ravel(), np.asarray(layer.data).ravel()]), axis=1)
+    assert (run > 0).sum() > 0
+    np.testing.assert_array_equal(np.asarray(layer.data) > 0, run > 0)
+    assert len(pairs[0]) == len(np.unique(run)) == len(np.unique(layer.data))  # the same objects

@@ -89,23 +89,22 @@ def postprocess_task(
     overrides: dict[str, Any],
     scale: float = 1.0,
     classes: np.ndarray | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> Generator[Progress, None, tuple[np.ndarray, str, np.ndarray | None]]:
-    """Instances from kept (K, H, W) probabilities with the model's settings and ``overrides``,
-    at the ``scale`` the run used (the object-size decision), as the run made them; returns the
-    labels as napari draws them, their digest and, given the run's (H, W) ``classes``, the class
-    map that follows them (:func:`following_classes`; worker thread)."""
+    """Instances from a run's kept (K, h, w) probabilities on the grid the model ran on, with
+    the model's settings and ``overrides`` (image pixels, converted at the run's ``scale``), as
+    the run made them, on the image's (H, W) ``shape`` (default: the probabilities' own);
+    returns the labels as napari draws them, their digest and, given the run's (H, W)
+    ``classes``, the class map that follows them (:func:`following_classes`; worker thread)."""
     from ..inference.engine import postprocess_settings
     from ..inference.gridmap import GridMap
     from ..inference.options import scaled_postprocess
     from ..inference.postprocess import consecutive, foreground_threshold, instances_from_probabilities
-    from ..inference.scale import resize_plane, scaled_shape
 
     settings = postprocess_settings(model, None, scaled_postprocess(overrides, scale))  # image pixels
     yield Progress("preview", 0, 1, "re-making the instances")
     prob = probabilities.astype(np.float32)
-    shape = prob.shape[1:]
-    if scale != 1.0:
-        prob = resize_plane(prob, scaled_shape(shape, scale))
+    shape = tuple(shape or prob.shape[1:])
     labels = instances_from_probabilities(prob, **settings)
     if labels.shape != shape:  # outlines on the image grid as the run draws them
         grid = GridMap.between(labels.shape, shape)
@@ -122,7 +121,7 @@ class Preview:
 
     def __init__(self, controls: PostprocessControls, start_worker: Any) -> None:
         self.controls, self.start_worker = controls, start_worker
-        self.source: tuple[np.ndarray, Any, float] | None = None
+        self.source: tuple[np.ndarray, Any, float, tuple[int, int]] | None = None
         self.layer: Any = None
         self.classes_layer: Any = None  # the run's classes layer, kept in step with the preview
         self.classes: np.ndarray | None = None  # its class map as the run made it
@@ -139,7 +138,10 @@ class Preview:
             self.source, self.layer = None, None
             return
         sizing = result.meta.get("object_diameter") or {}
-        self.source, self.layer = (probs, model, float(sizing.get("scale", 1.0))), layer
+        run_grid = getattr(result, "run_probabilities", None)  # what a rescaled run's instances came from
+        kept = probs if run_grid is None else run_grid
+        self.source = (kept, model, float(sizing.get("scale", 1.0)), tuple(probs.shape[1:]))
+        self.layer = layer
         self.controls.note.value = "changes show at once on the instances layer"
 
     def update(self, _value: Any = None) -> None:
@@ -154,9 +156,9 @@ class Preview:
         if self.worker is not None:
             self.pending = True
             return
-        probs, model, scale = self.source
+        probs, model, scale, shape = self.source
         self.worker = self.start_worker(
-            postprocess_task, probs, model, self.controls.overrides(), scale, self.classes,
+            postprocess_task, probs, model, self.controls.overrides(), scale, self.classes, shape,
             title="Preview post-processing", on_done=self._show, on_error=self._failed,
             on_finished=self._finished,
         )  # fmt: skip

@@ -19,6 +19,10 @@ class SegmentationResult:
         instances: uint32 instance labels (same shape, ids unique over the whole stack), or None
             when not asked for or the model is not an instance-boundary model.
         probabilities: float16 (K, *non-channel shape) softmax probabilities, or None.
+        run_probabilities: a rescaled run's probabilities on the grid the model ran on
+            ((K, *non-channel shape resampled in Y and X), what its instances were made from),
+            when ``probabilities`` were asked for; None for a run at the image's own scale,
+            whose ``probabilities`` are those.
         axes: the axes of ``classes`` (the image's axes without C).
         meta: model name, task, class names/colours, device, precision, tile, overlap, block,
             ``outputs_stored`` (``"memory"``, or ``"disk"``: the arrays are views of scratch
@@ -30,6 +34,7 @@ class SegmentationResult:
     probabilities: np.ndarray | None
     axes: str
     meta: dict[str, Any] = field(default_factory=dict)
+    run_probabilities: np.ndarray | None = None
 
 
 def in_out_axes(result: SegmentationResult, loop: str, out_axes: str) -> SegmentationResult:
@@ -41,6 +46,8 @@ def in_out_axes(result: SegmentationResult, loop: str, out_axes: str) -> Segment
         result.instances = np.transpose(result.instances, order)
     if result.probabilities is not None:
         result.probabilities = np.transpose(result.probabilities, [0, *(1 + i for i in order)])
+    if result.run_probabilities is not None:
+        result.run_probabilities = np.transpose(result.run_probabilities, [0, *(1 + i for i in order)])
     result.axes = out_axes
     return result
 
