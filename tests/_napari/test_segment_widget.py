@@ -564,3 +564,34 @@ def test_the_preview_with_the_models_own_settings_remakes_the_rescaled_run(viewe
     assert (run > 0).sum() > 0
     np.testing.assert_array_equal(np.asarray(layer.data) > 0, run > 0)
     assert len(pairs[0]) == len(np.unique(run)) == len(np.unique(layer.data))  # the same objects
+
+
+def test_an_auto_run_again_on_the_same_image_reuses_the_estimate(viewer_widget, qtbot, errors, monkeypatch):
+    """Issue 36: Run pressed again on the same image, model and channels with the diameter on
+    auto does not estimate again; another layer (even with equal pixels) does."""
+    from napari_deepseg.inference import rescaled
+
+    calls = []
+    estimate = rescaled.estimate_diameter
+    monkeypatch.setattr(rescaled, "estimate_diameter", lambda *a, **k: calls.append(1) or estimate(*a, **k))
+    viewer, widget = viewer_widget
+    image = synthetic_nuclei((160, 160), radius=(7, 9), seed=6)[0]
+    viewer.add_image(image, name="cells")
+    widget.model.value = next(c for c in widget.models.entries() if c.ref == "nuclei")
+
+    def click_run():
+        qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+    click_run()
+    first = np.array(viewer.layers["cells nuclei instances"].data, copy=True)
+    assert len(calls) == 1 and "estimated" in widget.diameter_note.value
+    widget.replace.value = True
+    click_run()
+    assert len(calls) == 1  # reused
+    assert "reused" in widget.diameter_note.value
+    np.testing.assert_array_equal(viewer.layers["cells nuclei instances"].data, first)
+    viewer.add_image(image.copy(), name="copy")
+    widget.image.value = viewer.layers["copy"]
+    click_run()
+    assert len(calls) == 2  # another layer: measured again

@@ -35,6 +35,7 @@ from .segment_run import (
     segment_task,
     sizing_text,
 )
+from .size_memory import REUSED, SizeMemory
 
 if TYPE_CHECKING:
     import napari
@@ -69,6 +70,7 @@ class SegmentWidget(QWidget):
         for name, field in vars(fields).items():
             setattr(self, name, field)
         self.post = PostprocessControls()
+        self.sizes, self._size_reused = SizeMemory(), False
         self.preview = Preview(self.post, workers.start_worker)
         self.advanced = QCollapsible("Advanced", self)
         self.advanced.addWidget(fields.advanced_form.native)
@@ -208,6 +210,7 @@ class SegmentWidget(QWidget):
         plan = self._checked_plan()
         if plan is None:
             return
+        plan, self._size_reused = self.sizes.applied(plan)  # an auto run of the same image: estimated once
         self._placer = ResultPlacer(self.viewer, plan)
         self._set_running(True, f"running {plan.choice.short_name} on {plan.snapshot.name}")
         self._start(segment_task, plan, f"Segment {plan.snapshot.name}", self._on_done, self._on_finished)
@@ -277,7 +280,11 @@ class SegmentWidget(QWidget):
         model, result, prepared = out
         self._remember(plan.choice, model)
         uncertainty = prepared.get("uncertainty")
-        self.diameter_note.value = sizing_text(result.meta.get("object_diameter"))
+        sizing = result.meta.get("object_diameter")
+        if self._size_reused and sizing:
+            sizing["source"] = REUSED
+        self.sizes.remember(plan, sizing)
+        self.diameter_note.value = sizing_text(sizing)
         if self._placer is not None:
             self._placing, self._placer = self._placer, None
             placing = self._placing
