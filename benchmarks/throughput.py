@@ -124,6 +124,43 @@ def network_alone(model, images: list[np.ndarray], device: str, precision: str, 
     return sum(im.size for im in images) / 1e6 / best
 
 
+def run_batches(model, image: np.ndarray, device: str) -> list[np.ndarray]:
+    """The input batches one default run feeds its network (the estimate's crops, then the
+    tiles with their overlaps), copied as they come."""
+    seen: list[np.ndarray] = []
+    run = TileRunner.run
+
+    def record(runner, batch):
+        seen.append(np.array(batch, copy=True))
+        return run(runner, batch)
+
+    TileRunner.run = record
+    try:
+        segment(image, model, device=device, outputs=("classes", "instances"))
+    finally:
+        TileRunner.run = run
+    return seen
+
+
+def replay(model, batches: list[np.ndarray], pixels: int, device: str, repeats: int) -> float:
+    """MPix/s (``pixels`` of the image) of the tile runner alone on ``batches``: what the
+    default run's network costs without anything else."""
+    dev = resolve_device(device)
+    agreement = model.deepseg_meta.bf16_agreement
+    precision = resolve_precision("auto", dev, mode="inference", bf16_agreement=agreement)
+    runner = TileRunner(model, dev, precision, max(len(b) for b in batches), False)
+    runner.run(batches[-1])  # warm-up
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for batch in batches:
+            runner.run(batch)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return pixels / 1e6 / best
+
+
 def segment_speed(model, image: np.ndarray, repeats: int, **options) -> float:
     best = np.inf
     for _ in range(repeats):
@@ -198,6 +235,9 @@ def measure(args: argparse.Namespace) -> tuple[dict, str]:
         "default": segment_speed(model, image, r, device=dev, outputs=("classes", "instances")),
     }
     rows["ratio"] = rows["default"] / rows["net auto"]
+    batches = run_batches(model, image, dev)
+    rows["net own"] = replay(model, batches, image.size, dev, r)
+    rows["own pixels"] = sum(b.shape[0] * b.shape[-2] * b.shape[-1] for b in batches) / image.size
     steps = stages(model, image, dev)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
@@ -227,6 +267,11 @@ def table(rows: dict, steps: dict, args: argparse.Namespace, load0: float) -> st
         f"| `segment()`, classes + instances, diameter 16 | {rows['both d16']:.2f} |",
         f"| `segment()`, classes + instances, diameter auto (the default) | {rows['default']:.2f} |",
         f"| default run / network alone (`auto`) | {rows['ratio']:.2f} |",
+        f"| network alone on the default run's own batches (the estimate's crops and the tiles "
+        f"with their overlaps: {rows['own pixels']:.2f} network pixels per image pixel) "
+        f"| {rows['net own']:.2f} |",
+        f"| default run / network alone on its own batches (the share of the run that is not "
+        f"the network) | {rows['default'] / rows['net own']:.2f} |",
         f"| `deepseg predict` (generator), {FILES} real 512x512 images, no start-up "
         f"| {rows['predict']:.2f} |",
         f"| network alone on those images | {rows['predict net']:.2f} |",

@@ -134,3 +134,52 @@ def _on_screen(widget) -> QPoint:
     shown = QRect(widget.mapToGlobal(QPoint(0, 0)), widget.size()).intersected(widget.screen().geometry())
     assert min(shown.width(), shown.height()) > 40, "the canvas is off the virtual screen"
     return widget.mapFromGlobal(shown.center() - QPoint(10, 10))
+
+
+def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
+    make_napari_viewer, qtbot, tiny_unet, tmp_path, errors, monkeypatch
+):
+    """Issue 33: over ``LIVE_LEVELS_ABOVE`` pixels the "(running)" layer shows levels (strided
+    views of the run's own array) that fill as blocks land; the finished result is a new,
+    plain, editable Labels layer and no running layer is left."""
+    from napari_deepseg._napari import live_levels
+
+    monkeypatch.setattr(live_levels, "LIVE_LEVELS_ABOVE", 512 * 512)
+    monkeypatch.setattr(live_levels, "LIVE_LEVEL_SIDE", 256)
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    image = synthetic_nuclei((1100, 1100), n_nuclei=600, seed=7)[0]
+    viewer.add_image(image, name="big")
+    path = save_model(tmp_path / "tiny.pt", tiny_unet)
+    choice = widget.models.add(path)
+    widget.model.value = choice
+    widget._remember(choice, _slowed(load_model(path), 0.02))
+    widget.out_classes.value = False
+    widget.max_memory.value = 1  # blocks of 512 pixels
+    seen = []  # (levels' shapes, filled pixels of the coarsest level) as blocks reach the GUI
+
+    def watch(event):
+        layer = next((lyr for lyr in viewer.layers if lyr.name.endswith("(running)")), None)
+        if event.stage == "blocks" and layer is not None:
+            assert layer.multiscale
+            levels = [np.asarray(level) for level in layer.data]
+            assert all(np.shares_memory(level, levels[0]) for level in levels[1:])
+            seen.append(([lv.shape for lv in levels], int((levels[-1] > 0).sum())))
+
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    widget._worker.yielded.connect(watch)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert errors == []
+    assert seen
+    assert seen[0][0] == [(1100, 1100), (550, 550), (275, 275)]
+    filled = [f for _, f in seen]
+    assert filled == sorted(filled)
+    assert filled[-1] > filled[0]
+    assert not any(layer.name.endswith("(running)") for layer in viewer.layers)
+    result = viewer.layers["big tiny instances"]
+    assert not result.multiscale
+    assert result.editable
+    assert result.visible
+    expected = segment(image, load_model(path), outputs=("instances",), max_memory=2**20)
+    np.testing.assert_array_equal(result.data, expected.instances)

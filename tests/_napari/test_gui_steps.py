@@ -143,3 +143,20 @@ def test_the_first_segment_dock_runs_one_full_collection(make_napari_viewer, mon
         gc.callbacks.remove(record)
     assert first >= 1
     assert second == 0
+
+
+def test_the_first_segment_dock_makes_naparis_first_label_colours(make_napari_viewer, monkeypatch):
+    """napari's first Labels layer imports its colour code; the dock does it once, on opening."""
+    import napari.utils.colormaps as colormaps
+
+    from napari_deepseg._napari import gui_steps
+    from napari_deepseg._napari.segment_widget import SegmentWidget
+
+    made = []
+    real = colormaps.label_colormap
+    monkeypatch.setattr(colormaps, "label_colormap", lambda *a, **k: made.append(a) or real(*a, **k))
+    viewer = make_napari_viewer()
+    gui_steps.warm_labels_once.cache_clear()
+    SegmentWidget(viewer)
+    SegmentWidget(viewer)
+    assert len(made) == 1

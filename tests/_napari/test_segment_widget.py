@@ -585,7 +585,8 @@ def test_an_auto_run_again_on_the_same_image_reuses_the_estimate(viewer_widget, 
 
     click_run()
     first = np.array(viewer.layers["cells nuclei instances"].data, copy=True)
-    assert len(calls) == 1 and "estimated" in widget.diameter_note.value
+    assert len(calls) == 1
+    assert "estimated" in widget.diameter_note.value
     widget.replace.value = True
     click_run()
     assert len(calls) == 1  # reused

@@ -257,7 +257,9 @@ def test_a_small_image_at_its_own_scale_reuses_the_estimates_run(sized_model, mo
     options; a run decided at scale 1 returns that run instead of segmenting again, and its
     outputs equal a run at the image's own scale."""
     image = synthetic_nuclei((300, 260), radius=(7, 9), seed=4)[0]
-    off = segment(image, sized_model, outputs=("classes", "instances", "probabilities"), object_diameter="off")
+    off = segment(
+        image, sized_model, outputs=("classes", "instances", "probabilities"), object_diameter="off"
+    )
     seen = _count_runs(monkeypatch)
     result = segment(image, sized_model, outputs=("classes", "instances", "probabilities"))
     assert result.meta["object_diameter"]["scale"] == 1.0
@@ -266,7 +268,8 @@ def test_a_small_image_at_its_own_scale_reuses_the_estimates_run(sized_model, mo
     np.testing.assert_array_equal(result.instances, off.instances)
     np.testing.assert_array_equal(result.probabilities, off.probabilities)
     only_classes = segment(image, sized_model)  # instances made for the estimate, not returned
-    assert only_classes.instances is None and only_classes.probabilities is None
+    assert only_classes.instances is None
+    assert only_classes.probabilities is None
     np.testing.assert_array_equal(only_classes.classes, off.classes)
 
 

@@ -25,7 +25,7 @@ from ..models.modelfile import makes_instances, map_names
 from ..progress import Progress
 from .correct_next import uncertainty_of
 from .corrected import keep_original
-from .gui_steps import GuiSteps, add_layer_steps
+from .gui_steps import GuiSteps, add_layer_steps, visible_overlays
 from .layers import (
     SourceSnapshot,
     data_digest,
@@ -35,6 +35,7 @@ from .layers import (
     mark_result,
     result_layer_record,
 )
+from .live_levels import live_levels
 from .model_choices import ModelChoice
 
 LABEL_OUTPUTS = ("classes", "instances")
@@ -214,15 +215,20 @@ class ResultPlacer:
         """
         index, y, x = tuple(event.info.get("index", ())), event.info["y"], event.info["x"]
         flat = len(self.plan.snapshot.spatial_shape) <= 2
+        made = False
         for out in LABEL_OUTPUTS:
             plane = event.info.get(out)
             if plane is None or out not in self.plan.outputs:
                 continue
             shared = flat and plane.shape == tuple(self.plan.snapshot.spatial_shape)
+            if shared and made and out not in self.live:
+                continue  # one new layer per GUI turn; it views the run's array, so it shows all later
+            made = made or out not in self.live
             layer = self._live_layer(out, plane.dtype, plane if shared else None)
             if layer is None:
                 continue
-            target = layer.data[index] if index else layer.data
+            data = layer.data[0] if layer.multiscale else layer.data  # levels: views of the first
+            target = data[index] if index else data
             if not np.shares_memory(target, plane):
                 target[y, x] = plane[y, x]
             layer.refresh()
@@ -238,7 +244,11 @@ class ResultPlacer:
         if data is None:
             data = np.zeros(self.plan.snapshot.spatial_shape, dtype)
         kwargs = labels_kwargs(self.plan.snapshot, f"{self.plan.layer_name(out)} (running)")
-        layer = self.viewer.add_labels(data, **kwargs)
+        layer = Labels(live_levels(data), **kwargs)
+        if layer.multiscale:  # display only (napari paints no levels): no painting overlays to build
+            for overlay in visible_overlays(layer):
+                overlay.visible = False
+        self.viewer.layers.append(layer)
         mark_result(layer, output=out, partial=True)
         self.live[out] = layer
         return layer
@@ -283,6 +293,9 @@ class ResultPlacer:
         kwargs = labels_kwargs(self.plan.snapshot, name, meta if out == "classes" else None)
         live = self.live.pop(out, None)
         live_ok = live is not None and live in self.viewer.layers and not is_painted(live)
+        if live_ok and live.multiscale:  # a large plane's display-only levels: the result is a new layer
+            self.viewer.layers.remove(live)
+            live_ok = False
         target = self.targets[out]
         if target is not None and target in self.viewer.layers:
             if live_ok:
@@ -292,7 +305,8 @@ class ResultPlacer:
             layer = _update_layer(live, data, kwargs)
         else:
             # made now, added and shown over the next steps (each alone stays short)
-            layer = Labels(data, **kwargs)
+            # made hidden: napari converts the labels for display once, when the last step shows it
+            layer = Labels(data, **{**kwargs, "visible": False})
             self._steps.insert(*add_layer_steps(self.viewer, layer, kwargs.get("visible", True)))
         mark_result(
             layer, prepared.digest, output=out, model=self.plan.choice.label, source=self.plan.snapshot.name

@@ -22,7 +22,7 @@ from ..models import model_meta
 from . import guard_triton, workers
 from .compact import fit_combos, fit_labels
 from .correct_next import CorrectNextList
-from .gui_steps import collect_once
+from .gui_steps import collect_once, warm_labels_once
 from .layers import SourceSnapshot, channel_axis_choices, guess_channel_axis, plain_viewer
 from .model_choices import FILE_ENTRY, ModelChoice, ModelChoices
 from .postprocess_controls import PostprocessControls, Preview, keeps_probabilities
@@ -61,6 +61,7 @@ class SegmentWidget(QWidget):
         self._connect()
         self._refresh_channels()
         self._set_running(False)
+        warm_labels_once()
         collect_once()
 
     # ----- form -----
