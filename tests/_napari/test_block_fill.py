@@ -142,7 +142,7 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
     """Issue 33: over ``LIVE_LEVELS_ABOVE`` pixels the "(running)" layer shows levels (strided
     views of the run's own array) that fill as blocks land; the finished result is a new,
     plain, editable Labels layer and no running layer is left."""
-    from napari_deepseg._napari import live_levels
+    from napari_deepseg._napari import live_levels, segment_run
 
     monkeypatch.setattr(live_levels, "LIVE_LEVELS_ABOVE", 512 * 512)
     monkeypatch.setattr(live_levels, "LIVE_LEVEL_SIDE", 256)
@@ -154,21 +154,40 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
     path = save_model(tmp_path / "tiny.pt", tiny_unet)
     choice = widget.models.add(path)
     widget.model.value = choice
-    widget._remember(choice, _slowed(load_model(path), 0.02))
-    widget.out_classes.value = False
+    widget._remember(choice, _slowed(load_model(path), 0.1))
     widget.max_memory.value = 1  # blocks of 512 pixels
     seen = []  # (levels' shapes, filled pixels of the coarsest level) as blocks reach the GUI
 
     def watch(event):
-        layer = next((lyr for lyr in viewer.layers if lyr.name.endswith("(running)")), None)
+        name = "big tiny instances (running)"
+        layer = viewer.layers[name] if name in viewer.layers else None
         if event.stage == "blocks" and layer is not None:
             assert layer.multiscale
             levels = [np.asarray(level) for level in layer.data]
             assert all(np.shares_memory(level, levels[0]) for level in levels[1:])
             seen.append(([lv.shape for lv in levels], int((levels[-1] > 0).sum())))
 
+    made = []  # (output, strides of the data) of each running layer as it is made
+    running_layer = segment_run.running_layer
+
+    def spy(viewer, snapshot, name, out, data):
+        made.append((out, data.strides))
+        return running_layer(viewer, snapshot, name, out, data)
+
+    monkeypatch.setattr(segment_run, "running_layer", spy)
+    task = sw.segment_task
+
+    def loading_slowly(*args, **kwargs):  # as a model load and a diameter estimate take time
+        time.sleep(1.0)
+        return (yield from task(*args, **kwargs))
+
+    monkeypatch.setattr(sw, "segment_task", loading_slowly)
     qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
     widget._worker.yielded.connect(watch)
+    # both running layers are made at launch, before the run's arrays exist, on zeros that take
+    # no memory; the first block event points them at the run's arrays
+    qtbot.waitUntil(lambda: len(made) == 2, timeout=WAIT_MS)
+    assert made == [("classes", (0, 0)), ("instances", (0, 0))]
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     assert errors == []
     assert seen

@@ -1,8 +1,15 @@
-"""What a "(running)" layer shows of a large plane while its blocks land: display levels."""
+"""The "(running)" layers of a run: what they show of a large plane while its blocks land."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
+from napari.layers import Labels
+
+from .gui_steps import visible_overlays
+from .layers import SourceSnapshot, labels_kwargs, mark_result
 
 #: a "(running)" layer of a 2D plane over this many pixels shows levels (views every 2nd, 4th,
 #: ... pixel of the run's own array) so napari converts and draws only about a screenful of
@@ -24,3 +31,27 @@ def live_levels(data: np.ndarray) -> np.ndarray | list[np.ndarray]:
         levels.append(data[::step, ::step])
         step *= 2
     return levels
+
+
+def early_data(shape: tuple[int, ...], out: str) -> np.ndarray | None:
+    """For a 2D plane over :data:`LIVE_LEVELS_ABOVE` pixels, zeros of ``out``'s label dtype that
+    take no memory (a zero-stride view), for a running layer made before the run's arrays exist
+    (while the model loads and the object size is estimated, the CPU still free); else None."""
+    if len(shape) != 2 or math.prod(shape) <= LIVE_LEVELS_ABOVE:
+        return None
+    zero = np.zeros(1, np.uint32 if out == "instances" else np.uint8)
+    # writeable (compiled colouring code refuses read-only buffers); nothing writes to it: the
+    # first block replaces it before anything is copied in
+    return np.lib.stride_tricks.as_strided(zero, shape, strides=(0, 0), writeable=True)
+
+
+def running_layer(viewer: Any, snapshot: SourceSnapshot, name: str, out: str, data: np.ndarray) -> Labels:
+    """Add the running Labels layer ``name`` of output ``out`` showing ``data`` (its levels for
+    a large plane: display only, so napari builds no painting overlays for it)."""
+    layer = Labels(live_levels(data), **labels_kwargs(snapshot, name))
+    if layer.multiscale:
+        for overlay in visible_overlays(layer):
+            overlay.visible = False
+    viewer.layers.append(layer)
+    mark_result(layer, output=out, partial=True)
+    return layer

@@ -25,7 +25,7 @@ from ..models.modelfile import makes_instances, map_names
 from ..progress import Progress
 from .correct_next import uncertainty_of
 from .corrected import keep_original
-from .gui_steps import GuiSteps, add_layer_steps, visible_overlays
+from .gui_steps import GuiSteps, add_layer_steps
 from .layers import (
     SourceSnapshot,
     data_digest,
@@ -35,7 +35,7 @@ from .layers import (
     mark_result,
     result_layer_record,
 )
-from .live_levels import live_levels
+from .live_levels import early_data, live_levels, running_layer
 from .model_choices import ModelChoice
 
 LABEL_OUTPUTS = ("classes", "instances")
@@ -183,6 +183,8 @@ class ResultPlacer:
         self.plan = plan
         self.targets = {out: self._reusable(plan.layer_name(out)) for out in LABEL_OUTPUTS}
         self.live: dict[str, Labels | None] = {}
+        self.early: set[str] = set()  # live layers still showing placeholder zeros
+        self.closed = False  # the result is being placed, or the run was discarded
 
     def _reusable(self, name: str) -> Labels | None:
         layer = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
@@ -227,6 +229,9 @@ class ResultPlacer:
             layer = self._live_layer(out, plane.dtype, plane if shared else None)
             if layer is None:
                 continue
+            if out in self.early:  # made before the run's arrays existed: show them now
+                self.early.discard(out)
+                layer.data = live_levels(plane if shared else np.zeros(layer.data.shape, layer.data.dtype))
             data = layer.data[0] if layer.multiscale else layer.data  # levels: views of the first
             target = data[index] if index else data
             if not np.shares_memory(target, plane):
@@ -243,15 +248,23 @@ class ResultPlacer:
         dtype = np.uint32 if out == "instances" else np.result_type(dtype, np.uint8)
         if data is None:
             data = np.zeros(self.plan.snapshot.spatial_shape, dtype)
-        kwargs = labels_kwargs(self.plan.snapshot, f"{self.plan.layer_name(out)} (running)")
-        layer = Labels(live_levels(data), **kwargs)
-        if layer.multiscale:  # display only (napari paints no levels): no painting overlays to build
-            for overlay in visible_overlays(layer):
-                overlay.visible = False
-        self.viewer.layers.append(layer)
-        mark_result(layer, output=out, partial=True)
-        self.live[out] = layer
+        name = f"{self.plan.layer_name(out)} (running)"
+        layer = self.live[out] = running_layer(self.viewer, self.plan.snapshot, name, out, data)
         return layer
+
+    def show_early(self) -> None:
+        """A large 2D plane's running layers, made now (one per GUI turn) while the run loads the
+        model and estimates the object size, the CPU still free; the first block then points
+        them at the run's own arrays."""
+        shape = tuple(self.plan.snapshot.spatial_shape)
+        outs = [o for o in LABEL_OUTPUTS if o in self.plan.outputs and early_data(shape, o) is not None]
+        if outs:
+            GuiSteps([lambda o=o: self._make_early(o, early_data(shape, o)) for o in outs]).start()
+
+    def _make_early(self, out: str, data: np.ndarray) -> None:
+        if out not in self.live and not self.closed:  # not once a block or the result came
+            self._live_layer(out, data.dtype, data)
+            self.early.add(out)
 
     def finish(
         self,
@@ -267,6 +280,7 @@ class ResultPlacer:
         placing a large result never freezes the window for the sum of them. ``self.placed``
         lists the layers written.
         """
+        self.closed = True
         prepared = dict(prepare_labels(result, self.plan.outputs) if prepared is None else prepared)
         uncertainty = prepared.pop("uncertainty", None)
         steps = [lambda out=out: self._place_labels(out, prepared[out], meta) for out in prepared]
@@ -349,6 +363,7 @@ class ResultPlacer:
 
     def discard(self) -> None:
         """After a cancel or error: remove unpainted partial layers, keep painted ones as partial."""
+        self.closed = True
         for layer in self.live.values():
             if layer is None or layer not in self.viewer.layers:
                 continue

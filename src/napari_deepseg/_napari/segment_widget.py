@@ -215,6 +215,7 @@ class SegmentWidget(QWidget):
         self._placer = ResultPlacer(self.viewer, plan)
         self._set_running(True, f"running {plan.choice.short_name} on {plan.snapshot.name}")
         self._start(segment_task, plan, f"Segment {plan.snapshot.name}", self._on_done, self._on_finished)
+        self._placer.show_early()
 
     def _checked_plan(self) -> RunPlan | None:
         """The form's plan, or None (after a notification) when nothing can run now."""
