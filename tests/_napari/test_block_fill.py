@@ -160,7 +160,7 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
 
     def watch(event):
         name = "big tiny instances (running)"
-        layer = viewer.layers[name] if name in viewer.layers else None
+        layer = next((lyr for lyr in viewer.layers if lyr.name == name), None)
         if event.stage == "blocks" and layer is not None:
             assert layer.multiscale
             levels = [np.asarray(level) for level in layer.data]
@@ -170,9 +170,9 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
     made = []  # (output, strides of the data) of each running layer as it is made
     running_layer = segment_run.running_layer
 
-    def spy(viewer, snapshot, name, out, data):
+    def spy(viewer, snapshot, name, out, data, visible=True):
         made.append((out, data.strides))
-        return running_layer(viewer, snapshot, name, out, data)
+        return running_layer(viewer, snapshot, name, out, data, visible)
 
     monkeypatch.setattr(segment_run, "running_layer", spy)
     task = sw.segment_task
@@ -188,6 +188,7 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
     # no memory; the first block event points them at the run's arrays
     qtbot.waitUntil(lambda: len(made) == 2, timeout=WAIT_MS)
     assert made == [("classes", (0, 0)), ("instances", (0, 0))]
+    qtbot.waitUntil(lambda: viewer.layers["big tiny instances (running)"].visible, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     assert errors == []
     assert seen

@@ -596,3 +596,21 @@ def test_an_auto_run_again_on_the_same_image_reuses_the_estimate(viewer_widget, 
     widget.image.value = viewer.layers["copy"]
     click_run()
     assert len(calls) == 2  # another layer: measured again
+
+
+def test_run_again_refills_the_result_layer_hidden_then_shows_it(viewer_widget, qtbot, errors):
+    """The reused result layer gets its new data hidden and is shown in a GUI turn of its own
+    (napari converts a large plane for display once, alone in that turn)."""
+    viewer, widget = viewer_widget
+    viewer.add_image(synthetic_nuclei((160, 160), seed=6)[0], name="cells")
+    widget.model.value = next(c for c in widget.models.entries() if c.ref == "nuclei")
+    _run(qtbot, widget)
+    layer = viewer.layers["cells nuclei instances"]
+    seen = []
+    layer.events.visible.connect(lambda _e: seen.append(layer.visible))
+    widget.replace.value = True
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert viewer.layers["cells nuclei instances"] is layer
+    assert seen == [False, True]
+    assert layer.visible

@@ -216,3 +216,27 @@ def result_layer_record(layer: Any) -> dict[str, Any] | None:
         return None
     record = layer.metadata.get(META_KEY)
     return record if isinstance(record, dict) else None
+
+
+def is_painted(layer: Labels) -> bool:
+    """Whether the user painted, filled or erased on a result layer since it was made."""
+    record = result_layer_record(layer)
+    return record is None or bool(record.get("painted"))
+
+
+def refill_result_layer(layer: Labels, data: np.ndarray, kwargs: dict[str, Any]) -> Labels:
+    """Give an existing result layer new data and the run's name, transform, colours, hidden
+    (napari neither converts nor draws a hidden layer: the caller shows it in a GUI turn of its
+    own, so a large plane is converted for display once, and alone in its turn).
+
+    The data keeps the layer's dtype where it can hold the values: napari's view of the layer
+    (texture format, colour lookup) is not rebuilt for another dtype under a live layer.
+    """
+    old = np.dtype(layer.data.dtype)
+    if data.dtype != old and old.kind in "ui" and data.size and int(data.max()) <= np.iinfo(old).max:
+        data = data.astype(old)
+    layer.visible = False
+    layer.data = data
+    for key, value in kwargs.items():
+        setattr(layer, key, value)
+    return layer

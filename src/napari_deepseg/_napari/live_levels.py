@@ -45,10 +45,13 @@ def early_data(shape: tuple[int, ...], out: str) -> np.ndarray | None:
     return np.lib.stride_tricks.as_strided(zero, shape, strides=(0, 0), writeable=True)
 
 
-def running_layer(viewer: Any, snapshot: SourceSnapshot, name: str, out: str, data: np.ndarray) -> Labels:
+def running_layer(
+    viewer: Any, snapshot: SourceSnapshot, name: str, out: str, data: np.ndarray, visible: bool = True
+) -> Labels:
     """Add the running Labels layer ``name`` of output ``out`` showing ``data`` (its levels for
-    a large plane: display only, so napari builds no painting overlays for it)."""
-    layer = Labels(live_levels(data), **labels_kwargs(snapshot, name))
+    a large plane: display only, so napari builds no painting overlays for it); ``visible``
+    False adds it hidden (napari then neither converts nor draws it)."""
+    layer = Labels(live_levels(data), **{**labels_kwargs(snapshot, name), "visible": visible})
     if layer.multiscale:
         for overlay in visible_overlays(layer):
             overlay.visible = False

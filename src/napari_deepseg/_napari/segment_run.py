@@ -31,8 +31,10 @@ from .layers import (
     data_digest,
     display_labels,
     is_edited,
+    is_painted,
     labels_kwargs,
     mark_result,
+    refill_result_layer,
     result_layer_record,
 )
 from .live_levels import early_data, live_levels, running_layer
@@ -238,7 +240,9 @@ class ResultPlacer:
                 target[y, x] = plane[y, x]
             layer.refresh()
 
-    def _live_layer(self, out: str, dtype: np.dtype, data: np.ndarray | None = None) -> Labels | None:
+    def _live_layer(
+        self, out: str, dtype: np.dtype, data: np.ndarray | None = None, visible: bool = True
+    ) -> Labels | None:
         """The "(running)" layer of ``out``, made at the first call (on ``data`` if given)."""
         if out in self.live:
             layer = self.live[out]
@@ -249,22 +253,29 @@ class ResultPlacer:
         if data is None:
             data = np.zeros(self.plan.snapshot.spatial_shape, dtype)
         name = f"{self.plan.layer_name(out)} (running)"
-        layer = self.live[out] = running_layer(self.viewer, self.plan.snapshot, name, out, data)
+        layer = self.live[out] = running_layer(self.viewer, self.plan.snapshot, name, out, data, visible)
         return layer
 
     def show_early(self) -> None:
-        """A large 2D plane's running layers, made now (one per GUI turn) while the run loads the
-        model and estimates the object size, the CPU still free; the first block then points
-        them at the run's own arrays."""
+        """A large 2D plane's running layers, made now (one per GUI turn) while the run loads;
+        the first block then points them at the run's own arrays."""
         shape = tuple(self.plan.snapshot.spatial_shape)
         outs = [o for o in LABEL_OUTPUTS if o in self.plan.outputs and early_data(shape, o) is not None]
-        if outs:
-            GuiSteps([lambda o=o: self._make_early(o, early_data(shape, o)) for o in outs]).start()
+        steps = []
+        for o in outs:  # each made hidden, then shown in a turn of its own (napari draws it then)
+            steps += [lambda o=o: self._make_early(o, early_data(shape, o)), lambda o=o: self._show_early(o)]
+        if steps:
+            GuiSteps(steps).start()
 
     def _make_early(self, out: str, data: np.ndarray) -> None:
         if out not in self.live and not self.closed:  # not once a block or the result came
-            self._live_layer(out, data.dtype, data)
+            self._live_layer(out, data.dtype, data, visible=False)
             self.early.add(out)
+
+    def _show_early(self, out: str) -> None:
+        layer = self.live.get(out)
+        if layer is not None and not self.closed and layer in self.viewer.layers:
+            layer.visible = True
 
     def finish(
         self,
@@ -311,12 +322,13 @@ class ResultPlacer:
             self.viewer.layers.remove(live)
             live_ok = False
         target = self.targets[out]
-        if target is not None and target in self.viewer.layers:
-            if live_ok:
+        reused = target if target is not None and target in self.viewer.layers else live if live_ok else None
+        if reused is not None:
+            if live_ok and reused is target:
                 self.viewer.layers.remove(live)
-            layer = _update_layer(target, data, kwargs)
-        elif live_ok:
-            layer = _update_layer(live, data, kwargs)
+            shown = reused.visible
+            layer = refill_result_layer(reused, data, kwargs)
+            self._steps.insert(lambda: setattr(layer, "visible", shown))
         else:
             # made now, added and shown over the next steps (each alone stays short)
             # made hidden: napari converts the labels for display once, when the last step shows it
@@ -373,24 +385,3 @@ class ResultPlacer:
                 self.viewer.layers.remove(layer)
         self.live.clear()
         self.viewer.update_status_from_cursor()
-
-
-def _update_layer(layer: Labels, data: np.ndarray, kwargs: dict[str, Any]) -> Labels:
-    """Give an existing result layer new data and the run's name, transform, colours.
-
-    The data keeps the layer's dtype where it can hold the values: napari's view of the layer
-    (texture format, colour lookup) is not rebuilt for another dtype under a live layer.
-    """
-    old = np.dtype(layer.data.dtype)
-    if data.dtype != old and old.kind in "ui" and data.size and int(data.max()) <= np.iinfo(old).max:
-        data = data.astype(old)
-    layer.data = data
-    for key, value in kwargs.items():
-        setattr(layer, key, value)
-    return layer
-
-
-def is_painted(layer: Labels) -> bool:
-    """Whether the user painted, filled or erased on a result layer since it was made."""
-    record = result_layer_record(layer)
-    return record is None or bool(record.get("painted"))
