@@ -100,11 +100,6 @@ class StageClock:
 def network_alone(model, images: list[np.ndarray], device: str, precision: str, repeats: int) -> float:
     """MPix/s of the tile runner alone on non-overlapping 512x512 tiles of ``images``
     (normalized to [0, 1] beforehand, as the run's percentile normalization would)."""
-    dev = resolve_device(device)
-    agreement = model.deepseg_meta.bf16_agreement
-    runner = TileRunner(
-        model, dev, resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement), 2, False
-    )
     tiles = [
         (im[y : y + TILE, x : x + TILE].astype(np.float32) / 255.0)[None]
         for im in images
@@ -112,16 +107,7 @@ def network_alone(model, images: list[np.ndarray], device: str, precision: str, 
         for x in range(0, im.shape[1], TILE)
     ]
     batches = [np.stack(tiles[i : i + 2]) for i in range(0, len(tiles), 2)]
-    runner.run(batches[0])  # warm-up
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for batch in batches:
-            runner.run(batch)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return sum(im.size for im in images) / 1e6 / best
+    return replay(model, batches, sum(im.size for im in images), device, repeats, precision)
 
 
 def run_batches(model, image: np.ndarray, device: str) -> list[np.ndarray]:
@@ -142,13 +128,15 @@ def run_batches(model, image: np.ndarray, device: str) -> list[np.ndarray]:
     return seen
 
 
-def replay(model, batches: list[np.ndarray], pixels: int, device: str, repeats: int) -> float:
-    """MPix/s (``pixels`` of the image) of the tile runner alone on ``batches``: what the
-    default run's network costs without anything else."""
+def replay(
+    model, batches: list[np.ndarray], pixels: int, device: str, repeats: int, precision: str = "auto"
+) -> float:
+    """MPix/s (``pixels`` of the image) of the tile runner alone on ``batches``, nothing else
+    (best of ``repeats``, after a warm-up batch)."""
     dev = resolve_device(device)
     agreement = model.deepseg_meta.bf16_agreement
-    precision = resolve_precision("auto", dev, mode="inference", bf16_agreement=agreement)
-    runner = TileRunner(model, dev, precision, max(len(b) for b in batches), False)
+    chosen = resolve_precision(precision, dev, mode="inference", bf16_agreement=agreement)
+    runner = TileRunner(model, dev, chosen, max(len(b) for b in batches), False)
     runner.run(batches[-1])  # warm-up
     best = np.inf
     for _ in range(repeats):

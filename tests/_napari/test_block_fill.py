@@ -36,7 +36,9 @@ def _slowed(model, seconds: float):
     return model
 
 
-def test_big_plane_fills_block_by_block(make_napari_viewer, qtbot, tiny_unet, tmp_path, errors):
+def _big_plane(make_napari_viewer, tiny_unet, tmp_path, seconds: float):
+    """A viewer with the Segment dock on a 1100x1100 image and the tiny model, slowed by
+    ``seconds`` a forward pass; returns (viewer, widget, image, model path)."""
     viewer = make_napari_viewer()
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
@@ -45,7 +47,12 @@ def test_big_plane_fills_block_by_block(make_napari_viewer, qtbot, tiny_unet, tm
     path = save_model(tmp_path / "tiny.pt", tiny_unet)
     choice = widget.models.add(path)
     widget.model.value = choice
-    widget._remember(choice, _slowed(load_model(path), 0.02))
+    widget._remember(choice, _slowed(load_model(path), seconds))
+    return viewer, widget, image, path
+
+
+def test_big_plane_fills_block_by_block(make_napari_viewer, qtbot, tiny_unet, tmp_path, errors):
+    viewer, widget, image, path = _big_plane(make_napari_viewer, tiny_unet, tmp_path, 0.02)
     widget.out_classes.value = False
     # Advanced > max memory: 1 MB, typed into the spin box (the smallest blocks, 512 pixels)
     widget.advanced.expand(animate=False)
@@ -146,15 +153,7 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
 
     monkeypatch.setattr(live_levels, "LIVE_LEVELS_ABOVE", 512 * 512)
     monkeypatch.setattr(live_levels, "LIVE_LEVEL_SIDE", 256)
-    viewer = make_napari_viewer()
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Segment")
-    image = synthetic_nuclei((1100, 1100), n_nuclei=600, seed=7)[0]
-    viewer.add_image(image, name="big")
-    path = save_model(tmp_path / "tiny.pt", tiny_unet)
-    choice = widget.models.add(path)
-    widget.model.value = choice
-    widget._remember(choice, _slowed(load_model(path), 0.1))
+    viewer, widget, image, path = _big_plane(make_napari_viewer, tiny_unet, tmp_path, 0.1)
     widget.max_memory.value = 1  # blocks of 512 pixels
     seen = []  # (levels' shapes, filled pixels of the coarsest level) as blocks reach the GUI
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ from napari.layers import Labels
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt, QTimer
 
+from napari_deepseg._napari import segment_run as sw_run
 from napari_deepseg._napari import segment_widget as sw
 from napari_deepseg._napari.layers import is_edited
 from napari_deepseg._napari.model_choices import FILE_ENTRY
@@ -214,6 +216,37 @@ def test_edited_labels_are_never_overwritten(viewer_widget, qtbot, model_file, e
     np.testing.assert_array_equal(first.data, classes_layers[1].data)  # the edited one, replaced
     assert len([layer for layer in viewer.layers if layer.name.startswith("img tiny classes")]) == 2
     assert not is_edited(first)
+    assert errors["error"] == []
+
+
+def test_labels_changed_by_code_are_never_overwritten(viewer_widget, qtbot, model_file, errors, monkeypatch):
+    """A result layer changed in place by code (no paint event) is found by its content hash,
+    computed by the run's worker, not on the GUI thread, and kept."""
+    from napari_deepseg._napari import layers
+
+    viewer, widget = viewer_widget
+    viewer.add_image(synthetic_nuclei((48, 48), seed=4)[0], name="img")
+    _choose(widget, model_file)
+    widget.out_instances.value = False
+    _run(qtbot, widget)
+    first = viewer.layers["img tiny classes"]
+    first.data[:4, :4] = 7  # a console or another plugin writes into the layer
+    changed = first.data.copy()
+    hashed_on = []  # the thread of every content hash from here on
+    digest = layers.data_digest
+
+    def recorded(data):
+        hashed_on.append(threading.current_thread())
+        return digest(data)
+
+    monkeypatch.setattr(sw_run, "data_digest", recorded)
+    monkeypatch.setattr(layers, "data_digest", recorded)
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    np.testing.assert_array_equal(first.data, changed)  # untouched
+    assert len([layer for layer in viewer.layers if layer.name.startswith("img tiny classes")]) == 2
+    assert hashed_on
+    assert threading.main_thread() not in hashed_on
     assert errors["error"] == []
 
 

@@ -240,3 +240,31 @@ def refill_result_layer(layer: Labels, data: np.ndarray, kwargs: dict[str, Any])
     for key, value in kwargs.items():
         setattr(layer, key, value)
     return layer
+
+
+#: the label maps a run can place
+LABEL_OUTPUTS = ("classes", "instances")
+
+
+@dataclass(frozen=True)
+class PreparedLabels:
+    """A label map made ready for napari in the worker: display dtype and content hash."""
+
+    data: np.ndarray
+    digest: str
+
+
+def prepare_labels(result: Any, outputs: tuple[str, ...]) -> dict[str, PreparedLabels]:
+    """The result's label maps as napari draws them fastest (worker thread: no GUI stall).
+
+    Maps kept in scratch files (``meta["outputs_stored"] == "disk"``: a plane too large for the
+    memory limit) keep their dtype: a compact copy would hold the plane in memory again.
+    """
+    prepared = {}
+    on_disk = getattr(result, "meta", {}).get("outputs_stored") == "disk"
+    for out in LABEL_OUTPUTS:
+        data = getattr(result, out, None)
+        if data is not None and out in outputs:
+            array = data if on_disk else display_labels(data)
+            prepared[out] = PreparedLabels(array, data_digest(array))
+    return prepared

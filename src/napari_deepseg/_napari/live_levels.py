@@ -33,6 +33,11 @@ def live_levels(data: np.ndarray) -> np.ndarray | list[np.ndarray]:
     return levels
 
 
+#: the content digest recorded for a running layer (hashing a large plane took 0.25 s of the GUI
+#: thread; a running layer is replaced or discarded when its run ends, never reused)
+PARTIAL = "partial"
+
+
 def early_data(shape: tuple[int, ...], out: str) -> np.ndarray | None:
     """For a 2D plane over :data:`LIVE_LEVELS_ABOVE` pixels, zeros of ``out``'s label dtype that
     take no memory (a zero-stride view), for a running layer made before the run's arrays exist
@@ -56,5 +61,5 @@ def running_layer(
         for overlay in visible_overlays(layer):
             overlay.visible = False
     viewer.layers.append(layer)
-    mark_result(layer, output=out, partial=True)
+    mark_result(layer, PARTIAL, output=out, partial=True)  # never hashed: replaced when the run ends
     return layer

@@ -27,20 +27,20 @@ from .correct_next import uncertainty_of
 from .corrected import keep_original
 from .gui_steps import GuiSteps, add_layer_steps
 from .layers import (
+    LABEL_OUTPUTS,
+    PreparedLabels,
     SourceSnapshot,
     data_digest,
-    display_labels,
     is_edited,
     is_painted,
     labels_kwargs,
     mark_result,
+    prepare_labels,
     refill_result_layer,
     result_layer_record,
 )
 from .live_levels import early_data, live_levels, running_layer
 from .model_choices import ModelChoice
-
-LABEL_OUTPUTS = ("classes", "instances")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class RunPlan:
         uncertainty: also make the uncertainty map and the ranking of what to correct next
             (instance models; :mod:`napari_deepseg.inference.uncertainty`).
         keep_probabilities: also compute probabilities for the post-processing preview.
+        unchecked: ``(output, data, recorded digest)`` of the earlier unpainted result layers
+            the run may refill; the worker hashes them (a large plane took 0.3-0.5 s of the
+            GUI thread) and the edited ones are kept (:meth:`ResultPlacer.unchecked`).
     """
 
     snapshot: SourceSnapshot
@@ -67,6 +70,7 @@ class RunPlan:
     replace: bool = False
     uncertainty: bool = False
     keep_probabilities: bool = False
+    unchecked: tuple[tuple[str, Any, str], ...] = ()
 
     def layer_name(self, output: str) -> str:
         """Result layer name, e.g. ``"cells nuclei classes"``."""
@@ -84,30 +88,6 @@ def effective_outputs(outputs: tuple[str, ...], meta: ModelMeta) -> tuple[str, .
     """Requested outputs the model can give (instances need an instance-boundary model)."""
     kept = tuple(o for o in outputs if o != "instances" or makes_instances(meta))
     return kept or ("classes",)
-
-
-@dataclass(frozen=True)
-class PreparedLabels:
-    """A label map made ready for napari in the worker: display dtype and content hash."""
-
-    data: np.ndarray
-    digest: str
-
-
-def prepare_labels(result: Any, outputs: tuple[str, ...]) -> dict[str, PreparedLabels]:
-    """The result's label maps as napari draws them fastest (worker thread: no GUI stall).
-
-    Maps kept in scratch files (``meta["outputs_stored"] == "disk"``: a plane too large for the
-    memory limit) keep their dtype: a compact copy would hold the plane in memory again.
-    """
-    prepared = {}
-    on_disk = getattr(result, "meta", {}).get("outputs_stored") == "disk"
-    for out in LABEL_OUTPUTS:
-        data = getattr(result, out, None)
-        if data is not None and out in outputs:
-            array = data if on_disk else display_labels(data)
-            prepared[out] = PreparedLabels(array, data_digest(array))
-    return prepared
 
 
 def segment_task(
@@ -133,6 +113,7 @@ def segment_task(
     )
     yield Progress("prepare", 0, 1, "preparing the layers")
     prepared: dict[str, Any] = dict(prepare_labels(result, plan.outputs))
+    prepared["edited"] = {out for out, data, digest in plan.unchecked if data_digest(data) != digest}
     if wants_uncertainty:
         prepared["uncertainty"] = uncertainty_of(result)
     return model, result, prepared
@@ -189,10 +170,22 @@ class ResultPlacer:
         self.closed = False  # the result is being placed, or the run was discarded
 
     def _reusable(self, name: str) -> Labels | None:
+        """The earlier result layer ``name`` unless painted (edits by code: :meth:`unchecked`)."""
         layer = next((lyr for lyr in self.viewer.layers if lyr.name == name), None)
         if result_layer_record(layer) is None:
             return None
-        return layer if self.plan.replace or not is_edited(layer) else None
+        return layer if self.plan.replace or not is_painted(layer) else None
+
+    def unchecked(self) -> tuple[tuple[str, Any, str], ...]:
+        """``(output, data, recorded digest)`` of the targets to hash for edits (the worker's
+        :attr:`RunPlan.unchecked`): all of them, unless the run replaces edited layers."""
+        if self.plan.replace:
+            return ()
+        return tuple(
+            (out, layer.data, result_layer_record(layer)["digest"])
+            for out, layer in self.targets.items()
+            if layer is not None
+        )
 
     def on_plane(self, event: Progress) -> None:
         """Show a finished plane of a stack, or a plane's finished block (``event.info``)."""
@@ -293,6 +286,10 @@ class ResultPlacer:
         """
         self.closed = True
         prepared = dict(prepare_labels(result, self.plan.outputs) if prepared is None else prepared)
+        edited = prepared.pop("edited", None)  # hashed by the worker; else here
+        for out, layer in self.targets.items():
+            if layer is not None and (out in edited if edited is not None else is_edited(layer)):
+                self.targets[out] = None
         uncertainty = prepared.pop("uncertainty", None)
         steps = [lambda out=out: self._place_labels(out, prepared[out], meta) for out in prepared]
         steps.append(self._activate)

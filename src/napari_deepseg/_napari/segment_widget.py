@@ -7,6 +7,7 @@ task, result placement), layer handling is :mod:`.layers`, the model list is
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox
@@ -213,6 +214,7 @@ class SegmentWidget(QWidget):
             return
         plan, self._size_reused = self.sizes.applied(plan)  # an auto run of the same image: estimated once
         self._placer = ResultPlacer(self.viewer, plan)
+        plan = replace(plan, unchecked=self._placer.unchecked())  # hashed by the worker, not here
         self._set_running(True, f"running {plan.choice.short_name} on {plan.snapshot.name}")
         self._start(segment_task, plan, f"Segment {plan.snapshot.name}", self._on_done, self._on_finished)
         self._placer.show_early()
