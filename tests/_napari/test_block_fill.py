@@ -202,3 +202,24 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
     assert result.visible
     expected = segment(image, load_model(path), outputs=("instances",), max_memory=2**20)
     np.testing.assert_array_equal(result.data, expected.instances)
+
+
+def test_a_running_layer_made_at_launch_but_never_filled_is_removed(
+    make_napari_viewer, qtbot, tiny_unet, tmp_path, errors, monkeypatch
+):
+    """A semantic model asked for instances on a large plane: the instances running layer made
+    at launch gets no blocks, and goes when the classes are placed."""
+    from napari_deepseg._napari import live_levels
+    from napari_deepseg.models import ModelMeta
+
+    monkeypatch.setattr(live_levels, "LIVE_LEVELS_ABOVE", 512 * 512)
+    tiny_unet.deepseg_meta = ModelMeta(name="tiny", task="semantic").complete(3)
+    viewer, widget, _image, _path = _big_plane(make_napari_viewer, tiny_unet, tmp_path, 0.05)
+    widget.max_memory.value = 1
+    assert widget.out_instances.value
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "big tiny instances (running)" in viewer.layers, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert errors == []
+    assert "big tiny classes" in viewer.layers
+    assert not any(layer.name.startswith("big tiny instances") for layer in viewer.layers)

@@ -286,6 +286,8 @@ class ResultPlacer:
         """
         self.closed = True
         prepared = dict(prepare_labels(result, self.plan.outputs) if prepared is None else prepared)
+        for out in [o for o in self.live if o not in prepared]:  # made at launch, never filled
+            self._drop_live(out)
         edited = prepared.pop("edited", None)  # hashed by the worker; else here
         for out, layer in self.targets.items():
             if layer is not None and (out in edited if edited is not None else is_edited(layer)):
@@ -369,6 +371,11 @@ class ResultPlacer:
         )  # fmt: skip
         layer.metadata["deepseg_uncertainty"] = True
         return layer
+
+    def _drop_live(self, out: str) -> None:
+        layer = self.live.pop(out, None)
+        if layer is not None and layer in self.viewer.layers and not is_painted(layer):
+            self.viewer.layers.remove(layer)
 
     def discard(self) -> None:
         """After a cancel or error: remove unpainted partial layers, keep painted ones as partial."""
