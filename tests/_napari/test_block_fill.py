@@ -153,7 +153,13 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
 
     monkeypatch.setattr(live_levels, "LIVE_LEVELS_ABOVE", 512 * 512)
     monkeypatch.setattr(live_levels, "LIVE_LEVEL_SIDE", 256)
+    from napari_deepseg._napari.correct_widget import CorrectWidget
+
     viewer, widget, image, path = _big_plane(make_napari_viewer, tiny_unet, tmp_path, 0.1)
+    correct = CorrectWidget(viewer)
+    viewer.window.add_dock_widget(correct, name="Correct")
+    targets = []  # what Correct edits, whenever it changes
+    correct.labels.changed.connect(targets.append)
     widget.max_memory.value = 1  # blocks of 512 pixels
     seen = []  # (levels' shapes, filled pixels of the coarsest level) as blocks reach the GUI
 
@@ -200,8 +206,12 @@ def test_a_large_plane_fills_display_levels_and_ends_as_an_editable_layer(
     assert not result.multiscale
     assert result.editable
     assert result.visible
-    expected = segment(image, load_model(path), outputs=("instances",), max_memory=2**20)
+    expected = segment(image, load_model(path), outputs=("classes", "instances"), max_memory=2**20)
     np.testing.assert_array_equal(result.data, expected.instances)
+    np.testing.assert_array_equal(viewer.layers["big tiny classes"].data, expected.classes)
+    # Correct never took a display-only running layer, and follows the result
+    assert not any(getattr(t, "multiscale", False) for t in targets)
+    qtbot.waitUntil(lambda: correct.labels.value is result, timeout=5000)
 
 
 def test_a_running_layer_made_at_launch_but_never_filled_is_removed(

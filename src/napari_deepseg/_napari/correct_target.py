@@ -78,6 +78,8 @@ class TargetFollowing:
         layer = event.value
         if not isinstance(layer, Labels) or is_helper_layer(layer) or layer is self.labels.value:
             return
+        if layer.multiscale:  # a large plane's running layer: display only, nothing to correct
+            return
         if layer is not self._just_added:
             self.labels.value = layer  # the person made it active
         else:

@@ -149,10 +149,10 @@ class CorrectWidget(ReviewedActions, TargetFollowing, RecoveryActions, QWidget):
         self.setToolTip("Shortcuts: " + "; ".join(f"{k}: {t}" for k, (_, t) in SHORTCUTS.items()))
 
     def _choices(self, kind: type, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [
+        return [  # multiscale labels (a large plane's running layer) cannot be painted: not offered
             (lyr.name, lyr)
             for lyr in self.viewer.layers
-            if isinstance(lyr, kind) and not is_helper_layer(lyr)
+            if isinstance(lyr, kind) and not is_helper_layer(lyr) and not getattr(lyr, "multiscale", False)
         ]
 
     def _line_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
