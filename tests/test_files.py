@@ -65,3 +65,27 @@ def test_user_dir_follows_the_platform_and_its_variable(platform, kind, expected
     assert user_dir(kind, "DEEPSEG_TEST_DIR", "x") == tmp_path / expected
     monkeypatch.setenv("DEEPSEG_TEST_DIR", str(tmp_path / "given"))
     assert user_dir(kind, "DEEPSEG_TEST_DIR", "x") == tmp_path / "given"
+
+
+def test_a_file_set_finds_an_input_under_any_name(tmp_path):
+    """guard_output with a FileSet of a batch's inputs (identities taken once): the same file
+    under another name, a hard link or a symlink is an input; other names are not."""
+    import os
+
+    from napari_deepseg._files import FileSet, guard_output
+    from napari_deepseg.errors import DeepsegError
+
+    sources = []
+    for i in range(3):
+        path = tmp_path / f"in{i}.tif"
+        path.write_bytes(b"x")
+        sources.append(path)
+    inputs = FileSet([*sources, None])
+    os.link(sources[1], tmp_path / "hard.tif")
+    (tmp_path / "soft.tif").symlink_to(sources[2])
+    for same in (sources[0], tmp_path / "." / "in0.tif", tmp_path / "hard.tif", tmp_path / "soft.tif"):
+        assert same in inputs
+        with pytest.raises(DeepsegError, match="is an input of this run"):
+            guard_output(same, what="labels output", inputs=inputs, overwrite=True)
+    assert tmp_path / "new.tif" not in inputs
+    assert guard_output(tmp_path / "new.tif", what="labels output", inputs=inputs) == tmp_path / "new.tif"

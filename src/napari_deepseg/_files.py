@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import DeepsegError
 
@@ -141,12 +142,34 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return a.absolute().resolve() == b.absolute().resolve()
 
 
+class FileSet:
+    """Paths as files, for :func:`guard_output`'s ``inputs`` when one run guards many outputs
+    against many inputs: each path's identity is taken once (device and inode where it exists,
+    else its resolved path), so a check costs one lookup, not a :func:`same_file` per input
+    (a folder of 200 images: 40 000 comparisons before)."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike | None]) -> None:
+        self._ids = {_identity(p) for p in paths if p is not None}
+
+    def __contains__(self, path: str | os.PathLike) -> bool:
+        return _identity(path) in self._ids
+
+
+def _identity(path: str | os.PathLike) -> tuple[Any, ...]:
+    """What :func:`same_file` compares: (device, inode) of an existing file, else its path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", Path(path).absolute().resolve())
+    return ("file", st.st_dev, st.st_ino)
+
+
 def guard_output(
     path: str | os.PathLike,
     *,
     what: str = "output file",
     suffixes: tuple[str, ...] = (),
-    inputs: tuple[str | os.PathLike, ...] | list = (),
+    inputs: tuple[str | os.PathLike, ...] | list | FileSet = (),
     overwrite: bool = False,
     ours: tuple[str | os.PathLike, ...] = (),
 ) -> Path:
@@ -166,9 +189,8 @@ def guard_output(
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise DeepsegError(f"{what} must be a file path, not {path!r}; give a file name")
     path = Path(path)
-    for src in inputs:
-        if src is not None and same_file(path, src):
-            raise DeepsegError(f"{what} {path} is an input of this run; give another file name")
+    if path in (inputs if isinstance(inputs, FileSet) else FileSet(inputs)):
+        raise DeepsegError(f"{what} {path} is an input of this run; give another file name")
     if suffixes and path.suffix.lower() not in suffixes:
         given = f"ends in {path.suffix}" if path.suffix else "has no suffix"
         example = path.with_suffix(suffixes[0]).name

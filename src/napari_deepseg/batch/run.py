@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import check_writable_dir, guard_output, remove_partials
+from .._files import FileSet, check_writable_dir, guard_output, remove_partials
 from ..errors import DeepsegError
 from ..inference.device import resolve_device
 from ..inference.engine import check_tile
@@ -195,6 +195,7 @@ def _sizes(ctx: RunContext, shape: tuple[int, ...], axes: str, dtype: np.dtype) 
 def _plan(sources, out, ctx: RunContext, overwrite: bool):
     """Probe every input (header only), decide output kind and skip; yields ``"scan"`` events."""
     jobs: list[InputJob] = []
+    inputs = FileSet(sources)  # every output is guarded against every input: identities once
     for i, src in enumerate(sources):
         try:
             image, guessed = read_image(src, lazy=True)
@@ -228,7 +229,7 @@ def _plan(sources, out, ctx: RunContext, overwrite: bool):
             ctx.record(src, job, "skipped", extra=kept)
         elif action == "refuse":
             ctx.record(src, job, "failed", f"{reason}; move it away or rerun with --overwrite to replace it")
-        elif (problem := _guard(job, sources)) is not None:
+        elif (problem := _guard(job, inputs)) is not None:
             ctx.record(src, job, "failed", problem)
         else:
             jobs.append(job)
@@ -236,7 +237,7 @@ def _plan(sources, out, ctx: RunContext, overwrite: bool):
     return jobs
 
 
-def _guard(job: InputJob, sources: list[Path]) -> str | None:
+def _guard(job: InputJob, sources: FileSet) -> str | None:
     """The output guard (:func:`~napari_deepseg._files.guard_output`) on a TIFF output the resume
     rules let this run write (a new file, one this folder's manifest records, or --overwrite):
     never onto an input, a ``.tif`` name, a writable place. None when it may be written, else
