@@ -197,13 +197,18 @@ def test_rgb_channel_choice_and_probabilities(viewer_widget, qtbot, model_file, 
     assert not [layer for layer in viewer.layers if isinstance(layer, Labels)]
 
 
-def test_edited_labels_are_never_overwritten(viewer_widget, qtbot, model_file, errors):
+def _classes_result(viewer_widget, qtbot, model_file):
+    """(viewer, widget, the classes layer) after a run of the tiny model on a 48x48 image."""
     viewer, widget = viewer_widget
     viewer.add_image(synthetic_nuclei((48, 48), seed=4)[0], name="img")
     _choose(widget, model_file)
     widget.out_instances.value = False
     _run(qtbot, widget)
-    first = viewer.layers["img tiny classes"]
+    return viewer, widget, viewer.layers["img tiny classes"]
+
+
+def test_edited_labels_are_never_overwritten(viewer_widget, qtbot, model_file, errors):
+    viewer, widget, first = _classes_result(viewer_widget, qtbot, model_file)
     first.paint((10, 10), 7, refresh=True)
     painted = first.data.copy()
     assert is_edited(first)
@@ -224,12 +229,7 @@ def test_labels_changed_by_code_are_never_overwritten(viewer_widget, qtbot, mode
     computed by the run's worker, not on the GUI thread, and kept."""
     from napari_deepseg._napari import layers
 
-    viewer, widget = viewer_widget
-    viewer.add_image(synthetic_nuclei((48, 48), seed=4)[0], name="img")
-    _choose(widget, model_file)
-    widget.out_instances.value = False
-    _run(qtbot, widget)
-    first = viewer.layers["img tiny classes"]
+    viewer, widget, first = _classes_result(viewer_widget, qtbot, model_file)
     first.data[:4, :4] = 7  # a console or another plugin writes into the layer
     changed = first.data.copy()
     hashed_on = []  # the thread of every content hash from here on
