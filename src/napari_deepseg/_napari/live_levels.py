@@ -19,12 +19,18 @@ LIVE_LEVELS_ABOVE = 4096 * 4096
 LIVE_LEVEL_SIDE = 1024
 
 
+def shows_levels(shape: tuple[int, ...]) -> bool:
+    """Whether a running layer of this shape shows levels: a 2D plane over
+    :data:`LIVE_LEVELS_ABOVE` pixels."""
+    return len(shape) == 2 and math.prod(shape) > LIVE_LEVELS_ABOVE
+
+
 def live_levels(data: np.ndarray) -> np.ndarray | list[np.ndarray]:
     """What a "(running)" layer shows of ``data``: itself, or for a 2D plane over
     :data:`LIVE_LEVELS_ABOVE` pixels a multiscale list of strided views of it (no copies: they
     show each block as it lands). napari does not paint multiscale labels, so such a layer is
     display-only and the finished result is placed as a new, editable layer."""
-    if data.ndim != 2 or data.size <= LIVE_LEVELS_ABOVE:
+    if not shows_levels(data.shape):
         return data
     levels, step = [data], 2
     while max(data.shape) / step >= LIVE_LEVEL_SIDE:
@@ -42,7 +48,7 @@ def early_data(shape: tuple[int, ...], out: str) -> np.ndarray | None:
     """For a 2D plane over :data:`LIVE_LEVELS_ABOVE` pixels, zeros of ``out``'s label dtype that
     take no memory (a zero-stride view), for a running layer made before the run's arrays exist
     (while the model loads and the object size is estimated, the CPU still free); else None."""
-    if len(shape) != 2 or math.prod(shape) <= LIVE_LEVELS_ABOVE:
+    if not shows_levels(shape):
         return None
     zero = np.zeros(1, np.uint32 if out == "instances" else np.uint8)
     # writeable (compiled colouring code refuses read-only buffers); nothing writes to it: the

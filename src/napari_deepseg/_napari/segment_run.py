@@ -253,10 +253,11 @@ class ResultPlacer:
         """A large 2D plane's running layers, made now (one per GUI turn) while the run loads;
         the first block then points them at the run's own arrays."""
         shape = tuple(self.plan.snapshot.spatial_shape)
-        outs = [o for o in LABEL_OUTPUTS if o in self.plan.outputs and early_data(shape, o) is not None]
+        zeros = {o: early_data(shape, o) for o in LABEL_OUTPUTS if o in self.plan.outputs}
         steps = []
-        for o in outs:  # each made hidden, then shown in a turn of its own (napari draws it then)
-            steps += [lambda o=o: self._make_early(o, early_data(shape, o)), lambda o=o: self._show_early(o)]
+        for o, data in zeros.items():  # each made hidden, then shown in a turn of its own (drawn then)
+            if data is not None:
+                steps += [lambda o=o, d=data: self._make_early(o, d), lambda o=o: self._show_early(o)]
         if steps:
             GuiSteps(steps).start()
 
