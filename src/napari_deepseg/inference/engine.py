@@ -23,7 +23,7 @@ from .inputs import AxesPlan
 from .job import DEFAULT_BATCH, Job, SegmentationResult
 from .options import OUTPUTS, SegmentOptions, make_options
 from .outputs import OutputStore
-from .rescaled import WHOLE_PLANE, WholePlane, choose_scale, run_rescaled
+from .rescaled import WHOLE_PLANE, WholePlane, choose_scale, estimates, run_rescaled
 from .runner import TileRunner
 from .settings import (
     DEFAULT_TILE,
@@ -155,9 +155,7 @@ def _whole_plane(image: Any, model: nn.Module, axes: str | None, opts: SegmentOp
     pixels), the run at scale 1 with ``opts`` (instances added) that the estimate measures and a
     run decided at scale 1 reuses; else None."""
     meta = described(model)
-    if meta is None or not makes_instances(meta) or meta.object_diameter is None:
-        return None
-    if opts.object_diameter not in (None, "auto"):
+    if meta is None or not makes_instances(meta) or not estimates(meta.object_diameter, opts.object_diameter):
         return None
     plan = AxesPlan.parse(tuple(image.shape), axes)
     if plan.loop_axes or plan.size("Y") * plan.size("X") > WHOLE_PLANE:

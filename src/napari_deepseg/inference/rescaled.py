@@ -206,6 +206,13 @@ def _centre_crop(plane: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(plane[:, y0 : y0 + side, x0 : x0 + side], dtype=np.float32)
 
 
+def estimates(model_diameter: float | None, object_diameter: Any) -> bool:
+    """Whether a run measures the objects' size: the model records its training diameter and
+    the option is auto (None or ``"auto"``). The one rule for :func:`choose_scale` and for
+    the engine's whole-plane pass (:class:`WholePlane`)."""
+    return model_diameter is not None and object_diameter in (None, "auto")
+
+
 def choose_scale(
     model: nn.Module,
     model_diameter: float | None,
@@ -218,7 +225,7 @@ def choose_scale(
     ``segment``: the engine's ``segment`` function, for the estimate."""
     if model_diameter is None or object_diameter == "off":
         return None
-    if object_diameter in (None, "auto"):
+    if estimates(model_diameter, object_diameter):
         image = estimate_options.pop("image")
         d = estimate_diameter(image, model, model_diameter, segment, **estimate_options)
         source = "estimated" if d is not None else "no objects found; image run at its own scale"
