@@ -23,6 +23,7 @@ whole default run (``segment()``, classes and instances, diameter auto) on the m
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -35,101 +36,26 @@ import numpy as np
 
 from napari_deepseg.evaluation import match_instances, pool_scores
 from napari_deepseg.inference import job as jobmod
-from napari_deepseg.inference import object_size, postprocess, probability, runner, segment
+from napari_deepseg.inference import object_size, pipeline, postprocess, probability, runner, segment
 from napari_deepseg.inference.gridmap import GridMap
 from napari_deepseg.models import load_model
+from napari_deepseg.models.catalog import resolve_model_path
+from napari_deepseg.models.contract import class_count
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.postprocess_speed
     import _postprocess_before as before
     from _common import dsb_records, machine, read_dsb, write_section
     from _mosaic import dsb_tiles, mosaic
+    from _postprocess_steps import STEPS, Steps, timed_steps
 except ImportError:
     from benchmarks import _postprocess_before as before
     from benchmarks._common import dsb_records, machine, read_dsb, write_section
     from benchmarks._mosaic import dsb_tiles, mosaic
+    from benchmarks._postprocess_steps import STEPS, Steps, timed_steps
 
-STEPS = (
-    "class map",
-    "softmax + float16 rows",
-    "foreground + relief",
-    "groups + bands/sheets",
-    "seeds (h-maxima)",
-    "watershed",
-    "small objects + renumbering",
-    "grid mapping + outlines",
-)
-
-
-class Steps:
-    """Exclusive time per step of wrapped functions (a wrapped call inside another counts for
-    its own step only)."""
-
-    def __init__(self) -> None:
-        self.times: dict[str, float] = {}
-        self.stack: list[float] = []
-
-    def wrap(self, owner, name: str, step: str, saved: list) -> None:
-        func = getattr(owner, name)
-        saved.append((owner, name, func))
-
-        def timed(*args, **kwargs):
-            self.stack.append(0.0)
-            t0 = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                spent = time.perf_counter() - t0
-                inner = self.stack.pop()
-                self.times[step] = self.times.get(step, 0.0) + spent - inner
-                if self.stack:
-                    self.stack[-1] += spent
-
-        setattr(owner, name, timed)
-
-
-OLD_STEPS = {
-    "class_map": "class map",
-    "finalize_softmax": "softmax + float16 rows",
-    "write_rows": "softmax + float16 rows",
-    "_foreground": "foreground + relief",
-    "_relief": "foreground + relief",
-    "instances_from_probabilities": "groups + bands/sheets",  # its own lines: label, find_objects, bands
-    "dynamic_maxima": "seeds (h-maxima)",
-    "_group_instances": "watershed",
-    "_remove_small": "small objects + renumbering",
-    "consecutive": "small objects + renumbering",
-    "grid_labels": "grid mapping + outlines",
-}
-NEW_STEPS = [
-    (postprocess, "class_map", "class map"),
-    (probability, "softmax", "softmax + float16 rows"),
-    (probability, "write_float16", "softmax + float16 rows"),
-    (postprocess, "_planes", "foreground + relief"),
-    (postprocess, "_smooth", "foreground + relief"),
-    (postprocess, "instances_from_probabilities", "groups + bands/sheets"),
-    (postprocess, "sheet_of", "groups + bands/sheets"),
-    (postprocess, "dynamic_maxima", "seeds (h-maxima)"),
-    (postprocess, "_group_instances", "watershed"),
-    (postprocess, "_remove_small", "small objects + renumbering"),
-    (postprocess, "_in_raster_order", "small objects + renumbering"),
-    (GridMap, "instances", "grid mapping + outlines"),
-]
-
-
-@contextmanager
-def timed_steps(steps: Steps, new: bool):
-    saved: list = []
-    if new:
-        for owner, name, step in NEW_STEPS:
-            steps.wrap(owner, name, step, saved)
-    else:
-        for name, step in OLD_STEPS.items():
-            steps.wrap(before, name, step, saved)
-    try:
-        yield
-    finally:
-        for owner, name, func in reversed(saved):
-            setattr(owner, name, func)
+#: the seed methods the code before knows; a model seeded otherwise (the distance output of
+#: model v3) is timed with the code now only
+BEFORE_SEEDS = ("threshold", "maxima")
 
 
 def run_old(item: dict) -> np.ndarray:
@@ -146,9 +72,10 @@ def run_old(item: dict) -> np.ndarray:
 
 def run_new(item: dict) -> np.ndarray:
     """The same with the current code (the softmax works in place: on a copy made untimed)."""
+    k = item["classes"]  # then a distance map, for such models
     for sums, wsum in item["rows"]:
-        postprocess.class_map(sums)
-        prob = probability.softmax(item["copies"].pop(), wsum)
+        postprocess.class_map(sums[:k])
+        prob = probability.softmax(item["copies"].pop(), wsum, k)
         probability.write_float16(np.zeros(sums.shape, np.float16)[1:], prob[1:])  # as Job: no background
     labels = postprocess.instances_from_probabilities(item["prob"], **item["settings"])
     if item["grid"] is not None:
@@ -162,7 +89,7 @@ def capture():
     """Record the main run's probabilities, finished logit rows and grid inside ``segment()``."""
     seen: dict = {"rows": []}
     ifp, finalize, instances = (
-        jobmod.instances_from_probabilities,
+        pipeline.instances_from_probabilities,
         jobmod.Job._finalize_rows,
         GridMap.instances,
     )
@@ -179,12 +106,12 @@ def capture():
         seen["grid"] = (self.small, self.full)
         return instances(self, labels, prob, threshold)
 
-    jobmod.instances_from_probabilities, jobmod.Job._finalize_rows = spy_ifp, spy_finalize
+    pipeline.instances_from_probabilities, jobmod.Job._finalize_rows = spy_ifp, spy_finalize
     GridMap.instances = spy_instances
     try:
         yield seen
     finally:
-        jobmod.instances_from_probabilities, jobmod.Job._finalize_rows = ifp, finalize
+        pipeline.instances_from_probabilities, jobmod.Job._finalize_rows = ifp, finalize
         GridMap.instances = instances
 
 
@@ -199,8 +126,10 @@ def save_run(model, image: np.ndarray, path: Path, truth: np.ndarray | None = No
     rows = {f"sums{i}": s for i, (s, _) in enumerate(seen["rows"])}
     rows.update({f"wsum{i}": w for i, (_, w) in enumerate(seen["rows"])})
     extra = {} if truth is None else {"truth": truth}
+    classes = class_count(model) or len(seen["rows"][0][0])  # then a distance map, for such models
     np.savez(path, prob=seen["prob"], small=grid[0], full=grid[1], settings=json.dumps(seen["settings"]),
-             rows=len(seen["rows"]), pixels=result.instances.size, **rows, **extra)  # fmt: skip
+             rows=len(seen["rows"]), pixels=result.instances.size, classes=classes,
+             **rows, **extra)  # fmt: skip
 
 
 def load_run(path: Path) -> dict:
@@ -212,6 +141,7 @@ def load_run(path: Path) -> dict:
         "settings": json.loads(str(z["settings"])),
         "rows": rows,
         "pixels": int(z["pixels"]),
+        "classes": int(z["classes"]),
     }
     item["grid"] = GridMap.between(small, full) if small != (0, 0) else None
     item["truth"] = z.get("truth")
@@ -219,8 +149,11 @@ def load_run(path: Path) -> dict:
     return item
 
 
-def prepare(data: Path, cache: Path, limit: int | None) -> tuple[dict, list[dict]]:
-    """(mosaic run, val image runs), saved into ``cache`` on the first call."""
+def prepare(data: Path, cache: Path, limit: int | None, model_name: str) -> tuple[dict, list[dict]]:
+    """(mosaic run, val image runs) of the model ``model_name``, saved into a folder of
+    ``cache`` named by the model file's digest on the first call."""
+    path = resolve_model_path(model_name)
+    cache = cache / f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
     cache.mkdir(parents=True, exist_ok=True)
     records = dsb_records(data, "val")[:limit]
     model = None
@@ -228,7 +161,7 @@ def prepare(data: Path, cache: Path, limit: int | None) -> tuple[dict, list[dict
     for name, rec in todo:
         if (cache / f"{name}.npz").exists():
             continue
-        model = model or load_model("nuclei")
+        model = model or load_model(path)
         print(f"saving the probabilities of {name}", flush=True)
         if rec is None:
             save_run(model, mosaic(dsb_tiles(data), 2048), cache / "mosaic.npz")
@@ -238,12 +171,13 @@ def prepare(data: Path, cache: Path, limit: int | None) -> tuple[dict, list[dict
     return load_run(cache / "mosaic.npz"), [load_run(cache / f"{r['id']}.npz") for r in records]
 
 
-def time_runs(items: list[dict], repeats: int) -> dict[str, dict]:
+def time_runs(items: list[dict], repeats: int, codes: tuple[str, ...] = ("old", "new")) -> dict[str, dict]:
     """{"old"/"new": {"total": s, "steps": {step: s}}} of the fastest of ``repeats`` alternating
-    passes over ``items``."""
+    passes over ``items`` (``codes``: which of the two to time)."""
     best: dict[str, dict] = {}
+    funcs = {"old": run_old, "new": run_new}
     for _ in range(repeats):
-        for name, func in (("old", run_old), ("new", run_new)):
+        for name, func in ((c, funcs[c]) for c in codes):
             for item in items:
                 item["copies"] = [s.copy() for s, _ in reversed(item["rows"])]
             steps = Steps()
@@ -276,18 +210,20 @@ def agreement(items: list[dict]) -> dict:
 
 
 def speed_table(runs: dict[str, tuple[dict, int]]) -> str:
-    """Per-step milliseconds and MPix/s, old -> new, for each saved set."""
+    """Per-step milliseconds and MPix/s, old -> new (or now alone), for each saved set."""
     names = list(runs)
-    head = "| step | " + " | ".join(f"{n}: before ms | {n}: now ms" for n in names) + " |"
-    lines = [head, "|---|" + "---|---|" * len(names)]
+    codes = [k for k in ("old", "new") if k in runs[names[0]][0]]
+    label = {"old": "before ms", "new": "now ms"}
+    head = "| step | " + " | ".join(f"{n}: {label[k]}" for n in names for k in codes) + " |"
+    lines = [head, "|---|" + "---|" * len(names) * len(codes)]
     for step in STEPS:
         cells = []
         for n in names:
             best, _ = runs[n]
-            cells += [f"{1000 * best[k]['steps'].get(step, 0.0):.1f}" for k in ("old", "new")]
+            cells += [f"{1000 * best[k]['steps'].get(step, 0.0):.1f}" for k in codes]
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
-    total = [f"**{1000 * runs[n][0][k]['total']:.1f}**" for n in names for k in ("old", "new")]
-    speed = [f"**{runs[n][1] / 1e6 / runs[n][0][k]['total']:.1f}**" for n in names for k in ("old", "new")]
+    total = [f"**{1000 * runs[n][0][k]['total']:.1f}**" for n in names for k in codes]
+    speed = [f"**{runs[n][1] / 1e6 / runs[n][0][k]['total']:.1f}**" for n in names for k in codes]
     lines.append("| **total** | " + " | ".join(total) + " |")
     lines.append("| **MPix/s (image pixels)** | " + " | ".join(speed) + " |")
     return "\n".join(lines)
@@ -310,10 +246,10 @@ def network_pixels():
         runner.TileRunner.run = run
 
 
-def estimate_share(data: Path, repeats: int) -> dict:
+def estimate_share(data: Path, model_name: str, repeats: int) -> dict:
     """The diameter estimate (``inference.object_size``) against the whole default run on the
     mosaic: seconds (best of ``repeats``, alternating) and network pixels of each."""
-    model = load_model("nuclei")
+    model = load_model(model_name)
     image = mosaic(dsb_tiles(data), 2048)
     segment(image[:512, :512], model, outputs=("instances",))  # warm-up
     est, run = np.inf, np.inf
@@ -330,24 +266,60 @@ def estimate_share(data: Path, repeats: int) -> dict:
     return {"estimate": est, "run": run, "pixels": (est_pixels[0], run_pixels[0])}
 
 
-def docs_body(mosaic_run: dict, images: int, repeats: int, text: str) -> str:
+def docs_body(mosaic_run: dict, images: int, args: argparse.Namespace, text: str, both: bool) -> str:
     """The docs section: what was measured, the printed results, the command."""
     h, w = mosaic_run["prob"].shape[1:]
+    model = "the bundled `nuclei` model" if args.model == "nuclei" else f"the model `{args.model}`"
+    model += "" if both else " (its distance output seeds the instances)"
+    codes = (
+        "Before: the code of commit 4c0dca3 (`benchmarks/_postprocess_before.py`); now: the package. "
+        "Both in one process, alternately"
+        if both
+        else "The package's code alone (the code of commit 4c0dca3 has no distance seeding)"
+    )
+    command = "python benchmarks/postprocess_speed.py ../shared/data/dsb2018 --estimate --write-docs"
+    command += "" if args.model == "nuclei" else f" --model {args.model}"
     return (
         "Post-processing alone (class map, softmax of the blended logits into the float16 rows kept "
         "for instances, instances, mapping to the image grid with outlines) from saved probabilities "
-        "of the bundled `nuclei` model, object diameter auto: the 2048x2048 DSB2018 val fluorescence "
-        f"mosaic (run at {h}x{w}) and the {images} DSB2018 val images. Before: the code of commit "
-        "4c0dca3 (`benchmarks/_postprocess_before.py`); now: the package. Both in one process, "
-        f"alternately, best of {repeats}; milliseconds per step (time inside the step's own "
+        f"of {model}, object diameter auto: the 2048x2048 DSB2018 val fluorescence "
+        f"mosaic (run at {h}x{w}) and the {images} DSB2018 val images. {codes}, "
+        f"best of {args.repeats}; milliseconds per step (time inside the step's own "
         f"functions; the rest of a total is glue).\n\n{text}\n\n"
-        "Reproduce: `python benchmarks/postprocess_speed.py ../shared/data/dsb2018 --estimate --write-docs`"
+        f"Reproduce: `{command}`"
+    )
+
+
+def agreement_text(val: list[dict]) -> tuple[str, bool]:
+    """The agreement of before and now on the val images, and whether it meets the criteria."""
+    agree = agreement(val)
+    ok = agree["matched"] >= 0.995 and all(abs(a - b) <= 0.002 for a, b in (agree["ap50"], agree["map"]))
+    return (
+        f"Agreement on the {len(val)} DSB2018 val images (auto diameter): "
+        f"{100 * agree['matched']:.2f}% of the {agree['objects']} objects of before matched by one of now "
+        f"at IoU >= 0.9; pooled AP@0.5 {agree['ap50'][0]:.4f} before, {agree['ap50'][1]:.4f} now; mean AP "
+        f"0.5:0.95 {agree['map'][0]:.4f} before, {agree['map'][1]:.4f} now. "
+        f"Criteria (>= 99.5% matched, AP within 0.002): {'met' if ok else 'NOT met'}."
+    ), ok
+
+
+def estimate_text(data: Path, model_name: str, repeats: int) -> str:
+    """The diameter estimate's share of a default run on the mosaic."""
+    share = estimate_share(data, model_name, max(2, repeats // 2))
+    (est_pixels, run_pixels), est, run = share["pixels"], share["estimate"], share["run"]
+    return (
+        f"Diameter estimate (`inference.object_size`, auto) on the mosaic: {est:.2f} s, the whole "
+        f"default run (`segment()`, classes + instances, estimate included) {run:.2f} s: "
+        f"**{100 * est / run:.1f}%** of the run (best of {max(2, repeats // 2)}, alternating). "
+        f"Network pixels: the estimate {est_pixels / 1e6:.2f} M, the run {run_pixels / 1e6:.2f} M "
+        f"({100 * est_pixels / run_pixels:.1f}%)."
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="?", type=Path, default=Path("../shared/data/dsb2018"))
+    ap.add_argument("--model", default="nuclei", help="a model name or file (default: the bundled nuclei)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "deepseg-postprocess-speed")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="only the first N val images")
@@ -357,39 +329,27 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "index.json").exists():
         print(f"skip: DSB2018 not found at {args.data} (pass the folder as the first argument)")
         return 0
-    mosaic_run, val = prepare(args.data, args.cache, args.limit)
+    mosaic_run, val = prepare(args.data, args.cache, args.limit, args.model)
+    both = mosaic_run["settings"].get("seed_method", "threshold") in BEFORE_SEEDS
+    codes = ("old", "new") if both else ("new",)
     load = os.getloadavg()[0]
     runs = {
-        "mosaic": (time_runs([mosaic_run], args.repeats), mosaic_run["pixels"]),
-        "DSB val": (time_runs(val, args.repeats), sum(v["pixels"] for v in val)),
+        "mosaic": (time_runs([mosaic_run], args.repeats, codes), mosaic_run["pixels"]),
+        "DSB val": (time_runs(val, args.repeats, codes), sum(v["pixels"] for v in val)),
     }
-    table = speed_table(runs)
-    agree = agreement(val)
+    text, ok = speed_table(runs), True
+    if both:
+        agree, ok = agreement_text(val)
+        text += f"\n\n{agree}"
     load = max(load, os.getloadavg()[0])
-    text = (
-        f"{table}\n\nAgreement on the {len(val)} DSB2018 val images (auto diameter): "
-        f"{100 * agree['matched']:.2f}% of the {agree['objects']} objects of before matched by one of now "
-        f"at IoU >= 0.9; pooled AP@0.5 {agree['ap50'][0]:.4f} before, {agree['ap50'][1]:.4f} now; mean AP "
-        f"0.5:0.95 {agree['map'][0]:.4f} before, {agree['map'][1]:.4f} now."
-    )
-    ok = agree["matched"] >= 0.995 and all(abs(a - b) <= 0.002 for a, b in (agree["ap50"], agree["map"]))
-    text += f" Criteria (>= 99.5% matched, AP within 0.002): {'met' if ok else 'NOT met'}."
     if args.estimate:
-        share = estimate_share(args.data, max(2, args.repeats // 2))
+        text += f"\n\n{estimate_text(args.data, args.model, args.repeats)}"
         load = max(load, os.getloadavg()[0])
-        (est_pixels, run_pixels), est, run = share["pixels"], share["estimate"], share["run"]
-        text += (
-            f"\n\nDiameter estimate (`inference.object_size`, auto) on the mosaic: {est:.2f} s, the whole "
-            f"default run (`segment()`, classes + instances, estimate included) {run:.2f} s: "
-            f"**{100 * est / run:.1f}%** of the run (best of {max(2, args.repeats // 2)}, alternating). "
-            f"Network pixels: the estimate {est_pixels / 1e6:.2f} M, the run {run_pixels / 1e6:.2f} M "
-            f"({100 * est_pixels / run_pixels:.1f}%)."
-        )
-    where = f"{machine()}; highest 1-minute load average seen during the run {load:.2f}"
-    text += f"\n\nMachine: {where}."
+    text += f"\n\nMachine: {machine()}; highest 1-minute load average seen during the run {load:.2f}."
     print(text)
     if args.write_docs:
-        write_section("Post-processing speed", docs_body(mosaic_run, len(val), args.repeats, text))
+        title = "Post-processing speed" if both else "Post-processing speed of the distance-seeded model"
+        write_section(title, docs_body(mosaic_run, len(val), args, text, both))
     return 0 if ok else 1
 
 
