@@ -5,14 +5,17 @@ Post-processing is what follows the network for a block: the class map and the s
 blended logits (``Job._finalize_rows``, float16 rows kept for instances), instances from the
 probabilities (foreground and relief, 8-connected groups, h-maxima seeds, seeded watershed,
 small-object removal and renumbering) and, for a rescaled run, the mapping of the instances to
-the image's grid with their outlines (``GridMap``). The bundled ``nuclei`` model's probabilities
-(and blended logits) of the 2048x2048 DSB2018 val fluorescence mosaic of
-``benchmarks/default_model_speed.py`` and of every DSB2018 val image (object diameter on auto,
-as a default run) are saved once in ``--cache``; both implementations then run on them in the
-same process, alternately, best of ``--repeats``. MPix/s count the image's own pixels.
+the image's grid with their outlines (``GridMap``). The probabilities (and blended logits) of
+``--model`` (default: the bundled ``nuclei``) on the 2048x2048 DSB2018 val fluorescence mosaic of
+``benchmarks/default_model_speed.py`` and on every DSB2018 val image (object diameter on auto,
+as a default run) are saved once in ``--cache`` (a folder per model file); both implementations
+then run on them in the same process, alternately, best of ``--repeats``. MPix/s count the
+image's own pixels. A model whose instances are seeded by a distance output (model v3, the
+bundled one since commit f1d98a7) is timed with the code now alone: the code before has no
+distance seeding.
 
-Agreement on the DSB2018 val images: the share of the old objects that a new object matches at
-IoU >= 0.9, and the pooled AP (old and new against the ground truth).
+Agreement on the DSB2018 val images (both codes): the share of the old objects that a new object
+matches at IoU >= 0.9, and the pooled AP (old and new against the ground truth).
 
 ``--estimate`` also times the object-diameter estimate (``inference.object_size``) against the
 whole default run (``segment()``, classes and instances, diameter auto) on the mosaic.
