@@ -224,6 +224,25 @@ def test_edited_labels_are_never_overwritten(viewer_widget, qtbot, model_file, e
     assert errors["error"] == []
 
 
+def test_labels_painted_while_a_run_works_are_kept(viewer_widget, qtbot, model_file, errors, monkeypatch):
+    """A stroke on the earlier result while the next run works is an edit too, also one that
+    lands after the worker hashed the layer (its result is queued behind the user's mouse
+    events): the run's result goes to a new layer, the painted one stays as it is."""
+    viewer, widget, first = _classes_result(viewer_widget, qtbot, model_file)
+    finish = sw_run.ResultPlacer.finish
+
+    def stroke_then_finish(self, *args, **kwargs):
+        first.paint((10, 10), 7, refresh=True)  # after the worker's hash, before the placing
+        return finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(sw_run.ResultPlacer, "finish", stroke_then_finish)
+    qtbot.mouseClick(widget.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert first.data[10, 10] == 7
+    assert len([layer for layer in viewer.layers if layer.name.startswith("img tiny classes")]) == 2
+    assert errors["error"] == []
+
+
 def test_labels_changed_by_code_are_never_overwritten(viewer_widget, qtbot, model_file, errors, monkeypatch):
     """A result layer changed in place by code (no paint event) is found by its content hash,
     computed by the run's worker, not on the GUI thread, and kept."""

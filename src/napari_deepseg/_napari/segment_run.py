@@ -322,6 +322,8 @@ class ResultPlacer:
             self.viewer.layers.remove(live)
             live_ok = False
         target = self.targets[out]
+        if target is not None and not self.plan.replace and is_painted(target):
+            target = None  # painted while the run worked: kept, the result goes to a new layer
         reused = target if target is not None and target in self.viewer.layers else live if live_ok else None
         if reused is not None:
             if live_ok and reused is target:
