@@ -133,13 +133,7 @@ def check_writable_file(path: str | os.PathLike, what: str = "output file") -> P
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether two paths name the same file (existing files compared by inode, else by path)."""
-    a, b = Path(a), Path(b)
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.absolute().resolve() == b.absolute().resolve()
+    return _identity(a) == _identity(b)
 
 
 class FileSet:
@@ -156,7 +150,8 @@ class FileSet:
 
 
 def _identity(path: str | os.PathLike) -> tuple[Any, ...]:
-    """What :func:`same_file` compares: (device, inode) of an existing file, else its path."""
+    """A path's identity as a file: (device, inode) of an existing file (links and other names
+    of it included), else its absolute resolved path."""
     try:
         st = os.stat(path)
     except OSError:
