@@ -186,16 +186,21 @@ def test_export_authors_string_is_one_author(tiny_unet, ws: Workspace):
 # ---------------------------------------------------------------- NaN and inf: one warning, true count
 
 
+def _segment_warnings(image: np.ndarray) -> tuple[object, list[str]]:
+    """The result of the bundled model on ``image`` and the texts of the warnings it gave
+    (ResourceWarnings are other tests' file handles collected meanwhile, not this run's words)."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = segment(image, "nuclei", tile=96, outputs="instances")
+    return result, [str(w.message) for w in seen if not issubclass(w.category, ResourceWarning)]
+
+
 def test_partial_nan_image_segments_with_one_true_count(data):
     image = data["image"].astype(np.float32)
     image = np.tile(image, (2, 2))  # 96x96
     mask = np.random.default_rng(0).random(image.shape) < 0.10
     image[mask] = np.nan
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        result = segment(image, "nuclei", tile=96, outputs="instances")
-    # (ResourceWarnings are other tests' file handles collected meanwhile, not this run's words)
-    texts = [str(w.message) for w in seen if not issubclass(w.category, ResourceWarning)]
+    result, texts = _segment_warnings(image)
     assert len(texts) == 1, texts
     assert f"{int(mask.sum())} NaN and 0 infinite" in texts[0]
     assert result.meta["object_diameter"]["source"] == "estimated"
@@ -205,11 +210,8 @@ def test_partial_nan_image_segments_with_one_true_count(data):
 def test_inf_patch_gives_one_warning_with_the_true_count(data):
     image = np.tile(data["image"].astype(np.float32), (2, 2))
     image[5:10, 5:10] = np.inf
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        segment(image, "nuclei", tile=96, outputs="instances")
-    texts = [str(w.message) for w in seen]
-    assert texts == [texts[0]]
+    _, texts = _segment_warnings(image)
+    assert len(texts) == 1, texts
     assert "0 NaN and 25 infinite" in texts[0]
 
 
