@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import platform
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +84,22 @@ def selection_split(
         n = max(1, round(len(ids) * fraction))
         chosen.update(rng.choice(ids, size=n, replace=False).tolist())
     return [r for r in records if r["id"] not in chosen], [r for r in records if r["id"] in chosen]
+
+
+@contextmanager
+def tile_batches(record: Callable[[np.ndarray], None]) -> Iterator[None]:
+    """Call ``record`` with every (B, C, h, w) input batch the network is given inside the block
+    (``TileRunner.run``: the estimate's crops, the tiles with their overlaps), before it runs."""
+    from napari_deepseg.inference.runner import TileRunner
+
+    run = TileRunner.run
+
+    def spied(runner, batch):
+        record(batch)
+        return run(runner, batch)
+
+    TileRunner.run = spied
+    try:
+        yield
+    finally:
+        TileRunner.run = run

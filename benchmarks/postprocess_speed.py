@@ -39,7 +39,7 @@ import numpy as np
 
 from napari_deepseg.evaluation import match_instances, pool_scores
 from napari_deepseg.inference import job as jobmod
-from napari_deepseg.inference import object_size, pipeline, postprocess, probability, runner, segment
+from napari_deepseg.inference import object_size, pipeline, postprocess, probability, segment
 from napari_deepseg.inference.gridmap import GridMap
 from napari_deepseg.models import load_model
 from napari_deepseg.models.catalog import resolve_model_path
@@ -47,12 +47,12 @@ from napari_deepseg.models.contract import class_count
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.postprocess_speed
     import _postprocess_before as before
-    from _common import dsb_records, machine, read_dsb, write_section
+    from _common import dsb_records, machine, read_dsb, tile_batches, write_section
     from _mosaic import dsb_tiles, mosaic
     from _postprocess_steps import STEPS, Steps, timed_steps
 except ImportError:
     from benchmarks import _postprocess_before as before
-    from benchmarks._common import dsb_records, machine, read_dsb, write_section
+    from benchmarks._common import dsb_records, machine, read_dsb, tile_batches, write_section
     from benchmarks._mosaic import dsb_tiles, mosaic
     from benchmarks._postprocess_steps import STEPS, Steps, timed_steps
 
@@ -236,17 +236,12 @@ def speed_table(runs: dict[str, tuple[dict, int]]) -> str:
 def network_pixels():
     """Count the pixels put through the network (``TileRunner.run`` batches) in ``seen[0]``."""
     seen = [0]
-    run = runner.TileRunner.run
 
-    def counting(self, batch):
+    def count(batch: np.ndarray) -> None:
         seen[0] += int(batch.shape[0] * batch.shape[-2] * batch.shape[-1])
-        return run(self, batch)
 
-    runner.TileRunner.run = counting
-    try:
+    with tile_batches(count):
         yield seen
-    finally:
-        runner.TileRunner.run = run
 
 
 def estimate_share(data: Path, model_name: str, repeats: int) -> dict:

@@ -41,10 +41,10 @@ from napari_deepseg.models.catalog import resolve_model_path
 from napari_deepseg.progress import drain
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.throughput
-    from _common import machine, replace_section
+    from _common import machine, replace_section, tile_batches
     from _mosaic import dsb_tiles, mosaic
 except ImportError:
-    from benchmarks._common import machine, replace_section
+    from benchmarks._common import machine, replace_section, tile_batches
     from benchmarks._mosaic import dsb_tiles, mosaic
 
 SIDE, TILE, FILES = 2048, 512, 200
@@ -114,17 +114,8 @@ def run_batches(model, image: np.ndarray, device: str) -> list[np.ndarray]:
     """The input batches one default run feeds its network (the estimate's crops, then the
     tiles with their overlaps), copied as they come."""
     seen: list[np.ndarray] = []
-    run = TileRunner.run
-
-    def record(runner, batch):
-        seen.append(np.array(batch, copy=True))
-        return run(runner, batch)
-
-    TileRunner.run = record
-    try:
+    with tile_batches(lambda batch: seen.append(np.array(batch, copy=True))):
         segment(image, model, device=device, outputs=("classes", "instances"))
-    finally:
-        TileRunner.run = run
     return seen
 
 
